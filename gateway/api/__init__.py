@@ -1,0 +1,1 @@
+"""HTTP handlers: thin functions from a request to an answer."""

@@ -1,0 +1,93 @@
+"""The ASGI app: a request enters here, is dispatched by method and path, and
+every failure leaves as an OpenAI-shaped error."""
+from __future__ import annotations
+
+import logging
+from typing import Awaitable, Callable
+
+from gateway import config as config_loader
+from gateway.api import chat, health, models
+from gateway.asgi import ClientGone, Receive, Request, Scope, Send
+from gateway.errors import ApiError
+from gateway.runtime import Runtime
+
+log = logging.getLogger("gateway")
+
+Handler = Callable[[Request, Runtime], Awaitable[None]]
+
+# Paths answer with and without the /v1 prefix, as clients configure base_url both ways.
+_EXACT: dict[str, dict[str, Handler]] = {}
+for _prefix in ("/v1", ""):
+    _EXACT[f"{_prefix}/chat/completions"] = {"POST": chat.chat_completions}
+    _EXACT[f"{_prefix}/embeddings"] = {"POST": chat.embeddings}
+    _EXACT[f"{_prefix}/models"] = {"GET": models.list_models}
+_EXACT["/healthz"] = {"GET": health.healthz}
+_EXACT["/readyz"] = {"GET": health.readyz}
+_PREFIX: list[tuple[str, dict[str, Handler]]] = [
+    ("/v1/models/", {"GET": models.retrieve_model}),
+    ("/models/", {"GET": models.retrieve_model}),
+]
+
+
+def _handlers_for(path: str) -> dict[str, Handler] | None:
+    found = _EXACT.get(path)
+    if found is not None:
+        return found
+    for prefix, methods in _PREFIX:
+        if path.startswith(prefix) and len(path) > len(prefix):
+            return methods
+    return None
+
+
+class App:
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            await self._http(scope, receive, send)
+        elif kind == "lifespan":
+            await self._lifespan(receive, send)
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        req = Request(scope, receive, send)
+        rt = self.runtime     # one config version for the whole request, even if it is swapped meanwhile
+        try:
+            methods = _handlers_for(req.path)
+            if methods is None:
+                raise ApiError(404, f"Invalid URL ({req.method} {req.path})", code="unknown_url")
+            handler = methods.get(req.method)
+            if handler is None:
+                raise ApiError(405, f"Method {req.method} is not allowed for {req.path}; use "
+                                    f"{', '.join(methods)}.", code="method_not_allowed",
+                               headers=[(b"allow", ", ".join(methods).encode())])
+            await handler(req, rt)
+        except ApiError as e:
+            if not req.started_response:
+                await req.error(e)
+        except ClientGone:
+            pass
+        except Exception:
+            log.exception("unhandled error on %s %s (request %s)", req.method, req.path, req.id.decode())
+            if not req.started_response:
+                await req.error(ApiError(500, "The gateway hit an internal error; the request id is in "
+                                              "x-request-id.", type="server_error", code="internal_error"))
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.runtime.close()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+
+def create_app(config_path: str | None = None) -> App:
+    """The app for a config file (default: $GATEWAY_CONFIG or config/gateway.yaml)."""
+    checked = config_loader.load(config_path or config_loader.default_path())
+    for note in checked.notes:
+        log.info(note)
+    return App(Runtime(checked))

@@ -1,0 +1,102 @@
+"""The little of ASGI the gateway needs: read a bounded body, answer JSON, stream.
+
+The hot path speaks raw ASGI rather than a framework: routing is a dict
+lookup and headers are pre-encoded bytes (see README, Speed).
+"""
+from __future__ import annotations
+
+import os
+import time
+from typing import Any, Awaitable, Callable
+
+from gateway.errors import ApiError
+
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+Headers = list[tuple[bytes, bytes]]
+
+JSON = b"application/json"
+
+
+def new_request_id() -> bytes:
+    return b"req_" + os.urandom(12).hex().encode()
+
+
+def _request_id(headers: dict[bytes, bytes]) -> bytes:
+    """The client's own `x-request-id` if it is a sane token, else a new one."""
+    given = headers.get(b"x-request-id")
+    if given and len(given) <= 128 and all(32 < c < 127 for c in given):
+        return given
+    return new_request_id()
+
+
+class Request:
+    __slots__ = ("scope", "receive", "_send", "method", "path", "headers", "id", "started", "started_response")
+
+    def __init__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        self.scope = scope
+        self.receive = receive
+        self._send = send
+        self.method: str = scope["method"]
+        self.path: str = scope["path"]
+        self.headers: dict[bytes, bytes] = dict(scope["headers"])
+        self.id = _request_id(self.headers)
+        self.started = time.perf_counter()
+        self.started_response = False
+
+    async def body(self, limit: int) -> bytes:
+        """The whole body, or 413 once it is past `limit` bytes (before reading it all
+        when the client says its length up front)."""
+        declared = self.headers.get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            raise _too_large(limit)
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await self.receive()
+            if message["type"] == "http.disconnect":
+                raise ClientGone()
+            chunk = message.get("body", b"")
+            if chunk:
+                size += len(chunk)
+                if size > limit:
+                    raise _too_large(limit)
+                chunks.append(chunk)
+            if not message.get("more_body"):
+                break
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+    def overhead_ms(self, upstream_s: float) -> bytes:
+        return f"{max(0.0, time.perf_counter() - self.started - upstream_s) * 1000:.3f}".encode()
+
+    async def respond(self, status: int, body: bytes, headers: Headers = (), content_type: bytes = JSON) -> None:
+        self.started_response = True
+        await self._send({"type": "http.response.start", "status": status, "headers": [
+            (b"content-type", content_type), (b"content-length", str(len(body)).encode()),
+            (b"x-request-id", self.id), *headers]})
+        await self._send({"type": "http.response.body", "body": body})
+
+    async def error(self, err: ApiError, headers: Headers = ()) -> None:
+        await self.respond(err.status, err.body(), [*err.headers, *headers])
+
+    async def start_stream(self, headers: Headers, content_type: bytes = b"text/event-stream") -> None:
+        self.started_response = True
+        await self._send({"type": "http.response.start", "status": 200, "headers": [
+            (b"content-type", content_type), (b"cache-control", b"no-cache"),
+            (b"x-request-id", self.id), *headers]})
+
+    async def send_chunk(self, data: bytes) -> None:
+        await self._send({"type": "http.response.body", "body": data, "more_body": True})
+
+    async def end_stream(self) -> None:
+        await self._send({"type": "http.response.body", "body": b""})
+
+
+class ClientGone(Exception):
+    """The client disconnected; there is no one to answer."""
+
+
+def _too_large(limit: int) -> ApiError:
+    return ApiError(413, f"The request body is larger than this gateway accepts ({limit} bytes).",
+                    code="request_too_large")

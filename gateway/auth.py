@@ -1,0 +1,70 @@
+"""Gateway keys: who is calling, and which models they may use.
+
+Keys are held only as SHA-256 digests; a request's key is hashed and looked up,
+then compared in constant time.
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+from dataclasses import dataclass
+from fnmatch import translate
+from typing import Pattern
+
+from gateway.config.schema import Budget, KeyConfig, Limits
+from gateway.errors import invalid_api_key
+
+
+@dataclass(frozen=True, slots=True)
+class Key:
+    name: str
+    digest: bytes
+    models: Pattern[str]          # the allow-list's globs as one regex
+    limits: Limits
+    budget: Budget | None
+
+    def may_use(self, model: str) -> bool:
+        return self.models.match(model) is not None
+
+
+def digest_of(secret: str) -> bytes:
+    return hashlib.sha256(secret.encode()).digest()
+
+
+def globs(patterns: list[str]) -> Pattern[str]:
+    return re.compile("|".join(translate(p) for p in patterns) or r"(?!)")
+
+
+class Keys:
+    def __init__(self, configs: list[KeyConfig]) -> None:
+        self._by_digest: dict[bytes, Key] = {}
+        for k in configs:
+            if k.key_hash:
+                digest = bytes.fromhex(k.key_hash.removeprefix("sha256:"))
+            elif k.key:
+                digest = digest_of(k.key)
+            else:
+                continue   # its secret came from an empty variable: that key is off
+            self._by_digest[digest] = Key(k.name, digest, globs(k.models), k.limits, k.budget)
+
+    def __len__(self) -> int:
+        return len(self._by_digest)
+
+    def authenticate(self, headers: dict[bytes, bytes]) -> Key:
+        """The caller's key from `Authorization: Bearer` or Azure's `api-key`; else 401."""
+        raw = headers.get(b"authorization")
+        if raw is not None:
+            scheme, _, secret = raw.partition(b" ")
+            if scheme.lower() != b"bearer":
+                raise invalid_api_key()
+            secret = secret.strip()
+        else:
+            secret = headers.get(b"api-key", b"")
+        if not secret:
+            raise invalid_api_key()
+        digest = hashlib.sha256(secret).digest()
+        key = self._by_digest.get(digest)
+        if key is None or not hmac.compare_digest(key.digest, digest):
+            raise invalid_api_key()
+        return key

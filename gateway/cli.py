@@ -1,0 +1,112 @@
+"""`gateway serve | check | worker` (also `python -m gateway ...`)."""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+
+from gateway import __version__
+from gateway import config as config_loader
+from gateway.config import ConfigError
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="gateway", description="OpenAI-compatible gateway for chat and video.")
+    parser.add_argument("--version", action="version", version=f"gateway {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the HTTP server")
+    _config_arg(serve)
+    serve.add_argument("--host", help="address to listen on (default: server.host)")
+    serve.add_argument("--port", type=int, help="port to listen on (default: server.port)")
+    serve.add_argument("--workers", type=int, help="worker processes (default: server.workers)")
+    serve.add_argument("--log-level", default=os.environ.get("GATEWAY_LOG_LEVEL", "info"),
+                       choices=["debug", "info", "warning", "error"])
+
+    check = sub.add_parser("check", help="validate a config and print every error")
+    _config_arg(check)
+
+    worker = sub.add_parser("worker", help="run a local GPU video worker")
+    _config_arg(worker)
+    worker.add_argument("--provider", action="append", help="local provider name (repeatable; default: all)")
+
+    args = parser.parse_args(argv)
+    return {"serve": _serve, "check": _check, "worker": _worker}[args.command](args)
+
+
+def _config_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", default=None,
+                   help=f"config file (default: $GATEWAY_CONFIG or {config_loader.DEFAULT_PATH})")
+
+
+def _load(path: str) -> config_loader.Checked | None:
+    try:
+        return config_loader.load(path)
+    except ConfigError as e:
+        for line in e.errors:
+            print(line)
+        print(f"{path}: {len(e.errors)} error{'s' if len(e.errors) != 1 else ''}", file=sys.stderr)
+        return None
+
+
+def _check(args: argparse.Namespace) -> int:
+    path = args.config or config_loader.default_path()
+    checked = _load(path)
+    if checked is None:
+        return 1
+    c = checked.config
+    enabled = len(c.providers) - len(checked.disabled)
+    print(f"{path}: OK: {len(c.providers)} providers ({enabled} enabled), {len(c.models)} models, "
+          f"{len(c.rules)} rules, {len(c.auth.keys)} keys")
+    for note in checked.notes:
+        print(f"  note: {note}")
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    path = args.config or config_loader.default_path()
+    checked = _load(path)
+    if checked is None:
+        return 1
+    server = checked.config.server
+    host = args.host or server.host
+    port = args.port if args.port is not None else server.port
+    workers = args.workers or server.workers
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for note in checked.notes:
+        logging.getLogger("gateway").info(note)
+    options = dict(host=host, port=port, log_level=args.log_level, access_log=False,
+                   http="httptools", loop="uvloop" if _has_uvloop() else "asyncio",
+                   server_header=False, timeout_keep_alive=30)
+    if workers > 1:
+        # Each worker process builds its own app from the same file.
+        os.environ["GATEWAY_CONFIG"] = os.path.abspath(path)
+        uvicorn.run("gateway.app:create_app", factory=True, workers=workers, **options)
+    else:
+        from gateway.app import App
+        from gateway.runtime import Runtime
+        uvicorn.run(App(Runtime(checked)), **options)
+    return 0
+
+
+def _worker(args: argparse.Namespace) -> int:
+    path = args.config or config_loader.default_path()
+    checked = _load(path)
+    if checked is None:
+        return 1
+    local = [p.name for p in checked.config.providers if p.type == "diffusers"
+             and (not args.provider or p.name in args.provider)]
+    if not local:
+        print(f"{path}: no local video providers (type: diffusers) to serve; nothing to run", file=sys.stderr)
+    return 2
+
+
+def _has_uvloop() -> bool:
+    try:
+        import uvloop  # noqa: F401
+    except ImportError:
+        return False
+    return True

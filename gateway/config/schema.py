@@ -1,0 +1,129 @@
+"""The config file's shape (SPEC.md), as pydantic models.
+
+Provider entries carry type-specific options: the base model here accepts them,
+and each adapter's own `Options` model checks them (see `checks.py`).
+"""
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
+
+Strategy = Literal["fallback", "weighted", "least_latency", "least_cost", "least_busy"]
+Kind = Literal["chat", "embedding", "video"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ServerConfig(_Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=0, le=65535)
+    public_url: str | None = None
+    workers: int = Field(1, ge=1)
+    max_body_mb: float = Field(16, gt=0)   # larger bodies answer 413
+
+
+class StateConfig(_Strict):
+    redis_url: str = ""        # empty: embedded mode
+    data_dir: str = "./data"
+
+
+class Limits(_Strict):
+    rpm: int | None = Field(None, ge=0)
+    tpm: int | None = Field(None, ge=0)
+    concurrent: int | None = Field(None, ge=0)
+    videos_per_hour: int | None = Field(None, ge=0)
+
+
+class Budget(_Strict):
+    usd: float = Field(ge=0)
+    period: Literal["day", "week", "month", "total"] = "month"
+
+
+class KeyConfig(_Strict):
+    name: str = Field(min_length=1)
+    key: str = ""                       # the secret itself (usually ${ENV}); held only as a hash
+    key_hash: str = ""                  # or its hash: "sha256:<hex>"
+    models: list[str] = Field(default_factory=lambda: ["*"])
+    limits: Limits = Field(default_factory=Limits)
+    budget: Budget | None = None
+
+
+class AuthConfig(_Strict):
+    admin_key: str = ""
+    keys: list[KeyConfig] = Field(default_factory=list)
+
+
+class BreakerConfig(_Strict):
+    failures: int = Field(5, ge=1)        # consecutive failures that open the circuit
+    cooldown_s: float = Field(30, gt=0)   # how long it stays open before one probe
+
+
+class ProviderConfig(BaseModel):
+    """Fields every provider has; adapters add their own (see providers/*/Options)."""
+    model_config = ConfigDict(extra="allow")
+    name: str = Field(min_length=1)
+    type: str = Field(min_length=1)
+    enabled: bool = True
+    breaker: BreakerConfig | None = None
+
+
+class TargetConfig(_Strict):
+    provider: str = Field(min_length=1)
+    model: str | None = None            # upstream model name; default: the public name
+    weight: float = Field(1.0, gt=0)
+
+
+def _node_kind(v: Any) -> str:
+    if isinstance(v, dict):
+        return "_route" if "targets" in v or "strategy" in v else "_target"
+    return "_route" if isinstance(v, RouteConfig) else "_target"
+
+
+class RouteConfig(_Strict):
+    strategy: Strategy = "fallback"
+    targets: list[Annotated[Union[Annotated[TargetConfig, Tag("_target")],
+                                  Annotated["RouteConfig", Tag("_route")]],
+                            Discriminator(_node_kind)]] = Field(min_length=1)
+    weight: float = Field(1.0, gt=0)     # used when this route is a target of a weighted parent
+
+
+class ModelConfig(_Strict):
+    name: str = Field(min_length=1)
+    kind: Kind = "chat"
+    route: RouteConfig
+    retries: int = Field(2, ge=0)                    # attempts after the first failed one
+    timeout_s: float = Field(60, gt=0)               # the whole request's deadline, across attempts
+    attempt_timeout_s: float | None = Field(None, gt=0)  # cap per attempt, so a hung target fails over early
+
+
+class RuleMatch(_Strict):
+    key: str = Field("*", min_length=1)
+    model: str = Field("*", min_length=1)
+
+
+class RuleConfig(_Strict):
+    match: RuleMatch = Field(default_factory=RuleMatch)
+    model: str | None = None
+    strategy: Strategy | None = None
+
+
+class Price(_Strict):
+    input_per_mtok: float = Field(0, ge=0)
+    output_per_mtok: float = Field(0, ge=0)
+    cached_input_per_mtok: float | None = Field(None, ge=0)
+    per_request: float = Field(0, ge=0)
+    per_second: float = Field(0, ge=0)     # video
+
+
+class Config(_Strict):
+    server: ServerConfig = Field(default_factory=ServerConfig)
+    state: StateConfig = Field(default_factory=StateConfig)
+    auth: AuthConfig = Field(default_factory=AuthConfig)
+    breaker: BreakerConfig = Field(default_factory=BreakerConfig)
+    providers: list[ProviderConfig] = Field(default_factory=list)
+    models: list[ModelConfig] = Field(default_factory=list)
+    rules: list[RuleConfig] = Field(default_factory=list)
+    prices: dict[str, Price] = Field(default_factory=dict)

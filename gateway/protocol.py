@@ -1,0 +1,129 @@
+"""The OpenAI wire surface the gateway serves, declared once.
+
+Request checks cover the fields the gateway itself reads or that every
+provider needs; everything else passes through untouched for the upstream
+to judge. Checks are plain type tests: they run on every request.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from gateway.errors import bad_request
+
+
+def json_object(body: bytes) -> dict[str, Any]:
+    if not body:
+        raise bad_request("The request body is empty; send a JSON object.")
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError as e:
+        raise bad_request(f"We could not parse the JSON body of your request: {e.msg} "
+                          f"(at byte {e.pos}).") from None
+    if not isinstance(data, dict):
+        raise bad_request("The request body must be a JSON object.")
+    return data
+
+
+def _model(data: dict[str, Any]) -> str:
+    model = data.get("model")
+    if not isinstance(model, str) or not model:
+        raise bad_request("You must provide a model parameter (a non-empty string).", param="model")
+    return model
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _optional(data: dict[str, Any], name: str, ok, expected: str) -> None:
+    v = data.get(name)
+    if v is not None and not ok(v):
+        raise bad_request(f"Invalid type for '{name}': expected {expected}, but got {_type_name(v)}.",
+                          param=name, code="invalid_type")
+
+
+def _range(data: dict[str, Any], name: str, lo: float, hi: float) -> None:
+    v = data.get(name)
+    if v is not None and not lo <= v <= hi:
+        raise bad_request(f"'{name}' must be between {lo:g} and {hi:g}, got {v}.", param=name,
+                          code="invalid_value")
+
+
+def _type_name(v: Any) -> str:
+    return {dict: "an object", list: "an array", str: "a string", bool: "a boolean",
+            int: "an integer", float: "a number"}.get(type(v), type(v).__name__)
+
+
+def chat_request(body: bytes) -> tuple[dict[str, Any], bool]:
+    """The parsed body of a chat completion request, and whether it streams."""
+    data = json_object(body)
+    _model(data)
+    messages = data.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise bad_request("'messages' must be a non-empty array of message objects.", param="messages")
+    for i, m in enumerate(messages):
+        if not isinstance(m, dict) or not isinstance(m.get("role"), str):
+            raise bad_request(f"Invalid 'messages[{i}]': expected an object with a string 'role'.",
+                              param=f"messages[{i}]")
+    stream = data.get("stream")
+    if stream is not None and not isinstance(stream, bool):
+        raise bad_request(f"Invalid type for 'stream': expected a boolean, but got {_type_name(stream)}.",
+                          param="stream", code="invalid_type")
+    _optional(data, "stream_options", lambda v: isinstance(v, dict), "an object")
+    if data.get("stream_options") is not None and not stream:
+        raise bad_request("The 'stream_options' parameter is only allowed when 'stream' is enabled.",
+                          param="stream_options")
+    for name in ("n", "max_tokens", "max_completion_tokens", "seed"):
+        _optional(data, name, _is_int, "an integer")
+    for name in ("temperature", "top_p", "presence_penalty", "frequency_penalty"):
+        _optional(data, name, _is_number, "a number")
+    _optional(data, "tools", lambda v: isinstance(v, list), "an array")
+    _optional(data, "tool_choice", lambda v: isinstance(v, (str, dict)), "a string or an object")
+    _optional(data, "response_format", lambda v: isinstance(v, dict), "an object")
+    _optional(data, "stop", lambda v: isinstance(v, (str, list)), "a string or an array")
+    _range(data, "n", 1, 128)
+    _range(data, "max_tokens", 1, 10_000_000)
+    _range(data, "max_completion_tokens", 1, 10_000_000)
+    _range(data, "temperature", 0, 2)
+    _range(data, "top_p", 0, 1)
+    return data, bool(stream)
+
+
+def embeddings_request(body: bytes) -> dict[str, Any]:
+    data = json_object(body)
+    _model(data)
+    value = data.get("input")
+    ok = (isinstance(value, str) and value) or (
+        isinstance(value, list) and value and (
+            all(isinstance(x, str) for x in value) or all(_is_int(x) for x in value)
+            or all(isinstance(x, list) and x and all(_is_int(t) for t in x) for x in value)))
+    if not ok:
+        raise bad_request("'input' must be a non-empty string, array of strings, or array of token arrays.",
+                          param="input")
+    _optional(data, "dimensions", _is_int, "an integer")
+    _range(data, "dimensions", 1, 65_536)
+    fmt = data.get("encoding_format")
+    if fmt is not None and fmt not in ("float", "base64"):
+        raise bad_request("'encoding_format' must be 'float' or 'base64'.", param="encoding_format")
+    return data
+
+
+def model_object(name: str, created: int) -> dict[str, Any]:
+    return {"id": name, "object": "model", "created": created, "owned_by": "gateway"}
+
+
+def model_list(names: list[str], created: int) -> bytes:
+    return orjson.dumps({"object": "list", "data": [model_object(n, created) for n in names]})
+
+
+def stream_error(message: str, type: str, code: str | None) -> bytes:
+    """How a failure after the first byte reaches a streaming client: one more
+    event, which the OpenAI SDKs raise as an APIError."""
+    return b"data: " + orjson.dumps({"error": {"message": message, "type": type, "param": None,
+                                               "code": code}}) + b"\n\n"

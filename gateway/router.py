@@ -1,0 +1,137 @@
+"""Sending one call along a model's route: order the targets, skip open
+circuits, fail over on retryable failures, all within the request's deadline.
+
+A stream counts as answered once its first chunk arrived; until then, it
+fails over like any other call.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+
+from gateway.errors import ApiError, from_provider
+from gateway.routes import ServedModel, Target
+from providers.base import Call, Reply
+from providers.errors import ProviderError, UpstreamFault, UpstreamTimeout
+
+log = logging.getLogger("gateway.router")
+
+_BACKOFF_S = 0.05    # before trying a target again in the same request, doubled each round
+
+
+@dataclass(slots=True)
+class Outcome:
+    reply: Reply
+    target: Target
+    attempts: int
+    upstream_s: float            # time spent waiting on providers, all attempts together
+    first_chunk: bytes | None = None
+
+    def release(self) -> None:
+        """The answer has been delivered (or abandoned): the target is no longer busy."""
+        self.target.stats.in_flight -= 1
+
+
+class RouteFailed(ApiError):
+    """No target answered; carries how many attempts were made."""
+
+    def __init__(self, error: ApiError, attempts: int, upstream_s: float) -> None:
+        super().__init__(error.status, error.message, type=error.type, param=error.param,
+                         code=error.code, headers=error.headers)
+        self.attempts = attempts
+        self.upstream_s = upstream_s
+
+
+async def send(model: ServedModel, call: Call, strategy: str | None = None) -> Outcome:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + model.timeout_s
+    order = model.route.plan(strategy)
+    allowed = 1 + model.retries
+    attempts = 0
+    upstream_s = 0.0
+    last: ProviderError | None = None
+    tried: dict[int, int] = {}
+
+    # Walk the order, wrapping round while retries remain; open circuits are skipped.
+    for i in range(len(order) * allowed):
+        if attempts == allowed:
+            break
+        target = order[i % len(order)]
+        now = loop.time()
+        if now >= deadline:
+            last = UpstreamTimeout(f"no answer for '{model.name}' within {model.timeout_s:g}s",
+                                   provider=target.provider.name)
+            break
+        stats = target.stats
+        if not stats.breaker.allow(now):
+            continue
+        rounds = tried.get(id(target), 0)
+        if rounds:
+            pause = min(_BACKOFF_S * 2 ** (rounds - 1), deadline - now)
+            await asyncio.sleep(pause)
+        tried[id(target)] = rounds + 1
+        attempts += 1
+
+        budget = deadline - loop.time()
+        if model.attempt_timeout_s is not None:
+            budget = min(budget, model.attempt_timeout_s)
+        call.model = target.model
+        started = time.perf_counter()    # not loop.time(): uvloop's clock ticks in whole ms
+        stats.in_flight += 1
+        try:
+            outcome = await _attempt(target, call, budget)
+        except ProviderError as e:
+            stats.in_flight -= 1
+            upstream_s += time.perf_counter() - started
+            if not e.retryable:
+                stats.breaker.success()     # the target is healthy; the request was not
+                raise RouteFailed(from_provider(e), attempts, upstream_s) from None
+            stats.breaker.failure(loop.time())
+            log.warning("attempt %d for %s via %s failed: %s", attempts, model.name, target.id, e.message)
+            last = e
+            continue
+        except BaseException:
+            stats.in_flight -= 1
+            stats.breaker.abandon()
+            raise
+        elapsed = time.perf_counter() - started
+        stats.breaker.success()
+        stats.record_latency(elapsed)
+        outcome.attempts = attempts
+        outcome.upstream_s = upstream_s + elapsed
+        return outcome
+
+    if last is None:
+        raise RouteFailed(_all_open(model, loop.time()), attempts, upstream_s)
+    raise RouteFailed(from_provider(last), attempts, upstream_s)
+
+
+async def _attempt(target: Target, call: Call, budget: float) -> Outcome:
+    provider = target.provider
+    try:
+        async with asyncio.timeout(budget):
+            reply = await (provider.chat(call) if call.op == "chat" else provider.embeddings(call))
+            first = None
+            if reply.chunks is not None:
+                try:
+                    first = await anext(reply.chunks)
+                except StopAsyncIteration:
+                    await reply.aclose()
+                    raise UpstreamFault(f"provider '{provider.name}' sent an empty stream",
+                                        provider=provider.name) from None
+                except BaseException:
+                    await reply.aclose()
+                    raise
+    except TimeoutError:
+        raise UpstreamTimeout(f"provider '{provider.name}' did not answer within {budget:.3g}s",
+                              provider=provider.name) from None
+    return Outcome(reply, target, 0, 0.0, first)
+
+
+def _all_open(model: ServedModel, now: float) -> ApiError:
+    wait = min((t.stats.breaker.retry_in(now) for t in model.targets), default=1.0)
+    return ApiError(503, f"every target of '{model.name}' is cooling down after failures; retry shortly",
+                    type="server_error", code="no_healthy_target",
+                    headers=[(b"retry-after", str(max(1, round(wait))).encode())])

@@ -1,0 +1,131 @@
+"""Everything a request needs from the config, compiled once per config
+version: keys, rules, providers and the served models' routes.
+
+A new config builds a new Runtime and swaps it in whole; what targets learned
+(latency, circuits) lives in `TargetBook` and carries across versions.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from typing import Iterable
+
+from gateway.auth import Key, Keys
+from gateway.breaker import Breaker
+from gateway.config import Checked
+from gateway.config.schema import BreakerConfig, ModelConfig, RouteConfig
+from gateway.errors import ApiError, model_not_found
+from gateway.prices import Prices
+from gateway.routes import Route, ServedModel, Target, TargetStats
+from gateway.rules import Rules
+from providers.base import Provider
+from providers.registry import TYPES
+
+log = logging.getLogger("gateway")
+
+_ENDPOINT = {"chat": "v1/chat/completions", "embedding": "v1/embeddings", "video": "v1/videos"}
+
+
+class TargetBook:
+    """Per-target state that outlives a config version."""
+
+    def __init__(self) -> None:
+        self._stats: dict[str, TargetStats] = {}
+
+    def get(self, target_id: str, breaker: BreakerConfig) -> TargetStats:
+        stats = self._stats.get(target_id)
+        if stats is None:
+            stats = self._stats[target_id] = TargetStats(Breaker(breaker.failures, breaker.cooldown_s))
+        else:   # a config edit may have changed the thresholds
+            stats.breaker.threshold, stats.breaker.cooldown_s = breaker.failures, breaker.cooldown_s
+        return stats
+
+    def items(self) -> Iterable[tuple[str, TargetStats]]:
+        return self._stats.items()
+
+
+class Runtime:
+    def __init__(self, checked: Checked, book: TargetBook | None = None) -> None:
+        config = checked.config
+        self.config = config
+        self.loaded_at = int(time.time())
+        self.book = book or TargetBook()
+        self.keys = Keys(config.auth.keys)
+        self.rules = Rules(config.rules)
+        self.prices = Prices(config.prices)
+        self.max_body = int(config.server.max_body_mb * 1024 * 1024)
+        self.providers: dict[str, Provider] = {
+            p.name: TYPES[p.type](p) for p in config.providers if p.name not in checked.disabled}
+        self.models: dict[str, ServedModel] = {}
+        for m in config.models:
+            served = self._compile(m)
+            if served is not None:
+                self.models[m.name] = served
+        self._direct: dict[tuple[str, str], ServedModel] = {}
+
+    # -- compiling -----------------------------------------------------------
+
+    def _compile(self, m: ModelConfig) -> ServedModel | None:
+        route = self._route(m.route, m.name)
+        if route is None:
+            log.info("model '%s' is off: none of its providers is enabled", m.name)
+            return None
+        return ServedModel(m.name, m.kind, route, m.retries, m.timeout_s, m.attempt_timeout_s,
+                           route.leaves())
+
+    def _route(self, rc: RouteConfig, public: str) -> Route | None:
+        nodes: list[Target | Route] = []
+        for t in rc.targets:
+            if isinstance(t, RouteConfig):
+                sub = self._route(t, public)
+                if sub is not None:
+                    nodes.append(sub)
+            elif t.provider in self.providers:   # disabled providers drop out of routes
+                nodes.append(self._target(t.provider, t.model or public, t.weight))
+        return Route(rc.strategy, nodes, rc.weight) if nodes else None
+
+    def _target(self, provider: str, model: str, weight: float = 1.0) -> Target:
+        p = self.providers[provider]
+        price = self.prices.get(provider, model)
+        cost = float("inf") if price is None else \
+            (price.input_per_mtok + price.output_per_mtok) / 1000 + price.per_request
+        breaker = p.options.breaker or self.config.breaker
+        return Target(p, model, weight, self.book.get(f"{provider}/{model}", breaker), cost)
+
+    # -- per request ---------------------------------------------------------
+
+    def resolve(self, key: Key, requested: str, kind: str) -> tuple[ServedModel, str | None]:
+        """The model that serves this request (after rules), or the 404/400 to answer."""
+        decision = self.rules.apply(key.name, requested)
+        name = decision.model
+        if not key.may_use(name):
+            raise model_not_found(requested)
+        served = self.models.get(name) or self._direct_model(name, kind)
+        if served is None:
+            raise model_not_found(requested)
+        if served.kind != kind:
+            raise ApiError(404, f"'{requested}' is a {served.kind} model and is not served at "
+                                f"/{_ENDPOINT[kind]}; use /{_ENDPOINT[served.kind]}",
+                           param="model", code="model_not_supported")
+        return served, decision.strategy
+
+    def _direct_model(self, name: str, kind: str) -> ServedModel | None:
+        """`provider/model` reaches that provider directly, with no route configured."""
+        served = self._direct.get((name, kind))
+        if served is not None or "/" not in name:
+            return served
+        provider, _, model = name.partition("/")
+        if provider not in self.providers or not model:
+            return None
+        target = self._target(provider, model)
+        served = ServedModel(name, kind, Route("fallback", [target]), 0, 60.0, None, [target])
+        if len(self._direct) < 10_000:
+            self._direct[(name, kind)] = served
+        return served
+
+    def public_models(self, key: Key) -> list[ServedModel]:
+        return [m for m in self.models.values() if key.may_use(m.name)]
+
+    async def close(self) -> None:
+        for p in self.providers.values():
+            await p.close()

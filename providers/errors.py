@@ -1,0 +1,85 @@
+"""What kind of failure an upstream call was.
+
+Adapters raise these; the router decides on the class alone (fail over or
+return), never by reading messages. `retryable` means "another attempt, on
+this or another target, may succeed".
+"""
+from __future__ import annotations
+
+
+class ProviderError(Exception):
+    retryable = True
+    status = 502              # what the client sees if this is the last failure
+    type = "server_error"
+    code: str | None = "upstream_error"
+
+    def __init__(self, message: str, *, provider: str = "", param: str | None = None,
+                 code: str | None = None, upstream_status: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.provider = provider
+        self.param = param
+        self.upstream_status = upstream_status
+        if code is not None:
+            self.code = code
+
+
+class UpstreamFault(ProviderError):
+    """5xx, malformed answer, or the connection broke: the provider's problem."""
+
+
+class ConnectionFailed(UpstreamFault):
+    """The provider could not be reached at all (refused, DNS, TLS)."""
+    code = "upstream_unreachable"
+
+
+class UpstreamTimeout(ProviderError):
+    status = 504
+    code = "upstream_timeout"
+
+
+class RateLimited(ProviderError):
+    """The provider said 429 (or its own equivalent, e.g. overloaded 529)."""
+    status = 429
+    type = "rate_limit_error"
+    code = "rate_limit_exceeded"
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kw) -> None:
+        super().__init__(message, **kw)
+        self.retry_after = retry_after
+
+
+class AuthFailed(ProviderError):
+    """The provider refused the gateway's own credentials: a config fault, so
+    another target may still work, but the client's request was fine."""
+    code = "upstream_auth_failed"
+
+
+class BadRequest(ProviderError):
+    """The request itself is at fault (4xx other than auth/429): returned as is."""
+    retryable = False
+    type = "invalid_request_error"
+    code = None
+
+    def __init__(self, message: str, *, status: int = 400, type: str | None = None, **kw) -> None:
+        super().__init__(message, **kw)
+        self.status = status
+        if type:
+            self.type = type
+
+
+def from_status(status: int, message: str, *, provider: str, retry_after: float | None = None,
+                type: str | None = None, param: str | None = None, code: str | None = None) -> ProviderError:
+    """The failure kind an HTTP status stands for, for OpenAI-like providers."""
+    if status == 429:
+        return RateLimited(message, retry_after=retry_after, provider=provider, upstream_status=status)
+    if status in (401, 403):
+        return AuthFailed(f"provider '{provider}' rejected the gateway's credentials: {message}",
+                          provider=provider, upstream_status=status)
+    if status in (408,):
+        return UpstreamTimeout(message, provider=provider, upstream_status=status)
+    if 400 <= status < 500:
+        return BadRequest(message, status=status, type=type, param=param, code=code,
+                          provider=provider, upstream_status=status)
+    return UpstreamFault(f"provider '{provider}' answered {status}: {message}",
+                         provider=provider, upstream_status=status)

@@ -1,0 +1,62 @@
+"""`type: mock`: an in-process provider for trying the gateway out, tests and
+load tests. Its knobs make it slow, flaky or cut off on purpose."""
+from __future__ import annotations
+
+import asyncio
+import random
+from typing import AsyncIterator
+
+from pydantic import ConfigDict, Field
+
+from gateway.config.schema import ProviderConfig
+from providers import errors
+from providers.base import Call, Provider, Reply, Usage
+from providers.mock.answers import ChatAnswer, embedding_answer
+
+
+class Options(ProviderConfig):
+    model_config = ConfigDict(extra="forbid")
+    latency_ms: float = Field(0, ge=0)          # before the answer (or the first chunk)
+    chunk_delay_ms: float = Field(0, ge=0)      # between stream chunks
+    stream_chunks: int = Field(8, ge=1)         # content chunks per streamed answer
+    reply_words: int = Field(16, ge=1)          # length of each answer
+    fail_rate: float = Field(0, ge=0, le=1)     # share of calls that fail with fail_status
+    fail_status: int = Field(503, ge=400, le=599)
+    fail_after_chunks: int | None = Field(None, ge=0)  # cut every stream after this many chunks
+    embedding_dim: int = Field(8, ge=1, le=4096)
+
+
+class MockProvider(Provider):
+    Options = Options
+    operations = frozenset({"chat", "embeddings"})
+
+    async def _before_answer(self) -> None:
+        o = self.options
+        if o.latency_ms:
+            await asyncio.sleep(o.latency_ms / 1000)
+        if o.fail_rate and random.random() < o.fail_rate:
+            raise errors.from_status(o.fail_status, f"mock provider '{self.name}' failed on purpose",
+                                     provider=self.name, retry_after=1.0)
+
+    async def chat(self, call: Call) -> Reply:
+        await self._before_answer()
+        answer = ChatAnswer(call.data, call.model, self.options.reply_words, call.request_id)
+        usage = Usage(answer.prompt_tokens, answer.completion_tokens)
+        if call.stream:
+            return Reply(chunks=self._stream(answer), content_type=b"text/event-stream", usage=usage)
+        return Reply(body=answer.body(), usage=usage)
+
+    async def _stream(self, answer: ChatAnswer) -> AsyncIterator[bytes]:
+        delay = self.options.chunk_delay_ms / 1000
+        cut = self.options.fail_after_chunks
+        for i, event in enumerate(answer.events(self.options.stream_chunks)):
+            if cut is not None and i >= cut:
+                raise errors.UpstreamFault(f"mock provider '{self.name}' cut the stream off on purpose",
+                                           provider=self.name)
+            if delay and i:
+                await asyncio.sleep(delay)
+            yield event
+
+    async def embeddings(self, call: Call) -> Reply:
+        await self._before_answer()
+        return Reply(body=embedding_answer(call.data, call.model, self.options.embedding_dim))
