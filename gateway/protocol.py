@@ -41,23 +41,49 @@ def _is_number(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
-def _optional(data: dict[str, Any], name: str, ok, expected: str) -> None:
-    v = data.get(name)
-    if v is not None and not ok(v):
-        raise bad_request(f"Invalid type for '{name}': expected {expected}, but got {_type_name(v)}.",
-                          param=name, code="invalid_type")
-
-
-def _range(data: dict[str, Any], name: str, lo: float, hi: float) -> None:
-    v = data.get(name)
-    if v is not None and not lo <= v <= hi:
-        raise bad_request(f"'{name}' must be between {lo:g} and {hi:g}, got {v}.", param=name,
-                          code="invalid_value")
-
-
 def _type_name(v: Any) -> str:
     return {dict: "an object", list: "an array", str: "a string", bool: "a boolean",
             int: "an integer", float: "a number"}.get(type(v), type(v).__name__)
+
+
+def _wrong_type(name: str, v: Any, expected: str):
+    return bad_request(f"Invalid type for '{name}': expected {expected}, but got {_type_name(v)}.",
+                       param=name, code="invalid_type")
+
+
+def _check_fields(data: dict[str, Any], checks: dict[str, tuple[Any, str, tuple[float, float] | None]]) -> None:
+    """Type (and range) checks for the optional fields a body has; one dict
+    lookup per field present, so a small body costs little."""
+    for name, v in data.items():
+        check = checks.get(name)
+        if check is None or v is None:
+            continue
+        ok, expected, bounds = check
+        if not ok(v):
+            raise _wrong_type(name, v, expected)
+        if bounds is not None and not bounds[0] <= v <= bounds[1]:
+            raise bad_request(f"'{name}' must be between {bounds[0]:g} and {bounds[1]:g}, got {v}.",
+                              param=name, code="invalid_value")
+
+
+_INT = (_is_int, "an integer", None)
+_NUMBER = (_is_number, "a number", None)
+_CHAT_FIELDS: dict[str, tuple[Any, str, tuple[float, float] | None]] = {
+    "stream": (lambda v: isinstance(v, bool), "a boolean", None),
+    "stream_options": (lambda v: isinstance(v, dict), "an object", None),
+    "n": (_is_int, "an integer", (1, 128)),
+    "max_tokens": (_is_int, "an integer", (1, 10_000_000)),
+    "max_completion_tokens": (_is_int, "an integer", (1, 10_000_000)),
+    "seed": _INT,
+    "temperature": (_is_number, "a number", (0, 2)),
+    "top_p": (_is_number, "a number", (0, 1)),
+    "presence_penalty": _NUMBER,
+    "frequency_penalty": _NUMBER,
+    "tools": (lambda v: isinstance(v, list), "an array", None),
+    "tool_choice": (lambda v: isinstance(v, (str, dict)), "a string or an object", None),
+    "response_format": (lambda v: isinstance(v, dict), "an object", None),
+    "stop": (lambda v: isinstance(v, (str, list)), "a string or an array", None),
+}
 
 
 def chat_request(body: bytes) -> tuple[dict[str, Any], bool]:
@@ -71,28 +97,17 @@ def chat_request(body: bytes) -> tuple[dict[str, Any], bool]:
         if not isinstance(m, dict) or not isinstance(m.get("role"), str):
             raise bad_request(f"Invalid 'messages[{i}]': expected an object with a string 'role'.",
                               param=f"messages[{i}]")
-    stream = data.get("stream")
-    if stream is not None and not isinstance(stream, bool):
-        raise bad_request(f"Invalid type for 'stream': expected a boolean, but got {_type_name(stream)}.",
-                          param="stream", code="invalid_type")
-    _optional(data, "stream_options", lambda v: isinstance(v, dict), "an object")
-    if data.get("stream_options") is not None and not stream:
+    _check_fields(data, _CHAT_FIELDS)
+    stream = data.get("stream") is True
+    if not stream and data.get("stream_options") is not None:
         raise bad_request("The 'stream_options' parameter is only allowed when 'stream' is enabled.",
                           param="stream_options")
-    for name in ("n", "max_tokens", "max_completion_tokens", "seed"):
-        _optional(data, name, _is_int, "an integer")
-    for name in ("temperature", "top_p", "presence_penalty", "frequency_penalty"):
-        _optional(data, name, _is_number, "a number")
-    _optional(data, "tools", lambda v: isinstance(v, list), "an array")
-    _optional(data, "tool_choice", lambda v: isinstance(v, (str, dict)), "a string or an object")
-    _optional(data, "response_format", lambda v: isinstance(v, dict), "an object")
-    _optional(data, "stop", lambda v: isinstance(v, (str, list)), "a string or an array")
-    _range(data, "n", 1, 128)
-    _range(data, "max_tokens", 1, 10_000_000)
-    _range(data, "max_completion_tokens", 1, 10_000_000)
-    _range(data, "temperature", 0, 2)
-    _range(data, "top_p", 0, 1)
-    return data, bool(stream)
+    return data, stream
+
+
+_EMBEDDING_FIELDS: dict[str, tuple[Any, str, tuple[float, float] | None]] = {
+    "dimensions": (_is_int, "an integer", (1, 65_536)),
+}
 
 
 def embeddings_request(body: bytes) -> dict[str, Any]:
@@ -106,8 +121,7 @@ def embeddings_request(body: bytes) -> dict[str, Any]:
     if not ok:
         raise bad_request("'input' must be a non-empty string, array of strings, or array of token arrays.",
                           param="input")
-    _optional(data, "dimensions", _is_int, "an integer")
-    _range(data, "dimensions", 1, 65_536)
+    _check_fields(data, _EMBEDDING_FIELDS)
     fmt = data.get("encoding_format")
     if fmt is not None and fmt not in ("float", "base64"):
         raise bad_request("'encoding_format' must be 'float' or 'base64'.", param="encoding_format")

@@ -47,7 +47,7 @@ class RouteFailed(ApiError):
 async def send(model: ServedModel, call: Call, strategy: str | None = None) -> Outcome:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + model.timeout_s
-    order = model.route.plan(strategy)
+    order = model.plan(strategy)
     allowed = 1 + model.retries
     attempts = 0
     upstream_s = 0.0

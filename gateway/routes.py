@@ -48,6 +48,11 @@ class Route:
             out.extend(node.plan() if isinstance(node, Route) else (node,))
         return out
 
+    def is_fixed(self) -> bool:
+        """Whether every request gets the same order (fallback all the way down)."""
+        return self.strategy == "fallback" and all(
+            n.is_fixed() for n in self.targets if isinstance(n, Route))
+
     def leaves(self) -> list[Target]:
         out: list[Target] = []
         for node in self.targets:
@@ -65,6 +70,12 @@ class ServedModel:
     timeout_s: float = 60.0
     attempt_timeout_s: float | None = None
     targets: list[Target] = field(default_factory=list)
+    fixed_order: list[Target] | None = None   # computed once when the order never varies
+
+    def plan(self, strategy: str | None) -> list[Target]:
+        if strategy is None and self.fixed_order is not None:
+            return self.fixed_order
+        return self.route.plan(strategy)
 
 
 Node = Union[Target, Route]

@@ -71,7 +71,7 @@ class Runtime:
             log.info("model '%s' is off: none of its providers is enabled", m.name)
             return None
         return ServedModel(m.name, m.kind, route, m.retries, m.timeout_s, m.attempt_timeout_s,
-                           route.leaves())
+                           route.leaves(), route.plan() if route.is_fixed() else None)
 
     def _route(self, rc: RouteConfig, public: str) -> Route | None:
         nodes: list[Target | Route] = []
@@ -118,7 +118,7 @@ class Runtime:
         if provider not in self.providers or not model:
             return None
         target = self._target(provider, model)
-        served = ServedModel(name, kind, Route("fallback", [target]), 0, 60.0, None, [target])
+        served = ServedModel(name, kind, Route("fallback", [target]), 0, 60.0, None, [target], [target])
         if len(self._direct) < 10_000:
             self._direct[(name, kind)] = served
         return served

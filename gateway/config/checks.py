@@ -66,11 +66,24 @@ def check(raw: Any) -> Checked:
         if "/" not in k:
             errors.append(f"prices.{k}: name prices as 'provider/model' (globs allowed)")
     if errors:
-        raise ConfigError(errors)
+        raise ConfigError(sorted(errors, key=_document_order))
 
     config = schema.Config.model_construct(**{**parts, "providers": list(providers.values())})
     notes = [f"provider '{name}' disabled: {why}" for name, why in disabled.items()]
     return Checked(config, disabled, notes)
+
+
+_ORDER = ["server", "state", "auth", "breaker", "providers", "models", "rules", "prices"]
+_ITEM = re.compile(r"^(\w+)(?:\[(\d+)\])?")
+
+
+def _document_order(error: str) -> tuple[int, int]:
+    """Errors sorted as the sections and items they point at appear in the file
+    (stable, so each item's own errors keep their order)."""
+    m = _ITEM.match(error)
+    if m is None or m.group(1) not in _ORDER:
+        return (len(_ORDER), 0)
+    return (_ORDER.index(m.group(1)), int(m.group(2) or 0))
 
 
 def _validate(model: type[BaseModel], value: Any, path: str, errors: list[str]) -> Any:

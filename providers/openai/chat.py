@@ -2,7 +2,6 @@
 the raw bytes and reading error bodies; answers pass through untouched."""
 from __future__ import annotations
 
-import re
 from typing import Any, Mapping
 
 import orjson
@@ -14,19 +13,33 @@ from providers.http import retry_after
 def with_model(body: bytes, data: dict[str, Any], model: str) -> bytes:
     """`body` with its top-level "model" set to `model`, without re-serialising.
 
-    The value is spliced in place when its spelling occurs exactly once; any
-    doubt (escapes, a nested "model" key with the same value) falls back to
-    re-encoding the parsed body.
+    When `"model"` occurs once in the body it must be the top-level key, and its
+    value is spliced in place; any doubt (a nested "model" key, escapes,
+    duplicate keys) falls back to re-encoding the parsed body.
     """
     current = data.get("model")
     if current == model:
         return body
-    quoted = orjson.dumps(current)
-    found = list(re.finditer(rb'"model"\s*:\s*' + re.escape(quoted), body))
-    if len(found) == 1:
-        end = found[0].end()
-        return body[:end - len(quoted)] + orjson.dumps(model) + body[end:]
+    at = body.find(b'"model"')
+    if at >= 0 and body.find(b'"model"', at + 7) < 0:
+        value_at = _skip_colon(body, at + 7)
+        quoted = orjson.dumps(current)
+        if value_at > 0 and body.startswith(quoted, value_at):
+            return body[:value_at] + orjson.dumps(model) + body[value_at + len(quoted):]
     return orjson.dumps({**data, "model": model})
+
+
+def _skip_colon(body: bytes, i: int) -> int:
+    """Where the value starts after `"key"` at i: past blanks, ':' and blanks; -1 if malformed."""
+    n = len(body)
+    while i < n and body[i] in b" \t\r\n":
+        i += 1
+    if i >= n or body[i] != 58:   # ':'
+        return -1
+    i += 1
+    while i < n and body[i] in b" \t\r\n":
+        i += 1
+    return i
 
 
 def parse_error(status: int, body: bytes, headers: Mapping[str, str], *, provider: str,

@@ -1,0 +1,13 @@
+-- wrk script: POST a small chat request, as the OpenAI SDK would.
+--   BENCH_MODEL  the "model" field (default bench-chat)
+--   BENCH_KEY    the bearer key (default sk-bench; nginx ignores it)
+local model = os.getenv("BENCH_MODEL") or "bench-chat"
+local key = os.getenv("BENCH_KEY") or "sk-bench"
+
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer " .. key
+wrk.body = '{"model":"' .. model .. '","messages":['
+  .. '{"role":"system","content":"You are a terse assistant."},'
+  .. '{"role":"user","content":"In one sentence, what does an AI gateway add in front of a model server?"}'
+  .. '],"max_tokens":64,"temperature":0}'
