@@ -58,22 +58,29 @@ class Upstream:
             raise UpstreamFault(f"provider '{self.provider}' connection failed: {type(e).__name__}",
                                 provider=self.provider) from None
 
-    async def read(self, resp: aiohttp.ClientResponse, limit: int | None = None) -> bytes:
+    async def read(self, resp: aiohttp.ClientResponse) -> bytes:
         try:
-            if limit is not None:
-                return await resp.content.read(limit)
             return await resp.read()
         except (aiohttp.ServerTimeoutError, asyncio.TimeoutError):
             raise UpstreamTimeout(f"provider '{self.provider}' timed out", provider=self.provider) from None
         except aiohttp.ClientError as e:
             raise UpstreamFault(f"provider '{self.provider}' broke the answer off: {type(e).__name__}",
                                 provider=self.provider) from None
-        finally:
-            if limit is not None:
-                resp.release()
 
     async def read_error(self, resp: aiohttp.ClientResponse) -> bytes:
-        return await self.read(resp, _MAX_ERROR_BODY)
+        """An error answer's body, at most 64 KiB of it; whatever arrived if the
+        connection breaks (the status already says what kind of failure it is)."""
+        data = bytearray()
+        try:
+            async for chunk in resp.content.iter_chunked(16384):
+                data += chunk
+                if len(data) >= _MAX_ERROR_BODY:
+                    break
+        except (aiohttp.ClientError, asyncio.TimeoutError):
+            pass
+        finally:
+            resp.release()
+        return bytes(data[:_MAX_ERROR_BODY])
 
     async def sse_blocks(self, resp: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
         """The stream's bytes, cut only between events, so an error that ends

@@ -196,3 +196,16 @@ def test_mock_knobs_fail_over(start_gateway):
     assert raw.headers["x-gateway-provider"] == "mock" and raw.headers["x-gateway-attempts"] == "2"
     # Upstream waiting is not the gateway's own time.
     assert float(raw.headers["x-gateway-overhead-ms"]) < 5
+
+
+def test_client_leaving_mid_stream_closes_the_upstream_call(pair):
+    gw, a, b = pair()
+    a.ok(chunk_delay_s=0.2)
+    with gw.http().stream("POST", "/v1/chat/completions",
+                          json={"model": "m", "stream": True, "messages": MSG}) as r:
+        next(r.iter_raw())                 # the first event arrived; now hang up
+    deadline = time.monotonic() + 3
+    while a.streams_abandoned == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert a.streams_abandoned == 1
+    assert gw.runtime.book._stats["a/m"].in_flight == 0

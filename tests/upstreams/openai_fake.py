@@ -45,6 +45,7 @@ class FakeOpenAI:
         self.name = name
         self.loop = loop
         self.seen: list[Seen] = []
+        self.streams_abandoned = 0     # streams whose reader went away before the end
         self.behaviour = Behaviour()
         self.chat_body = recorded("chat_completion.json")
         self.stream_body = recorded("chat_stream.sse")
@@ -99,14 +100,17 @@ class FakeOpenAI:
             request.transport.close()
             return resp
         events = [e + b"\n\n" for e in self.stream_body.split(b"\n\n") if e.strip()]
-        for i, event in enumerate(events):
-            if b.stream_cut_after is not None and i >= b.stream_cut_after:
-                request.transport.close()   # the connection drops mid-stream
-                return resp
-            if b.chunk_delay_s and i:
-                await asyncio.sleep(b.chunk_delay_s)
-            await resp.write(event)
-        await resp.write_eof()
+        try:
+            for i, event in enumerate(events):
+                if b.stream_cut_after is not None and i >= b.stream_cut_after:
+                    request.transport.close()   # the connection drops mid-stream
+                    return resp
+                if b.chunk_delay_s and i:
+                    await asyncio.sleep(b.chunk_delay_s)
+                await resp.write(event)
+            await resp.write_eof()
+        except ConnectionError:
+            self.streams_abandoned += 1
         return resp
 
     async def _embeddings(self, request: web.Request) -> web.StreamResponse:
