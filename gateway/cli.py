@@ -40,19 +40,20 @@ def _config_arg(p: argparse.ArgumentParser) -> None:
                    help=f"config file (default: $GATEWAY_CONFIG or {config_loader.DEFAULT_PATH})")
 
 
-def _load(path: str) -> config_loader.Checked | None:
+def _load(args: argparse.Namespace) -> tuple[str, config_loader.Checked | None]:
+    """The config named on the command line, checked; None after printing its errors."""
+    path = args.config or config_loader.default_path()
     try:
-        return config_loader.load(path)
+        return path, config_loader.load(path)
     except ConfigError as e:
         for line in e.errors:
             print(line)
         print(f"{path}: {len(e.errors)} error{'s' if len(e.errors) != 1 else ''}", file=sys.stderr)
-        return None
+        return path, None
 
 
 def _check(args: argparse.Namespace) -> int:
-    path = args.config or config_loader.default_path()
-    checked = _load(path)
+    path, checked = _load(args)
     if checked is None:
         return 1
     c = checked.config
@@ -67,8 +68,7 @@ def _check(args: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    path = args.config or config_loader.default_path()
-    checked = _load(path)
+    path, checked = _load(args)
     if checked is None:
         return 1
     server = checked.config.server
@@ -95,8 +95,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _worker(args: argparse.Namespace) -> int:
-    path = args.config or config_loader.default_path()
-    checked = _load(path)
+    path, checked = _load(args)
     if checked is None:
         return 1
     local = [p.name for p in checked.config.providers if p.type == "diffusers"

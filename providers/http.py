@@ -14,6 +14,7 @@ import aiohttp
 from providers.errors import ConnectionFailed, ProviderError, UpstreamFault, UpstreamTimeout
 
 _MAX_ERROR_BODY = 64 * 1024
+_BROKEN = (aiohttp.ClientError, asyncio.TimeoutError)
 
 
 @dataclass(slots=True)
@@ -52,20 +53,19 @@ class Upstream:
         except aiohttp.ClientConnectorError as e:
             raise ConnectionFailed(f"provider '{self.provider}' is unreachable: {e.os_error.strerror or e}",
                                    provider=self.provider) from None
-        except (aiohttp.ServerTimeoutError, asyncio.TimeoutError):
-            raise UpstreamTimeout(f"provider '{self.provider}' timed out", provider=self.provider) from None
-        except aiohttp.ClientError as e:
-            raise UpstreamFault(f"provider '{self.provider}' connection failed: {type(e).__name__}",
-                                provider=self.provider) from None
+        except _BROKEN as e:
+            raise self._failure(e, "connection failed") from None
 
     async def read(self, resp: aiohttp.ClientResponse) -> bytes:
         try:
             return await resp.read()
-        except (aiohttp.ServerTimeoutError, asyncio.TimeoutError):
-            raise UpstreamTimeout(f"provider '{self.provider}' timed out", provider=self.provider) from None
-        except aiohttp.ClientError as e:
-            raise UpstreamFault(f"provider '{self.provider}' broke the answer off: {type(e).__name__}",
-                                provider=self.provider) from None
+        except _BROKEN as e:
+            raise self._failure(e, "broke the answer off") from None
+
+    def _failure(self, e: BaseException, what: str) -> ProviderError:
+        if isinstance(e, asyncio.TimeoutError):    # aiohttp's read timeouts are these too
+            return UpstreamTimeout(f"provider '{self.provider}' timed out", provider=self.provider)
+        return UpstreamFault(f"provider '{self.provider}' {what}: {type(e).__name__}", provider=self.provider)
 
     async def read_error(self, resp: aiohttp.ClientResponse) -> bytes:
         """An error answer's body, at most 64 KiB of it; whatever arrived if the
@@ -96,12 +96,8 @@ class Upstream:
                     continue
                 pending = data[end:]
                 yield data[:end] if pending else data
-        except (aiohttp.ServerTimeoutError, asyncio.TimeoutError):
-            raise UpstreamTimeout(f"provider '{self.provider}' stopped sending mid-stream",
-                                  provider=self.provider) from None
-        except aiohttp.ClientError as e:
-            raise UpstreamFault(f"provider '{self.provider}' broke the stream off: {type(e).__name__}",
-                                provider=self.provider) from None
+        except _BROKEN as e:
+            raise self._failure(e, "broke the stream off") from None
         finally:
             resp.release()
         if pending.strip():
