@@ -21,9 +21,12 @@ class Call:
 
 @dataclass(slots=True)
 class Usage:
+    """Token counts in OpenAI's terms, whichever provider answered: what cost
+    tracking reads. `prompt_tokens` includes cached ones (as OpenAI counts)."""
     prompt_tokens: int = 0
     completion_tokens: int = 0
-    cached_tokens: int = 0
+    cached_tokens: int = 0          # prompt tokens read from the provider's cache
+    cache_write_tokens: int = 0     # prompt tokens written to it (Anthropic, Bedrock)
 
 
 @dataclass(slots=True)
@@ -35,6 +38,7 @@ class Reply:
     close: Callable[[], Awaitable[None] | None] | None = None
     usage: Usage | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    # Streams: a translating adapter fills `usage` in as the stream ends.
 
     async def aclose(self) -> None:
         """Let go of the upstream answer, read to the end or not."""

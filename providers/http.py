@@ -7,10 +7,14 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from typing import AsyncIterator
+from typing import AsyncIterator, Mapping, Protocol
 
 import aiohttp
+from pydantic import ConfigDict, Field
 
+from gateway.config.schema import ProviderConfig
+from providers import sse
+from providers.base import Call, Provider, Reply, Usage
 from providers.errors import ConnectionFailed, ProviderError, UpstreamFault, UpstreamTimeout
 
 _MAX_ERROR_BODY = 64 * 1024
@@ -82,6 +86,16 @@ class Upstream:
             resp.release()
         return bytes(data[:_MAX_ERROR_BODY])
 
+    async def chunks(self, resp: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
+        """The answer's bytes as they arrive."""
+        try:
+            async for data in resp.content.iter_any():
+                yield data
+        except _BROKEN as e:
+            raise self._failure(e, "broke the stream off") from None
+        finally:
+            resp.release()
+
     async def sse_blocks(self, resp: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
         """The stream's bytes, cut only between events, so an error that ends
         the stream never lands in the middle of one."""
@@ -133,4 +147,97 @@ def retry_after(headers) -> float | None:
     return None
 
 
-__all__ = ["Upstream", "UpstreamRequest", "ProviderError", "retry_after"]
+class HttpOptions(ProviderConfig):
+    """Options every provider reached over HTTP has."""
+    model_config = ConfigDict(extra="forbid")
+    base_url: str = ""
+    api_key: str = ""
+    headers: dict[str, str] = Field(default_factory=dict)   # sent on every call
+    max_connections: int = Field(256, ge=1)                  # pooled keep-alive connections
+    idle_timeout_s: float = Field(300, gt=0)                 # longest silence inside a stream
+
+
+class StreamTranslator(Protocol):
+    """Turns one provider stream into OpenAI chunks, event by event (pure)."""
+    usage: Usage
+
+    def feed(self, event: str | None, data: bytes) -> list[dict]: ...
+
+    def end(self) -> list[dict]: ...
+
+
+class HttpProvider(Provider):
+    """A provider reached over HTTP. Adapters supply the pure parts: where and
+    what to send (`request`), how to read an answer (`answer`), a stream
+    (`translator`) and an error (`error`); this class does the exchange."""
+
+    Options = HttpOptions
+
+    def __init__(self, options: HttpOptions) -> None:
+        super().__init__(options)
+        self.upstream = Upstream(self.name, max_connections=options.max_connections,
+                                 idle_timeout_s=options.idle_timeout_s)
+
+    # -- what each adapter provides -------------------------------------------
+
+    def request(self, call: Call) -> UpstreamRequest:
+        raise self.unsupported(call.op)
+
+    def error(self, status: int, body: bytes, headers: Mapping[str, str]) -> ProviderError:
+        return UpstreamFault(f"provider '{self.name}' answered {status}", provider=self.name,
+                             upstream_status=status)
+
+    def answer(self, call: Call, body: bytes) -> Reply:
+        return Reply(body=body)
+
+    def translator(self, call: Call) -> StreamTranslator | None:
+        """None: the provider streams OpenAI's chunks already; relay them as they are."""
+        return None
+
+    def events(self, resp: aiohttp.ClientResponse) -> AsyncIterator[list[tuple[str | None, bytes]]]:
+        """The upstream stream as batches of (event, data); SSE unless overridden."""
+        return self._sse_events(resp)
+
+    # -- the exchange ----------------------------------------------------------
+
+    async def chat(self, call: Call) -> Reply:
+        return await self._exchange(call)
+
+    async def embeddings(self, call: Call) -> Reply:
+        return await self._exchange(call)
+
+    async def _exchange(self, call: Call) -> Reply:
+        resp = await self.upstream.send(self.request(call))
+        if resp.status >= 300:
+            raise self.error(resp.status, await self.upstream.read_error(resp), resp.headers)
+        if not call.stream:
+            return self.answer(call, await self.upstream.read(resp))
+        reply = Reply(content_type=b"text/event-stream", close=resp.release)
+        translator = self.translator(call)
+        if translator is None:
+            reply.chunks = self.upstream.sse_blocks(resp)
+        else:
+            reply.chunks = _translated(translator, self.events(resp), reply)
+        return reply
+
+    async def _sse_events(self, resp: aiohttp.ClientResponse) -> AsyncIterator[list[tuple[str | None, bytes]]]:
+        async for block in self.upstream.sse_blocks(resp):
+            yield list(sse.events(block))
+
+    async def close(self) -> None:
+        await self.upstream.close()
+
+
+async def _translated(translator: StreamTranslator, batches: AsyncIterator[list[tuple[str | None, bytes]]],
+                      reply: Reply) -> AsyncIterator[bytes]:
+    """OpenAI SSE bytes from a provider's events: one write per upstream batch."""
+    async for batch in batches:
+        out = b"".join(sse.encode(c) for event, data in batch for c in translator.feed(event, data))
+        if out:
+            yield out
+    tail = b"".join(sse.encode(c) for c in translator.end())
+    reply.usage = translator.usage
+    yield tail + sse.DONE
+
+
+__all__ = ["HttpOptions", "HttpProvider", "StreamTranslator", "Upstream", "UpstreamRequest", "retry_after"]

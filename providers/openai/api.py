@@ -1,22 +1,17 @@
 """Where OpenAI (and any server that speaks its API) is called, and with what headers."""
 from __future__ import annotations
 
-from pydantic import ConfigDict, Field
+from pydantic import Field
 
-from gateway.config.schema import ProviderConfig
+from providers.http import HttpOptions
 
 PATHS = {"chat": "/chat/completions", "embeddings": "/embeddings"}
 
 
-class Options(ProviderConfig):
-    model_config = ConfigDict(extra="forbid")
+class Options(HttpOptions):
     base_url: str = "https://api.openai.com/v1"
-    api_key: str = ""
     organization: str = ""
     project: str = ""
-    headers: dict[str, str] = Field(default_factory=dict)   # sent on every call
-    max_connections: int = Field(256, ge=1)                  # pooled keep-alive connections
-    idle_timeout_s: float = Field(300, gt=0)                 # longest silence inside a stream
 
 
 class CompatibleOptions(Options):

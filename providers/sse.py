@@ -1,0 +1,29 @@
+"""Server-sent events: splitting what a provider streams, and writing OpenAI's."""
+from __future__ import annotations
+
+from typing import Any, Iterator
+
+import orjson
+
+DONE = b"data: [DONE]\n\n"
+
+
+def events(block: bytes) -> Iterator[tuple[str | None, bytes]]:
+    """(event name, data) for each event in `block`, which holds whole events
+    (see `Upstream.sse_blocks`). Comment lines and empty data are skipped."""
+    for raw in block.replace(b"\r\n", b"\n").split(b"\n\n"):
+        if not raw.strip():
+            continue
+        name: str | None = None
+        data: list[bytes] = []
+        for line in raw.split(b"\n"):
+            if line.startswith(b"data:"):
+                data.append(line[6:] if line[5:6] == b" " else line[5:])
+            elif line.startswith(b"event:"):
+                name = line[6:].strip().decode()
+        if data:
+            yield name, b"\n".join(data)
+
+
+def encode(doc: dict[str, Any]) -> bytes:
+    return b"data: " + orjson.dumps(doc) + b"\n\n"
