@@ -1,12 +1,16 @@
 """Provider `type:` names and the adapter class that serves each."""
 from __future__ import annotations
 
+from providers.azure import AzureOpenAIProvider
 from providers.base import Provider
 from providers.mock import MockProvider
 from providers.openai import OpenAICompatibleProvider, OpenAIProvider
+from providers.presets import PRESET_TYPES
 
 TYPES: dict[str, type[Provider]] = {
     "openai": OpenAIProvider,
     "openai_compatible": OpenAICompatibleProvider,
     "mock": MockProvider,
+    "azure_openai": AzureOpenAIProvider,
+    **PRESET_TYPES,
 }

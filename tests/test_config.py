@@ -10,6 +10,7 @@ import pytest
 
 from gateway.config import ConfigError, load, parse
 from gateway.config.envsubst import substitute
+from providers.registry import TYPES
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -86,7 +87,7 @@ def test_every_error_is_reported_with_its_path():
         "auth.keys[1].name: duplicate key name 'a'",
         "auth.keys[1]: the same secret is already used by another key",
         "auth.keys[2].key_hash: expected 'sha256:' and 64 hex digits",
-        "providers[1].type: unknown provider type 'nosuch' (known: mock, openai, openai_compatible)",
+        f"providers[1].type: unknown provider type 'nosuch' (known: {', '.join(sorted(TYPES))})",
         "providers[2].fail_rate: Input should be less than or equal to 1",
         "providers[2].bogus: Extra inputs are not permitted",
         "providers[3].name: duplicate provider name 'openai'",

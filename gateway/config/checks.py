@@ -11,7 +11,6 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from gateway.config import schema
-from providers.registry import TYPES
 
 _SECTIONS = {"server": schema.ServerConfig, "state": schema.StateConfig,
              "auth": schema.AuthConfig, "breaker": schema.BreakerConfig}
@@ -33,7 +32,14 @@ class Checked:
     notes: list[str] = field(default_factory=list)
 
 
+def _adapters() -> dict[str, Any]:
+    # Imported when used, not at the top: the adapters import this package's schema.
+    from providers.registry import TYPES
+    return TYPES
+
+
 def check(raw: Any) -> Checked:
+    TYPES = _adapters()
     errors: list[str] = []
     if not isinstance(raw, dict):
         raise ConfigError(["(top): the config must be a mapping"])
@@ -106,6 +112,7 @@ def _path(base: str, loc: tuple[Any, ...]) -> str:
 
 
 def _check_providers(items: list[Any], errors: list[str]) -> dict[str, schema.ProviderConfig]:
+    TYPES = _adapters()
     out: dict[str, schema.ProviderConfig] = {}
     for i, p in enumerate(items):
         if p is None:
@@ -138,6 +145,7 @@ def _check_models(models: list[Any], providers: dict[str, schema.ProviderConfig]
 
 def _check_route(route: schema.RouteConfig, path: str, op: str, kind: str,
                  providers: dict[str, schema.ProviderConfig], errors: list[str]) -> None:
+    TYPES = _adapters()
     for j, t in enumerate(route.targets):
         where = f"{path}.targets[{j}]"
         if isinstance(t, schema.RouteConfig):

@@ -1,0 +1,40 @@
+"""`type: azure_openai`: Azure OpenAI deployments. The wire format is OpenAI's,
+so bodies pass through; only where to send and the error codes differ."""
+from __future__ import annotations
+
+from typing import Mapping
+
+from providers.azure import api
+from providers.azure.errors import parse_error
+from providers.base import Call
+from providers.errors import ProviderError
+from providers.http import HttpProvider, UpstreamRequest
+from providers.openai.chat import with_model
+
+
+class AzureOpenAIProvider(HttpProvider):
+    Options = api.Options
+    operations = frozenset({"chat", "embeddings"})
+
+    def __init__(self, options: api.Options) -> None:
+        super().__init__(options)
+        self._headers = api.headers(options)
+        self._urls: dict[tuple[str, str], str] = {}
+
+    @classmethod
+    def disabled_reason(cls, options: api.Options) -> str | None:
+        if not options.enabled:
+            return "enabled: false"
+        if not options.api_key and not options.azure_ad_token:
+            return "api_key and azure_ad_token are empty"
+        return None
+
+    def request(self, call: Call) -> UpstreamRequest:
+        url = self._urls.get((call.op, call.model))
+        if url is None:
+            url = self._urls[(call.op, call.model)] = api.url(self.options, call.op, call.model)
+        return UpstreamRequest(url, with_model(call.body, call.data, call.model), self._headers)
+
+    def error(self, status: int, body: bytes, headers: Mapping[str, str]) -> ProviderError:
+        secret = self.options.api_key or self.options.azure_ad_token
+        return parse_error(status, body, headers, provider=self.name, secret=secret)

@@ -1,0 +1,37 @@
+"""Where Azure OpenAI is called: a deployment per model, an `api-version`, an
+`api-key` header (or a Microsoft Entra token)."""
+from __future__ import annotations
+
+from urllib.parse import quote
+
+from pydantic import Field
+
+from providers.http import HttpOptions
+
+PATHS = {"chat": "chat/completions", "embeddings": "embeddings"}
+
+
+class Options(HttpOptions):
+    base_url: str = Field(min_length=1)    # https://<resource>.openai.azure.com
+    api_version: str = "2024-10-21"        # "v1": the versionless /openai/v1 API
+    azure_ad_token: str = ""               # instead of api_key: sent as a bearer token
+
+
+def url(options: Options, op: str, deployment: str) -> str:
+    """Dated versions put the deployment in the path; `v1` takes it as the body's model."""
+    base = options.base_url.rstrip("/")
+    if not base.endswith("/openai"):
+        base += "/openai"
+    if options.api_version == "v1":
+        return f"{base}/v1/{PATHS[op]}"
+    return f"{base}/deployments/{quote(deployment, safe='')}/{PATHS[op]}?api-version={options.api_version}"
+
+
+def headers(options: Options) -> dict[str, str]:
+    h = {"content-type": "application/json"}
+    if options.api_key:
+        h["api-key"] = options.api_key
+    elif options.azure_ad_token:
+        h["authorization"] = f"Bearer {options.azure_ad_token}"
+    h.update(options.headers)
+    return h
