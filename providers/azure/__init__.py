@@ -8,11 +8,12 @@ from providers.azure import api
 from providers.azure.errors import parse_error
 from providers.base import Call
 from providers.errors import ProviderError
-from providers.http import HttpProvider, UpstreamRequest
+from providers.http import UpstreamRequest
+from providers.openai import OpenAIFormat
 from providers.openai.chat import with_model
 
 
-class AzureOpenAIProvider(HttpProvider):
+class AzureOpenAIProvider(OpenAIFormat):
     Options = api.Options
     operations = frozenset({"chat", "embeddings"})
 

@@ -1,15 +1,26 @@
 """`type: openai` and `type: openai_compatible` (vLLM, llama.cpp, TGI, LM Studio ...)."""
 from __future__ import annotations
 
-from typing import Mapping
+from typing import AsyncIterator, Mapping
 
-from providers.base import Call
+from providers.base import Call, Reply
 from providers.errors import ProviderError
 from providers.http import HttpProvider, UpstreamRequest
 from providers.openai import api, chat
 
 
-class OpenAIProvider(HttpProvider):
+class OpenAIFormat(HttpProvider):
+    """Any provider whose answers are already in OpenAI's format: passed through
+    untouched, with usage read from them."""
+
+    def answer(self, call: Call, body: bytes) -> Reply:
+        return Reply(body=body, usage_parser=chat.usage_of)
+
+    def relay(self, blocks: AsyncIterator[bytes], reply: Reply) -> AsyncIterator[bytes]:
+        return chat.watch_usage(blocks, reply)
+
+
+class OpenAIProvider(OpenAIFormat):
     Options = api.Options
     secret_field = "api_key"
     operations = frozenset({"chat", "embeddings"})

@@ -2,11 +2,12 @@
 the raw bytes and reading error bodies; answers pass through untouched."""
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any, AsyncIterator, Mapping
 
 import orjson
 
-from providers import errors
+from providers import errors, sse
+from providers.base import Reply, Usage
 from providers.http import retry_after
 
 
@@ -76,3 +77,29 @@ def _error_fields(body: bytes) -> tuple[str, str | None, str | None, str | None]
 
 def _str(v: Any) -> str | None:
     return v if isinstance(v, str) else None
+
+
+def usage_of(body: bytes) -> Usage | None:
+    """The usage record of an OpenAI-shaped answer or chunk (None if it has none)."""
+    try:
+        usage = orjson.loads(body).get("usage")
+    except (orjson.JSONDecodeError, AttributeError):
+        return None
+    if not isinstance(usage, dict):
+        return None
+    details = usage.get("prompt_tokens_details") or {}
+    return Usage(prompt_tokens=usage.get("prompt_tokens") or 0,
+                 completion_tokens=usage.get("completion_tokens") or 0,
+                 cached_tokens=details.get("cached_tokens") or 0 if isinstance(details, dict) else 0)
+
+
+async def watch_usage(blocks: AsyncIterator[bytes], reply: Reply) -> AsyncIterator[bytes]:
+    """Relays a stream untouched, noting the usage chunk when one goes by. Only
+    blocks that hold a usage object are parsed (a substring test finds them)."""
+    async for block in blocks:
+        if b'"usage":{' in block or b'"usage": {' in block:
+            for _, data in sse.events(block):
+                found = usage_of(data)
+                if found is not None:
+                    reply.usage = found
+        yield block

@@ -78,3 +78,33 @@ def test_secret_is_scrubbed_and_odd_bodies_survive():
     assert parse_error(502, b"<html>Bad gateway</html>", {}, provider="v").message.endswith("<html>Bad gateway</html>")
     assert parse_error(400, b'{"error": "plain"}', {}, provider="v").message == "plain"
     assert parse_error(500, b"", {}, provider="v").message.endswith("HTTP 500")
+
+
+def test_usage_from_recorded_answers():
+    from providers.openai.chat import usage_of
+    u = usage_of(recorded("chat_completion.json"))
+    assert (u.prompt_tokens, u.completion_tokens, u.cached_tokens) == (19, 10, 0)
+    assert usage_of(recorded("embeddings.json")).prompt_tokens == 8
+    assert usage_of(b'{"usage": null}') is None and usage_of(b"not json") is None
+
+
+def test_usage_noted_from_a_relayed_stream():
+    import asyncio
+
+    from providers.base import Reply
+    from providers.openai.chat import watch_usage
+
+    stream = recorded("chat_stream.sse")
+
+    async def blocks():
+        yield stream[:300]
+        yield stream[300:]
+
+    async def relay():
+        reply = Reply()
+        out = b"".join([b async for b in watch_usage(blocks(), reply)])
+        return out, reply.usage
+
+    out, usage = asyncio.run(relay())
+    assert out == stream
+    assert (usage.prompt_tokens, usage.completion_tokens) == (9, 4)
