@@ -86,7 +86,7 @@ class Runtime:
 
     def _target(self, provider: str, model: str, weight: float = 1.0) -> Target:
         p = self.providers[provider]
-        price = self.prices.get(provider, model)
+        price = self.prices.get(provider, model, p.options.type)
         cost = float("inf") if price is None else \
             (price.input_per_mtok + price.output_per_mtok) / 1000 + price.per_request
         breaker = p.options.breaker or self.config.breaker

@@ -41,11 +41,30 @@ def test_least_latency_prefers_the_faster(start_gateway):
 
 def test_least_cost_picks_the_cheapest_priced(start_gateway):
     gw = start_gateway(base_config(
-        mocks("pricey", "cheap", "unpriced"),
-        [chat_model("m", {"provider": "unpriced"}, {"provider": "pricey"}, {"provider": "cheap"}, strategy="least_cost")],
+        mocks("pricey", "cheap", "middle"),
+        [chat_model("m", {"provider": "middle"}, {"provider": "pricey"}, {"provider": "cheap"}, strategy="least_cost")],
         prices={"pricey/*": {"input_per_mtok": 5, "output_per_mtok": 15},
+                "middle/*": {"input_per_mtok": 1, "output_per_mtok": 1},
                 "cheap/m": {"input_per_mtok": 0.1, "output_per_mtok": 0.4}}))
     assert served_by(gw, "m", 3) == {"cheap": 3}
+
+
+def test_unpriced_targets_sort_last_and_prices_match_by_name_then_type():
+    from gateway.config.schema import Price
+    from gateway.prices import Prices
+    from gateway.routes import ORDER
+    prices = Prices({"anthropic/claude-haiku-4-5*": Price(input_per_mtok=1), "team-claude/claude-haiku-4-5": Price(input_per_mtok=2),
+                     "x/*": Price(input_per_mtok=3), "x/special-*": Price(input_per_mtok=4)})
+    assert prices.get("team-claude", "claude-haiku-4-5", "anthropic").input_per_mtok == 2
+    assert prices.get("other-claude", "claude-haiku-4-5-20251001", "anthropic").input_per_mtok == 1
+    assert prices.get("x", "special-one").input_per_mtok == 4       # the longer glob wins
+    assert prices.get("nobody", "m", "mock") is None
+
+    class T:
+        def __init__(self, cost):
+            self.cost = cost
+    a, b, c = T(float("inf")), T(2.0), T(0.5)
+    assert ORDER["least_cost"]([a, b, c]) == [c, b, a]
 
 
 def test_least_busy_avoids_the_loaded_target(start_gateway, loop):
