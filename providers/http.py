@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import AsyncIterator, Mapping, Protocol
 
 import aiohttp
+import yarl
 from pydantic import ConfigDict, Field
 
 from gateway.config.schema import ProviderConfig
@@ -53,7 +54,10 @@ class Upstream:
     async def send(self, req: UpstreamRequest) -> aiohttp.ClientResponse:
         session = self._session or self._open()
         try:
-            return await session.request(req.method, req.url, data=req.body, headers=req.headers)
+            # encoded=True: the URL goes out exactly as the adapter built (and, for
+            # Bedrock, signed) it; yarl would otherwise re-normalise escapes like %3A.
+            return await session.request(req.method, yarl.URL(req.url, encoded=True), data=req.body,
+                                         headers=req.headers)
         except aiohttp.ClientConnectorError as e:
             raise ConnectionFailed(f"provider '{self.provider}' is unreachable: {e.os_error.strerror or e}",
                                    provider=self.provider) from None

@@ -1,8 +1,11 @@
 """Provider `type:` names and the adapter class that serves each."""
 from __future__ import annotations
 
+from providers.anthropic import AnthropicProvider
 from providers.azure import AzureOpenAIProvider
 from providers.base import Provider
+from providers.bedrock import BedrockProvider
+from providers.gemini import GeminiProvider
 from providers.mock import MockProvider
 from providers.openai import OpenAICompatibleProvider, OpenAIProvider
 from providers.presets import PRESET_TYPES
@@ -11,6 +14,9 @@ TYPES: dict[str, type[Provider]] = {
     "openai": OpenAIProvider,
     "openai_compatible": OpenAICompatibleProvider,
     "mock": MockProvider,
+    "gemini": GeminiProvider,
     "azure_openai": AzureOpenAIProvider,
+    "anthropic": AnthropicProvider,
+    "bedrock": BedrockProvider,
     **PRESET_TYPES,
 }

@@ -145,3 +145,8 @@ def test_check_command_ok_on_shipped_config():
 def test_check_command_missing_file():
     r = gateway_cli("check", "--config", "/nonexistent.yaml")
     assert r.returncode == 1 and "cannot read" in r.stdout
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "config" / "examples").glob("*.yaml")), ids=lambda p: p.name)
+def test_example_configs_are_valid(path):
+    assert load(path).config.models

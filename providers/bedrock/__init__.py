@@ -1,0 +1,71 @@
+"""`type: bedrock`: Amazon Bedrock's Converse and ConverseStream APIs, signed
+with SigV4 (no AWS SDK), streams decoded from AWS's binary event-stream."""
+from __future__ import annotations
+
+from typing import AsyncIterator, Mapping
+
+import aiohttp
+import orjson
+
+from providers import chat_format as cf
+from providers.base import Call, Reply
+from providers.bedrock import api, chat, errors, eventstream, reply
+from providers.bedrock.stream import ConverseStream
+from providers.errors import ProviderError, UpstreamFault
+from providers.http import HttpProvider, UpstreamRequest
+
+
+class BedrockProvider(HttpProvider):
+    Options = api.Options
+    operations = frozenset({"chat"})
+
+    def __init__(self, options: api.Options) -> None:
+        super().__init__(options)
+        self.target = api.target(options)      # the environment is read once, here
+        creds = self.target.credentials
+        self._secrets = tuple(s for s in (creds.secret_access_key, creds.session_token) if s)
+
+    @classmethod
+    def disabled_reason(cls, options: api.Options) -> str | None:
+        if not options.enabled:
+            return "enabled: false"
+        return api.missing(options)
+
+    def request(self, call: Call) -> UpstreamRequest:
+        if call.op != "chat":
+            raise self.unsupported(call.op)
+        body = chat.converse_request(call.data, self.name)
+        url = api.url(self.target, call.model, call.stream)
+        return UpstreamRequest(url, body, api.headers(self.target, api.wire_path(url), body, self.options.headers))
+
+    def error(self, status: int, body: bytes, headers: Mapping[str, str]) -> ProviderError:
+        return errors.parse_error(status, body, headers, provider=self.name, secrets=self._secrets)
+
+    def answer(self, call: Call, body: bytes) -> Reply:
+        out, usage = reply.completion(body, call.model, self.name)
+        return Reply(body=out, usage=usage)
+
+    def translator(self, call: Call) -> ConverseStream:
+        return ConverseStream(call.model, cf.wants_usage_chunk(call.data), self.name, self._secrets)
+
+    async def events(self, resp: aiohttp.ClientResponse) -> AsyncIterator[list[tuple[str | None, bytes]]]:
+        """Frames as (event or exception type, payload), one batch per read."""
+        decoder = eventstream.Decoder(self.name)
+        async for data in self.upstream.chunks(resp):
+            batch = [_event(m) for m in decoder.feed(data)]
+            if batch:
+                yield batch
+        if decoder.pending:
+            raise UpstreamFault(f"provider '{self.name}' ended the stream inside a frame", provider=self.name)
+
+
+def _event(m: eventstream.Message) -> tuple[str | None, bytes]:
+    kind = m.headers.get(":message-type")
+    if kind == "exception":
+        return str(m.headers.get(":exception-type", "UnknownException")), m.payload
+    if kind == "error":       # the transport's own errors carry their message in headers
+        code = str(m.headers.get(":error-code", "Unknown"))
+        name = code if code.endswith("Exception") else code + "Exception"
+        return name, orjson.dumps({"message": str(m.headers.get(":error-message", ""))})
+    event = m.headers.get(":event-type")
+    return (event if isinstance(event, str) else None), m.payload

@@ -1,0 +1,26 @@
+"""Where Google's Generative Language API (Gemini) is called, and with what headers."""
+from __future__ import annotations
+
+from providers.http import HttpOptions
+
+
+class Options(HttpOptions):
+    base_url: str = "https://generativelanguage.googleapis.com/v1beta"
+
+
+def resource(model: str) -> str:
+    """The model's resource name: `models/<model>`, or as given when already a path
+    (`models/...`, `tunedModels/...`)."""
+    return model if "/" in model else f"models/{model}"
+
+
+def url(options: Options, model: str, method: str, *, stream: bool = False) -> str:
+    base = f"{options.base_url.rstrip('/')}/{resource(model)}:{method}"
+    return base + "?alt=sse" if stream else base
+
+
+def headers(options: Options) -> dict[str, str]:
+    # The key travels in a header, never in the URL, so it never shows in logs or errors.
+    h = {"content-type": "application/json", "x-goog-api-key": options.api_key}
+    h.update(options.headers)
+    return h
