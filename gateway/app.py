@@ -80,11 +80,18 @@ class App:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
+                try:
+                    await self.runtime.store.start()
+                except Exception as e:
+                    log.exception("the state store did not start")
+                    await send({"type": "lifespan.startup.failed", "message": str(e)})
+                    return
                 if self._tune_gc:
                     _tune_gc()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 await self.runtime.close()
+                await self.runtime.store.close()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Union
 
 from gateway.breaker import Breaker
+from gateway.config.schema import ModelLimits, Price
 from providers.base import Provider
 
 
@@ -28,6 +29,7 @@ class Target:
     weight: float
     stats: TargetStats
     cost: float = float("inf")   # USD per 1K tokens in + 1K out; unknown prices sort last
+    price: Price | None = None
 
     @property
     def id(self) -> str:
@@ -71,6 +73,8 @@ class ServedModel:
     attempt_timeout_s: float | None = None
     targets: list[Target] = field(default_factory=list)
     fixed_order: list[Target] | None = None   # computed once when the order never varies
+    limits: ModelLimits | None = None
+    hold_price: Price | None = None            # what a budget holds against: the dearest target
 
     def plan(self, strategy: str | None) -> list[Target]:
         if strategy is None and self.fixed_order is not None:

@@ -15,9 +15,11 @@ from gateway.breaker import Breaker
 from gateway.config import Checked
 from gateway.config.schema import BreakerConfig, ModelConfig, RouteConfig
 from gateway.errors import ApiError, model_not_found
+from gateway.limits import Limiter, hold_price
 from gateway.prices import Prices
 from gateway.routes import Route, ServedModel, Target, TargetStats
 from gateway.rules import Rules
+from gateway.store import Store, open_store
 from providers.base import Provider
 from providers.registry import TYPES
 
@@ -45,9 +47,12 @@ class TargetBook:
 
 
 class Runtime:
-    def __init__(self, checked: Checked, book: TargetBook | None = None) -> None:
+    def __init__(self, checked: Checked, book: TargetBook | None = None, store: Store | None = None) -> None:
         config = checked.config
         self.config = config
+        # The store outlives config versions; the app opens and closes it.
+        self.store = store or open_store(config.state)
+        self.limiter = Limiter(self.store, config.state)
         self.loaded_at = int(time.time())
         self.book = book or TargetBook()
         self.keys = Keys(config.auth.keys)
@@ -70,8 +75,10 @@ class Runtime:
         if route is None:
             log.info("model '%s' is off: none of its providers is enabled", m.name)
             return None
-        return ServedModel(m.name, m.kind, route, m.retries, m.timeout_s, m.attempt_timeout_s,
-                           route.leaves(), route.plan() if route.is_fixed() else None)
+        leaves = route.leaves()
+        return ServedModel(m.name, m.kind, route, m.retries, m.timeout_s, m.attempt_timeout_s, leaves,
+                           route.plan() if route.is_fixed() else None, m.limits,
+                           hold_price([t.price for t in leaves]))
 
     def _route(self, rc: RouteConfig, public: str) -> Route | None:
         nodes: list[Target | Route] = []
@@ -90,7 +97,7 @@ class Runtime:
         cost = float("inf") if price is None else \
             (price.input_per_mtok + price.output_per_mtok) / 1000 + price.per_request
         breaker = p.options.breaker or self.config.breaker
-        return Target(p, model, weight, self.book.get(f"{provider}/{model}", breaker), cost)
+        return Target(p, model, weight, self.book.get(f"{provider}/{model}", breaker), cost, price)
 
     # -- per request ---------------------------------------------------------
 
@@ -118,7 +125,8 @@ class Runtime:
         if provider not in self.providers or not model:
             return None
         target = self._target(provider, model)
-        served = ServedModel(name, kind, Route("fallback", [target]), 0, 60.0, None, [target], [target])
+        served = ServedModel(name, kind, Route("fallback", [target]), 0, 60.0, None, [target], [target],
+                             None, target.price)
         if len(self._direct) < 10_000:
             self._direct[(name, kind)] = served
         return served

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import tempfile
 import threading
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Awaitable, Coroutine, TypeVar
+from typing import Any, Awaitable, Callable, Coroutine, Iterator, TypeVar
 
 import httpx
 import openai
@@ -26,6 +28,22 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+@contextmanager
+def closed_after(make: Callable[..., T]) -> Iterator[Callable[..., T]]:
+    """`make` for a test to call as often as it likes; whatever it made is closed at the end."""
+    made: list[Any] = []
+
+    def tracked(*args: Any, **kw: Any) -> T:
+        made.append(make(*args, **kw))
+        return made[-1]
+
+    try:
+        yield tracked
+    finally:
+        for thing in made:
+            thing.close()
 
 
 class Loop:
@@ -48,6 +66,10 @@ class Gateway:
     """A gateway serving `config` on a free loopback port."""
 
     def __init__(self, loop: Loop, config: dict[str, Any] | str) -> None:
+        if not isinstance(config, str):
+            # Each gateway keeps its ledger in a directory of its own, never the checkout's ./data.
+            state = config.setdefault("state", {})
+            state.setdefault("data_dir", tempfile.mkdtemp(prefix="gateway-test-"))
         text = config if isinstance(config, str) else yaml.safe_dump(config)
         self.runtime = Runtime(config_loader.parse(text))
         self.app = App(self.runtime)

@@ -19,6 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_serve_shipped_config_answers_the_sdk(tmp_path):
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "GATEWAY_"))}
+    env["GATEWAY_DATA_DIR"] = str(tmp_path)
     proc = subprocess.Popen([sys.executable, "-m", "gateway", "serve", "--port", str(port)], cwd=ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:

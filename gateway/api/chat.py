@@ -13,7 +13,8 @@ async def chat_completions(req: Request, rt: Runtime) -> None:
     body = await req.body(rt.max_body)
     data, stream = protocol.chat_request(body)
     served, strategy = rt.resolve(key, data["model"], "chat")
-    await forward(req, served, Call("chat", body, data, served.name, stream, req.id.decode()), strategy)
+    ticket = await rt.limiter.admit(key, served, data, body)
+    await forward(req, rt, served, Call("chat", body, data, served.name, stream, req.id.decode()), strategy, ticket)
 
 
 async def embeddings(req: Request, rt: Runtime) -> None:
@@ -21,4 +22,6 @@ async def embeddings(req: Request, rt: Runtime) -> None:
     body = await req.body(rt.max_body)
     data = protocol.embeddings_request(body)
     served, strategy = rt.resolve(key, data["model"], "embedding")
-    await forward(req, served, Call("embeddings", body, data, served.name, False, req.id.decode()), strategy)
+    ticket = await rt.limiter.admit(key, served, data, body)
+    await forward(req, rt, served, Call("embeddings", body, data, served.name, False, req.id.decode()), strategy,
+                  ticket)

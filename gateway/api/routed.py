@@ -6,45 +6,69 @@ import logging
 
 from gateway import protocol, router
 from gateway.asgi import Request
+from gateway.limits import Ticket
 from gateway.routes import ServedModel
-from providers.base import Call
+from gateway.runtime import Runtime
+from gateway.spend import cost_nano, usd
+from providers.base import Call, Usage
 from providers.errors import ProviderError
 
 log = logging.getLogger("gateway")
 
 
-async def forward(req: Request, served: ServedModel, call: Call, strategy: str | None) -> None:
+async def forward(req: Request, rt: Runtime, served: ServedModel, call: Call, strategy: str | None,
+                  ticket: Ticket) -> None:
     try:
         outcome = await router.send(served, call, strategy)
     except router.RouteFailed as e:
-        await req.error(e, [(b"x-gateway-attempts", str(e.attempts).encode()),
+        await req.error(e, [*ticket.headers, (b"x-gateway-attempts", str(e.attempts).encode()),
                             (b"x-gateway-overhead-ms", req.overhead_ms(e.upstream_s))])
+        await rt.limiter.settle(ticket, None, None, 0)
         return
-    headers = [(b"x-gateway-provider", outcome.target.provider.name.encode()),
-               (b"x-gateway-attempts", str(outcome.attempts).encode()),
-               (b"x-gateway-overhead-ms", req.overhead_ms(outcome.upstream_s))]
+    target = outcome.target
+    headers = [*ticket.headers, (b"x-gateway-provider", target.provider.name.encode()),
+               (b"x-gateway-attempts", str(outcome.attempts).encode())]
     reply = outcome.reply
     if reply.chunks is None:
         outcome.release()
+        usage = reply.read_usage()
+        cost = cost_nano(target.price, usage)
+        headers.append((b"x-gateway-cost-usd", usd(cost).encode()))
+        headers.append((b"x-gateway-overhead-ms", req.overhead_ms(outcome.upstream_s)))
         await req.respond(200, reply.body, headers, reply.content_type)
+        await rt.limiter.settle(ticket, target.provider.name, usage, cost)
         return
+    headers.append((b"x-gateway-overhead-ms", req.overhead_ms(outcome.upstream_s)))
+    events = 0
     try:
-        await _stream(req, outcome.first_chunk or b"", reply.chunks, headers, reply.content_type)
+        events = await _stream(req, outcome.first_chunk or b"", reply.chunks, headers, reply.content_type)
     finally:
         outcome.release()
         await reply.aclose()
+        usage = reply.usage or _streamed_usage(call, events)
+        await rt.limiter.settle(ticket, target.provider.name, usage, cost_nano(target.price, usage))
 
 
-async def _stream(req: Request, first: bytes, chunks, headers, content_type: bytes) -> None:
-    """Relay chunks as they come. A failure from here on can't fail over (the
-    client has bytes already): it ends the stream with an error event."""
+def _streamed_usage(call: Call, events: int) -> Usage:
+    """What a stream that ended without a usage record (the client left, or the
+    provider sends none) is charged: the prompt at ~4 bytes a token, and a token
+    per content event relayed (role and finish events aside)."""
+    return Usage(len(call.body) // 4, max(0, events - 2))
+
+
+async def _stream(req: Request, first: bytes, chunks, headers, content_type: bytes) -> int:
+    """Relay chunks as they come, and count the events relayed. A failure from
+    here on can't fail over (the client has bytes already): it ends the stream
+    with an error event."""
     state = {"done": False}
+    events = first.count(b"data:")
     watcher = asyncio.create_task(_cancel_on_disconnect(req, asyncio.current_task(), state))
     try:
         await req.start_stream(headers, content_type)
         await req.send_chunk(first)
         try:
             async for chunk in chunks:
+                events += chunk.count(b"data:")
                 await req.send_chunk(chunk)
         except ProviderError as e:
             log.warning("stream %s broke after the first byte: %s", req.id.decode(), e.message)
@@ -58,6 +82,7 @@ async def _stream(req: Request, first: bytes, chunks, headers, content_type: byt
     finally:
         state["done"] = True
         watcher.cancel()
+    return events
 
 
 async def _cancel_on_disconnect(req: Request, task, state: dict) -> None:

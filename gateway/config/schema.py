@@ -28,6 +28,9 @@ class ServerConfig(_Strict):
 class StateConfig(_Strict):
     redis_url: str = ""        # empty: embedded mode
     data_dir: str = "./data"
+    on_redis_error: Literal["open", "closed"] = "open"   # admit (open) or refuse (closed) while Redis is down
+    redis_timeout_ms: float = Field(50, gt=0)           # a slower answer counts as Redis being down
+    lease_ttl_s: float = Field(600, gt=0)               # a concurrency slot whose replica died frees itself after this
 
 
 class Limits(_Strict):
@@ -90,10 +93,23 @@ class RouteConfig(_Strict):
     weight: float = Field(1.0, gt=0)     # used when this route is a target of a weighted parent
 
 
+class ModelLimits(_Strict):
+    """Limits on a model across all keys together."""
+    rpm: int | None = Field(None, ge=0)
+    tpm: int | None = Field(None, ge=0)
+
+
+class CacheConfig(_Strict):
+    ttl_s: float = Field(gt=0)
+    shared: bool = False        # true: keys share answers; false: each key sees only its own
+
+
 class ModelConfig(_Strict):
     name: str = Field(min_length=1)
     kind: Kind = "chat"
     route: RouteConfig
+    limits: ModelLimits = Field(default_factory=ModelLimits)
+    cache: CacheConfig | None = None
     retries: int = Field(2, ge=0)                    # attempts after the first failed one
     timeout_s: float = Field(60, gt=0)               # the whole request's deadline, across attempts
     attempt_timeout_s: float | None = Field(None, gt=0)  # cap per attempt, so a hung target fails over early

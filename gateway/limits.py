@@ -1,0 +1,196 @@
+"""Rate limits and budgets on the request path.
+
+Before routing, one `admit` call to the store checks and charges every limit
+of the request at once (the key's rpm, tpm and concurrency, the model's rpm
+and tpm, the key's budget): tokens are charged an estimate (body length / 4,
+plus max_tokens x n) and money a hold at the dearest target's price. After the
+answer, `settle` corrects the tokens to the real usage, frees the slot, turns
+the hold into spend and writes the ledger row.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from gateway.auth import Key
+from gateway.config.schema import Price, StateConfig
+from gateway.errors import ApiError
+from gateway.routes import ServedModel
+from gateway.spend import NANO, cost_nano, period, today, usd
+from gateway.store import Admission, Hold, Lease, LedgerEntry, Settlement, Store, StoreDown, Verdict, Window
+from providers.base import Usage
+
+log = logging.getLogger("gateway.limits")
+
+Headers = list[tuple[bytes, bytes]]
+
+
+@dataclass(slots=True)
+class Ticket:
+    """One admitted request: what it was charged, to settle afterwards."""
+    key: str
+    model: str
+    estimate: int = 0                          # tokens charged up front
+    admission: Admission | None = None
+    verdict: Verdict | None = None
+    headers: Headers = field(default_factory=list)
+
+
+def estimate_tokens(data: dict[str, Any], body: bytes) -> int:
+    """Prompt ~ 4 bytes a token (no tokenizer on the hot path), plus the most the
+    answer may use."""
+    most = data.get("max_completion_tokens") or data.get("max_tokens") or 0
+    return len(body) // 4 + most * (data.get("n") or 1)
+
+
+class Limiter:
+    def __init__(self, store: Store, state: StateConfig) -> None:
+        self.store = store
+        self._open_on_error = state.on_redis_error == "open"
+        self._lease_ttl_s = state.lease_ttl_s
+        self._down = False
+        self.store_errors = 0
+
+    async def admit(self, key: Key, served: ServedModel, data: dict[str, Any], body: bytes) -> Ticket:
+        ticket = Ticket(key.name, served.name)
+        admission = self._admission(key, served, data, body, ticket)
+        if admission is None:
+            return ticket                      # nothing to check: no store trip at all
+        try:
+            verdict = await self.store.admit(admission)
+        except StoreDown as e:
+            self._store_failed(e)
+            if self._open_on_error:
+                return ticket
+            raise ApiError(503, "Rate limits cannot be checked right now; try again shortly.",
+                           type="server_error", code="limits_unavailable",
+                           headers=[(b"retry-after", b"1")]) from None
+        self._store_ok()
+        ticket.admission, ticket.verdict = admission, verdict
+        ticket.headers = _headers(admission.windows, verdict)
+        if not verdict.allowed:
+            raise _refusal(key, admission, verdict, ticket.headers)
+        return ticket
+
+    def _admission(self, key: Key, served: ServedModel, data: dict[str, Any], body: bytes,
+                   ticket: Ticket) -> Admission | None:
+        limits, model_limits = key.limits, served.limits
+        windows: list[Window] = []
+        if limits.tpm is not None or (model_limits is not None and model_limits.tpm is not None) or key.budget:
+            ticket.estimate = estimate_tokens(data, body)
+        if limits.rpm is not None:
+            windows.append(Window("requests", f"rpm:key:{key.name}", limits.rpm, 60, 1))
+        if limits.tpm is not None:
+            windows.append(Window("tokens", f"tpm:key:{key.name}", limits.tpm, 60, ticket.estimate))
+        if model_limits is not None:
+            if model_limits.rpm is not None:
+                windows.append(Window("requests", f"rpm:model:{served.name}", model_limits.rpm, 60, 1))
+            if model_limits.tpm is not None:
+                windows.append(Window("tokens", f"tpm:model:{served.name}", model_limits.tpm, 60, ticket.estimate))
+        lease = None
+        if limits.concurrent is not None:
+            lease = Lease(f"concurrent:key:{key.name}", limits.concurrent, uuid.uuid4().hex, self._lease_ttl_s)
+        hold = None
+        if key.budget is not None:
+            day_from, day_to = period(key.budget)
+            most = Usage(len(body) // 4, ticket.estimate - len(body) // 4)
+            hold = Hold(f"budget:{key.name}:{day_from}:{day_to}", round(key.budget.usd * NANO),
+                        cost_nano(served.hold_price, most))
+        if not windows and lease is None and hold is None:
+            return None
+        return Admission(windows, lease, hold, time.time())
+
+    async def settle(self, ticket: Ticket, provider: str | None, usage: Usage | None, cost: int,
+                     cache_hit: bool = False) -> None:
+        """After the answer (or the failure): correct, free, spend and record."""
+        s = Settlement()
+        a = ticket.admission
+        if a is not None and ticket.verdict is not None and ticket.verdict.allowed:
+            used = 0 if usage is None else usage.prompt_tokens + usage.completion_tokens
+            s.corrections = [(win, a.now, used - win.amount) for win in a.windows
+                             if win.family == "tokens" and used != win.amount]
+            s.lease, s.hold, s.spent_nano = a.lease, a.hold, cost
+        if provider is not None:
+            u = usage or Usage()
+            s.entry = LedgerEntry(today(), ticket.key, ticket.model, provider, 1, u.prompt_tokens,
+                                  u.completion_tokens, u.cached_tokens, cost, int(cache_hit))
+        if s.entry is None and not s.corrections and s.lease is None and s.hold is None:
+            return
+        try:
+            await self.store.settle(s)
+        except StoreDown as e:
+            self._store_failed(e)
+        else:
+            self._store_ok()
+
+    def _store_failed(self, e: Exception) -> None:
+        self.store_errors += 1
+        if not self._down:
+            self._down = True
+            log.warning("state store unreachable (%s); limits %s until it is back", e,
+                        "are not enforced" if self._open_on_error else "refuse requests")
+
+    def _store_ok(self) -> None:
+        if self._down:
+            self._down = False
+            log.warning("state store reachable again; limits enforced")
+
+
+def _duration(seconds: float) -> bytes:
+    """OpenAI's reset format: 20ms, 1s, 6m0s."""
+    if seconds < 1:
+        return f"{max(0, math.ceil(seconds * 1000))}ms".encode()
+    whole = math.ceil(seconds)
+    minutes, secs = divmod(whole, 60)
+    return (f"{minutes}m{secs}s" if minutes else f"{secs}s").encode()
+
+
+def _headers(windows: list[Window], verdict: Verdict) -> Headers:
+    """OpenAI's x-ratelimit-* headers, for the key's own request and token windows."""
+    out: Headers = []
+    for i, win in enumerate(windows):
+        if not win.key.startswith(("rpm:key:", "tpm:key:")):
+            continue
+        name = win.family.encode()
+        out.append((b"x-ratelimit-limit-" + name, str(win.limit).encode()))
+        if verdict.allowed:
+            out.append((b"x-ratelimit-remaining-" + name, str(verdict.remaining[i]).encode()))
+            out.append((b"x-ratelimit-reset-" + name, _duration(verdict.reset_s[i])))
+        elif verdict.refused_by == win.family:
+            out.append((b"x-ratelimit-remaining-" + name, b"0"))
+            out.append((b"x-ratelimit-reset-" + name, _duration(verdict.retry_after_s)))
+    return out
+
+
+def _refusal(key: Key, a: Admission, verdict: Verdict, headers: Headers) -> ApiError:
+    retry = [(b"retry-after", str(max(1, math.ceil(verdict.retry_after_s))).encode())]
+    by = verdict.refused_by
+    if by == "budget":
+        assert key.budget is not None
+        return ApiError(429, f"You exceeded your current quota: key '{key.name}' has used its budget of "
+                             f"${usd(round(key.budget.usd * NANO))} for this {key.budget.period}.",
+                        type="insufficient_quota", code="insufficient_quota", headers=headers)
+    if by == "concurrent":
+        return ApiError(429, f"Too many requests in flight for key '{key.name}' (limit "
+                             f"{a.lease.limit if a.lease else 0}); retry when one finishes.",
+                        type="requests", code="rate_limit_exceeded", headers=[*retry, *headers])
+    win = next(w for w in a.windows if w.family == by)
+    unit = {"requests": "requests per min (RPM)", "tokens": "tokens per min (TPM)"}.get(by or "", by)
+    scope = f"key '{key.name}'" if ":key:" in win.key else f"model '{win.key.split(':', 2)[2]}'"
+    return ApiError(429, f"Rate limit reached for {scope} on {unit}: Limit {win.limit}, Requested {win.amount}. "
+                         f"Please try again in {verdict.retry_after_s:.3g}s.",
+                    type=by or "requests", code="rate_limit_exceeded", headers=[*retry, *headers])
+
+
+def hold_price(prices: list[Price | None]) -> Price | None:
+    """The dearest of a model's target prices, per part: what a budget holds against."""
+    known = [p for p in prices if p is not None]
+    if not known:
+        return None
+    return Price(input_per_mtok=max(p.input_per_mtok for p in known),
+                 output_per_mtok=max(p.output_per_mtok for p in known),
+                 per_request=max(p.per_request for p in known))

@@ -1,0 +1,131 @@
+"""The embedded store: limits, leases and holds in this process's memory, the
+ledger in SQLite. Exact for one process; with `--workers N` each worker keeps
+its own limits (use Redis to share them)."""
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from pathlib import Path
+
+from gateway.store import (LEDGER_FIELDS, Admission, LedgerEntry, Settlement, Store, Verdict)
+from gateway.store import windows as w
+from gateway.store.ledger import Ledger
+
+_CACHE_ENTRIES = 10_000
+
+
+class EmbeddedStore(Store):
+    def __init__(self, data_dir: str | Path) -> None:
+        self._ledger = Ledger(Path(data_dir) / "spend.sqlite3")
+        self._windows: dict[str, dict[int, int]] = {}
+        self._leases: dict[str, dict[str, float]] = {}
+        self._holds: dict[str, int] = {}                     # budget period -> nano-USD held
+        self._spent_in: dict[str, int] = {}                  # budget period -> nano-USD spent
+        self._rows: dict[tuple[str, str, str, str], LedgerEntry] = {}
+        self._cache: OrderedDict[str, tuple[float, bytes]] = OrderedDict()
+
+    async def start(self) -> None:
+        for row in self._ledger.open():
+            self._rows[(row.day, row.key, row.model, row.provider)] = row
+
+    async def close(self) -> None:
+        self._ledger.close()
+
+    async def admit(self, a: Admission) -> Verdict:
+        # No await between check and charge: atomic within the event loop.
+        now = a.now or time.time()
+        remaining: list[int] = []
+        resets: list[float] = []
+        live = []
+        for win in a.windows:
+            current = w.bucket_of(now, win.window_s)
+            buckets = w.live(self._windows.setdefault(win.key, {}), current)
+            used = sum(buckets.values())
+            if used + win.amount > win.limit:
+                return Verdict(False, win.family, w.retry_after(buckets, current, win.window_s, now, win.amount,
+                                                                win.limit))
+            live.append((win, buckets, current, used))
+        if a.lease is not None:
+            held = self._leases.setdefault(a.lease.key, {})
+            for lease_id in [i for i, until in held.items() if until <= now]:
+                del held[lease_id]
+            if len(held) >= a.lease.limit:
+                return Verdict(False, "concurrent", 1.0)
+        if a.hold is not None:
+            spent = self._spent(a.hold.key) + self._holds.get(a.hold.key, 0)
+            if spent + a.hold.amount > a.hold.limit:
+                return Verdict(False, "budget", 0.0)
+        for win, buckets, current, used in live:
+            buckets[current] = buckets.get(current, 0) + win.amount
+            remaining.append(max(0, win.limit - used - win.amount))
+            resets.append(w.reset_after(buckets, win.window_s, now))
+        if a.lease is not None:
+            self._leases[a.lease.key][a.lease.id] = now + a.lease.ttl_s
+        if a.hold is not None:
+            self._holds[a.hold.key] = self._holds.get(a.hold.key, 0) + a.hold.amount
+        return Verdict(True, remaining=remaining, reset_s=resets)
+
+    async def settle(self, s: Settlement) -> None:
+        for win, admitted_at, delta in s.corrections:
+            buckets = self._windows.get(win.key)
+            bucket = w.bucket_of(admitted_at, win.window_s)
+            if buckets is not None and bucket in buckets:
+                buckets[bucket] = max(0, buckets[bucket] + delta)
+        if s.lease is not None:
+            self._leases.get(s.lease.key, {}).pop(s.lease.id, None)
+        if s.hold is not None:
+            self._holds[s.hold.key] = max(0, self._holds.get(s.hold.key, 0) - s.hold.amount)
+            self._spent_in[s.hold.key] = self._spent(s.hold.key) + s.spent_nano
+        if s.entry is not None:
+            self._add_row(s.entry)
+            self._ledger.add(s.entry)
+
+    def _add_row(self, e: LedgerEntry) -> None:
+        row = self._rows.get((e.day, e.key, e.model, e.provider))
+        if row is None:
+            self._rows[(e.day, e.key, e.model, e.provider)] = LedgerEntry(
+                e.day, e.key, e.model, e.provider, *(getattr(e, f) for f in LEDGER_FIELDS))
+            return
+        for f in LEDGER_FIELDS:
+            setattr(row, f, getattr(row, f) + getattr(e, f))
+
+    def _spent(self, hold_key: str) -> int:
+        spent = self._spent_in.get(hold_key)
+        if spent is None:    # first use of this period: add up the ledger once
+            key, day_from, day_to = _budget_span(hold_key)
+            spent = self._spent_in[hold_key] = sum(
+                r.cost_nano for (day, k, _, _), r in self._rows.items() if k == key and day_from <= day <= day_to)
+        return spent
+
+    async def budget_spent(self, hold_key: str) -> int:
+        return self._spent(hold_key)
+
+    async def spend_rows(self, day_from: str, day_to: str) -> list[LedgerEntry]:
+        return [r for (day, *_), r in self._rows.items() if day_from <= day <= day_to]
+
+    async def cache_get(self, key: str) -> bytes | None:
+        hit = self._cache.get(key)
+        if hit is None:
+            return None
+        expires, value = hit
+        if expires <= time.time():
+            del self._cache[key]
+            return None
+        self._cache.move_to_end(key)
+        return value
+
+    async def cache_put(self, key: str, value: bytes, ttl_s: float) -> None:
+        self._cache[key] = (time.time() + ttl_s, value)
+        self._cache.move_to_end(key)
+        while len(self._cache) > _CACHE_ENTRIES:
+            self._cache.popitem(last=False)
+
+    async def ping(self) -> bool:
+        return True
+
+
+def _budget_span(hold_key: str) -> tuple[str, str, str]:
+    """(key, first day, last day) that a hold key "budget:<key>:<from>:<to>" covers."""
+    _, rest = hold_key.split(":", 1)
+    key, day_from, day_to = rest.rsplit(":", 2)
+    return key, day_from, day_to
