@@ -7,6 +7,7 @@ import logging
 from typing import Awaitable, Callable
 
 from gateway import config as config_loader
+from gateway.admin import spend as admin_spend
 from gateway.api import chat, health, models
 from gateway.asgi import ClientGone, Receive, Request, Scope, Send
 from gateway.errors import ApiError
@@ -24,6 +25,7 @@ for _prefix in ("/v1", ""):
     _EXACT[f"{_prefix}/models"] = {"GET": models.list_models}
 _EXACT["/healthz"] = {"GET": health.healthz}
 _EXACT["/readyz"] = {"GET": health.readyz}
+_EXACT["/admin/spend"] = {"GET": admin_spend.spend_report}
 _PREFIX: list[tuple[str, dict[str, Handler]]] = [
     ("/v1/models/", {"GET": models.retrieve_model}),
     ("/models/", {"GET": models.retrieve_model}),

@@ -59,4 +59,5 @@ class MockProvider(Provider):
 
     async def embeddings(self, call: Call) -> Reply:
         await self._before_answer()
-        return Reply(body=embedding_answer(call.data, call.model, self.options.embedding_dim))
+        body, tokens = embedding_answer(call.data, call.model, self.options.embedding_dim)
+        return Reply(body=body, usage=Usage(tokens, 0))

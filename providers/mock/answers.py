@@ -143,7 +143,8 @@ class ChatAnswer:
         return b"data: " + orjson.dumps(doc) + b"\n\n"
 
 
-def embedding_answer(data: dict[str, Any], model: str, dim: int) -> bytes:
+def embedding_answer(data: dict[str, Any], model: str, dim: int) -> tuple[bytes, int]:
+    """The embeddings list, and the input's token count."""
     inputs = data.get("input")
     if isinstance(inputs, str) or (isinstance(inputs, list) and inputs and isinstance(inputs[0], int)):
         inputs = [inputs]
@@ -156,7 +157,7 @@ def embedding_answer(data: dict[str, Any], model: str, dim: int) -> bytes:
         value: Any = base64.b64encode(array.array("f", vector).tobytes()).decode() if as_base64 else vector
         items.append({"object": "embedding", "index": i, "embedding": value})
     return orjson.dumps({"object": "list", "data": items, "model": model,
-                         "usage": {"prompt_tokens": tokens, "total_tokens": tokens}})
+                         "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}), tokens
 
 
 def _unit_vector(text: str, dim: int) -> list[float]:
