@@ -198,7 +198,7 @@ class HttpProvider(Provider):
         """None: the provider streams OpenAI's chunks already; relay them as they are."""
         return None
 
-    def relay(self, blocks: AsyncIterator[bytes], reply: Reply) -> AsyncIterator[bytes]:
+    def relay(self, call: Call, blocks: AsyncIterator[bytes], reply: Reply) -> AsyncIterator[bytes]:
         """A stream already in OpenAI's format, on its way to the client as it is."""
         return blocks
 
@@ -223,7 +223,7 @@ class HttpProvider(Provider):
         reply = Reply(content_type=b"text/event-stream", close=resp.release)
         translator = self.translator(call)
         if translator is None:
-            reply.chunks = self.relay(self.upstream.sse_blocks(resp), reply)
+            reply.chunks = self.relay(call, self.upstream.sse_blocks(resp), reply)
         else:
             reply.chunks = _translated(translator, self.events(resp), reply)
         return reply

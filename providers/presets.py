@@ -33,6 +33,7 @@ class Preset:
     drop: frozenset[str] = frozenset()
     rename: dict[str, str] = field(default_factory=dict)
     drop_message_names: bool = False       # `messages[].name` rejected
+    stream_usage: bool = True              # knows `stream_options.include_usage`
 
 
 PRESETS: dict[str, Preset] = {
@@ -45,10 +46,10 @@ PRESETS: dict[str, Preset] = {
     "openrouter": Preset("https://openrouter.ai/api/v1", "OPENROUTER_API_KEY"),
     "fireworks": Preset("https://api.fireworks.ai/inference/v1", "FIREWORKS_API_KEY"),
     "xai": Preset("https://api.x.ai/v1", "XAI_API_KEY"),
-    "perplexity": Preset("https://api.perplexity.ai", "PERPLEXITY_API_KEY", drop=_NO_LOGPROBS),
-    "ollama": Preset("http://127.0.0.1:11434/v1", key_required=False),
+    "perplexity": Preset("https://api.perplexity.ai", "PERPLEXITY_API_KEY", drop=_NO_LOGPROBS, stream_usage=False),
+    "ollama": Preset("http://127.0.0.1:11434/v1", key_required=False, stream_usage=False),
     "vllm": Preset("http://127.0.0.1:8000/v1", "VLLM_API_KEY", key_required=False),
-    "lmstudio": Preset("http://127.0.0.1:1234/v1", key_required=False),
+    "lmstudio": Preset("http://127.0.0.1:1234/v1", key_required=False, stream_usage=False),
 }
 
 
@@ -79,15 +80,17 @@ def preset_provider(type_name: str, preset: Preset) -> type[Provider]:
     class Options(api.Options):
         base_url: str = preset.base_url
         api_key: str = Field(default_factory=lambda: os.environ.get(preset.key_env, "") if preset.key_env else "")
+        stream_usage: bool = preset.stream_usage
 
     class PresetProvider(OpenAICompatibleProvider):
         secret_field = "api_key" if preset.key_required else None
 
         def request(self, call: Call) -> UpstreamRequest:
-            body = adapted_body(call, preset, self.name)
-            if body is None:
+            adapted = adapted_body(call, preset, self.name)
+            if adapted is None:
                 return super().request(call)
-            return UpstreamRequest(self._urls[call.op], body, self._headers)
+            stripped = Call(call.op, adapted, orjson.loads(adapted), call.model, call.stream, call.request_id)
+            return super().request(stripped)
 
     PresetProvider.Options = Options
     PresetProvider.__name__ = PresetProvider.__qualname__ = f"{type_name.title()}Provider"

@@ -192,3 +192,22 @@ def test_paths_without_v1_prefix(setup):
     gw, _ = setup
     r = gw.http().post("/chat/completions", json={"model": "mock-chat", "messages": [{"role": "user", "content": "x"}]})
     assert r.status_code == 200
+
+
+def test_openai_streams_are_charged_without_showing_the_usage_chunk(start_gateway, fake_openai, tmp_path):
+    fake = fake_openai()
+    cfg = base_config([{"name": "oa", "type": "openai", "base_url": fake.url, "api_key": "sk-up"}],
+                      [chat_model("m", {"provider": "oa", "model": "gpt-4o-mini"})],
+                      prices={"oa/gpt-4o-mini": {"input_per_mtok": 1, "output_per_mtok": 1}})
+    cfg["auth"]["admin_key"] = "sk-admin"
+    gw = start_gateway(cfg)
+    chunks = list(gw.client().chat.completions.create(model="m", messages=[{"role": "user", "content": "Hi"}],
+                                                       stream=True))
+    assert fake.seen[-1].json["stream_options"] == {"include_usage": True}    # the gateway asked for it
+    assert all(c.choices for c in chunks)                                   # ... and kept it to itself
+    row = gw.http("sk-admin").get("/admin/spend").json()["data"][0]
+    assert (row["prompt_tokens"], row["completion_tokens"]) == (9, 4)
+    # A client that asks gets it, once.
+    chunks = list(gw.client().chat.completions.create(model="m", messages=[{"role": "user", "content": "Hi"}],
+                                                       stream=True, stream_options={"include_usage": True}))
+    assert chunks[-1].usage.total_tokens == 13 and sum(1 for c in chunks if c.usage) == 1

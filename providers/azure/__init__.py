@@ -10,7 +10,6 @@ from providers.base import Call
 from providers.errors import ProviderError
 from providers.http import UpstreamRequest
 from providers.openai import OpenAIFormat
-from providers.openai.chat import with_model
 
 
 class AzureOpenAIProvider(OpenAIFormat):
@@ -34,7 +33,7 @@ class AzureOpenAIProvider(OpenAIFormat):
         url = self._urls.get((call.op, call.model))
         if url is None:
             url = self._urls[(call.op, call.model)] = api.url(self.options, call.op, call.model)
-        return UpstreamRequest(url, with_model(call.body, call.data, call.model), self._headers)
+        return UpstreamRequest(url, self.body(call), self._headers)
 
     def error(self, status: int, body: bytes, headers: Mapping[str, str]) -> ProviderError:
         secret = self.options.api_key or self.options.azure_ad_token

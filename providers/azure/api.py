@@ -15,6 +15,7 @@ class Options(HttpOptions):
     base_url: str = Field(min_length=1)    # https://<resource>.openai.azure.com
     api_version: str = "2024-10-21"        # "v1": the versionless /openai/v1 API
     azure_ad_token: str = ""               # instead of api_key: sent as a bearer token
+    stream_usage: bool = True              # see providers/openai/api.py
 
 
 def url(options: Options, op: str, deployment: str) -> str:

@@ -12,10 +12,15 @@ class Options(HttpOptions):
     base_url: str = "https://api.openai.com/v1"
     organization: str = ""
     project: str = ""
+    # Ask for the usage chunk on every stream (and hide it from clients that did
+    # not), so streams are charged what they used; off for servers that reject
+    # `stream_options`.
+    stream_usage: bool = True
 
 
 class CompatibleOptions(Options):
     base_url: str = Field(min_length=1)      # no default: it is the point of this type
+    stream_usage: bool = False               # not every OpenAI-like server knows stream_options
 
 
 def url(options: Options, op: str) -> str:

@@ -93,13 +93,32 @@ def usage_of(body: bytes) -> Usage | None:
                  cached_tokens=details.get("cached_tokens") or 0 if isinstance(details, dict) else 0)
 
 
-async def watch_usage(blocks: AsyncIterator[bytes], reply: Reply) -> AsyncIterator[bytes]:
-    """Relays a stream untouched, noting the usage chunk when one goes by. Only
+def with_usage_requested(body: bytes, data: dict[str, Any], model: str) -> bytes:
+    """A streaming body that asks for the final usage chunk: spliced in front when
+    the client sent no `stream_options`, else re-encoded with include_usage on."""
+    options = data.get("stream_options")
+    if options is None:
+        at = body.index(b"{") + 1
+        return body[:at] + b'"stream_options":{"include_usage":true},' + body[at:]
+    return orjson.dumps({**data, "model": model, "stream_options": {**options, "include_usage": True}})
+
+
+async def watch_usage(blocks: AsyncIterator[bytes], reply: Reply, *, hide: bool = False) -> AsyncIterator[bytes]:
+    """Relays a stream untouched, noting the usage chunk when one goes by (and
+    leaving it out when `hide`: the gateway asked for it, not the client). Only
     blocks that hold a usage object are parsed (a substring test finds them)."""
     async for block in blocks:
         if b'"usage":{' in block or b'"usage": {' in block:
+            kept = []
             for _, data in sse.events(block):
                 found = usage_of(data)
                 if found is not None:
                     reply.usage = found
+                    if hide and b'"choices":[]' in data.replace(b" ", b""):
+                        continue
+                kept.append(b"data: " + data + b"\n\n")
+            if hide:
+                block = b"".join(kept)
+                if not block:
+                    continue
         yield block
