@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Union
 
 from gateway.breaker import Breaker
-from gateway.config.schema import ModelLimits, Price
+from gateway.config.schema import CacheConfig, ModelLimits, Price
 from providers.base import Provider
 
 
@@ -75,6 +75,7 @@ class ServedModel:
     fixed_order: list[Target] | None = None   # computed once when the order never varies
     limits: ModelLimits | None = None
     hold_price: Price | None = None            # what a budget holds against: the dearest target
+    cache: CacheConfig | None = None
 
     def plan(self, strategy: str | None) -> list[Target]:
         if strategy is None and self.fixed_order is not None:

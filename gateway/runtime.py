@@ -78,7 +78,7 @@ class Runtime:
         leaves = route.leaves()
         return ServedModel(m.name, m.kind, route, m.retries, m.timeout_s, m.attempt_timeout_s, leaves,
                            route.plan() if route.is_fixed() else None, m.limits,
-                           hold_price([t.price for t in leaves]))
+                           hold_price([t.price for t in leaves]), m.cache)
 
     def _route(self, rc: RouteConfig, public: str) -> Route | None:
         nodes: list[Target | Route] = []

@@ -4,12 +4,13 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from gateway import protocol, router
+from gateway import cache, protocol, router
 from gateway.asgi import Request
 from gateway.limits import Ticket
 from gateway.routes import ServedModel
 from gateway.runtime import Runtime
 from gateway.spend import cost_nano, usd
+from gateway.store import StoreDown
 from providers.base import Call, Usage
 from providers.errors import ProviderError
 
@@ -17,7 +18,8 @@ log = logging.getLogger("gateway")
 
 
 async def forward(req: Request, rt: Runtime, served: ServedModel, call: Call, strategy: str | None,
-                  ticket: Ticket) -> None:
+                  ticket: Ticket, cache_as: str | None = None) -> None:
+    """Route the call and deliver the answer; `cache_as`: store a whole answer under that key."""
     try:
         outcome = await router.send(served, call, strategy)
     except router.RouteFailed as e:
@@ -28,6 +30,8 @@ async def forward(req: Request, rt: Runtime, served: ServedModel, call: Call, st
     target = outcome.target
     headers = [*ticket.headers, (b"x-gateway-provider", target.provider.name.encode()),
                (b"x-gateway-attempts", str(outcome.attempts).encode())]
+    if served.cache is not None:
+        headers.append((b"x-gateway-cache", b"miss"))
     reply = outcome.reply
     if reply.chunks is None:
         outcome.release()
@@ -37,6 +41,12 @@ async def forward(req: Request, rt: Runtime, served: ServedModel, call: Call, st
         headers.append((b"x-gateway-overhead-ms", req.overhead_ms(outcome.upstream_s)))
         await req.respond(200, reply.body, headers, reply.content_type)
         await rt.limiter.settle(ticket, target.provider.name, usage, cost)
+        if cache_as is not None and served.cache is not None:
+            try:
+                await rt.store.cache_put(cache_as, cache.pack(target.provider.name, reply.body, usage),
+                                         served.cache.ttl_s)
+            except StoreDown:
+                pass
         return
     headers.append((b"x-gateway-overhead-ms", req.overhead_ms(outcome.upstream_s)))
     events = 0
