@@ -1,10 +1,12 @@
-"""GET /healthz (the process is up) and GET /readyz (it can serve)."""
+"""GET /healthz (the process is up) and GET /readyz (it can serve: config
+loaded, state store reachable)."""
 from __future__ import annotations
 
 import orjson
 
 from gateway.asgi import Request
 from gateway.runtime import Runtime
+from gateway.store import StoreDown
 
 
 async def healthz(req: Request, rt: Runtime) -> None:
@@ -12,6 +14,10 @@ async def healthz(req: Request, rt: Runtime) -> None:
 
 
 async def readyz(req: Request, rt: Runtime) -> None:
-    await req.respond(200, orjson.dumps({
-        "status": "ready", "models": len(rt.models), "providers": sorted(rt.providers),
-        "keys": len(rt.keys)}))
+    try:
+        reachable = await rt.store.ping()
+    except StoreDown:
+        reachable = False
+    await req.respond(200 if reachable else 503, orjson.dumps({
+        "status": "ready" if reachable else "unready", "store": "reachable" if reachable else "unreachable",
+        "models": len(rt.models), "providers": sorted(rt.providers), "keys": len(rt.keys)}))
