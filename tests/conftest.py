@@ -1,8 +1,10 @@
 from __future__ import annotations
 
+from functools import partial
+
 import pytest
 
-from tests.harness import Gateway, Loop
+from tests.harness import Gateway, Loop, closed_after
 from tests.upstreams.openai_fake import FakeOpenAI
 
 
@@ -16,28 +18,28 @@ def loop():
 @pytest.fixture
 def start_gateway(loop):
     """start_gateway(config) -> a running Gateway, closed after the test."""
-    started: list[Gateway] = []
-
-    def start(config) -> Gateway:
-        gw = Gateway(loop, config)
-        started.append(gw)
-        return gw
-
-    yield start
-    for gw in started:
-        gw.close()
+    with closed_after(partial(Gateway, loop)) as start:
+        yield start
 
 
 @pytest.fixture
 def fake_openai(loop):
     """fake_openai(name) -> a FakeOpenAI upstream on loopback, closed after the test."""
-    made: list[FakeOpenAI] = []
+    with closed_after(partial(FakeOpenAI, loop)) as make:
+        yield make
 
-    def make(name: str = "fake") -> FakeOpenAI:
-        f = FakeOpenAI(loop, name)
-        made.append(f)
-        return f
 
-    yield make
-    for f in made:
-        f.close()
+@pytest.fixture(scope="session")
+def redis_server():
+    """One real redis-server for the session (started on first use)."""
+    from tests.redis_server import RedisServer
+    server = RedisServer()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def redis_url(redis_server):
+    """The session's Redis, emptied for this test."""
+    redis_server.flush()
+    return redis_server.url

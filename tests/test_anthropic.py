@@ -4,11 +4,12 @@ from Anthropic's own 429 / 529 overloaded to another provider."""
 from __future__ import annotations
 
 import base64
+from functools import partial
 
 import openai
 import pytest
 
-from tests.harness import base_config, chat_model
+from tests.harness import base_config, chat_model, closed_after
 from tests.upstreams.anthropic_fake import FakeAnthropic, recorded
 
 MSG = [{"role": "user", "content": "hi"}]
@@ -18,15 +19,9 @@ WEATHER = {"type": "function", "function": {"name": "get_weather", "parameters":
 
 @pytest.fixture
 def fake_anthropic(loop):
-    made: list[FakeAnthropic] = []
-
-    def make(**kw) -> FakeAnthropic:
-        made.append(FakeAnthropic(loop, **kw))
-        return made[-1]
-
-    yield make
-    for f in made:
-        f.close()
+    """fake_anthropic(**kw) -> a FakeAnthropic on loopback, closed after the test."""
+    with closed_after(partial(FakeAnthropic, loop)) as make:
+        yield make
 
 
 def anthropic(fake: FakeAnthropic, name: str = "claude", **extra) -> dict:

@@ -12,9 +12,8 @@ MSG = [{"role": "user", "content": "Bonjour?"}]
 
 @pytest.fixture
 def azure(loop):
-    fake = FakeAzure(loop)
-    yield fake
-    fake.close()
+    with FakeAzure(loop) as fake:
+        yield fake
 
 
 def provider(fake, **kw):

@@ -4,11 +4,12 @@ binary event stream."""
 from __future__ import annotations
 
 import json
+from functools import partial
 
 import openai
 import pytest
 
-from tests.harness import base_config, chat_model
+from tests.harness import base_config, chat_model, closed_after
 from tests.upstreams.bedrock_fake import SECRET_ACCESS_KEY, FakeBedrock
 
 HAIKU = "anthropic.claude-3-5-haiku-20241022-v1:0"
@@ -20,16 +21,9 @@ TOOLS = [{"type": "function", "function": {"name": "get_weather", "description":
 
 @pytest.fixture
 def fake_bedrock(loop):
-    made: list[FakeBedrock] = []
-
-    def make(**kw) -> FakeBedrock:
-        f = FakeBedrock(loop, **kw)
-        made.append(f)
-        return f
-
-    yield make
-    for f in made:
-        f.close()
+    """fake_bedrock(**kw) -> a FakeBedrock on loopback, closed after the test."""
+    with closed_after(partial(FakeBedrock, loop)) as make:
+        yield make
 
 
 @pytest.fixture

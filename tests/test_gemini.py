@@ -20,9 +20,8 @@ WEATHER = {"type": "function", "function": {
 
 @pytest.fixture
 def gemini(loop):
-    fake = FakeGemini(loop)
-    yield fake
-    fake.close()
+    with FakeGemini(loop) as fake:
+        yield fake
 
 
 def provider(fake, **kw):

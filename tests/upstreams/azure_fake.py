@@ -6,6 +6,7 @@ from aiohttp import web
 
 from tests.harness import DATA, Loop
 from tests.upstreams.openai_fake import FakeOpenAI
+from tests.upstreams.server import json_response
 
 RECORDED = DATA / "azure"
 
@@ -21,7 +22,6 @@ class FakeAzure(FakeOpenAI):
         super().__init__(loop, name)
         self.chat_body = recorded("chat_completion.json")
         self.stream_body = recorded("chat_stream.sse")
-        self.base = f"http://127.0.0.1:{self.port}"
 
     def routes(self, app: web.Application) -> None:
         app.router.add_post("/openai/deployments/{deployment}/chat/completions", self._deployment(self._chat))
@@ -31,12 +31,11 @@ class FakeAzure(FakeOpenAI):
     def _deployment(self, handler):
         async def checked(request: web.Request) -> web.StreamResponse:
             if request.headers.get("api-key") != self.key:
-                await self._record(request)
-                return web.Response(status=401, body=recorded("error_401.json"), content_type="application/json")
+                await self.record(request)
+                return json_response(401, recorded("error_401.json"))
             version = request.query.get("api-version", "")
             if "deployment" in request.match_info and not version:
-                return web.Response(status=404, body=b'{"error":{"code":"404","message":"Resource not found"}}',
-                                    content_type="application/json")
+                return json_response(404, b'{"error":{"code":"404","message":"Resource not found"}}')
             self.deployments_called.append((request.match_info.get("deployment", ""), version))
             return await handler(request)
         return checked

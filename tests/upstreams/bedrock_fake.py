@@ -4,13 +4,12 @@ recorded JSON and ConverseStream with binary event-stream frames, and fails
 on purpose with Bedrock's recorded errors and exception frames."""
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
 import re
 import struct
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import unquote
@@ -19,7 +18,8 @@ import orjson
 from aiohttp import web
 
 from providers.bedrock import sigv4
-from tests.harness import DATA, Loop, free_port
+from tests.harness import DATA, Loop
+from tests.upstreams.server import Behaviour, FakeServer, json_response
 
 RECORDED = DATA / "bedrock"
 ACCESS_KEY_ID = "AKIDFAKEBEDROCK0001"
@@ -62,42 +62,22 @@ def exception_frame(exception: str, message: str) -> bytes:
 # -- the server -----------------------------------------------------------------
 
 @dataclass
-class Seen:
-    path: str             # as received, escapes and all
-    model: str
-    headers: dict[str, str]
-    body: bytes
-
-    @property
-    def json(self) -> dict[str, Any]:
-        return orjson.loads(self.body)
-
-
-@dataclass
-class Behaviour:
-    error: str | None = None              # a key of errors.json: answer with that error
-    headers: dict[str, str] = field(default_factory=dict)
-    delay_s: float = 0.0                  # before the answer's headers
+class BedrockBehaviour(Behaviour):
     exception_after: int | None = None    # stream: events sent before an exception frame
     exception: tuple[str, str] = ("modelStreamErrorException", "The model stream failed; retry the request.")
     corrupt_after: int | None = None      # stream: events sent before a frame with a bad checksum
-    chunk_delay_s: float = 0.0            # between stream frames
 
 
-class FakeBedrock:
+class FakeBedrock(FakeServer):
+    knobs = BedrockBehaviour
+
     def __init__(self, loop: Loop, *, session_token: str = "", region: str = REGION) -> None:
-        self.loop = loop
         self.session_token = session_token
         self.region = region
-        self.seen: list[Seen] = []
         self.rejected: list[str] = []         # why each refused signature was refused
-        self.behaviour = Behaviour()
         self.chat_body: bytes | None = None   # fixed answers instead of the recorded choice
         self.stream_events: list[tuple[str, dict[str, Any]]] | None = None
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self._runner: web.AppRunner | None = None
-        loop.run(self._start())
+        super().__init__(loop)
 
     def provider(self, name: str = "bedrock", **kw: Any) -> dict[str, Any]:
         """This fake as a gateway provider entry, signing with the right keys."""
@@ -108,21 +88,14 @@ class FakeBedrock:
         return {**cfg, **kw}
 
     def fail(self, error: str, **kw: Any) -> None:
-        self.behaviour = Behaviour(error=error, **kw)
+        """Answer with `error`, a key of the recorded errors.json."""
+        spec = orjson.loads(recorded("errors.json"))[error]
+        kind, service = spec.get("type", error), spec.get("service", "com.amazon.bedrock")
+        headers = {**_error_type(kind, service), **kw.pop("headers", {})}
+        super().fail(spec["status"], orjson.dumps(spec["body"]), headers=headers, **kw)
 
-    def ok(self, **kw: Any) -> None:
-        self.behaviour = Behaviour(**kw)
-
-    async def _start(self) -> None:
-        app = web.Application(client_max_size=64 * 1024 * 1024)
+    def routes(self, app: web.Application) -> None:
         app.router.add_post("/{tail:.*}", self._call)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
-
-    def close(self) -> None:
-        if self._runner is not None:
-            self.loop.run(self._runner.cleanup())
 
     async def _call(self, request: web.Request) -> web.StreamResponse:
         body = await request.read()
@@ -132,42 +105,33 @@ class FakeBedrock:
         m = re.fullmatch(r"/model/([^/]+)/(converse|converse-stream)", request.raw_path)
         if m is None:
             return _error(404, "UnknownOperationException", "")
-        self.seen.append(Seen(request.raw_path, unquote(m.group(1)), dict(request.headers), body))
-        b = self.behaviour
-        if b.delay_s:
-            await asyncio.sleep(b.delay_s)
-        if b.error:
-            spec = orjson.loads(recorded("errors.json"))[b.error]
-            return _error(spec["status"], spec.get("type", b.error), spec["body"]["message"],
-                          spec.get("service", "com.amazon.bedrock"), b.headers, spec["body"])
+        await self.record(request, path=request.raw_path, model=unquote(m.group(1)))   # the path with its escapes
+        failed = await self.fail_or_wait()
+        if failed is not None:
+            return failed
         uses_tool = _wants_tool(orjson.loads(body))
         if m.group(2) == "converse":
             answer = self.chat_body or recorded("converse_tool_use.json" if uses_tool else "converse_text.json")
             return web.Response(body=answer, content_type="application/json")
         events = self.stream_events or recorded_events("stream_tool_use.json" if uses_tool else "stream_text.json")
-        return await self._stream(request, events)
+        return await self.stream(request, self._frames(events), "application/vnd.amazon.eventstream")
 
-    async def _stream(self, request: web.Request, events: list[tuple[str, dict[str, Any]]]) -> web.StreamResponse:
+    def _frames(self, events: list[tuple[str, dict[str, Any]]]) -> list[bytes]:
         b = self.behaviour
-        resp = web.StreamResponse(headers={"content-type": "application/vnd.amazon.eventstream"})
-        await resp.prepare(request)
-        try:
-            for i, (event, payload) in enumerate(events):
-                if b.chunk_delay_s and i:
-                    await asyncio.sleep(b.chunk_delay_s)
-                if b.exception_after is not None and i >= b.exception_after:
-                    await resp.write(exception_frame(*b.exception))
-                    break
-                data = event_frame(event, payload)
-                if b.corrupt_after is not None and i >= b.corrupt_after:
-                    data = data[:-1] + bytes([data[-1] ^ 0xFF])
-                cut = len(data) // 2          # frames cut across writes, as networks do
-                await resp.write(data[:cut])
-                await resp.write(data[cut:])
-            await resp.write_eof()
-        except ConnectionError:
-            pass
-        return resp
+        frames = []
+        for i, (event, payload) in enumerate(events):
+            if b.exception_after is not None and i >= b.exception_after:
+                return [*frames, exception_frame(*b.exception)]
+            data = event_frame(event, payload)
+            if b.corrupt_after is not None and i >= b.corrupt_after:
+                data = data[:-1] + bytes([data[-1] ^ 0xFF])
+            frames.append(data)
+        return frames
+
+    async def write_event(self, resp: web.StreamResponse, event: bytes) -> None:
+        cut = len(event) // 2          # frames cut across writes, as networks do
+        await resp.write(event[:cut])
+        await resp.write(event[cut:])
 
     # -- SigV4, checked the way AWS checks it ------------------------------------
 
@@ -216,11 +180,12 @@ class FakeBedrock:
         return _error(status, kind, message, "com.amazon.coral.service")
 
 
-def _error(status: int, kind: str, message: str, service: str = "com.amazon.bedrock",
-           headers: dict[str, str] | None = None, body: dict[str, Any] | None = None) -> web.Response:
-    return web.Response(status=status, body=orjson.dumps(body or {"message": message}), content_type="application/json",
-                        headers={"x-amzn-ErrorType": f"{kind}:http://internal.amazon.com/coral/{service}/",
-                                 **(headers or {})})
+def _error(status: int, kind: str, message: str, service: str = "com.amazon.bedrock") -> web.Response:
+    return json_response(status, orjson.dumps({"message": message}), _error_type(kind, service))
+
+
+def _error_type(kind: str, service: str) -> dict[str, str]:
+    return {"x-amzn-ErrorType": f"{kind}:http://internal.amazon.com/coral/{service}/"}
 
 
 def _wants_tool(body: dict[str, Any]) -> bool:
