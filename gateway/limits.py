@@ -111,7 +111,8 @@ class Limiter:
         a = ticket.admission
         if a is not None and ticket.verdict is not None and ticket.verdict.allowed:
             used = 0 if usage is None else usage.prompt_tokens + usage.completion_tokens
-            s.corrections = [(win, a.now, used - win.amount) for win in a.windows
+            at = ticket.verdict.at or a.now    # the bucket the store charged, by its own clock
+            s.corrections = [(win, at, used - win.amount) for win in a.windows
                              if win.family == "tokens" and used != win.amount]
             s.lease, s.hold, s.spent_nano = a.lease, a.hold, cost
         if provider is not None:

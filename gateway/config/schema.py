@@ -29,7 +29,7 @@ class StateConfig(_Strict):
     redis_url: str = ""        # empty: embedded mode
     data_dir: str = "./data"
     on_redis_error: Literal["open", "closed"] = "open"   # admit (open) or refuse (closed) while Redis is down
-    redis_timeout_ms: float = Field(50, gt=0)           # a slower answer counts as Redis being down
+    redis_timeout_ms: float = Field(100, gt=0)          # a slower answer (queueing included) counts as Redis being down
     lease_ttl_s: float = Field(600, gt=0)               # a concurrency slot whose replica died frees itself after this
 
 

@@ -60,6 +60,7 @@ class Verdict:
     retry_after_s: float = 0.0
     remaining: list[int] = field(default_factory=list)   # per window, after this request
     reset_s: list[float] = field(default_factory=list)   # per window: until capacity frees up
+    at: float = 0.0                    # the store's clock when it decided (Redis: its own): the bucket to correct
 
 
 @dataclass(slots=True)
@@ -120,6 +121,13 @@ class Store(ABC):
 
     @abstractmethod
     async def ping(self) -> bool: ...
+
+
+def budget_span(hold_key: str) -> tuple[str, str, str]:
+    """(key, first day, last day) that a hold key "budget:<key>:<from>:<to>" covers."""
+    _, rest = hold_key.split(":", 1)
+    key, day_from, day_to = rest.rsplit(":", 2)
+    return key, day_from, day_to
 
 
 def open_store(state) -> Store:

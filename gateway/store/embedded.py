@@ -7,7 +7,7 @@ import time
 from collections import OrderedDict
 from pathlib import Path
 
-from gateway.store import (LEDGER_FIELDS, Admission, LedgerEntry, Settlement, Store, Verdict)
+from gateway.store import LEDGER_FIELDS, Admission, LedgerEntry, Settlement, Store, Verdict, budget_span
 from gateway.store import windows as w
 from gateway.store.ledger import Ledger
 
@@ -63,7 +63,7 @@ class EmbeddedStore(Store):
             self._leases[a.lease.key][a.lease.id] = now + a.lease.ttl_s
         if a.hold is not None:
             self._holds[a.hold.key] = self._holds.get(a.hold.key, 0) + a.hold.amount
-        return Verdict(True, remaining=remaining, reset_s=resets)
+        return Verdict(True, remaining=remaining, reset_s=resets, at=now)
 
     async def settle(self, s: Settlement) -> None:
         for win, admitted_at, delta in s.corrections:
@@ -92,13 +92,17 @@ class EmbeddedStore(Store):
     def _spent(self, hold_key: str) -> int:
         spent = self._spent_in.get(hold_key)
         if spent is None:    # first use of this period: add up the ledger once
-            key, day_from, day_to = _budget_span(hold_key)
-            spent = self._spent_in[hold_key] = sum(
-                r.cost_nano for (day, k, _, _), r in self._rows.items() if k == key and day_from <= day <= day_to)
+            spent = self._spent_in[hold_key] = self._ledger_sum(hold_key)
         return spent
 
+    def _ledger_sum(self, hold_key: str) -> int:
+        key, day_from, day_to = budget_span(hold_key)
+        return sum(r.cost_nano for (day, k, _, _), r in self._rows.items() if k == key and day_from <= day <= day_to)
+
     async def budget_spent(self, hold_key: str) -> int:
-        return self._spent(hold_key)
+        # A report must not start tracking a period: only holds keep it up to date.
+        spent = self._spent_in.get(hold_key)
+        return self._ledger_sum(hold_key) if spent is None else spent
 
     async def spend_rows(self, day_from: str, day_to: str) -> list[LedgerEntry]:
         return [r for (day, *_), r in self._rows.items() if day_from <= day <= day_to]
@@ -122,10 +126,3 @@ class EmbeddedStore(Store):
 
     async def ping(self) -> bool:
         return True
-
-
-def _budget_span(hold_key: str) -> tuple[str, str, str]:
-    """(key, first day, last day) that a hold key "budget:<key>:<from>:<to>" covers."""
-    _, rest = hold_key.split(":", 1)
-    key, day_from, day_to = rest.rsplit(":", 2)
-    return key, day_from, day_to

@@ -9,6 +9,8 @@ the check and the charge are one atomic step.
 """
 from __future__ import annotations
 
+import math
+
 BUCKETS = 60
 
 
@@ -17,7 +19,9 @@ def bucket_s(window_s: int) -> float:
 
 
 def bucket_of(now: float, window_s: int) -> int:
-    return int(now // bucket_s(window_s))
+    # floor(a / b), not a // b: the Redis store's Lua computes it this way, and
+    # both must name the same bucket for the same instant.
+    return math.floor(now / bucket_s(window_s))
 
 
 def live(buckets: dict[int, int], current: int) -> dict[int, int]:

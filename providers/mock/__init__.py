@@ -43,10 +43,14 @@ class MockProvider(Provider):
         answer = ChatAnswer(call.data, call.model, self.options.reply_words, call.request_id)
         usage = Usage(answer.prompt_tokens, answer.completion_tokens)
         if call.stream:
-            return Reply(chunks=self._stream(answer), content_type=b"text/event-stream", usage=usage)
+            # Like a real stream, usage is known only once it ends: one cut short is
+            # charged what was relayed (see gateway/api/routed.py), not the whole answer.
+            reply = Reply(content_type=b"text/event-stream")
+            reply.chunks = self._stream(answer, reply, usage)
+            return reply
         return Reply(body=answer.body(), usage=usage)
 
-    async def _stream(self, answer: ChatAnswer) -> AsyncIterator[bytes]:
+    async def _stream(self, answer: ChatAnswer, reply: Reply, usage: Usage) -> AsyncIterator[bytes]:
         delay = self.options.chunk_delay_ms / 1000
         cut = self.options.fail_after_chunks
         for i, event in enumerate(answer.events(self.options.stream_chunks)):
@@ -56,6 +60,7 @@ class MockProvider(Provider):
             if delay and i:
                 await asyncio.sleep(delay)
             yield event
+        reply.usage = usage
 
     async def embeddings(self, call: Call) -> Reply:
         await self._before_answer()

@@ -1,0 +1,168 @@
+"""The two Lua scripts the Redis store runs: `ADMIT` decides and charges all of
+a request's limits in one atomic step, `SETTLE` writes back what the request
+really used. Each is one EVALSHA, so one round trip each way.
+
+Keys (all under the store's prefix, `gw:` by default):
+  <window key>, e.g. rpm:key:demo     HASH  bucket index -> units counted in it
+  concurrent:key:demo                 ZSET  lease id, scored by its expiry (ms)
+  budget:<key>:<from>:<to>            HASH  spent, held (nano-USD) for one budget period
+  cost:<key>                          HASH  day -> nano-USD the key spent that day
+  spend:<day>                         HASH  ["key","model","provider","counter"] -> total
+  spend:days                          ZSET  every day that has a ledger row (score 0; ranged by lex)
+
+Time is Redis's own (`TIME`), so replicas with skewed clocks count into the
+same buckets; ADMIT returns it so that SETTLE corrects the bucket it charged.
+The window math mirrors windows.py exactly (same formulas, same doubles).
+"""
+from __future__ import annotations
+
+# KEYS: the windows' HASHes, then the lease ZSET (if any), then the budget HASH
+#       and the key's cost-per-day HASH (if a hold).
+# ARGV: n_windows, has_lease, has_hold,
+#       (limit, window_s, amount) per window,
+#       (limit, id, ttl_ms) for the lease,
+#       (limit, amount, day_from, day_to, expire_at or 0) for the hold.
+# Returns {1, 0, "0", sec, usec, remaining_1, "reset_s_1", ...} when allowed;
+#         {0, refused_by, "retry_after_s", sec, usec} when refused, where
+#         refused_by is the window's 1-based index, -1 for the lease, -2 for the budget.
+ADMIT = r"""
+local BUCKETS = 60
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local n_windows = tonumber(ARGV[1])
+local a = 4
+
+local function seconds(x) return string.format('%.6f', x) end
+
+-- Mirrors windows.retry_after: wait for the oldest buckets to leave until `need` fits.
+local function retry_after(buckets, used, size, window_s, need, limit)
+  if need > limit then return window_s end
+  table.sort(buckets, function(x, y) return x[1] < y[1] end)
+  for _, bv in ipairs(buckets) do
+    used = used - bv[2]
+    if used + need <= limit then return math.max(0, (bv[1] + BUCKETS) * size - now) end
+  end
+  return 0
+end
+
+local charges = {}
+for i = 1, n_windows do
+  local limit, window_s, amount = tonumber(ARGV[a]), tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2])
+  local size = window_s / BUCKETS
+  local current = math.floor(now / size)
+  local oldest = current - BUCKETS + 1
+  local flat = redis.call('HGETALL', KEYS[i])
+  local buckets, dead, used = {}, {}, 0
+  for j = 1, #flat, 2 do
+    local b, v = tonumber(flat[j]), tonumber(flat[j + 1])
+    if b < oldest then dead[#dead + 1] = flat[j] else buckets[#buckets + 1] = {b, v}; used = used + v end
+  end
+  if #dead > 0 then redis.call('HDEL', KEYS[i], unpack(dead)) end
+  if used + amount > limit then
+    return {0, i, seconds(retry_after(buckets, used, size, window_s, amount, limit)), t[1], t[2]}
+  end
+  charges[i] = {limit = limit, amount = ARGV[a + 2], used = used, size = size, current = current,
+                buckets = buckets, ttl_ms = math.ceil((window_s + size) * 1000)}
+  a = a + 3
+end
+
+local k = n_windows + 1
+local lease
+if ARGV[2] == '1' then
+  local limit = tonumber(ARGV[a])
+  lease = {key = KEYS[k], id = ARGV[a + 1], ttl_ms = tonumber(ARGV[a + 2])}
+  -- A dead replica never releases its leases: expired ones free themselves here.
+  redis.call('ZREMRANGEBYSCORE', lease.key, '-inf', string.format('%.3f', now * 1000))
+  if redis.call('ZCARD', lease.key) >= limit then return {0, -1, seconds(1), t[1], t[2]} end
+  k, a = k + 1, a + 3
+end
+
+local hold
+if ARGV[3] == '1' then
+  local budget, cost = KEYS[k], KEYS[k + 1]
+  local limit, amount = tonumber(ARGV[a]), tonumber(ARGV[a + 1])
+  local state = redis.call('HMGET', budget, 'spent', 'held')
+  local spent = tonumber(state[1])
+  if spent == nil then
+    -- First use of this period (by any replica): start from the ledger's days in range.
+    local function day(d) return tonumber((string.gsub(d, '-', ''))) end
+    local from, to = day(ARGV[a + 2]), day(ARGV[a + 3])
+    spent = 0
+    local days = redis.call('HGETALL', cost)
+    for j = 1, #days, 2 do
+      local d = day(days[j])
+      if d >= from and d <= to then spent = spent + tonumber(days[j + 1]) end
+    end
+    redis.call('HSET', budget, 'spent', string.format('%d', spent))
+    if ARGV[a + 4] ~= '0' then redis.call('EXPIREAT', budget, ARGV[a + 4]) end
+  end
+  if spent + (tonumber(state[2]) or 0) + amount > limit then return {0, -2, seconds(0), t[1], t[2]} end
+  hold = {key = budget, amount = ARGV[a + 1]}
+end
+
+-- Everything passed: charge it all.
+local out = {1, 0, seconds(0), t[1], t[2]}
+for i = 1, n_windows do
+  local c = charges[i]
+  local field = string.format('%d', c.current)
+  redis.call('HINCRBY', KEYS[i], field, c.amount)
+  redis.call('PEXPIRE', KEYS[i], c.ttl_ms)
+  -- Mirrors windows.reset_after: until the oldest counted unit leaves.
+  local oldest
+  if tonumber(c.amount) > 0 then oldest = c.current end
+  for _, bv in ipairs(c.buckets) do
+    if bv[2] > 0 and (oldest == nil or bv[1] < oldest) then oldest = bv[1] end
+  end
+  local reset = 0
+  if oldest ~= nil then reset = math.max(0, (oldest + BUCKETS) * c.size - now) end
+  out[#out + 1] = math.max(0, c.limit - c.used - tonumber(c.amount))
+  out[#out + 1] = seconds(reset)
+end
+if lease then
+  redis.call('ZADD', lease.key, string.format('%.3f', now * 1000 + lease.ttl_ms), lease.id)
+  redis.call('PEXPIRE', lease.key, lease.ttl_ms)
+end
+if hold then redis.call('HINCRBY', hold.key, 'held', hold.amount) end
+return out
+"""
+
+# KEYS: the windows to correct, then the lease ZSET (if any), the budget HASH
+#       (if a hold), then spend:<day>, spend:days and cost:<key> (if a ledger row).
+# ARGV: n_corrections, has_lease, has_hold, has_entry,
+#       (bucket, delta) per correction,
+#       lease id,
+#       (-held, spent) for the hold,
+#       (day, cost_nano, then field, value pairs to the end) for the ledger row.
+# Returns 1.
+SETTLE = r"""
+local a, k = 5, 1
+for _ = 1, tonumber(ARGV[1]) do
+  -- Only a bucket still counted is corrected (an expired one has nothing to fix), never below 0.
+  local v = redis.call('HGET', KEYS[k], ARGV[a])
+  if v then
+    local n = math.max(0, tonumber(v) + tonumber(ARGV[a + 1]))
+    redis.call('HSET', KEYS[k], ARGV[a], string.format('%d', n))
+  end
+  k, a = k + 1, a + 2
+end
+if ARGV[2] == '1' then
+  redis.call('ZREM', KEYS[k], ARGV[a])
+  k, a = k + 1, a + 1
+end
+if ARGV[3] == '1' then
+  -- A period not (or no longer) tracked is started from the ledger when next used,
+  -- and the ledger row below is already in it: nothing to add here.
+  if redis.call('EXISTS', KEYS[k]) == 1 then
+    if redis.call('HINCRBY', KEYS[k], 'held', ARGV[a]) < 0 then redis.call('HSET', KEYS[k], 'held', 0) end
+    redis.call('HINCRBY', KEYS[k], 'spent', ARGV[a + 1])
+  end
+  k, a = k + 1, a + 2
+end
+if ARGV[4] == '1' then
+  local day, cost = ARGV[a], ARGV[a + 1]
+  redis.call('ZADD', KEYS[k + 1], 0, day)
+  if cost ~= '0' then redis.call('HINCRBY', KEYS[k + 2], day, cost) end
+  for j = a + 2, #ARGV, 2 do redis.call('HINCRBY', KEYS[k], ARGV[j], ARGV[j + 1]) end
+end
+return 1
+"""

@@ -1,0 +1,137 @@
+"""What only the Redis store has: one round trip each way, Redis's own clock,
+its key prefix, and how it behaves while Redis is gone or slow."""
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+from redis.asyncio import Redis
+
+from gateway.store import Admission, Hold, Lease, LedgerEntry, Settlement, StoreDown, Window
+from gateway.store.redis import RedisStore
+from tests.harness import free_port
+from tests.redis_server import RedisServer
+
+TOKENS = Window("tokens", "tpm:key:alice", 1000, 60, 100)
+
+
+def full_admission() -> Admission:
+    return Admission([Window("requests", "rpm:key:alice", 10, 60, 1), TOKENS],
+                     Lease("concurrent:key:alice", 4, "lease-1", 600),
+                     Hold("budget:alice:2026-11-01:2026-11-30", 10**9, 5000), time.time())
+
+
+def full_settlement(verdict) -> Settlement:
+    a = full_admission()
+    return Settlement([(TOKENS, verdict.at, -60)], a.lease, a.hold, 4000,
+                      LedgerEntry("2026-11-25", "alice", "m", "p", 1, 10, 30, 0, 4000))
+
+
+async def test_one_round_trip_to_admit_and_one_to_settle(redis_url):
+    store = RedisStore(redis_url, timeout_s=2.0)
+    await store.start()
+    seen: list[dict] = []
+    monitor_client = Redis.from_url(redis_url)
+    try:
+        async with monitor_client.monitor() as m:
+            async def watch():
+                while True:
+                    seen.append(await m.next_command())
+            watching = asyncio.create_task(watch())
+            verdict = await store.admit(full_admission())
+            await store.settle(full_settlement(verdict))
+            await store.admit(full_admission())     # the budget period is tracked now: still one
+            await asyncio.sleep(0.2)
+            watching.cancel()
+    finally:
+        await monitor_client.aclose()
+        await store.close()
+    assert verdict.allowed
+    sent = [c["command"].split()[0].upper() for c in seen if c.get("client_type") != "lua"]
+    assert sent == ["EVALSHA", "EVALSHA", "EVALSHA"]
+
+
+async def test_redis_clock_decides(redis_url):
+    async with Redis.from_url(redis_url) as r:
+        sec, usec = await r.time()
+    store = RedisStore(redis_url, timeout_s=2.0)
+    try:
+        skewed = full_admission()
+        skewed.now -= 3600           # a replica whose clock is an hour off counts in the same buckets
+        verdict = await store.admit(skewed)
+    finally:
+        await store.close()
+    assert abs(verdict.at - (sec + usec / 1e6)) < 1
+
+
+async def test_every_key_is_under_the_prefix(redis_url):
+    store = RedisStore(redis_url, timeout_s=2.0, prefix="tenant-a:")
+    try:
+        verdict = await store.admit(full_admission())
+        await store.settle(full_settlement(verdict))
+        await store.cache_put("k", b"v", 10)
+        async with Redis.from_url(redis_url) as r:
+            keys = await r.keys("*")
+    finally:
+        await store.close()
+    assert keys and all(k.startswith(b"tenant-a:") for k in keys)
+
+
+async def test_scripts_reload_after_redis_forgets_them(redis_url):
+    store = RedisStore(redis_url, timeout_s=2.0)
+    await store.start()
+    try:
+        async with Redis.from_url(redis_url) as r:
+            await r.script_flush()
+        assert (await store.admit(full_admission())).allowed
+    finally:
+        await store.close()
+
+
+async def test_redis_gone_is_store_down():
+    store = RedisStore(f"redis://127.0.0.1:{free_port()}/0", timeout_s=0.05)
+    await store.start()         # starts anyway: the limiter's policy covers an outage
+    try:
+        for call in (store.admit(full_admission()), store.settle(Settlement(lease=full_admission().lease)),
+                     store.cache_get("k"), store.cache_put("k", b"v", 1), store.spend_rows("2026-11-01", "2026-11-30"),
+                     store.budget_spent("budget:alice:2026-11-01:2026-11-30")):
+            with pytest.raises(StoreDown):
+                await call
+        assert await store.ping() is False
+    finally:
+        await store.close()
+
+
+async def test_slow_redis_is_store_down_and_then_fine_again(redis_url):
+    store = RedisStore(redis_url, timeout_s=0.05)
+    await store.start()
+    try:
+        async with Redis.from_url(redis_url) as r:
+            await r.execute_command("CLIENT", "PAUSE", "300", "ALL")
+        began = time.monotonic()
+        with pytest.raises(StoreDown):
+            await store.admit(full_admission())
+        assert time.monotonic() - began < 0.25
+        await asyncio.sleep(0.3)
+        assert (await store.admit(full_admission())).allowed    # no restart, no reconnect call
+    finally:
+        await store.close()
+
+
+async def test_connections_left_over_from_a_dead_redis_are_replaced_not_failed():
+    server = RedisServer()       # this test's own: it dies
+    store = RedisStore(server.url, timeout_s=2.0)
+    one = Admission([Window("requests", "rpm:key:alice", 1000, 60, 1)])
+    try:
+        await asyncio.gather(*(store.admit(one) for _ in range(20)))     # 20 pooled connections
+        server.kill()
+        await asyncio.sleep(0.2)
+        with pytest.raises(StoreDown):
+            await store.admit(one)
+        server.start()
+        verdicts = await asyncio.gather(*(store.admit(one) for _ in range(20)))
+        assert all(v.allowed for v in verdicts)
+    finally:
+        await store.close()
+        server.close()

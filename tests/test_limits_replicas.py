@@ -1,0 +1,278 @@
+"""Four gateway processes sharing one real Redis: limits and budgets hold
+exactly across them, one round trip each way, and a Redis outage takes
+nothing down.
+
+The replicas run `python -m gateway serve` as a user would. Their Redis
+timeout is raised from the default 50 ms: a 2-core CI machine running four
+gateways, Redis and a 1,000-request client stalls event loops longer than
+that, and a timeout fails open (admits), which is the policy, not a miscount.
+"""
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+import httpx
+import orjson
+import pytest
+import yaml
+from redis.asyncio import Redis
+
+from gateway.spend import NANO, today
+from gateway.store.redis import RedisStore
+from tests.harness import free_port
+from tests.redis_server import RedisServer
+
+REPLICAS = 4
+BURST = 1000
+LATENCY_MS = 2000          # the slow model's: longer than a whole burst takes, so all of it overlaps
+ROOT = Path(__file__).resolve().parents[1]
+MSG = [{"role": "user", "content": "hello there"}]
+TOKENS_BODY = orjson.dumps({"model": "slow", "messages": MSG, "max_tokens": 50})
+TOKENS_ESTIMATE = len(TOKENS_BODY) // 4 + 50
+KEYS = {"rpm": {"limits": {"rpm": 100}},
+        "concurrent": {"limits": {"concurrent": 10}},
+        "tpm": {"limits": {"tpm": 100 * TOKENS_ESTIMATE}},
+        "budget": {"budget": {"usd": 1, "period": "day"}},
+        "flow": {"limits": {"rpm": 1_000_000, "concurrent": 10_000}},
+        "after": {"limits": {"rpm": 5}}}
+
+
+@dataclass
+class Answer:
+    status: int
+    headers: dict[str, str]
+    body: dict
+    port: int
+    done: float
+
+
+class Replicas:
+    def __init__(self, redis: RedisServer, workdir: Path) -> None:
+        config = {
+            "state": {"redis_url": redis.url, "data_dir": str(workdir / "data"), "redis_timeout_ms": 2000},
+            "auth": {"keys": [{"name": name, "key": f"sk-{name}", **extra} for name, extra in KEYS.items()]},
+            "providers": [{"name": "mock", "type": "mock"},
+                          {"name": "slow", "type": "mock", "latency_ms": LATENCY_MS}],
+            "models": [{"name": "m", "route": {"targets": [{"provider": "mock"}]}},
+                       {"name": "slow", "route": {"targets": [{"provider": "slow"}]}}],
+            "prices": {"mock/*": {"per_request": 0.01}, "slow/*": {"per_request": 0.01}},
+        }
+        path = workdir / "gateway.yaml"
+        path.write_text(yaml.safe_dump(config))
+        self.ports = [free_port() for _ in range(REPLICAS)]
+        self.logs = [workdir / f"replica-{i}.log" for i in range(REPLICAS)]
+        self.procs = [subprocess.Popen([sys.executable, "-m", "gateway", "serve", "--config", str(path),
+                                        "--port", str(port), "--log-level", "warning"],
+                                       cwd=ROOT, stdout=log.open("wb"), stderr=subprocess.STDOUT,
+                                       env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                      for port, log in zip(self.ports, self.logs)]
+        deadline = time.monotonic() + 30
+        for port, proc in zip(self.ports, self.procs):
+            while not _healthy(port):
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    self.close()
+                    raise RuntimeError(f"replica on {port} did not start:\n{self.output()}")
+                time.sleep(0.05)
+
+    def output(self) -> str:
+        return "\n".join(log.read_text(errors="replace")[-2000:] for log in self.logs)
+
+    def close(self) -> None:
+        for proc in self.procs:
+            proc.terminate()
+        for proc in self.procs:
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+def _healthy(port: int) -> bool:
+    try:
+        return httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=0.5).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+@pytest.fixture(scope="module")
+def redis():
+    server = RedisServer()       # this module's own: one test kills it
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="module")
+def replicas(redis, tmp_path_factory):
+    r = Replicas(redis, tmp_path_factory.mktemp("replicas"))
+    yield r
+    r.close()
+
+
+async def _send(session: aiohttp.ClientSession, port: int, key: str, body: bytes) -> Answer:
+    async with session.post(f"http://127.0.0.1:{port}/v1/chat/completions", data=body,
+                            headers={"authorization": f"Bearer sk-{key}", "content-type": "application/json"}) as r:
+        raw = await r.read()
+        return Answer(r.status, {k.lower(): v for k, v in r.headers.items()}, orjson.loads(raw), port,
+                      time.monotonic())
+
+
+def burst(replicas: Replicas, key: str, body: bytes, n: int = BURST) -> list[Answer]:
+    """`n` requests at once, spread evenly over the replicas."""
+    async def run() -> list[Answer]:
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0),
+                                         timeout=aiohttp.ClientTimeout(total=60)) as session:
+            return await asyncio.gather(*(_send(session, replicas.ports[i % REPLICAS], key, body)
+                                          for i in range(n)))
+    return asyncio.run(run())
+
+
+def chat(model: str = "m") -> bytes:
+    return orjson.dumps({"model": model, "messages": MSG})
+
+
+def statuses(answers: list[Answer]) -> dict[int, int]:
+    out: dict[int, int] = {}
+    for a in answers:
+        out[a.status] = out.get(a.status, 0) + 1
+    return out
+
+
+async def _settled(read, expected, timeout: float = 10.0):
+    """What `read()` gives once it equals `expected` (or at the timeout): settling
+    happens after the answer is sent, so it lands a moment later."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = await read()
+        if value == expected or time.monotonic() > deadline:
+            return value
+        await asyncio.sleep(0.05)
+
+
+def test_rpm_is_exact_across_replicas(replicas):
+    answers = burst(replicas, "rpm", chat())
+    assert statuses(answers) == {200: 100, 429: 900}, replicas.output()
+    admitted = [a for a in answers if a.status == 200]
+    # One atomic step per request: each admitted request saw a different count.
+    assert sorted(int(a.headers["x-ratelimit-remaining-requests"]) for a in admitted) == list(range(100))
+    assert len({a.port for a in admitted}) > 1
+    for a in answers:
+        assert a.headers["x-ratelimit-limit-requests"] == "100"
+        assert a.headers["x-ratelimit-reset-requests"].endswith("s")
+        if a.status == 429:
+            assert 1 <= int(a.headers["retry-after"]) <= 60
+            assert a.headers["x-ratelimit-remaining-requests"] == "0"
+            assert a.body["error"]["code"] == "rate_limit_exceeded" and a.body["error"]["type"] == "requests"
+
+
+def test_concurrency_is_exact_across_replicas(replicas, redis):
+    answers = burst(replicas, "concurrent", chat("slow"))
+    assert statuses(answers) == {200: 10, 429: 990}, replicas.output()
+    refused = [a for a in answers if a.status == 429]
+    admitted = [a for a in answers if a.status == 200]
+    # All of them overlapped: every refusal came back while the 10 were still in flight.
+    assert max(a.done for a in refused) < min(a.done for a in admitted)
+    assert all(a.headers["retry-after"] == "1" and a.body["error"]["code"] == "rate_limit_exceeded" for a in refused)
+
+    async def in_flight():
+        async with Redis.from_url(redis.url) as r:
+            return await r.zcard("gw:concurrent:key:concurrent")
+    assert asyncio.run(_settled(in_flight, 0)) == 0      # every replica released its slots
+
+
+def test_tpm_is_exact_across_replicas_and_reconciled_after(replicas, redis):
+    answers = burst(replicas, "tpm", TOKENS_BODY)
+    assert statuses(answers) == {200: 100, 429: 900}, replicas.output()
+    # No estimate was corrected during the burst: every refusal came back before any answer.
+    assert max(a.done for a in answers if a.status == 429) < min(a.done for a in answers if a.status == 200)
+    for a in answers:
+        assert a.headers["x-ratelimit-limit-tokens"] == str(100 * TOKENS_ESTIMATE)
+        if a.status == 429:
+            assert a.headers["x-ratelimit-remaining-tokens"] == "0" and a.body["error"]["type"] == "tokens"
+    used = sum(a.body["usage"]["total_tokens"] for a in answers if a.status == 200)
+    assert used < 100 * TOKENS_ESTIMATE
+
+    async def counted():
+        async with Redis.from_url(redis.url) as r:
+            return sum(int(v) for v in (await r.hgetall("gw:tpm:key:tpm")).values())
+    # Every replica corrected its estimates to the real usage.
+    assert asyncio.run(_settled(counted, used)) == used
+
+
+def test_budget_is_exact_across_replicas_and_spend_adds_up(replicas, redis):
+    answers = burst(replicas, "budget", chat())
+    assert statuses(answers) == {200: 100, 429: 900}, replicas.output()
+    assert all(a.body["error"]["code"] == "insufficient_quota" for a in answers if a.status == 429)
+    costs = sum(round(float(a.headers["x-gateway-cost-usd"]) * NANO) for a in answers if a.status == 200)
+    assert costs == NANO         # $1, to the nano-dollar
+
+    async def ledger_total():
+        store = RedisStore(redis.url, timeout_s=2.0)
+        try:
+            rows = await store.spend_rows(today(), today())
+            return sum(r.cost_nano for r in rows if r.key == "budget"), \
+                await store.budget_spent(f"budget:budget:{today()}:{today()}")
+        finally:
+            await store.close()
+    assert asyncio.run(_settled(ledger_total, (costs, costs))) == (costs, costs)
+
+
+def test_one_redis_round_trip_to_admit_and_one_to_settle(replicas, redis):
+    port = replicas.ports[0]
+    assert httpx.post(f"http://127.0.0.1:{port}/v1/chat/completions", content=chat(),
+                      headers={"authorization": "Bearer sk-flow"}).status_code == 200   # warm connections
+
+    async def watch() -> list[str]:
+        seen: list[dict] = []
+        async with Redis.from_url(redis.url) as r, r.monitor() as m:
+            async def collect():
+                while True:
+                    seen.append(await m.next_command())
+            collecting = asyncio.create_task(collect())
+            async with httpx.AsyncClient() as client:
+                answer = await client.post(f"http://127.0.0.1:{port}/v1/chat/completions", content=chat(),
+                                           headers={"authorization": "Bearer sk-flow"})
+            assert answer.status_code == 200
+            await asyncio.sleep(0.3)
+            collecting.cancel()
+        return [c["command"].split()[0].upper() for c in seen if c.get("client_type") != "lua"]
+    assert asyncio.run(watch()) == ["EVALSHA", "EVALSHA"]
+
+
+def test_redis_dying_mid_load_fails_open_and_limits_return_with_it(replicas, redis):
+    async def load(seconds: float) -> list[tuple[float, int]]:
+        out: list[tuple[float, int]] = []
+        stop = time.monotonic() + seconds
+
+        async def worker(i: int) -> None:
+            while time.monotonic() < stop:
+                a = await _send(session, replicas.ports[i % REPLICAS], "flow", chat())
+                out.append((a.done, a.status))
+
+        async def killer() -> float:
+            await asyncio.sleep(seconds / 3)
+            await asyncio.to_thread(redis.kill)
+            return time.monotonic()
+
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
+            killed, *_ = await asyncio.gather(killer(), *(worker(i) for i in range(32)))
+        return [(done - killed, status) for done, status in out]
+
+    try:
+        results = asyncio.run(load(1.5))
+    finally:
+        if not redis.running:
+            redis.start()
+    assert {status for _, status in results} == {200}, replicas.output()
+    assert sum(1 for after, _ in results if after > 0.1) > 50        # it kept flowing without Redis
+    # Redis is back (empty, on the same port): the limits apply again, exactly.
+    answers = burst(replicas, "after", chat(), n=40)
+    # (An answer admitted by failing open carries no x-ratelimit headers: None below.)
+    assert statuses(answers) == {200: 5, 429: 35}, \
+        [a.headers.get("x-ratelimit-remaining-requests") for a in answers if a.status == 200]
