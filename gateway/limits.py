@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import logging
 import math
+import random
 import time
-import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -93,7 +93,8 @@ class Limiter:
                 windows.append(Window("tokens", f"tpm:model:{served.name}", model_limits.tpm, 60, ticket.estimate))
         lease = None
         if limits.concurrent is not None:
-            lease = Lease(f"concurrent:key:{key.name}", limits.concurrent, uuid.uuid4().hex, self._lease_ttl_s)
+            lease = Lease(f"concurrent:key:{key.name}", limits.concurrent, "%016x" % random.getrandbits(64),
+                          self._lease_ttl_s)
         hold = None
         if key.budget is not None:
             day_from, day_to = period(key.budget)

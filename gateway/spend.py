@@ -3,6 +3,8 @@ the budget periods it counts against."""
 from __future__ import annotations
 
 import datetime as dt
+import time
+from functools import lru_cache
 
 from gateway.config.schema import Budget, Price
 from providers.base import Usage
@@ -29,19 +31,35 @@ def usd(nano: int) -> str:
     return f"{nano / NANO:.9f}".rstrip("0").rstrip(".") or "0"
 
 
-def today(now: dt.datetime | None = None) -> str:
-    return (now or dt.datetime.now(dt.timezone.utc)).strftime("%Y-%m-%d")
+_DAY_S = 86400
+_today: tuple[int, str] = (-1, "")
+
+
+def today() -> str:
+    """The UTC date, YYYY-MM-DD; formatted once a day, not once a request."""
+    global _today
+    number = int(time.time() // _DAY_S)
+    if number != _today[0]:
+        _today = (number, time.strftime("%Y-%m-%d", time.gmtime(number * _DAY_S)))
+    return _today[1]
 
 
 def period(budget: Budget, now: dt.datetime | None = None) -> tuple[str, str]:
     """First and last day (UTC, inclusive) of the budget's current period."""
-    day = (now or dt.datetime.now(dt.timezone.utc)).date()
-    if budget.period == "day":
+    if now is None:
+        return _period(budget.period, today())
+    return _period(budget.period, now.date().isoformat())
+
+
+@lru_cache(maxsize=64)
+def _period(kind: str, day_text: str) -> tuple[str, str]:
+    day = dt.date.fromisoformat(day_text)
+    if kind == "day":
         start = end = day
-    elif budget.period == "week":             # ISO weeks, Monday first
+    elif kind == "week":             # ISO weeks, Monday first
         start = day - dt.timedelta(days=day.weekday())
         end = start + dt.timedelta(days=6)
-    elif budget.period == "month":
+    elif kind == "month":
         start = day.replace(day=1)
         end = (start + dt.timedelta(days=32)).replace(day=1) - dt.timedelta(days=1)
     else:                                      # total

@@ -3,6 +3,7 @@ ledger in SQLite. Exact for one process; with `--workers N` each worker keeps
 its own limits (use Redis to share them)."""
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import OrderedDict
 from pathlib import Path
@@ -23,12 +24,22 @@ class EmbeddedStore(Store):
         self._spent_in: dict[str, int] = {}                  # budget period -> nano-USD spent
         self._rows: dict[tuple[str, str, str, str], LedgerEntry] = {}
         self._cache: OrderedDict[str, tuple[float, bytes]] = OrderedDict()
+        self._flusher: asyncio.Task | None = None
 
     async def start(self) -> None:
         for row in self._ledger.open():
             self._rows[(row.day, row.key, row.model, row.provider)] = row
+        self._flusher = asyncio.get_running_loop().create_task(self._flush_every(0.2))
+
+    async def _flush_every(self, seconds: float) -> None:
+        while True:
+            await asyncio.sleep(seconds)
+            self._ledger.flush()
 
     async def close(self) -> None:
+        if self._flusher is not None:
+            self._flusher.cancel()
+            self._flusher = None
         self._ledger.close()
 
     async def admit(self, a: Admission) -> Verdict:

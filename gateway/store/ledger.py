@@ -1,14 +1,18 @@
 """The durable spend ledger of the embedded store: SQLite in WAL mode, rows per
-(day, key, model, provider), written by a thread of its own in small batches so
-the event loop never waits on the disk.
+(day, key, model, provider).
 
-A crash loses at most the last batch (`flush_s`); a clean shutdown loses nothing.
+Requests add to in-memory deltas on the event loop (a dict update); every
+`flush_s` the owner hands the deltas over (`flush`) and a thread of its own
+writes them, one row per group rather than one per request, so neither the
+disk nor a busy writer thread holds up requests.
+
+A crash loses at most the last `flush_s` of spend; a clean shutdown loses nothing.
 """
 from __future__ import annotations
 
-import queue
 import sqlite3
 import threading
+from collections import deque
 from pathlib import Path
 
 from gateway.store import LEDGER_FIELDS, LedgerEntry
@@ -29,7 +33,11 @@ class Ledger:
     def __init__(self, path: Path, flush_s: float = 0.2) -> None:
         self.path = path
         self._flush_s = flush_s
-        self._queue: queue.Queue[LedgerEntry | None] = queue.Queue()
+        self._dirty: dict[tuple[str, str, str, str], list[int]] = {}   # event loop only
+        # Batches handed to the writer: deque's ends are thread-safe, and the
+        # writer wakes on its own clock, so a request never wakes a thread.
+        self._pending: deque[dict[tuple[str, str, str, str], list[int]]] = deque()
+        self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     def open(self) -> list[LedgerEntry]:
@@ -48,12 +56,24 @@ class Ledger:
         self._thread.start()
         return rows
 
-    def add(self, entry: LedgerEntry) -> None:
-        self._queue.put(entry)
+    def add(self, e: LedgerEntry) -> None:
+        delta = self._dirty.get((e.day, e.key, e.model, e.provider))
+        if delta is None:
+            self._dirty[(e.day, e.key, e.model, e.provider)] = [getattr(e, f) for f in LEDGER_FIELDS]
+            return
+        for i, f in enumerate(LEDGER_FIELDS):
+            delta[i] += getattr(e, f)
+
+    def flush(self) -> None:
+        """Hand what accumulated to the writer (call from the event loop)."""
+        if self._dirty:
+            self._pending.append(self._dirty)
+            self._dirty = {}
 
     def close(self) -> None:
+        self.flush()
         if self._thread is not None:
-            self._queue.put(None)
+            self._stop.set()
             self._thread.join(10)
             self._thread = None
 
@@ -63,19 +83,14 @@ class Ledger:
         db.execute("PRAGMA synchronous=NORMAL")    # WAL + NORMAL: durable across process crashes
         try:
             while True:
-                first = self._queue.get()
-                batch = [first]
-                try:
-                    while len(batch) < 1000:
-                        batch.append(self._queue.get(timeout=self._flush_s if first is not None else 0))
-                except queue.Empty:
-                    pass
-                rows = [(e.day, e.key, e.model, e.provider, *(getattr(e, f) for f in LEDGER_FIELDS))
-                        for e in batch if e is not None]
+                stopping = self._stop.wait(self._flush_s)
+                rows = []
+                while self._pending:
+                    rows.extend((*group, *delta) for group, delta in self._pending.popleft().items())
                 if rows:
                     db.executemany(_UPSERT, rows)
                     db.commit()
-                if None in batch:
+                if stopping:
                     return
         finally:
             db.close()
