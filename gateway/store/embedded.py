@@ -18,7 +18,7 @@ _CACHE_ENTRIES = 10_000
 class EmbeddedStore(Store):
     def __init__(self, data_dir: str | Path) -> None:
         self._ledger = Ledger(Path(data_dir) / "spend.sqlite3")
-        self._windows: dict[str, dict[int, int]] = {}
+        self._windows: dict[str, w.Buckets] = {}
         self._leases: dict[str, dict[str, float]] = {}
         self._holds: dict[str, int] = {}                     # budget period -> nano-USD held
         self._spent_in: dict[str, int] = {}                  # budget period -> nano-USD spent
@@ -50,12 +50,13 @@ class EmbeddedStore(Store):
         live = []
         for win in a.windows:
             current = w.bucket_of(now, win.window_s)
-            buckets = w.live(self._windows.setdefault(win.key, {}), current)
-            used = sum(buckets.values())
-            if used + win.amount > win.limit:
-                return Verdict(False, win.family, w.retry_after(buckets, current, win.window_s, now, win.amount,
-                                                                win.limit))
-            live.append((win, buckets, current, used))
+            buckets = self._windows.get(win.key)
+            if buckets is None:
+                buckets = self._windows[win.key] = w.Buckets()
+            buckets.advance(current)
+            if buckets.total + win.amount > win.limit:
+                return Verdict(False, win.family, buckets.retry_after(win.window_s, now, win.amount, win.limit))
+            live.append((win, buckets, current))
         if a.lease is not None:
             held = self._leases.setdefault(a.lease.key, {})
             for lease_id in [i for i, until in held.items() if until <= now]:
@@ -66,10 +67,10 @@ class EmbeddedStore(Store):
             spent = self._spent(a.hold.key) + self._holds.get(a.hold.key, 0)
             if spent + a.hold.amount > a.hold.limit:
                 return Verdict(False, "budget", 0.0)
-        for win, buckets, current, used in live:
-            buckets[current] = buckets.get(current, 0) + win.amount
-            remaining.append(max(0, win.limit - used - win.amount))
-            resets.append(w.reset_after(buckets, win.window_s, now))
+        for win, buckets, current in live:
+            buckets.add(current, win.amount)
+            remaining.append(max(0, win.limit - buckets.total))
+            resets.append(buckets.reset_after(win.window_s, now))
         if a.lease is not None:
             self._leases[a.lease.key][a.lease.id] = now + a.lease.ttl_s
         if a.hold is not None:
@@ -79,9 +80,8 @@ class EmbeddedStore(Store):
     async def settle(self, s: Settlement) -> None:
         for win, admitted_at, delta in s.corrections:
             buckets = self._windows.get(win.key)
-            bucket = w.bucket_of(admitted_at, win.window_s)
-            if buckets is not None and bucket in buckets:
-                buckets[bucket] = max(0, buckets[bucket] + delta)
+            if buckets is not None:
+                buckets.correct(w.bucket_of(admitted_at, win.window_s), delta)
         if s.lease is not None:
             self._leases.get(s.lease.key, {}).pop(s.lease.id, None)
         if s.hold is not None:

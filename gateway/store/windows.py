@@ -24,29 +24,51 @@ def bucket_of(now: float, window_s: int) -> int:
     return math.floor(now / bucket_s(window_s))
 
 
-def live(buckets: dict[int, int], current: int) -> dict[int, int]:
-    """The buckets still inside the window (drops the rest from `buckets`)."""
-    oldest = current - BUCKETS + 1
-    for b in [b for b in buckets if b < oldest]:
-        del buckets[b]
-    return buckets
+class Buckets:
+    """One window's counts by bucket, oldest first, with their running total:
+    the check is O(1) and leaving buckets are dropped from the front."""
+    __slots__ = ("counts", "total")
 
+    def __init__(self) -> None:
+        self.counts: dict[int, int] = {}     # insertion order is time order: buckets only grow
+        self.total = 0
 
-def retry_after(buckets: dict[int, int], current: int, window_s: int, now: float, need: int, limit: int) -> float:
-    """Seconds until `need` more units fit under `limit`, as old buckets leave."""
-    used = sum(buckets.values())
-    if need > limit:
-        return float(window_s)          # never fits; the client learns to stop
-    for b in sorted(buckets):
-        used -= buckets[b]
-        if used + need <= limit:
-            return max(0.0, (b + BUCKETS) * bucket_s(window_s) - now)
-    return 0.0
+    def advance(self, current: int) -> None:
+        """Drop the buckets that left the window."""
+        oldest = current - BUCKETS + 1
+        counts = self.counts
+        while counts:
+            first = next(iter(counts))
+            if first >= oldest:
+                break
+            self.total -= counts.pop(first)
 
+    def add(self, bucket: int, amount: int) -> None:
+        self.counts[bucket] = self.counts.get(bucket, 0) + amount
+        self.total += amount
 
-def reset_after(buckets: dict[int, int], window_s: int, now: float) -> float:
-    """Seconds until the oldest counted unit leaves the window (0 when empty)."""
-    held = [b for b, v in buckets.items() if v > 0]
-    if not held:
+    def correct(self, bucket: int, delta: int) -> None:
+        """Adjust a bucket still in the window (never below 0)."""
+        old = self.counts.get(bucket)
+        if old is not None:
+            new = max(0, old + delta)
+            self.counts[bucket] = new
+            self.total += new - old
+
+    def retry_after(self, window_s: int, now: float, need: int, limit: int) -> float:
+        """Seconds until `need` more units fit under `limit`, as old buckets leave."""
+        if need > limit:
+            return float(window_s)          # never fits; the client learns to stop
+        used = self.total
+        for b, v in self.counts.items():
+            used -= v
+            if used + need <= limit:
+                return max(0.0, (b + BUCKETS) * bucket_s(window_s) - now)
         return 0.0
-    return max(0.0, (min(held) + BUCKETS) * bucket_s(window_s) - now)
+
+    def reset_after(self, window_s: int, now: float) -> float:
+        """Seconds until the oldest counted unit leaves the window (0 when empty)."""
+        for b, v in self.counts.items():
+            if v > 0:
+                return max(0.0, (b + BUCKETS) * bucket_s(window_s) - now)
+        return 0.0
