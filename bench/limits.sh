@@ -67,6 +67,9 @@ print(f'| {sys.argv[3]} | {sys.argv[4]} | {r[\"rps\"]:,.0f} | {r[\"p50\"]:.2f} |
     done
 }
 
+# Not a `{ ...; } | tee` pipeline: that would start the gateways in a subshell,
+# out of reach of the cleanup trap.
+exec 3>"$WORK/table.md"
 {
 echo "| gateway → nginx | conns | req/s | p50 ms | p99 ms | errors |"
 echo "|---|---:|---:|---:|---:|---:|"
@@ -78,6 +81,8 @@ kill "$GATEWAY_PID"; wait "$GATEWAY_PID" 2>/dev/null || true
 start_gateway redis "redis://127.0.0.1:$REDIS_PORT/0"
 measure "limits + budget + cost, Redis store" bench-chat sk-bench-limits
 measure "cache hit (Redis)" bench-cached sk-bench
-} | tee "$WORK/table.md"
+} >&3
+exec 3>&-
+cat "$WORK/table.md"
 mkdir -p "$RESULTS"; cp "$WORK/table.md" "$RESULTS/limits.md"
 echo "bench: written to ${RESULTS#"$ROOT"/}/limits.md"
