@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gateway.auth import Key
-from gateway.config.schema import Price, StateConfig
+from gateway.config.schema import Price, ProviderLimits, StateConfig
 from gateway.errors import ApiError
 from gateway.routes import ServedModel
 from gateway.spend import NANO, cost_nano, period, today, usd
@@ -38,6 +38,14 @@ class Ticket:
     admission: Admission | None = None
     verdict: Verdict | None = None
     headers: Headers = field(default_factory=list)
+
+
+class TargetFull(Exception):
+    """A provider is at its own limit: the router skips it like a 429."""
+
+    def __init__(self, provider: str, retry_after_s: float) -> None:
+        super().__init__(f"provider '{provider}' is at its configured limit")
+        self.retry_after_s = retry_after_s
 
 
 def estimate_tokens(data: dict[str, Any], body: bytes) -> int:
@@ -74,6 +82,33 @@ class Limiter:
         ticket.headers = _headers(admission.windows, verdict)
         if not verdict.allowed:
             raise _refusal(key, admission, verdict, ticket.headers)
+        return ticket
+
+    async def admit_target(self, provider: str, limits: ProviderLimits, data: dict[str, Any],
+                           body: bytes) -> Ticket:
+        """One attempt's charge against its provider's own limits (TargetFull if over)."""
+        ticket = Ticket("", "", estimate_tokens(data, body) if limits.tpm is not None else 0)
+        windows = []
+        if limits.rpm is not None:
+            windows.append(Window("requests", f"rpm:provider:{provider}", limits.rpm, 60, 1))
+        if limits.tpm is not None:
+            windows.append(Window("tokens", f"tpm:provider:{provider}", limits.tpm, 60, ticket.estimate))
+        lease = None
+        if limits.concurrent is not None:
+            lease = Lease(f"concurrent:provider:{provider}", limits.concurrent, "%016x" % random.getrandbits(64),
+                          self._lease_ttl_s)
+        admission = Admission(windows, lease, None, time.time())
+        try:
+            verdict = await self.store.admit(admission)
+        except StoreDown as e:
+            self._store_failed(e)
+            if self._open_on_error:
+                return ticket
+            raise TargetFull(provider, 1.0) from None
+        self._store_ok()
+        if not verdict.allowed:
+            raise TargetFull(provider, verdict.retry_after_s)
+        ticket.admission, ticket.verdict = admission, verdict
         return ticket
 
     def _admission(self, key: Key, served: ServedModel, data: dict[str, Any], body: bytes,
@@ -140,6 +175,25 @@ class Limiter:
         if self._down:
             self._down = False
             log.warning("state store reachable again; limits enforced")
+
+
+class TargetGate:
+    """Providers' own limits, checked per attempt by the router (only for models
+    with a limited provider among their targets)."""
+
+    def __init__(self, limiter: Limiter, data: dict[str, Any], body: bytes) -> None:
+        self._limiter = limiter
+        self._data = data
+        self._body = body
+
+    async def admit(self, provider: str, limits: ProviderLimits | None) -> Ticket | None:
+        if limits is None:
+            return None
+        return await self._limiter.admit_target(provider, limits, self._data, self._body)
+
+    async def release(self, ticket: Ticket | None, usage: Usage | None) -> None:
+        if ticket is not None:
+            await self._limiter.settle(ticket, None, usage, 0)
 
 
 def _duration(seconds: float) -> bytes:

@@ -12,9 +12,10 @@ import time
 from dataclasses import dataclass
 
 from gateway.errors import ApiError, from_provider
+from gateway.limits import TargetFull, TargetGate, Ticket
 from gateway.routes import ServedModel, Target
 from providers.base import Call, Reply
-from providers.errors import ProviderError, UpstreamFault, UpstreamTimeout
+from providers.errors import ProviderError, RateLimited, UpstreamFault, UpstreamTimeout
 
 log = logging.getLogger("gateway.router")
 
@@ -28,6 +29,7 @@ class Outcome:
     attempts: int
     upstream_s: float            # time spent waiting on providers, all attempts together
     first_chunk: bytes | None = None
+    target_ticket: Ticket | None = None   # the charge against the provider's own limits, to settle
 
     def release(self) -> None:
         """The answer has been delivered (or abandoned): the target is no longer busy."""
@@ -44,7 +46,8 @@ class RouteFailed(ApiError):
         self.upstream_s = upstream_s
 
 
-async def send(model: ServedModel, call: Call, strategy: str | None = None) -> Outcome:
+async def send(model: ServedModel, call: Call, strategy: str | None = None,
+               gate: TargetGate | None = None) -> Outcome:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + model.timeout_s
     order = model.plan(strategy)
@@ -67,6 +70,14 @@ async def send(model: ServedModel, call: Call, strategy: str | None = None) -> O
         stats = target.stats
         if not stats.breaker.allow(now):
             continue
+        charged = None
+        if gate is not None:
+            try:
+                charged = await gate.admit(target.provider.name, target.provider.options.limits)
+            except TargetFull as e:
+                stats.breaker.abandon()     # not tried: no verdict on its health
+                last = RateLimited(str(e), retry_after=e.retry_after_s, provider=target.provider.name)
+                continue
         rounds = tried.get(id(target), 0)
         if rounds:
             pause = min(_BACKOFF_S * 2 ** (rounds - 1), deadline - now)
@@ -84,6 +95,8 @@ async def send(model: ServedModel, call: Call, strategy: str | None = None) -> O
             outcome = await _attempt(target, call, budget)
         except ProviderError as e:
             stats.in_flight -= 1
+            if charged is not None:
+                await gate.release(charged, None)
             upstream_s += time.perf_counter() - started
             if not e.retryable:
                 stats.breaker.success()     # the target is healthy; the request was not
@@ -95,12 +108,15 @@ async def send(model: ServedModel, call: Call, strategy: str | None = None) -> O
         except BaseException:
             stats.in_flight -= 1
             stats.breaker.abandon()
+            if charged is not None:
+                await gate.release(charged, None)
             raise
         elapsed = time.perf_counter() - started
         stats.breaker.success()
         stats.record_latency(elapsed)
         outcome.attempts = attempts
         outcome.upstream_s = upstream_s + elapsed
+        outcome.target_ticket = charged
         return outcome
 
     if last is None:

@@ -76,6 +76,7 @@ class ServedModel:
     limits: ModelLimits | None = None
     hold_price: Price | None = None            # what a budget holds against: the dearest target
     cache: CacheConfig | None = None
+    gated: bool = False                        # a target's provider has limits of its own
 
     def plan(self, strategy: str | None) -> list[Target]:
         if strategy is None and self.fixed_order is not None:

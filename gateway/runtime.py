@@ -78,7 +78,8 @@ class Runtime:
         leaves = route.leaves()
         return ServedModel(m.name, m.kind, route, m.retries, m.timeout_s, m.attempt_timeout_s, leaves,
                            route.plan() if route.is_fixed() else None, m.limits,
-                           hold_price([t.price for t in leaves]), m.cache)
+                           hold_price([t.price for t in leaves]), m.cache,
+                           any(t.provider.options.limits is not None for t in leaves))
 
     def _route(self, rc: RouteConfig, public: str) -> Route | None:
         nodes: list[Target | Route] = []
@@ -126,7 +127,7 @@ class Runtime:
             return None
         target = self._target(provider, model)
         served = ServedModel(name, kind, Route("fallback", [target]), 0, 60.0, None, [target], [target],
-                             None, target.price)
+                             None, target.price, None, target.provider.options.limits is not None)
         if len(self._direct) < 10_000:
             self._direct[(name, kind)] = served
         return served

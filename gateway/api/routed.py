@@ -6,7 +6,7 @@ import logging
 
 from gateway import cache, protocol, router
 from gateway.asgi import Request
-from gateway.limits import Ticket
+from gateway.limits import TargetGate, Ticket
 from gateway.routes import ServedModel
 from gateway.runtime import Runtime
 from gateway.spend import cost_nano, usd
@@ -20,8 +20,9 @@ log = logging.getLogger("gateway")
 async def forward(req: Request, rt: Runtime, served: ServedModel, call: Call, strategy: str | None,
                   ticket: Ticket, cache_as: str | None = None) -> None:
     """Route the call and deliver the answer; `cache_as`: store a whole answer under that key."""
+    gate = TargetGate(rt.limiter, call.data, call.body) if served.gated else None
     try:
-        outcome = await router.send(served, call, strategy)
+        outcome = await router.send(served, call, strategy, gate)
     except router.RouteFailed as e:
         await req.error(e, [*ticket.headers, (b"x-gateway-attempts", str(e.attempts).encode()),
                             (b"x-gateway-overhead-ms", req.overhead_ms(e.upstream_s))])
@@ -41,6 +42,8 @@ async def forward(req: Request, rt: Runtime, served: ServedModel, call: Call, st
         headers.append((b"x-gateway-overhead-ms", req.overhead_ms(outcome.upstream_s)))
         await req.respond(200, reply.body, headers, reply.content_type)
         await rt.limiter.settle(ticket, target.provider.name, usage, cost)
+        if gate is not None:
+            await gate.release(outcome.target_ticket, usage)
         if cache_as is not None and served.cache is not None:
             try:
                 await rt.store.cache_put(cache_as, cache.pack(target.provider.name, reply.body, usage),
@@ -57,6 +60,8 @@ async def forward(req: Request, rt: Runtime, served: ServedModel, call: Call, st
         await reply.aclose()
         usage = reply.usage or _streamed_usage(call, events)
         await rt.limiter.settle(ticket, target.provider.name, usage, cost_nano(target.price, usage))
+        if gate is not None:
+            await gate.release(outcome.target_ticket, usage)
 
 
 def _streamed_usage(call: Call, events: int) -> Usage:

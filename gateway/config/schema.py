@@ -64,6 +64,14 @@ class BreakerConfig(_Strict):
     cooldown_s: float = Field(30, gt=0)   # how long it stays open before one probe
 
 
+class ProviderLimits(_Strict):
+    """An upstream's own quota, across every key and model: a target at its limit
+    is skipped by the router like one that answered 429."""
+    rpm: int | None = Field(None, ge=0)
+    tpm: int | None = Field(None, ge=0)
+    concurrent: int | None = Field(None, ge=0)
+
+
 class ProviderConfig(BaseModel):
     """Fields every provider has; adapters add their own (see providers/*/Options)."""
     model_config = ConfigDict(extra="allow")
@@ -71,6 +79,7 @@ class ProviderConfig(BaseModel):
     type: str = Field(min_length=1)
     enabled: bool = True
     breaker: BreakerConfig | None = None
+    limits: ProviderLimits | None = None
 
 
 class TargetConfig(_Strict):
