@@ -25,6 +25,7 @@ for _prefix in ("/v1", ""):
     _EXACT[f"{_prefix}/models"] = {"GET": models.list_models}
 _EXACT["/healthz"] = {"GET": health.healthz}
 _EXACT["/readyz"] = {"GET": health.readyz}
+_EXACT["/metrics"] = {"GET": health.metrics}
 _EXACT["/admin/spend"] = {"GET": admin_spend.spend_report}
 _PREFIX: list[tuple[str, dict[str, Handler]]] = [
     ("/v1/models/", {"GET": models.retrieve_model}),

@@ -108,3 +108,19 @@ def test_admin_key_required(start_gateway, tmp_path):
     off = start_gateway(cfg)
     r = off.http("sk-admin").get("/admin/spend")
     assert r.status_code == 403 and r.json()["error"]["code"] == "admin_disabled"
+
+
+def test_metrics_count_unpriced_and_refused_requests(start_gateway, fake_openai, tmp_path):
+    fake = fake_openai()
+    cfg = config(tmp_path)
+    cfg["providers"].append({"name": "nopricehost", "type": "openai_compatible", "base_url": fake.url})
+    cfg["models"].append(chat_model("np", {"provider": "nopricehost", "model": "mystery"}))
+    cfg["auth"]["keys"].append({"name": "tiny", "key": "sk-tiny", "limits": {"rpm": 1}})
+    gw = start_gateway(cfg)
+    gw.client().chat.completions.create(model="np", messages=MSG)
+    gw.client("sk-tiny").chat.completions.create(model="c", messages=MSG)
+    assert gw.http("sk-tiny").post("/v1/chat/completions", json={"model": "c", "messages": MSG}).status_code == 429
+    text = gw.http(None).get("/metrics").text
+    assert 'gateway_unpriced_requests_total{model="mystery",provider="nopricehost"} ' in text
+    assert 'gateway_rate_limited_total{reason="requests"} ' in text
+    assert "# TYPE gateway_state_store_errors_total counter" in text

@@ -1,10 +1,11 @@
-"""GET /healthz (the process is up) and GET /readyz (it can serve: config
-loaded, state store reachable)."""
+"""GET /healthz (the process is up), GET /readyz (it can serve: config
+loaded, state store reachable) and GET /metrics (Prometheus text format)."""
 from __future__ import annotations
 
 import orjson
 
 from gateway.asgi import Request
+from gateway.metrics import COUNTERS
 from gateway.runtime import Runtime
 from gateway.store import StoreDown
 
@@ -21,3 +22,7 @@ async def readyz(req: Request, rt: Runtime) -> None:
     await req.respond(200 if reachable else 503, orjson.dumps({
         "status": "ready" if reachable else "unready", "store": "reachable" if reachable else "unreachable",
         "models": len(rt.models), "providers": sorted(rt.providers), "keys": len(rt.keys)}))
+
+
+async def metrics(req: Request, rt: Runtime) -> None:
+    await req.respond(200, COUNTERS.render(), content_type=b"text/plain; version=0.0.4; charset=utf-8")

@@ -7,6 +7,7 @@ import logging
 from gateway import cache, protocol, router
 from gateway.asgi import Request
 from gateway.limits import TargetGate, Ticket
+from gateway.metrics import COUNTERS
 from gateway.routes import ServedModel
 from gateway.runtime import Runtime
 from gateway.spend import cost_nano, usd
@@ -29,6 +30,8 @@ async def forward(req: Request, rt: Runtime, served: ServedModel, call: Call, st
         await rt.limiter.settle(ticket, None, None, 0)
         return
     target = outcome.target
+    if target.price is None:
+        COUNTERS.inc("gateway_unpriced_requests_total", provider=target.provider.name, model=target.model)
     headers = [*ticket.headers, (b"x-gateway-provider", target.provider.name.encode()),
                (b"x-gateway-attempts", str(outcome.attempts).encode())]
     if served.cache is not None:
