@@ -90,16 +90,9 @@ class Limiter:
                            body: bytes) -> Ticket:
         """One attempt's charge against its provider's own limits (TargetFull if over)."""
         ticket = Ticket("", "", estimate_tokens(data, body) if limits.tpm is not None else 0)
-        windows = []
-        if limits.rpm is not None:
-            windows.append(Window("requests", f"rpm:provider:{provider}", limits.rpm, 60, 1))
-        if limits.tpm is not None:
-            windows.append(Window("tokens", f"tpm:provider:{provider}", limits.tpm, 60, ticket.estimate))
-        lease = None
-        if limits.concurrent is not None:
-            lease = Lease(f"concurrent:provider:{provider}", limits.concurrent, "%016x" % random.getrandbits(64),
-                          self._lease_ttl_s)
-        admission = Admission(windows, lease, None, time.time())
+        scope = f"provider:{provider}"
+        admission = Admission(_windows(scope, limits.rpm, limits.tpm, ticket.estimate),
+                              self._lease(scope, limits.concurrent), None, time.time())
         try:
             verdict = await self.store.admit(admission)
         except StoreDown as e:
@@ -119,19 +112,10 @@ class Limiter:
         windows: list[Window] = []
         if limits.tpm is not None or (model_limits is not None and model_limits.tpm is not None) or key.budget:
             ticket.estimate = estimate_tokens(data, body)
-        if limits.rpm is not None:
-            windows.append(Window("requests", f"rpm:key:{key.name}", limits.rpm, 60, 1))
-        if limits.tpm is not None:
-            windows.append(Window("tokens", f"tpm:key:{key.name}", limits.tpm, 60, ticket.estimate))
+        windows += _windows(f"key:{key.name}", limits.rpm, limits.tpm, ticket.estimate)
         if model_limits is not None:
-            if model_limits.rpm is not None:
-                windows.append(Window("requests", f"rpm:model:{served.name}", model_limits.rpm, 60, 1))
-            if model_limits.tpm is not None:
-                windows.append(Window("tokens", f"tpm:model:{served.name}", model_limits.tpm, 60, ticket.estimate))
-        lease = None
-        if limits.concurrent is not None:
-            lease = Lease(f"concurrent:key:{key.name}", limits.concurrent, "%016x" % random.getrandbits(64),
-                          self._lease_ttl_s)
+            windows += _windows(f"model:{served.name}", model_limits.rpm, model_limits.tpm, ticket.estimate)
+        lease = self._lease(f"key:{key.name}", limits.concurrent)
         hold = None
         if key.budget is not None:
             day_from, day_to = period(key.budget)
@@ -141,6 +125,11 @@ class Limiter:
         if not windows and lease is None and hold is None:
             return None
         return Admission(windows, lease, hold, time.time())
+
+    def _lease(self, scope: str, concurrent: int | None) -> Lease | None:
+        if concurrent is None:
+            return None
+        return Lease(f"concurrent:{scope}", concurrent, "%016x" % random.getrandbits(64), self._lease_ttl_s)
 
     async def settle(self, ticket: Ticket, provider: str | None, usage: Usage | None, cost: int,
                      cache_hit: bool = False) -> None:
@@ -178,6 +167,16 @@ class Limiter:
         if self._down:
             self._down = False
             log.warning("state store reachable again; limits enforced")
+
+
+def _windows(scope: str, rpm: int | None, tpm: int | None, tokens: int) -> list[Window]:
+    """The per-minute windows of one scope (a key, a model or a provider)."""
+    out = []
+    if rpm is not None:
+        out.append(Window("requests", f"rpm:{scope}", rpm, 60, 1))
+    if tpm is not None:
+        out.append(Window("tokens", f"tpm:{scope}", tpm, 60, tokens))
+    return out
 
 
 class TargetGate:
