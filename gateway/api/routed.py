@@ -25,9 +25,11 @@ async def forward(req: Request, rt: Runtime, served: ServedModel, call: Call, st
     try:
         outcome = await router.send(served, call, strategy, gate)
     except router.RouteFailed as e:
-        await req.error(e, [*ticket.headers, (b"x-gateway-attempts", str(e.attempts).encode()),
-                            (b"x-gateway-overhead-ms", req.overhead_ms(e.upstream_s))])
-        await rt.limiter.settle(ticket, None, None, 0)
+        try:
+            await req.error(e, [*ticket.headers, (b"x-gateway-attempts", str(e.attempts).encode()),
+                                (b"x-gateway-overhead-ms", req.overhead_ms(e.upstream_s))])
+        finally:    # the slot and the hold go back whatever happens to the answer
+            await rt.limiter.settle(ticket, None, None, 0)
         return
     target = outcome.target
     if target.price is None:
@@ -43,10 +45,12 @@ async def forward(req: Request, rt: Runtime, served: ServedModel, call: Call, st
         cost = cost_nano(target.price, usage)
         headers.append((b"x-gateway-cost-usd", usd(cost).encode()))
         headers.append((b"x-gateway-overhead-ms", req.overhead_ms(outcome.upstream_s)))
-        await req.respond(200, reply.body, headers, reply.content_type)
-        await rt.limiter.settle(ticket, target.provider.name, usage, cost)
-        if gate is not None:
-            await gate.release(outcome.target_ticket, usage)
+        try:
+            await req.respond(200, reply.body, headers, reply.content_type)
+        finally:
+            await rt.limiter.settle(ticket, target.provider.name, usage, cost)
+            if gate is not None:
+                await gate.release(outcome.target_ticket, usage)
         if cache_as is not None and served.cache is not None:
             try:
                 await rt.store.cache_put(cache_as, cache.pack(target.provider.name, reply.body, usage),
