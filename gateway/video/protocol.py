@@ -1,0 +1,448 @@
+"""The body of `POST /v1/videos`, turned into a validated `VideoRequest`.
+
+The official SDK always sends `multipart/form-data` (even with no file): each
+field a text part, `input_reference` a file part, `extra_body` values as more
+text parts (ints as digits, booleans as `true`, dicts as `name[key]`). JSON
+bodies are accepted too. Unknown fields are ignored, as OpenAI ignores them.
+
+Seed parameters accepted beside OpenAI's: `duration` (alias of `seconds`),
+`resolution` (alias of `size`; `size` and `resolution` both take the
+shorthands in `SIZE_SHORTHANDS`), `negative_prompt`, `seed`, `style_preset`,
+`camera_movement` and `callback_url`. Style presets and camera movements come
+from the tables below; `prompt_with_hints` writes them into the prompt for
+backends without a native parameter.
+
+Pure: no I/O. URLs (`callback_url`, `reference_url`) are checked for syntax
+only; the caller resolves and SSRF-checks them.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from collections.abc import Callable, Mapping, Set
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+from gateway.errors import bad_request
+from gateway.protocol import json_object
+
+# OpenAI's Sora values: the default when a routed model declares none.
+SORA_SIZES: frozenset[str] = frozenset({"720x1280", "1280x720", "1024x1792", "1792x1024"})
+SORA_SECONDS: frozenset[str] = frozenset({"4", "8", "12"})
+DEFAULT_MODEL = "sora-2"
+DEFAULT_SIZE = "720x1280"
+DEFAULT_SECONDS = "4"
+
+SIZE_SHORTHANDS: dict[str, str] = {"480p": "854x480", "720p": "1280x720", "1080p": "1920x1080"}
+
+# style_preset -> prompt text for backends with no native parameter.
+STYLE_PRESETS: dict[str, str] = {
+    "cinematic": "cinematic film look, dramatic lighting, shallow depth of field",
+    "anime": "anime, cel-shaded 2D animation",
+    "photographic": "photorealistic, natural light, as shot on a camera",
+    "documentary": "documentary footage, natural and unstaged",
+    "3d-render": "3D render, clean CGI look",
+    "watercolor": "watercolor painting, soft washes of colour on paper",
+}
+# camera_movement -> prompt text for backends with no native parameter.
+CAMERA_MOVEMENTS: dict[str, str] = {
+    "static": "static shot, the camera does not move",
+    "pan-left": "slow pan to the left",
+    "pan-right": "slow pan to the right",
+    "tilt-up": "slow tilt upward",
+    "tilt-down": "slow tilt downward",
+    "zoom-in": "slow zoom in",
+    "zoom-out": "slow zoom out",
+    "orbit": "the camera orbits around the subject",
+    "dolly-in": "the camera dollies in toward the subject",
+    "handheld": "handheld camera with slight natural shake",
+}
+
+MAX_PROMPT_CHARS = 32_000
+MAX_NEGATIVE_PROMPT_CHARS = 2_000
+MAX_SEED = 2**32 - 1
+MAX_URL_CHARS = 2_048
+MAX_REFERENCE_BYTES = 10 * 1024 * 1024
+# The HTTP layer may refuse earlier (413) on Content-Length; this is the backstop.
+MAX_BODY_BYTES = MAX_REFERENCE_BYTES + 1024 * 1024
+MAX_PARTS = 64
+_MAX_FIELD_BYTES = 256 * 1024  # a text part: room for any valid prompt in UTF-8
+_MAX_PART_HEADER_BYTES = 8 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class VideoRequest:
+    prompt: str
+    model: str
+    seconds: str
+    size: str
+    width: int
+    height: int
+    negative_prompt: str | None = None
+    seed: int | None = None
+    style_preset: str | None = None
+    camera_movement: str | None = None
+    callback_url: str | None = None
+    reference_image: bytes | None = field(default=None, repr=False)
+    reference_media_type: str | None = None  # from the image's magic bytes, not the part's header
+    reference_url: str | None = None  # not yet fetched nor SSRF-checked
+
+
+@dataclass(frozen=True, slots=True)
+class _Upload:
+    data: bytes
+
+
+def parse_create(content_type: bytes, body: bytes, *,
+                 sizes: Set[str] = SORA_SIZES, seconds: Set[str] = SORA_SECONDS) -> VideoRequest:
+    """Validate a `POST /v1/videos` body against the routed model's sizes and seconds."""
+    if len(body) > MAX_BODY_BYTES:
+        raise bad_request(f"The request body is {len(body)} bytes; POST /v1/videos accepts at most "
+                          f"{MAX_BODY_BYTES} (input_reference images up to 10 MB).")
+    media_type, params = _content_type(content_type)
+    if media_type == "application/json":
+        fields: dict[str, Any] = json_object(body)
+    elif media_type == "multipart/form-data":
+        boundary = params.get("boundary", "")
+        if not 1 <= len(boundary) <= 70:
+            raise bad_request("The multipart/form-data Content-Type needs a boundary parameter "
+                              "of 1 to 70 characters.")
+        fields = _form_fields(_multipart(body, boundary.encode("latin-1")))
+    else:
+        shown = media_type or "(none)"
+        raise bad_request(f"Unsupported Content-Type '{shown}' for POST /v1/videos; "
+                          "send multipart/form-data (as the OpenAI SDK does) or application/json.")
+    return _request(fields, sizes, seconds)
+
+
+def prompt_with_hints(req: VideoRequest) -> str:
+    """The prompt with style and camera written in, for backends with no native parameter."""
+    hints = []
+    if req.style_preset:
+        hints.append(f"Style: {STYLE_PRESETS[req.style_preset]}.")
+    if req.camera_movement:
+        hints.append(f"Camera: {CAMERA_MOVEMENTS[req.camera_movement]}.")
+    return req.prompt if not hints else req.prompt + "\n\n" + " ".join(hints)
+
+
+# --- fields -> VideoRequest ---------------------------------------------------
+
+def _request(fields: dict[str, Any], sizes: Set[str], allowed_seconds: Set[str]) -> VideoRequest:
+    fields = {k: v for k, v in fields.items() if v is not None}
+    prompt = _text(fields, "prompt", MAX_PROMPT_CHARS, required=True)
+    assert prompt is not None
+    model = fields.get("model", DEFAULT_MODEL)
+    if not isinstance(model, str) or not model.strip():
+        raise bad_request("'model' must be a non-empty string.", param="model")
+
+    by_value = sorted(allowed_seconds, key=int)
+    secs = _allowed(_aliased(fields, "seconds", "duration", _seconds), allowed_seconds,
+                    DEFAULT_SECONDS if DEFAULT_SECONDS in allowed_seconds else by_value[0],
+                    f"Supported values for model '{model}' are: " + ", ".join(f"'{s}'" for s in by_value))
+    by_area = sorted(sizes, key=_area)
+    size = _allowed(_aliased(fields, "size", "resolution", _size), sizes,
+                    DEFAULT_SIZE if DEFAULT_SIZE in sizes else by_area[0],
+                    f"Supported sizes for model '{model}' are: " + ", ".join(by_area))
+    width, height = (int(n) for n in size.split("x"))
+
+    image, media_type, url = _reference(fields.get("input_reference"))
+    return VideoRequest(
+        prompt=prompt, model=model, seconds=secs, size=size, width=width, height=height,
+        negative_prompt=_text(fields, "negative_prompt", MAX_NEGATIVE_PROMPT_CHARS) or None,
+        seed=_seed(fields.get("seed")),
+        style_preset=_choice(fields, "style_preset", STYLE_PRESETS),
+        camera_movement=_choice(fields, "camera_movement", CAMERA_MOVEMENTS),
+        callback_url=None if "callback_url" not in fields else _http_url(fields["callback_url"], "callback_url"),
+        reference_image=image, reference_media_type=media_type, reference_url=url,
+    )
+
+
+def _text(fields: dict[str, Any], name: str, limit: int, *, required: bool = False) -> str | None:
+    value = fields.get(name)
+    if value is None:
+        if required:
+            raise bad_request(f"Missing required parameter: '{name}'.", param=name)
+        return None
+    if not isinstance(value, str):
+        raise bad_request(f"'{name}' must be a string.", param=name)
+    if required and not value.strip():
+        raise bad_request(f"'{name}' must not be empty.", param=name)
+    if len(value) > limit:
+        raise bad_request(f"'{name}' is {len(value)} characters long; the maximum is {limit}.", param=name)
+    return value
+
+
+def _aliased(fields: dict[str, Any], name: str, alias: str,
+             parse: Callable[[Any, str], str]) -> tuple[str, str] | None:
+    """(normalised value, the name the client used), or None when neither was given."""
+    given = [(parse(fields[n], n), n) for n in (name, alias) if n in fields]
+    if len(given) == 2 and given[0][0] != given[1][0]:
+        raise bad_request(f"'{alias}' is an alias of '{name}', and they were given different values: "
+                          f"'{given[0][0]}' and '{given[1][0]}'. Send one of them.", param=alias)
+    return given[0] if given else None
+
+
+def _allowed(given: tuple[str, str] | None, allowed: Set[str], default: str, supported: str) -> str:
+    if given is None:
+        return default
+    value, param = given
+    if value not in allowed:
+        raise bad_request(f"Invalid value for '{param}': '{value}'. {supported}.", param=param)
+    return value
+
+
+def _seconds(value: Any, param: str) -> str:
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise bad_request(f"'{param}' must be a whole number of seconds, as a string or integer.", param=param)
+    text = str(value).strip()
+    if not re.fullmatch(r"[+-]?[0-9]{1,9}", text):
+        too_long = re.fullmatch(r"[+-]?[0-9]+", text) is not None
+        reason = "is too large" if too_long else "must be a whole number of seconds"
+        raise bad_request(f"'{param}' {reason}; got '{text[:20]}'.", param=param)
+    n = int(text)
+    if n <= 0:
+        raise bad_request(f"'{param}' must be a positive number of seconds; got {n}.", param=param)
+    return str(n)
+
+
+def _size(value: Any, param: str) -> str:
+    if not isinstance(value, str):
+        raise bad_request(f"'{param}' must be a string such as '1280x720'.", param=param)
+    text = value.strip().lower()
+    text = SIZE_SHORTHANDS.get(text, text)
+    m = re.fullmatch(r"([0-9]{1,5})x([0-9]{1,5})", text)
+    if not m or int(m[1]) == 0 or int(m[2]) == 0:
+        shorthands = ", ".join(SIZE_SHORTHANDS)
+        raise bad_request(f"'{param}' must be WIDTHxHEIGHT (e.g. '1280x720') or one of {shorthands}; "
+                          f"got '{value[:40]}'.", param=param)
+    return f"{int(m[1])}x{int(m[2])}"
+
+
+def _area(size: str) -> tuple[int, int]:
+    w, h = (int(n) for n in size.split("x"))
+    return w * h, w
+
+
+def _seed(value: Any) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, str) and re.fullmatch(r"[0-9]{1,10}", value.strip()):
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_SEED:
+        raise bad_request(f"'seed' must be an integer from 0 to {MAX_SEED}.", param="seed")
+    return value
+
+
+def _choice(fields: dict[str, Any], name: str, table: Mapping[str, str]) -> str | None:
+    value = fields.get(name)
+    if value is None:
+        return None
+    key = value.strip().lower().replace("_", "-").replace(" ", "-") if isinstance(value, str) else None
+    if key not in table:
+        raise bad_request(f"Invalid value for '{name}': {str(value)[:40]!r}. Allowed values: "
+                          f"{', '.join(table)}.", param=name)
+    return key
+
+
+def _http_url(value: Any, param: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise bad_request(f"'{param}' must be an http or https URL.", param=param)
+    if len(value) > MAX_URL_CHARS or re.search(r"[\x00-\x20\x7f]", value):
+        raise bad_request(f"'{param}' must be an http or https URL of at most {MAX_URL_CHARS} "
+                          "characters, with no spaces or control characters.", param=param)
+    try:
+        parts = urlsplit(value)
+        parts.port  # raises on a malformed port
+    except ValueError:
+        raise bad_request(f"'{param}' is not a valid URL.", param=param) from None
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        raise bad_request(f"'{param}' must be an http or https URL with a host.", param=param)
+    return value
+
+
+# --- input_reference ----------------------------------------------------------
+
+_NAME = "input_reference"
+
+
+def _reference(value: Any) -> tuple[bytes | None, str | None, str | None]:
+    """(image bytes, media type, URL to fetch): at most one of image and URL."""
+    if value is None:
+        return None, None, None
+    if isinstance(value, _Upload):
+        return _image(value.data), _media_type(value.data), None
+    if isinstance(value, dict):
+        if "file_id" in value:
+            raise bad_request("input_reference.file_id is not supported by this gateway; upload the "
+                              "image as input_reference or pass input_reference.image_url.", param=_NAME)
+        if set(value) != {"image_url"}:
+            raise bad_request("input_reference must be an image upload, a URL, or an object with "
+                              "image_url.", param=_NAME)
+        value = value["image_url"]
+    if not isinstance(value, str):
+        raise bad_request("input_reference must be an image upload, a URL, or an object with "
+                          "image_url.", param=_NAME)
+    if value[:5].lower() == "data:":
+        data = _data_url(value)
+        return _image(data), _media_type(data), None
+    return None, None, _http_url(value, _NAME)
+
+
+def _data_url(url: str) -> bytes:
+    head, sep, payload = url.partition(",")
+    if not sep or not head.lower().endswith(";base64"):
+        raise bad_request("input_reference data URLs must be base64: 'data:image/png;base64,...'.", param=_NAME)
+    if len(payload) > (MAX_REFERENCE_BYTES * 4) // 3 + 4:
+        raise bad_request("input_reference is larger than 10 MB.", param=_NAME)
+    try:
+        return base64.b64decode(payload, validate=True)
+    except (binascii.Error, ValueError):
+        raise bad_request("input_reference is not valid base64.", param=_NAME) from None
+
+
+def _image(data: bytes) -> bytes:
+    if not data:
+        raise bad_request("input_reference is empty.", param=_NAME)
+    if len(data) > MAX_REFERENCE_BYTES:
+        raise bad_request(f"input_reference is {len(data)} bytes; the maximum is {MAX_REFERENCE_BYTES} "
+                          "(10 MB).", param=_NAME)
+    if _media_type(data) is None:
+        raise bad_request("input_reference must be a PNG, JPEG or WEBP image.", param=_NAME)
+    return data
+
+
+def _media_type(data: bytes) -> str | None:
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "image/png"
+    if data.startswith(b"\xff\xd8\xff"):
+        return "image/jpeg"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "image/webp"
+    return None
+
+
+# --- the HTTP envelope --------------------------------------------------------
+
+def _content_type(raw: bytes) -> tuple[str, dict[str, str]]:
+    media_type, *rest = raw.decode("latin-1").split(";")
+    params = {}
+    for item in rest:
+        key, _, val = item.strip().partition("=")
+        val = val.strip()
+        if len(val) >= 2 and val[0] == val[-1] == '"':
+            val = val[1:-1]
+        params[key.strip().lower()] = val
+    return media_type.strip().lower(), params
+
+
+@dataclass(frozen=True, slots=True)
+class _Part:
+    name: str
+    filename: str | None
+    data: bytes
+
+
+def _malformed(why: str):
+    return bad_request(f"Malformed multipart/form-data body: {why}.")
+
+
+def _multipart(body: bytes, boundary: bytes) -> list[_Part]:
+    """Split a multipart/form-data body (RFC 7578) into its parts."""
+    delimiter = b"--" + boundary
+    if body.startswith(delimiter):
+        pos = 0
+    else:  # a preamble before the first delimiter is allowed, and ignored
+        pos = body.find(b"\r\n" + delimiter)
+        if pos < 0:
+            raise _malformed("the boundary from the Content-Type does not occur in the body")
+        pos += 2
+    parts: list[_Part] = []
+    while True:
+        pos += len(delimiter)
+        if body[pos:pos + 2] == b"--":
+            return parts
+        eol = body.find(b"\r\n", pos)
+        if eol < 0 or body[pos:eol].strip(b" \t"):
+            raise _malformed("a boundary line is not followed by CRLF")
+        end = body.find(b"\r\n" + delimiter, eol + 2)
+        if end < 0:
+            raise _malformed("the body ends before the closing boundary")
+        if len(parts) == MAX_PARTS:
+            raise _malformed(f"more than {MAX_PARTS} parts")
+        parts.append(_part(body[eol + 2:end]))
+        pos = end + 2
+
+
+def _part(raw: bytes) -> _Part:
+    if raw.startswith(b"\r\n"):
+        head, data = b"", raw[2:]
+    else:
+        head, sep, data = raw.partition(b"\r\n\r\n")
+        if not sep:
+            raise _malformed("a part has no blank line after its headers")
+    if len(head) > _MAX_PART_HEADER_BYTES:
+        raise _malformed("a part's headers are too long")
+    disposition = None
+    for line in head.split(b"\r\n"):
+        key, colon, value = line.partition(b":")
+        if not colon:
+            raise _malformed("a part header has no colon")
+        if key.strip().lower() == b"content-disposition":
+            disposition = value.decode("utf-8", "replace")
+    if disposition is None:
+        raise _malformed("a part has no Content-Disposition header")
+    kind, params = _disposition(disposition)
+    if kind != "form-data" or "name" not in params:
+        raise _malformed("a part's Content-Disposition is not form-data with a name")
+    return _Part(params["name"], params.get("filename"), data)
+
+
+_PARAM = re.compile(r';\s*([A-Za-z0-9_*.-]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^;\s]*))')
+
+
+def _disposition(value: str) -> tuple[str, dict[str, str]]:
+    kind, _, rest = value.strip().partition(";")
+    params = {}
+    for m in _PARAM.finditer(";" + rest):
+        quoted = m[2]
+        params[m[1].lower()] = re.sub(r"\\(.)", r"\1", quoted) if quoted is not None else m[3]
+    return kind.strip().lower(), params
+
+
+_KNOWN = frozenset({"prompt", "model", "seconds", "duration", "size", "resolution", "negative_prompt",
+                    "seed", "style_preset", "camera_movement", "callback_url", _NAME})
+_NESTED = re.compile(r"input_reference\[(\w+)\]")
+
+
+def _form_fields(parts: list[_Part]) -> dict[str, Any]:
+    """Form parts as the JSON body would carry them: text as str, files as _Upload."""
+    fields: dict[str, Any] = {}
+    reference: dict[str, str] = {}
+    for part in parts:
+        nested = _NESTED.fullmatch(part.name)
+        if part.name not in _KNOWN and not nested:
+            continue  # unknown fields are ignored, as OpenAI ignores them
+        repeated = nested[1] in reference if nested else part.name in fields
+        if repeated or (_NAME in fields and nested) or (part.name == _NAME and reference):
+            raise bad_request(f"'{part.name}' was given more than once.", param=_NAME if nested else part.name)
+        if part.filename is not None and part.name == _NAME:
+            if len(part.data) > MAX_REFERENCE_BYTES:
+                raise bad_request(f"input_reference is {len(part.data)} bytes; the maximum is "
+                                  f"{MAX_REFERENCE_BYTES} (10 MB).", param=_NAME)
+            fields[_NAME] = _Upload(part.data)
+            continue
+        if len(part.data) > _MAX_FIELD_BYTES:
+            raise bad_request(f"'{part.name}' is larger than {_MAX_FIELD_BYTES} bytes.", param=part.name)
+        try:
+            text = part.data.decode("utf-8")
+        except UnicodeDecodeError:
+            raise bad_request(f"'{part.name}' is not valid UTF-8 text.", param=part.name) from None
+        if nested:
+            reference[nested[1]] = text
+        else:
+            fields[part.name] = text
+    if reference:
+        fields[_NAME] = reference
+    return fields
