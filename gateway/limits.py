@@ -69,16 +69,11 @@ class Limiter:
         admission = self._admission(key, served, data, body, ticket)
         if admission is None:
             return ticket                      # nothing to check: no store trip at all
-        try:
-            verdict = await self.store.admit(admission)
-        except StoreDown as e:
-            self._store_failed(e)
-            if self._open_on_error:
-                return ticket
-            raise ApiError(503, "Rate limits cannot be checked right now; try again shortly.",
-                           type="server_error", code="limits_unavailable",
-                           headers=[(b"retry-after", b"1")]) from None
-        self._store_ok()
+        verdict = await self._decide(admission, ApiError(
+            503, "Rate limits cannot be checked right now; try again shortly.", type="server_error",
+            code="limits_unavailable", headers=[(b"retry-after", b"1")]))
+        if verdict is None:
+            return ticket
         ticket.admission, ticket.verdict = admission, verdict
         ticket.headers = _headers(admission.windows, verdict)
         if not verdict.allowed:
@@ -93,14 +88,9 @@ class Limiter:
         scope = f"provider:{provider}"
         admission = Admission(_windows(scope, limits.rpm, limits.tpm, ticket.estimate),
                               self._lease(scope, limits.concurrent), None, time.time())
-        try:
-            verdict = await self.store.admit(admission)
-        except StoreDown as e:
-            self._store_failed(e)
-            if self._open_on_error:
-                return ticket
-            raise TargetFull(provider, 1.0) from None
-        self._store_ok()
+        verdict = await self._decide(admission, TargetFull(provider, 1.0))
+        if verdict is None:
+            return ticket
         if not verdict.allowed:
             raise TargetFull(provider, verdict.retry_after_s)
         ticket.admission, ticket.verdict = admission, verdict
@@ -125,6 +115,19 @@ class Limiter:
         if not windows and lease is None and hold is None:
             return None
         return Admission(windows, lease, hold, time.time())
+
+    async def _decide(self, admission: Admission, when_closed: Exception) -> Verdict | None:
+        """The store's verdict; None (admit unchecked) while the store is down and the
+        policy is open, else `when_closed` is raised."""
+        try:
+            verdict = await self.store.admit(admission)
+        except StoreDown as e:
+            self._store_failed(e)
+            if self._open_on_error:
+                return None
+            raise when_closed from None
+        self._store_ok()
+        return verdict
 
     def _lease(self, scope: str, concurrent: int | None) -> Lease | None:
         if concurrent is None:
