@@ -12,6 +12,8 @@ from gateway.api import chat, health, models
 from gateway.asgi import ClientGone, Receive, Request, Scope, Send
 from gateway.errors import ApiError
 from gateway.runtime import Runtime
+from gateway.video import api as videos_api
+from gateway.video.service import Videos
 
 log = logging.getLogger("gateway")
 
@@ -23,6 +25,7 @@ for _prefix in ("/v1", ""):
     _EXACT[f"{_prefix}/chat/completions"] = {"POST": chat.chat_completions}
     _EXACT[f"{_prefix}/embeddings"] = {"POST": chat.embeddings}
     _EXACT[f"{_prefix}/models"] = {"GET": models.list_models}
+    _EXACT[f"{_prefix}/videos"] = {"POST": videos_api.videos_root, "GET": videos_api.videos_root}
 _EXACT["/healthz"] = {"GET": health.healthz}
 _EXACT["/readyz"] = {"GET": health.readyz}
 _EXACT["/metrics"] = {"GET": health.metrics}
@@ -30,6 +33,7 @@ _EXACT["/admin/spend"] = {"GET": admin_spend.spend_report}
 _PREFIX: list[tuple[str, dict[str, Handler]]] = [
     ("/v1/models/", {"GET": models.retrieve_model}),
     ("/models/", {"GET": models.retrieve_model}),
+    *((f"{p}/videos/", dict.fromkeys(("GET", "POST", "DELETE"), videos_api.videos_path)) for p in ("/v1", "")),
 ]
 
 
@@ -47,6 +51,7 @@ class App:
     def __init__(self, runtime: Runtime, *, tune_gc: bool = False) -> None:
         self.runtime = runtime
         self._tune_gc = tune_gc
+        self.videos: Videos | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -85,6 +90,9 @@ class App:
             if message["type"] == "lifespan.startup":
                 try:
                     await self.runtime.store.start()
+                    self.videos = Videos(lambda: self.runtime)
+                    self.runtime.videos = self.videos
+                    await self.videos.start()
                 except Exception as e:
                     log.exception("the state store did not start")
                     await send({"type": "lifespan.startup.failed", "message": str(e)})
@@ -93,6 +101,8 @@ class App:
                     _tune_gc()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
+                if self.videos is not None:
+                    await self.videos.close()
                 await self.runtime.close()
                 await self.runtime.store.close()
                 await send({"type": "lifespan.shutdown.complete"})

@@ -8,6 +8,7 @@ from __future__ import annotations
 import random
 import time
 from typing import Any, Awaitable, Callable
+from urllib.parse import parse_qs
 
 from gateway.errors import ApiError
 
@@ -68,6 +69,18 @@ class Request:
             if not message.get("more_body"):
                 break
         return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+    def query(self) -> dict[str, str]:
+        """The query string's parameters (the last of each name)."""
+        raw = self.scope.get("query_string", b"")
+        return {k: v[-1] for k, v in parse_qs(raw.decode("latin-1")).items()} if raw else {}
+
+    async def start(self, status: int, headers: Headers, content_type: bytes, length: int) -> None:
+        """Begin an answer of `length` bytes, sent on with `send_chunk` and `end_stream`."""
+        self.started_response = True
+        await self._send({"type": "http.response.start", "status": status, "headers": [
+            (b"content-type", content_type), (b"content-length", str(length).encode()),
+            (b"x-request-id", self.id), *headers]})
 
     def overhead_ms(self, upstream_s: float) -> bytes:
         return f"{max(0.0, time.perf_counter() - self.started - upstream_s) * 1000:.3f}".encode()

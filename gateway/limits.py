@@ -66,7 +66,38 @@ class Limiter:
 
     async def admit(self, key: Key, served: ServedModel, data: dict[str, Any], body: bytes) -> Ticket:
         ticket = Ticket(key.name, served.name)
-        admission = self._admission(key, served, data, body, ticket)
+        return await self._admit(key, self._admission(key, served, data, body, ticket), ticket)
+
+    async def admit_video(self, key: Key, served: ServedModel, seconds: int) -> Ticket:
+        """A video submission: the key's rpm, videos_per_hour and concurrency, the
+        model's rpm, and a budget hold of the dearest target's price for `seconds`."""
+        ticket = Ticket(key.name, served.name)
+        limits = key.limits
+        windows = _windows(f"key:{key.name}", limits.rpm, None, 0)
+        if limits.videos_per_hour is not None:
+            windows.append(Window("videos", f"vph:key:{key.name}", limits.videos_per_hour, 3600, 1))
+        if served.limits is not None:
+            windows += _windows(f"model:{served.name}", served.limits.rpm, None, 0)
+        hold = None
+        if key.budget is not None:
+            hold = self._hold(key, cost_nano(served.hold_price, None, seconds=seconds))
+        lease = self._lease(f"key:{key.name}", limits.concurrent)
+        admission = Admission(windows, lease, hold, time.time()) if windows or lease or hold else None
+        return await self._admit(key, admission, ticket)
+
+    async def refund(self, key: str, model: str, provider: str, budget_hold: str | None, cost: int) -> None:
+        """Give back what a video that failed or was cancelled was charged."""
+        if cost <= 0:
+            return
+        s = Settlement(entry=LedgerEntry(today(), key, model, provider, 0, cost_nano=-cost))
+        if budget_hold is not None:
+            s.hold, s.spent_nano = Hold(budget_hold, 0, 0), -cost
+        try:
+            await self.store.settle(s)
+        except StoreDown as e:
+            self._store_failed(e)
+
+    async def _admit(self, key: Key, admission: Admission | None, ticket: Ticket) -> Ticket:
         if admission is None:
             return ticket                      # nothing to check: no store trip at all
         verdict = await self._decide(admission, ApiError(
@@ -108,13 +139,17 @@ class Limiter:
         lease = self._lease(f"key:{key.name}", limits.concurrent)
         hold = None
         if key.budget is not None:
-            day_from, day_to = period(key.budget)
             most = Usage(len(body) // 4, ticket.estimate - len(body) // 4)
-            hold = Hold(f"budget:{key.name}:{day_from}:{day_to}", round(key.budget.usd * NANO),
-                        cost_nano(served.hold_price, most))
+            hold = self._hold(key, cost_nano(served.hold_price, most))
         if not windows and lease is None and hold is None:
             return None
         return Admission(windows, lease, hold, time.time())
+
+    @staticmethod
+    def _hold(key: Key, amount: int) -> Hold:
+        assert key.budget is not None
+        day_from, day_to = period(key.budget)
+        return Hold(f"budget:{key.name}:{day_from}:{day_to}", round(key.budget.usd * NANO), amount)
 
     async def _decide(self, admission: Admission, when_closed: Exception) -> Verdict | None:
         """The store's verdict; None (admit unchecked) while the store is down and the
@@ -240,7 +275,8 @@ def _refusal(key: Key, a: Admission, verdict: Verdict, headers: Headers) -> ApiE
                              f"{a.lease.limit if a.lease else 0}); retry when one finishes.",
                         type="requests", code="rate_limit_exceeded", headers=[*retry, *headers])
     win = next(w for w in a.windows if w.family == by)
-    unit = {"requests": "requests per min (RPM)", "tokens": "tokens per min (TPM)"}.get(by or "", by)
+    unit = {"requests": "requests per min (RPM)", "tokens": "tokens per min (TPM)",
+            "videos": "videos per hour"}.get(by or "", by)
     scope = f"key '{key.name}'" if ":key:" in win.key else f"model '{win.key.split(':', 2)[2]}'"
     return ApiError(429, f"Rate limit reached for {scope} on {unit}: Limit {win.limit}, Requested {win.amount}. "
                          f"Please try again in {verdict.retry_after_s:.3g}s.",
@@ -254,4 +290,5 @@ def hold_price(prices: list[Price | None]) -> Price | None:
         return None
     return Price(input_per_mtok=max(p.input_per_mtok for p in known),
                  output_per_mtok=max(p.output_per_mtok for p in known),
-                 per_request=max(p.per_request for p in known))
+                 per_request=max(p.per_request for p in known),
+                 per_second=max(p.per_second for p in known))

@@ -17,7 +17,11 @@ import ipaddress
 import re
 import socket
 from collections.abc import Iterable
+from typing import Any, Callable
 from urllib.parse import urlsplit
+
+from aiohttp.abc import AbstractResolver
+from aiohttp.resolver import DefaultResolver
 
 RESOLVE_TIMEOUT_S = 2.0
 
@@ -77,7 +81,7 @@ async def check_url(url: str, *, allow_private: bool = False, allow: Iterable[st
         raise BlockedURL(f"URL {url!r} has no host")
     if port is None:
         port = _DEFAULT_PORTS[parts.scheme]
-    if any(_allowed(host, port, entry) for entry in allow):
+    if host_allowed(host, port, allow):
         return
     for ip in await _resolve(host, port):
         reason = blocked_reason(ip)
@@ -114,6 +118,11 @@ def _embedded_ipv4(ip: IPAddress) -> ipaddress.IPv4Address | None:
     return ip.sixtofour
 
 
+def host_allowed(host: str, port: int, allow: Iterable[str]) -> bool:
+    """Whether `host:port` is on the operator's allow-list."""
+    return any(_allowed(host, port, entry) for entry in allow)
+
+
 def _allowed(host: str, port: int, entry: str) -> bool:
     pattern, entry_port = _split_entry(entry.strip().lower())
     if entry_port is not None and entry_port != port:
@@ -138,3 +147,26 @@ def _split_entry(entry: str) -> tuple[str, int | None]:
     else:
         host, port = entry, ""
     return host.rstrip("."), int(port) if port.isdigit() else None
+
+
+class GuardedResolver(AbstractResolver):
+    """Resolves as usual, then drops every address the guard refuses, so the
+    connection can only go where the check said it may."""
+
+    def __init__(self, policy: Callable[[], Any]) -> None:
+        # policy(): the current config's `webhooks` section (allow_private_urls, allow_hosts)
+        self._inner = DefaultResolver()
+        self._policy = policy
+
+    async def resolve(self, host: str, port: int = 0, family: int = socket.AF_INET) -> list[dict[str, Any]]:
+        found = await self._inner.resolve(host, port, family)
+        hooks = self._policy()
+        if hooks.allow_private_urls or host_allowed(host, port, hooks.allow_hosts):
+            return found
+        kept = [a for a in found if blocked_reason(a["host"]) is None]
+        if not kept:
+            raise OSError(f"{host} resolves only to addresses webhooks may not reach")
+        return kept
+
+    async def close(self) -> None:
+        await self._inner.close()

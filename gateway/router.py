@@ -7,9 +7,11 @@ fails over like any other call.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from dataclasses import dataclass
+from typing import Callable
 
 from gateway.errors import ApiError, from_provider
 from gateway.limits import TargetFull, TargetGate, Ticket
@@ -47,7 +49,9 @@ class RouteFailed(ApiError):
 
 
 async def send(model: ServedModel, call: Call, strategy: str | None = None,
-               gate: TargetGate | None = None) -> Outcome:
+               gate: TargetGate | None = None, only: Callable[[Target], bool] | None = None) -> Outcome:
+    """`only`: targets that can serve this call at all (others are passed over
+    without counting as an attempt, e.g. a video size one target lacks)."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + model.timeout_s
     order = model.plan(strategy)
@@ -62,6 +66,8 @@ async def send(model: ServedModel, call: Call, strategy: str | None = None,
         if attempts == allowed:
             break
         target = order[i % len(order)]
+        if only is not None and not only(target):
+            continue
         now = loop.time()
         if now >= deadline:
             last = UpstreamTimeout(f"no answer for '{model.name}' within {model.timeout_s:g}s",
@@ -128,6 +134,12 @@ async def _attempt(target: Target, call: Call, budget: float) -> Outcome:
     provider = target.provider
     try:
         async with asyncio.timeout(budget):
+            if call.op == "video":
+                assert call.video is not None
+                spec = dataclasses.replace(call.video, model=target.model)
+                if spec.source_provider != provider.name:
+                    spec.source_state = None    # another provider's ids mean nothing here
+                return Outcome(Reply(extra={"state": await provider.video_submit(spec)}), target, 0, 0.0)
             reply = await (provider.chat(call) if call.op == "chat" else provider.embeddings(call))
             first = None
             if reply.chunks is not None:

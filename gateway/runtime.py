@@ -67,6 +67,7 @@ class Runtime:
             if served is not None:
                 self.models[m.name] = served
         self._direct: dict[tuple[str, str], ServedModel] = {}
+        self.videos = None   # the process's video service (gateway/video/service.py), set by the app
 
     # -- compiling -----------------------------------------------------------
 

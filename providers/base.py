@@ -17,6 +17,7 @@ class Call:
     model: str               # the upstream model name for this target
     stream: bool = False
     request_id: str = ""
+    video: "VideoSpec | None" = None   # op "video": the job to hand over
 
 
 @dataclass(slots=True)
@@ -58,6 +59,56 @@ class Reply:
                 await res
 
 
+# --- video -------------------------------------------------------------------
+
+# OpenAI's Sora values: what a video provider supports unless it says otherwise.
+SORA_SIZES: frozenset[str] = frozenset({"720x1280", "1280x720", "1024x1792", "1792x1024"})
+SORA_SECONDS: frozenset[str] = frozenset({"4", "8", "12"})
+
+VIDEO_OPS = ("create", "remix", "edit", "extend")
+
+
+@dataclass(slots=True)
+class VideoSpec:
+    """One video job as a provider sees it: what to generate, nothing of the
+    gateway's own state. Rebuilt from the stored job on every run, so a job
+    picked up again after a restart looks the same to the provider."""
+    job_id: str
+    model: str                     # the upstream model for this target
+    prompt: str                    # as the client wrote it
+    seconds: int
+    width: int
+    height: int
+    op: str = "create"             # one of VIDEO_OPS
+    negative_prompt: str | None = None
+    seed: int | None = None
+    style_preset: str | None = None
+    camera_movement: str | None = None
+    reference_image: bytes | None = field(default=None, repr=False)
+    reference_media_type: str | None = None
+    # remix / edit / extend: the source video's state on this provider (what its
+    # `video_submit` returned), or None when it was made elsewhere.
+    source_state: dict[str, Any] | None = None
+    source_seconds: int = 0        # extend: how long the source is
+    source_provider: str | None = None   # who made the source (the router hands source_state to it alone)
+
+    @property
+    def size(self) -> str:
+        return f"{self.width}x{self.height}"
+
+
+@dataclass(slots=True)
+class VideoFiles:
+    """A finished video. Previews a provider does not make are made by the
+    gateway from the MP4 (gateway/video/previews.py)."""
+    mp4: bytes = field(repr=False)
+    thumbnail_webp: bytes | None = field(default=None, repr=False)
+    spritesheet_jpeg: bytes | None = field(default=None, repr=False)
+
+
+Progress = Callable[[int], Awaitable[None]]
+
+
 class Provider:
     """An upstream the router can send calls to.
 
@@ -86,6 +137,37 @@ class Provider:
 
     async def embeddings(self, call: Call) -> Reply:
         raise self.unsupported("embeddings")
+
+    # -- video: providers with "video" in `operations` implement these ---------
+
+    video_ops: ClassVar[frozenset[str]] = frozenset({"create", "remix"})
+    runs_in_gateway: ClassVar[bool] = True   # False: `gateway worker` processes run its jobs (local GPUs)
+
+    def video_support(self) -> tuple[frozenset[str], frozenset[str]]:
+        """(sizes, seconds) this provider can generate: options `video_sizes` and
+        `video_seconds` where set, else OpenAI's Sora values."""
+        sizes = getattr(self.options, "video_sizes", None)
+        seconds = getattr(self.options, "video_seconds", None)
+        return (frozenset(sizes) if sizes else SORA_SIZES,
+                frozenset(str(s) for s in seconds) if seconds else SORA_SECONDS)
+
+    async def video_submit(self, spec: VideoSpec) -> dict[str, Any]:
+        """Hand a job over; returns what `video_run` needs to find it again (e.g.
+        the upstream job id), stored with the job. Runs inside the client's
+        POST, so a refusal (429, 5xx, queue full) fails over to the next target."""
+        raise self.unsupported("video")
+
+    async def video_run(self, spec: VideoSpec, state: dict[str, Any], progress: Progress) -> VideoFiles:
+        """Wait for the job to finish and return its files: hosted providers poll
+        upstream (with backoff), local ones generate. `progress(0..100)` as it
+        goes. May run again for the same job (after a restart): it must resume
+        from `state`, not submit anew. A failure raises a ProviderError; the
+        job fails with its code and message. Cancelled by task cancellation."""
+        raise self.unsupported("video")
+
+    async def video_cancel(self, spec: VideoSpec, state: dict[str, Any]) -> None:
+        """Best effort: tell the upstream to stop (on DELETE)."""
+        return None
 
     def unsupported(self, op: str) -> BadRequest:
         return BadRequest(f"provider '{self.name}' does not support {op}", provider=self.name,

@@ -64,6 +64,7 @@ def test_every_error_is_reported_with_its_path():
           - {name: p2, type: nosuch}
           - {name: m, type: mock, fail_rate: 2, bogus: 1}
           - {name: openai, type: mock}
+          - {name: claude, type: anthropic, api_key: k}
         models:
           - {name: a, route: {targets: [{provider: openai}]}}
           - {name: b, route: {strategy: weighted, targets: [{provider: openai, weight: 0}]}}
@@ -72,7 +73,7 @@ def test_every_error_is_reported_with_its_path():
           - {name: e, route: {targets: [{targets: [{provider: ghost}]}]}}
           - {name: f, route: {targets: []}}
           - {name: a, route: {targets: [{provider: openai}]}}
-          - {name: g, kind: video, route: {targets: [{provider: openai}]}}
+          - {name: g, kind: video, route: {targets: [{provider: claude}]}}
         rules:
           - {match: {model: "gpt-*"}, model: nowhere}
           - {match: {key: ""}, model: a}
@@ -80,6 +81,7 @@ def test_every_error_is_reported_with_its_path():
         prices:
           gpt-4o: {input_per_mtok: 1}
           openai/x: {input_per_mtok: -1}
+        webhooks: {secret: nope, endpoints: [{url: "ftp://x"}]}
         surprise: {}
     """)
     expected = [
@@ -97,12 +99,14 @@ def test_every_error_is_reported_with_its_path():
         "models[4].route.targets[0].targets[0].provider: unknown provider 'ghost'",
         "models[5].route.targets: List should have at least 1 item after validation, not 0",
         "models[6].name: duplicate model name 'a'",
-        "models[7].route.targets[0].provider: provider 'openai' (type openai) cannot serve video models",
+        "models[7].route.targets[0].provider: provider 'claude' (type anthropic) cannot serve video models",
         "rules[0].model: unknown model 'nowhere'",
         "rules[1].match.key: String should have at least 1 character",
         "rules[2]: a rule must set 'model' or 'strategy'",
         "prices.gpt-4o: name prices as 'provider/model' (globs allowed)",
         "prices.openai/x.input_per_mtok: Input should be greater than or equal to 0",
+        "webhooks.secret: must look like 'whsec_<base64>' (make one with: python -m gateway.webhooks.signing)",
+        "webhooks.endpoints[0].url: must be an http or https URL",
         "surprise: unknown section",
     ]
     for line in expected:

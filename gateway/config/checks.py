@@ -13,7 +13,8 @@ from pydantic import BaseModel, ValidationError
 from gateway.config import schema
 
 _SECTIONS = {"server": schema.ServerConfig, "state": schema.StateConfig,
-             "auth": schema.AuthConfig, "breaker": schema.BreakerConfig}
+             "auth": schema.AuthConfig, "breaker": schema.BreakerConfig,
+             "videos": schema.VideosConfig, "webhooks": schema.WebhooksConfig}
 _LISTS = {"providers": schema.ProviderConfig, "models": schema.ModelConfig, "rules": schema.RuleConfig}
 _OPERATION = {"chat": "chat", "embedding": "embeddings", "video": "video"}
 _HASH = re.compile(r"^sha256:[0-9a-f]{64}$")
@@ -68,6 +69,7 @@ def check(raw: Any) -> Checked:
     _check_models(parts["models"], providers, errors)
     _check_rules(parts["rules"], parts["models"], providers, errors)
     _check_keys(parts["auth"], errors)
+    _check_webhooks(parts["webhooks"], errors)
     for k in parts["prices"]:
         if "/" not in k:
             errors.append(f"prices.{k}: name prices as 'provider/model' (globs allowed)")
@@ -79,7 +81,7 @@ def check(raw: Any) -> Checked:
     return Checked(config, disabled, notes)
 
 
-_ORDER = ["server", "state", "auth", "breaker", "providers", "models", "rules", "prices"]
+_ORDER = ["server", "state", "auth", "breaker", "providers", "models", "rules", "prices", "videos", "webhooks"]
 _ITEM = re.compile(r"^(\w+)(?:\[(\d+)\])?")
 
 
@@ -168,6 +170,21 @@ def _check_rules(rules: list[Any], models: list[Any], providers: dict[str, schem
             errors.append(f"rules[{i}]: a rule must set 'model' or 'strategy'")
         if r.model is not None and r.model not in names and r.model.split("/", 1)[0] not in providers:
             errors.append(f"rules[{i}].model: unknown model '{r.model}'")
+
+
+def _check_webhooks(hooks: schema.WebhooksConfig | None, errors: list[str]) -> None:
+    if hooks is None:
+        return
+    if hooks.secret:
+        from gateway.webhooks.signing import SECRET_PREFIX, check_secret
+        if not check_secret(hooks.secret):
+            errors.append(f"webhooks.secret: must look like '{SECRET_PREFIX}<base64>' "
+                          "(make one with: python -m gateway.webhooks.signing)")
+    elif hooks.endpoints:
+        errors.append("webhooks.secret: endpoints are configured but no secret signs their events")
+    for i, e in enumerate(hooks.endpoints):
+        if not e.url.lower().startswith(("http://", "https://")):
+            errors.append(f"webhooks.endpoints[{i}].url: must be an http or https URL")
 
 
 def _check_keys(auth: schema.AuthConfig | None, errors: list[str]) -> None:

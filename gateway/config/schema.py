@@ -143,6 +143,36 @@ class Price(_Strict):
     per_second: float = Field(0, ge=0)     # video
 
 
+class VideosConfig(_Strict):
+    """How the gateway keeps video jobs and their files."""
+    assets_dir: str = ""                               # default: <data_dir>/videos; shared by every replica
+    retention_hours: float = Field(24, gt=0)           # files deleted this long after a job ends (expires_at)
+    link_ttl_s: int = Field(3600, ge=1)                # how long a `video_url` link works
+    link_secret: str = ""                              # signs `video_url`; empty: a random one kept in the store
+    job_lease_s: float = Field(30, gt=0)               # a run not heard from this long is taken over by another
+    max_runs: int = Field(3, ge=1)                     # runs lost to dead processes before a job fails
+    poll_after_ms: int = Field(1000, ge=0)             # `openai-poll-after-ms`: how often SDK pollers ask
+
+
+WebhookEvent = Literal["video.completed", "video.failed"]
+
+
+class WebhookEndpoint(_Strict):
+    url: str = Field(min_length=1)
+    events: list[WebhookEvent] = Field(default_factory=lambda: ["video.completed", "video.failed"])
+
+
+class WebhooksConfig(_Strict):
+    secret: str = ""                                   # "whsec_<base64>"; empty: no webhooks are sent
+    endpoints: list[WebhookEndpoint] = Field(default_factory=list)
+    allow_private_urls: bool = False                   # let endpoints and callback_url reach private addresses
+    allow_hosts: list[str] = Field(default_factory=list)   # hosts trusted as they are ("hooks.internal:8443", "*.corp")
+    max_attempts: int = Field(12, ge=1)                # then the delivery is given up (and stays recorded)
+    backoff_s: float = Field(5, gt=0)                  # before the first retry; doubles each time
+    max_backoff_s: float = Field(3600, gt=0)
+    timeout_s: float = Field(10, gt=0)                 # per attempt
+
+
 class Config(_Strict):
     server: ServerConfig = Field(default_factory=ServerConfig)
     state: StateConfig = Field(default_factory=StateConfig)
@@ -152,3 +182,5 @@ class Config(_Strict):
     models: list[ModelConfig] = Field(default_factory=list)
     rules: list[RuleConfig] = Field(default_factory=list)
     prices: dict[str, Price] = Field(default_factory=dict)
+    videos: VideosConfig = Field(default_factory=VideosConfig)
+    webhooks: WebhooksConfig = Field(default_factory=WebhooksConfig)

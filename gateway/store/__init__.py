@@ -1,5 +1,6 @@
 """Shared state behind one small interface: rate-limit windows, concurrency
-leases, budget holds, the spend ledger and the response cache.
+leases, budget holds, the spend ledger, the response cache, and video jobs
+with their work queues and webhook outbox.
 
 Two implementations: `embedded` (in-process + SQLite under `state.data_dir`)
 and `redis` (any number of replicas sharing one Redis). Nothing else talks to
@@ -89,6 +90,49 @@ class Settlement:
     entry: LedgerEntry | None = None
 
 
+TERMINAL = frozenset({"completed", "failed"})
+
+
+@dataclass(slots=True)
+class JobRecord:
+    """A video job as the store keeps it: the fields it indexes or decides on,
+    and the whole job as JSON (gateway/video/jobs.py says what is in it)."""
+    id: str              # "video_" + time-ordered hex: ids sort by creation
+    key: str             # the gateway key (name) that owns it; lists are per key
+    status: str          # queued | in_progress | completed | failed
+    data: bytes          # the job, JSON
+    expires_at: int | None = None    # unix seconds: assets are deleted after this
+
+
+@dataclass(slots=True)
+class Claim:
+    """A run of a job by one consumer (a gateway process or a worker). Its
+    `token` is written to the job when claimed: updates carrying an older
+    token (a run whose lease lapsed and was taken over) are refused."""
+    queue: str
+    job_id: str
+    token: str
+    consumer: str
+    entry: str = ""      # the store's own handle on the queue entry (Redis: the stream entry id)
+    attempt: int = 1     # 1 for the first run; more after consumers died holding it
+
+
+@dataclass(slots=True)
+class Delivery:
+    """One webhook event for one endpoint, kept in the outbox until delivered
+    or given up on. The body is re-signed at each attempt (receivers refuse
+    old timestamps); `id` is the event id, the same every attempt."""
+    id: str                  # unique per (event, endpoint)
+    event_id: str            # "evt_...": webhook-id, what receivers deduplicate on
+    url: str
+    body: bytes              # the event JSON
+    job_id: str
+    attempts: int = 0
+    next_at: float = 0.0     # unix seconds of the next attempt
+    status: str = "pending"  # pending | delivered | failed
+    history: list[dict] = field(default_factory=list)   # per attempt: {"at", "status", "error"}
+
+
 LEDGER_FIELDS = ("requests", "prompt_tokens", "completion_tokens", "cached_tokens", "cost_nano", "cache_hits")
 
 
@@ -121,6 +165,75 @@ class Store(ABC):
 
     @abstractmethod
     async def ping(self) -> bool: ...
+
+    # -- video jobs --------------------------------------------------------------
+    # Off the chat path: a job costs a few store trips per state change.
+
+    @abstractmethod
+    async def job_create(self, job: JobRecord, queue: str) -> None:
+        """Store a new job and put it on `queue` (a provider's name), atomically."""
+
+    @abstractmethod
+    async def job_get(self, job_id: str) -> JobRecord | None: ...
+
+    @abstractmethod
+    async def job_list(self, key: str, after: str | None, limit: int,
+                       order: str) -> tuple[list[JobRecord], bool]:
+        """A key's jobs by id ("asc" or "desc"), those past `after` only, at most
+        `limit`; and whether more follow."""
+
+    @abstractmethod
+    async def job_update(self, job: JobRecord, token: str | None = None,
+                         deliveries: list[Delivery] | None = None) -> bool:
+        """Write the job's new state, and queue `deliveries` in the same atomic
+        step. Refused (False) when the job is gone, already finished, or, with a
+        `token`, claimed by another run since."""
+
+    @abstractmethod
+    async def job_delete(self, job_id: str) -> JobRecord | None:
+        """Remove a job, its list entry and its queue entry; what it was, or None."""
+
+    @abstractmethod
+    async def queue_claim(self, queue: str, consumer: str, lease_s: float) -> Claim | None:
+        """The next job to run from `queue`: a new one, or one whose claim was not
+        renewed within `lease_s` (its consumer died). Writes the claim's token to
+        the job. None when there is nothing to do."""
+
+    @abstractmethod
+    async def queue_renew(self, claim: Claim, lease_s: float) -> bool:
+        """Heartbeat: keep the claim `lease_s` longer. False when it was lost (the
+        job is gone or another consumer holds it): stop working on it."""
+
+    @abstractmethod
+    async def queue_done(self, claim: Claim) -> None:
+        """Take the job off its queue (finished, failed or cancelled)."""
+
+    @abstractmethod
+    async def queue_depth(self, queue: str) -> int:
+        """Jobs on a queue, waiting or running."""
+
+    @abstractmethod
+    async def jobs_expiring(self, now: float, limit: int) -> list[str]:
+        """Up to `limit` ids of jobs whose `expires_at` has passed, each returned
+        once (taken off the expiry index)."""
+
+    @abstractmethod
+    async def outbox_claim(self, now: float, limit: int, lease_s: float) -> list[Delivery]:
+        """Pending deliveries that are due; each is pushed `lease_s` into the
+        future as it is taken, so a sender that dies leaves it to be retried."""
+
+    @abstractmethod
+    async def outbox_save(self, delivery: Delivery) -> None:
+        """Record an attempt: delivered, failed for good, or due again at `next_at`."""
+
+    @abstractmethod
+    async def deliveries(self, job_id: str) -> list[Delivery]:
+        """Every delivery of a job's events, with their attempts."""
+
+    @abstractmethod
+    async def secret(self, name: str) -> bytes:
+        """A random 32-byte secret shared by every replica, made on first use
+        (signs `video_url` links when the config sets none)."""
 
 
 def budget_span(hold_key: str) -> tuple[str, str, str]:

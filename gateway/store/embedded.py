@@ -10,14 +10,16 @@ from pathlib import Path
 
 from gateway.store import LEDGER_FIELDS, Admission, LedgerEntry, Settlement, Store, Verdict, budget_span
 from gateway.store import windows as w
+from gateway.store.embedded_jobs import EmbeddedJobs
 from gateway.store.ledger import Ledger
 
 _CACHE_ENTRIES = 10_000
 
 
-class EmbeddedStore(Store):
+class EmbeddedStore(EmbeddedJobs, Store):
     def __init__(self, data_dir: str | Path) -> None:
         self._ledger = Ledger(Path(data_dir) / "spend.sqlite3")
+        self._open_jobs(data_dir)
         self._windows: dict[str, w.Buckets] = {}
         self._leases: dict[str, dict[str, float]] = {}
         self._holds: dict[str, int] = {}                     # budget period -> nano-USD held
@@ -41,6 +43,7 @@ class EmbeddedStore(Store):
             self._flusher.cancel()
             self._flusher = None
         self._ledger.close()
+        self._jobs.close()
 
     async def admit(self, a: Admission) -> Verdict:
         # No await between check and charge: atomic within the event loop.

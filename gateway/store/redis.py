@@ -32,6 +32,7 @@ from redis.exceptions import NoScriptError
 from gateway.store import (LEDGER_FIELDS, Admission, LedgerEntry, Settlement, Store, StoreDown, Verdict,
                            budget_span)
 from gateway.store import windows as w
+from gateway.store.redis_jobs import RedisJobs
 from gateway.store.redis_scripts import ADMIT, SETTLE
 
 log = logging.getLogger("gateway.store")
@@ -50,7 +51,7 @@ class _Script:
         self.sha = hashlib.sha1(text.encode()).hexdigest()
 
 
-class RedisStore(Store):
+class RedisStore(RedisJobs, Store):
     def __init__(self, url: str, timeout_s: float = 0.05, prefix: str = "gw:") -> None:
         # A bounded pool that waits (up to the timeout) for a free connection: a burst
         # queues briefly rather than opening a connection per request or failing open.
@@ -64,6 +65,7 @@ class RedisStore(Store):
         self._p = prefix
         self._admit = _Script(ADMIT)
         self._settle = _Script(SETTLE)
+        self._init_jobs(url)   # video jobs: their own pool, with a longer timeout (redis_jobs.py)
 
     async def start(self) -> None:
         # A Redis that is down at start is the same outage as one that goes down later:
@@ -76,6 +78,7 @@ class RedisStore(Store):
 
     async def close(self) -> None:
         await self._redis.aclose()
+        await self._close_jobs()
 
     # -- the request path: one EVALSHA each ------------------------------------
 

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 VARIANTS = {"video": ("mp4", "video/mp4"), "thumbnail": ("webp", "image/webp"),
-            "spritesheet": ("jpg", "image/jpeg")}
+            "spritesheet": ("jpg", "image/jpeg"),
+            "reference": ("img", "application/octet-stream")}   # an input_reference image, kept for reruns
 _ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 
 
@@ -51,6 +52,14 @@ class LocalAssets:
             Path(tmp).unlink(missing_ok=True)
             raise
         return Asset(final, len(data), media_type)
+
+    def put_all(self, video_id: str, files: dict[str, bytes]) -> None:
+        for variant, data in files.items():
+            self.put(video_id, variant, data)
+
+    def read_whole(self, video_id: str, variant: str) -> bytes | None:
+        asset = self.get(video_id, variant)
+        return None if asset is None else self.read(asset)
 
     def get(self, video_id: str, variant: str) -> Asset | None:
         extension, media_type = VARIANTS[variant]

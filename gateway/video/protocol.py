@@ -28,9 +28,7 @@ from urllib.parse import urlsplit
 from gateway.errors import bad_request
 from gateway.protocol import json_object
 
-# OpenAI's Sora values: the default when a routed model declares none.
-SORA_SIZES: frozenset[str] = frozenset({"720x1280", "1280x720", "1024x1792", "1792x1024"})
-SORA_SECONDS: frozenset[str] = frozenset({"4", "8", "12"})
+from providers.base import SORA_SECONDS, SORA_SIZES  # noqa: F401 (the default when a model declares none)
 DEFAULT_MODEL = "sora-2"
 DEFAULT_SIZE = "720x1280"
 DEFAULT_SECONDS = "4"
@@ -95,9 +93,15 @@ class _Upload:
     data: bytes
 
 
+Support = Callable[[str], tuple[Set[str], Set[str]]]
+
+
 def parse_create(content_type: bytes, body: bytes, *,
-                 sizes: Set[str] = SORA_SIZES, seconds: Set[str] = SORA_SECONDS) -> VideoRequest:
-    """Validate a `POST /v1/videos` body against the routed model's sizes and seconds."""
+                 sizes: Set[str] = SORA_SIZES, seconds: Set[str] = SORA_SECONDS,
+                 support: Support | None = None) -> VideoRequest:
+    """Validate a `POST /v1/videos` body against the routed model's sizes and
+    seconds: `support(model)` gives them once the model is known (it may raise
+    the model's 404), else `sizes` and `seconds`."""
     if len(body) > MAX_BODY_BYTES:
         raise bad_request(f"The request body is {len(body)} bytes; POST /v1/videos accepts at most "
                           f"{MAX_BODY_BYTES} (input_reference images up to 10 MB).")
@@ -114,10 +118,10 @@ def parse_create(content_type: bytes, body: bytes, *,
         shown = media_type or "(none)"
         raise bad_request(f"Unsupported Content-Type '{shown}' for POST /v1/videos; "
                           "send multipart/form-data (as the OpenAI SDK does) or application/json.")
-    return _request(fields, sizes, seconds)
+    return _request(fields, sizes, seconds, support)
 
 
-def prompt_with_hints(req: VideoRequest) -> str:
+def prompt_with_hints(req) -> str:
     """The prompt with style and camera written in, for backends with no native parameter."""
     hints = []
     if req.style_preset:
@@ -129,13 +133,16 @@ def prompt_with_hints(req: VideoRequest) -> str:
 
 # --- fields -> VideoRequest ---------------------------------------------------
 
-def _request(fields: dict[str, Any], sizes: Set[str], allowed_seconds: Set[str]) -> VideoRequest:
+def _request(fields: dict[str, Any], sizes: Set[str], allowed_seconds: Set[str],
+             support: Support | None = None) -> VideoRequest:
     fields = {k: v for k, v in fields.items() if v is not None}
     prompt = _text(fields, "prompt", MAX_PROMPT_CHARS, required=True)
     assert prompt is not None
     model = fields.get("model", DEFAULT_MODEL)
     if not isinstance(model, str) or not model.strip():
         raise bad_request("'model' must be a non-empty string.", param="model")
+    if support is not None:
+        sizes, allowed_seconds = support(model)
 
     by_value = sorted(allowed_seconds, key=int)
     secs = _allowed(_aliased(fields, "seconds", "duration", _seconds), allowed_seconds,
@@ -272,7 +279,7 @@ def _reference(value: Any) -> tuple[bytes | None, str | None, str | None]:
     if value is None:
         return None, None, None
     if isinstance(value, _Upload):
-        return _image(value.data), _media_type(value.data), None
+        return _image(value.data), media_type_of(value.data), None
     if isinstance(value, dict):
         if "file_id" in value:
             raise bad_request("input_reference.file_id is not supported by this gateway; upload the "
@@ -286,7 +293,7 @@ def _reference(value: Any) -> tuple[bytes | None, str | None, str | None]:
                           "image_url.", param=_NAME)
     if value[:5].lower() == "data:":
         data = _data_url(value)
-        return _image(data), _media_type(data), None
+        return _image(data), media_type_of(data), None
     return None, None, _http_url(value, _NAME)
 
 
@@ -308,12 +315,12 @@ def _image(data: bytes) -> bytes:
     if len(data) > MAX_REFERENCE_BYTES:
         raise bad_request(f"input_reference is {len(data)} bytes; the maximum is {MAX_REFERENCE_BYTES} "
                           "(10 MB).", param=_NAME)
-    if _media_type(data) is None:
+    if media_type_of(data) is None:
         raise bad_request("input_reference must be a PNG, JPEG or WEBP image.", param=_NAME)
     return data
 
 
-def _media_type(data: bytes) -> str | None:
+def media_type_of(data: bytes) -> str | None:
     if data.startswith(b"\x89PNG\r\n\x1a\n"):
         return "image/png"
     if data.startswith(b"\xff\xd8\xff"):
@@ -446,3 +453,58 @@ def _form_fields(parts: list[_Part]) -> dict[str, Any]:
     if reference:
         fields[_NAME] = reference
     return fields
+
+
+# --- remix, edits, extensions ---------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class SourceRequest:
+    """A job made from an existing video: remix (`POST /v1/videos/{id}/remix`),
+    edit (`/v1/videos/edits`) or extend (`/v1/videos/extensions`)."""
+    prompt: str
+    video_id: str | None          # None for remix: the id is in the path
+    seconds: str | None = None    # extend: the length of the new segment
+    callback_url: str | None = None
+
+
+def parse_source(content_type: bytes, body: bytes, *, needs_video: bool, needs_seconds: bool) -> SourceRequest:
+    """The body of a remix, edit or extension: JSON or multipart, as the SDK sends
+    them (`video` as `{"id": ...}` JSON, or `video[id]` form fields). Uploading a
+    source video file is refused: the source must be a video this gateway made."""
+    media_type, params = _content_type(content_type)
+    if media_type == "multipart/form-data":
+        boundary = params.get("boundary", "")
+        if not 1 <= len(boundary) <= 70:
+            raise bad_request("The multipart/form-data Content-Type needs a boundary parameter "
+                              "of 1 to 70 characters.")
+        fields: dict[str, Any] = {}
+        for part in _multipart(body, boundary.encode("latin-1")):
+            if part.name == "video" and part.filename is not None:
+                raise bad_request("Uploading a source video is not supported; pass the id of a video this "
+                                  "gateway made, as video={'id': 'video_...'}.", param="video")
+            if part.name in ("prompt", "seconds", "callback_url", "video", "video[id]"):
+                fields[part.name] = part.data.decode("utf-8", "replace")
+        if "video[id]" in fields:
+            fields["video"] = {"id": fields.pop("video[id]")}
+    elif media_type == "application/json" or not media_type:
+        fields = json_object(body)
+    else:
+        raise bad_request(f"Unsupported Content-Type '{media_type}'; send application/json or "
+                          "multipart/form-data.")
+    prompt = _text(fields, "prompt", MAX_PROMPT_CHARS, required=True)
+    assert prompt is not None
+    video_id = None
+    if needs_video:
+        video = fields.get("video")
+        video_id = video.get("id") if isinstance(video, dict) else video
+        if not isinstance(video_id, str) or not video_id:
+            raise bad_request("Missing required parameter: 'video' (an object with the id of the source "
+                              "video).", param="video")
+    seconds = None
+    if needs_seconds:
+        if "seconds" not in fields:
+            raise bad_request("Missing required parameter: 'seconds'.", param="seconds")
+        seconds = _seconds(fields["seconds"], "seconds")
+    callback = fields.get("callback_url")
+    return SourceRequest(prompt, video_id, seconds,
+                         None if callback is None else _http_url(callback, "callback_url"))

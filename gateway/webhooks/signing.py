@@ -36,6 +36,13 @@ def _key(secret: str) -> bytes:
         raise ValueError("a webhook secret must look like 'whsec_<base64>'") from None
 
 
+def check_secret(secret: str) -> bool:
+    try:
+        return len(_key(secret)) > 0
+    except ValueError:
+        return False
+
+
 def sign(secret: str, msg_id: str, timestamp: int, body: bytes) -> dict[str, str]:
     """The three headers that make `body` verifiable; `msg_id` stays the same across retries."""
     signed = b"%s.%d.%s" % (msg_id.encode(), timestamp, body)
@@ -58,3 +65,7 @@ def event(type: str, video_id: str, created_at: int | None = None) -> tuple[str,
         "data": {"id": video_id},
     })
     return event_id, body
+
+
+if __name__ == "__main__":   # python -m gateway.webhooks.signing: print a new secret
+    print(new_secret())

@@ -1,16 +1,22 @@
 """`type: mock`: an in-process provider for trying the gateway out, tests and
-load tests. Its knobs make it slow, flaky or cut off on purpose."""
+load tests. Its knobs make it slow, flaky or cut off on purpose.
+
+Video: a real MP4 rendered on CPU (providers/mock/video.py) from a hash of
+the prompt and seed, at `video_fps`, with progress as frames are encoded."""
 from __future__ import annotations
 
 import asyncio
 import random
-from typing import AsyncIterator
+import threading
+import time
+from typing import Any, AsyncIterator
 
 from pydantic import ConfigDict, Field
 
 from gateway.config.schema import ProviderConfig
 from providers import errors
-from providers.base import Call, Provider, Reply, Usage
+from gateway.video.protocol import prompt_with_hints
+from providers.base import Call, Progress, Provider, Reply, Usage, VideoFiles, VideoSpec
 from providers.mock.answers import ChatAnswer, embedding_answer
 
 
@@ -24,11 +30,24 @@ class Options(ProviderConfig):
     fail_status: int = Field(503, ge=400, le=599)
     fail_after_chunks: int | None = Field(None, ge=0)  # cut every stream after this many chunks
     embedding_dim: int = Field(8, ge=1, le=4096)
+    # video
+    video_sizes: list[str] | None = None            # default: OpenAI's Sora sizes
+    video_seconds: list[int] | None = None          # default: 4, 8, 12
+    video_fps: int = Field(8, ge=1, le=60)
+    video_latency_ms: float = Field(0, ge=0)        # extra time per job, spread over its progress steps
+    video_fail_rate: float = Field(0, ge=0, le=1)   # share of jobs that fail after starting
+    max_concurrent: int = Field(2, ge=1)            # jobs rendered at once, per gateway process
+    max_queue: int = Field(100, ge=1)               # jobs waiting or running; more are refused (failover)
+
+
+class _Cancelled(Exception):
+    pass
 
 
 class MockProvider(Provider):
     Options = Options
-    operations = frozenset({"chat", "embeddings"})
+    operations = frozenset({"chat", "embeddings", "video"})
+    video_ops = frozenset({"create", "remix", "edit", "extend"})
 
     async def _before_answer(self) -> None:
         o = self.options
@@ -66,3 +85,36 @@ class MockProvider(Provider):
         await self._before_answer()
         body, tokens = embedding_answer(call.data, call.model, self.options.embedding_dim)
         return Reply(body=body, usage=Usage(tokens, 0))
+
+    # -- video -----------------------------------------------------------------
+
+    async def video_submit(self, spec: VideoSpec) -> dict[str, Any]:
+        await self._before_answer()
+        return {}
+
+    async def video_run(self, spec: VideoSpec, state: dict[str, Any], progress: Progress) -> VideoFiles:
+        from providers.mock.video import render   # PyAV and numpy load with the first video
+
+        o = self.options
+        loop = asyncio.get_running_loop()
+        stop = threading.Event()
+        pause_per_step = o.video_latency_ms / 1000 / 100
+
+        def on_progress(percent: int) -> None:   # on the render thread
+            if stop.is_set():
+                raise _Cancelled
+            if pause_per_step:
+                time.sleep(pause_per_step * max(1, percent - on_progress.last))
+            on_progress.last = percent
+            loop.call_soon_threadsafe(lambda: loop.create_task(progress(percent)))
+        on_progress.last = 0
+
+        try:
+            rendered = await asyncio.to_thread(render, prompt_with_hints(spec), spec.width, spec.height,
+                                               spec.seconds, o.video_fps, spec.seed, on_progress)
+        finally:
+            stop.set()   # a cancelled job's thread stops at its next frame
+        if o.video_fail_rate and random.random() < o.video_fail_rate:
+            raise errors.UpstreamFault(f"mock provider '{self.name}' failed the video on purpose",
+                                       provider=self.name, code="video_generation_failed")
+        return VideoFiles(rendered.mp4, rendered.thumbnail_webp, rendered.spritesheet_jpeg)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import colorsys
 import hashlib
-import io
 import math
 import os
 import random
@@ -22,10 +21,9 @@ import av
 import numpy as np
 from PIL import Image
 
-SPRITE_TILE_WIDTH = 160   # as OpenAI's spritesheet variant: small tiles, 10 to a row
-SPRITE_GRID = 10          # at most 10x10 tiles
-THUMBNAIL_QUALITY = 80
-SPRITESHEET_QUALITY = 80
+from gateway.video.previews import spritesheet as _spritesheet, tile_indices as _tile_indices, \
+    tile_size as _tile_size, webp as _webp
+
 
 
 @dataclass(frozen=True)
@@ -227,34 +225,3 @@ class _Field:
 
     def rgb(self, index: np.ndarray) -> np.ndarray:
         return np.take(self.look.palette_rgb, index, axis=0)
-
-
-def _tile_indices(frames: int) -> set[int]:
-    """Up to 10x10 frames, evenly spaced from first to last."""
-    count = min(frames, SPRITE_GRID * SPRITE_GRID)
-    if count == 1:
-        return {0}
-    return {round(k * (frames - 1) / (count - 1)) for k in range(count)}
-
-
-def _tile_size(width: int, height: int) -> tuple[int, int]:
-    tile_width = min(SPRITE_TILE_WIDTH, width)
-    return tile_width, max(1, round(tile_width * height / width))
-
-
-def _spritesheet(tiles: list[Image.Image], tile_size: tuple[int, int]) -> bytes:
-    columns = min(len(tiles), SPRITE_GRID)
-    rows = math.ceil(len(tiles) / columns)
-    tile_width, tile_height = tile_size
-    sheet = Image.new("RGB", (columns * tile_width, rows * tile_height))
-    for n, tile in enumerate(tiles):
-        sheet.paste(tile, ((n % columns) * tile_width, (n // columns) * tile_height))
-    out = io.BytesIO()
-    sheet.save(out, format="JPEG", quality=SPRITESHEET_QUALITY)
-    return out.getvalue()
-
-
-def _webp(picture: Image.Image) -> bytes:
-    out = io.BytesIO()
-    picture.save(out, format="WEBP", quality=THUMBNAIL_QUALITY)
-    return out.getvalue()

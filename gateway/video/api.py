@@ -1,0 +1,248 @@
+"""The /v1/videos surface, as OpenAI's Videos API (and the SDK's
+`client.videos.*`) expects it. Thin: parsing is protocol.py, accepting a job
+is submit.py, running it is runner.py."""
+from __future__ import annotations
+
+import asyncio
+import time
+
+import orjson
+
+from gateway.asgi import Headers, Request
+from gateway.auth import Key
+from gateway.errors import ApiError, bad_request
+from gateway.runtime import Runtime
+from gateway.store import StoreDown
+from gateway.video import protocol, submit
+from gateway.video.assets import VARIANTS, parse_range
+from gateway.video.jobs import Job, new_id
+from gateway.video.service import Videos
+
+_CHUNK = 1024 * 1024       # file answers are sent in pieces this size
+_PUBLIC_VARIANTS = ("video", "thumbnail", "spritesheet")
+
+
+def _videos(rt: Runtime) -> Videos:
+    assert rt.videos is not None, "the app starts the video service before serving"
+    return rt.videos
+
+
+def _poll_after(rt: Runtime) -> Headers:
+    # The SDK's create_and_poll waits this long between retrieves.
+    return [(b"openai-poll-after-ms", str(rt.config.videos.poll_after_ms).encode())]
+
+
+def _not_found(video_id: str) -> ApiError:
+    return ApiError(404, f"No video found with id '{video_id[:100]}'.", param="video_id", code="not_found")
+
+
+def _unavailable() -> ApiError:
+    return ApiError(503, "Video jobs cannot be reached right now; try again shortly.", type="server_error",
+                    code="jobs_unavailable", headers=[(b"retry-after", b"1")])
+
+
+async def _own(rt: Runtime, key: Key, video_id: str) -> Job:
+    """The key's own job, or 404 (another key's video does not exist for it)."""
+    try:
+        record = await rt.store.job_get(video_id)
+    except StoreDown:
+        raise _unavailable() from None
+    if record is None or record.key != key.name:
+        raise _not_found(video_id)
+    return Job.of(record)
+
+
+def _shown(videos: Videos, job: Job) -> bytes:
+    url = videos.video_url(job.id) if job.status == "completed" and not _expired(job) else None
+    return orjson.dumps(job.video(url))
+
+
+def _expired(job: Job) -> bool:
+    return job.expires_at is not None and job.expires_at <= time.time()
+
+
+# --- POST /v1/videos, GET /v1/videos -------------------------------------------
+
+async def videos_root(req: Request, rt: Runtime) -> None:
+    if req.method == "POST":
+        await _create(req, rt)
+    else:
+        await _list(req, rt)
+
+
+async def _create(req: Request, rt: Runtime) -> None:
+    key = rt.keys.authenticate(req.headers)
+    body = await req.body(max(rt.max_body, protocol.MAX_BODY_BYTES))
+    routed = {}
+
+    def support(model: str):
+        routed["model"] = rt.resolve(key, model, "video")
+        return submit.video_support(routed["model"][0])
+
+    vreq = protocol.parse_create(req.headers.get(b"content-type", b""), body, support=support)
+    served, strategy = routed["model"]
+    await submit.check_urls(rt, vreq.callback_url, vreq.reference_url)
+    reference, reference_type = vreq.reference_image, vreq.reference_media_type
+    if vreq.reference_url is not None:
+        reference, reference_type = await submit.fetch_reference(rt, vreq.reference_url)
+    params = {name: value for name in ("negative_prompt", "seed", "style_preset", "camera_movement")
+              if (value := getattr(vreq, name)) is not None}
+    job = Job(new_id(), key.name, served.name, vreq.prompt, vreq.seconds, vreq.size, int(time.time()),
+              params=params, reference_type=reference_type if reference else None, callback_url=vreq.callback_url)
+    await _accept(req, rt, key, served, strategy, job, reference)
+
+
+async def _accept(req: Request, rt: Runtime, key: Key, served, strategy, job: Job, reference: bytes | None) -> None:
+    videos = _videos(rt)
+    accepted = await submit.accept(rt, videos, key, served, strategy, job, reference, req.id.decode())
+    await req.respond(200, _shown(videos, accepted.job), [*accepted.headers, *_poll_after(rt),
+                                                          (b"x-gateway-overhead-ms", req.overhead_ms(0.0))])
+
+
+async def _list(req: Request, rt: Runtime) -> None:
+    key = rt.keys.authenticate(req.headers)
+    q = req.query()
+    order = q.get("order", "desc")
+    if order not in ("asc", "desc"):
+        raise bad_request("'order' must be 'asc' or 'desc'.", param="order")
+    limit_text = q.get("limit", "20")
+    if not limit_text.isdigit() or not 1 <= int(limit_text) <= 100:
+        raise bad_request("'limit' must be an integer from 1 to 100.", param="limit")
+    after = q.get("after") or None
+    try:
+        records, more = await rt.store.job_list(key.name, after, int(limit_text), order)
+    except StoreDown:
+        raise _unavailable() from None
+    videos = _videos(rt)
+    data = [orjson.Fragment(_shown(videos, Job.of(r))) for r in records]
+    await req.respond(200, orjson.dumps({
+        "object": "list", "data": data, "first_id": records[0].id if records else None,
+        "last_id": records[-1].id if records else None, "has_more": more}))
+
+
+# --- /v1/videos/... ------------------------------------------------------------
+
+async def videos_path(req: Request, rt: Runtime) -> None:
+    rest = req.path.split("/videos/", 1)[1]
+    video_id, _, action = rest.partition("/")
+    if not action and video_id in ("edits", "extensions"):
+        _allow(req, ("POST",))
+        await _from_source(req, rt, "edit" if video_id == "edits" else "extend", None)
+    elif not action:
+        _allow(req, ("GET", "DELETE"))
+        await (_retrieve(req, rt, video_id) if req.method == "GET" else _delete(req, rt, video_id))
+    elif action == "content":
+        _allow(req, ("GET",))
+        await _content(req, rt, video_id)
+    elif action == "remix":
+        _allow(req, ("POST",))
+        await _from_source(req, rt, "remix", video_id)
+    else:
+        raise ApiError(404, f"Invalid URL ({req.method} {req.path})", code="unknown_url")
+
+
+def _allow(req: Request, methods: tuple[str, ...]) -> None:
+    if req.method not in methods:
+        raise ApiError(405, f"Method {req.method} is not allowed for {req.path}; use {', '.join(methods)}.",
+                       code="method_not_allowed", headers=[(b"allow", ", ".join(methods).encode())])
+
+
+async def _retrieve(req: Request, rt: Runtime, video_id: str) -> None:
+    key = rt.keys.authenticate(req.headers)
+    job = await _own(rt, key, video_id)
+    await req.respond(200, _shown(_videos(rt), job), _poll_after(rt))
+
+
+async def _delete(req: Request, rt: Runtime, video_id: str) -> None:
+    key = rt.keys.authenticate(req.headers)
+    job = await _own(rt, key, video_id)
+    try:
+        deleted = await rt.store.job_delete(video_id)
+    except StoreDown:
+        raise _unavailable() from None
+    if deleted is None:
+        raise _not_found(video_id)
+    videos = _videos(rt)
+    if not job.finished:
+        videos.cancel(job.id)       # a run in this process stops now; elsewhere at its next heartbeat
+        provider = rt.providers.get(job.provider)
+        if provider is not None:
+            try:
+                await provider.video_cancel(job.spec(), job.state)
+            except Exception:   # best effort: the job is gone from the gateway either way
+                pass
+        await rt.limiter.refund(job.key, job.model, job.provider, job.budget_hold, job.cost_nano)
+    await asyncio.to_thread(videos.assets.delete, job.id)
+    await req.respond(200, orjson.dumps({"id": job.id, "object": "video.deleted", "deleted": True}))
+
+
+async def _from_source(req: Request, rt: Runtime, op: str, video_id: str | None) -> None:
+    key = rt.keys.authenticate(req.headers)
+    body = await req.body(max(rt.max_body, protocol.MAX_BODY_BYTES))
+    sreq = protocol.parse_source(req.headers.get(b"content-type", b""), body,
+                                 needs_video=video_id is None, needs_seconds=op == "extend")
+    source = await _own(rt, key, video_id or sreq.video_id or "")
+    if source.status != "completed":
+        raise bad_request(f"Video '{source.id}' is {source.status}; only a completed video can be the "
+                          f"source of a {op}.", param="video_id" if video_id else "video")
+    served, strategy = rt.resolve(key, source.model, "video")
+    await submit.check_urls(rt, sreq.callback_url, None)
+    seconds = source.seconds if op != "extend" else str(int(source.seconds) + int(sreq.seconds or 0))
+    job = Job(new_id(), key.name, served.name, sreq.prompt, seconds, source.size, int(time.time()), op=op,
+              source_id=source.id, remixed_from_video_id=source.id if op == "remix" else None,
+              params=dict(source.params), callback_url=sreq.callback_url, provider=source.provider,
+              source_state=source.state, source_seconds=int(source.seconds) if op == "extend" else 0)
+    await _accept(req, rt, key, served, strategy, job, None)
+
+
+# --- GET /v1/videos/{id}/content -------------------------------------------------
+
+async def _content(req: Request, rt: Runtime, video_id: str) -> None:
+    q = req.query()
+    variant = q.get("variant", "video")
+    if variant not in _PUBLIC_VARIANTS:
+        raise bad_request(f"'variant' must be one of {', '.join(_PUBLIC_VARIANTS)}.", param="variant")
+    videos = _videos(rt)
+    if "signature" in q:    # a video_url link: its signature stands in for the key
+        if not videos.link_ok(video_id, variant, q.get("expires", ""), q["signature"]):
+            raise ApiError(403, "This download link is invalid or has expired; retrieve the video again for "
+                                "a fresh video_url.", type="invalid_request_error", code="invalid_signature")
+        try:
+            record = await rt.store.job_get(video_id)
+        except StoreDown:
+            raise _unavailable() from None
+        if record is None:
+            raise _not_found(video_id)
+        job = Job.of(record)
+    else:
+        job = await _own(rt, rt.keys.authenticate(req.headers), video_id)
+    if job.status != "completed":
+        raise ApiError(409, f"Video '{job.id}' is {job.status}; its content is available once it is completed.",
+                       code="video_not_ready")
+    if _expired(job):
+        raise ApiError(410, f"Video '{job.id}' expired at {job.expires_at} and its files were deleted.",
+                       code="video_expired")
+    asset = videos.assets.get(job.id, variant)
+    if asset is None:
+        raise ApiError(404, f"Video '{job.id}' has no {variant} file.", code="not_found")
+    headers: Headers = [(b"accept-ranges", b"bytes"), (b"cache-control", b"private, max-age=3600"),
+                        (b"content-disposition", f'inline; filename="{job.id}.{VARIANTS[variant][0]}"'.encode())]
+    try:
+        span = parse_range(req.headers.get(b"range", b"").decode("latin-1") or None, asset.size)
+    except ValueError:
+        raise ApiError(416, f"The requested range is outside the file's {asset.size} bytes.",
+                       code="range_not_satisfiable",
+                       headers=[(b"content-range", f"bytes */{asset.size}".encode())]) from None
+    first, last = span if span is not None else (0, asset.size - 1)
+    if span is not None:
+        headers.append((b"content-range", f"bytes {first}-{last}/{asset.size}".encode()))
+    await req.start(206 if span is not None else 200, headers, asset.media_type.encode(), last - first + 1)
+    position = first
+    while position <= last:
+        end = min(last, position + _CHUNK - 1)
+        data = await asyncio.to_thread(videos.assets.read, asset, position, end)
+        if not data:        # the file shrank (deleted at expiry mid-download): end the answer short
+            break
+        await req.send_chunk(data)
+        position += len(data)
+    await req.end_stream()

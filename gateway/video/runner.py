@@ -1,0 +1,216 @@
+"""Running video jobs: claim one from a provider's queue, hand it to the
+provider (hosted: poll upstream; local: generate), keep the claim alive with
+heartbeats while it runs, and finish it: files into the asset store, the job
+completed or failed, its webhook events into the outbox, in one store step.
+
+A process that dies mid-job stops heartbeating; once its lease lapses another
+runner (or the same gateway, restarted) claims the job and runs it again:
+hosted providers resume polling the upstream job, local ones start over. A
+job whose runs keep dying (`videos.max_runs`) fails rather than loop forever.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import TYPE_CHECKING
+
+from gateway.store import Claim, StoreDown
+from gateway.video import previews
+from gateway.video.jobs import Job
+from gateway.webhooks.delivery import deliveries_for
+from providers.base import Provider, VideoFiles
+from providers.errors import ProviderError
+
+if TYPE_CHECKING:
+    from gateway.video.service import Videos
+
+log = logging.getLogger("gateway.video")
+
+_IDLE_S = 0.25              # between looks at an empty queue
+_PROGRESS_EVERY_S = 0.5     # progress is written at most this often
+
+
+class _Lost(Exception):
+    """The job was deleted, or another runner holds it now."""
+
+
+class Runner:
+    """The runs of one provider's queue in this process, up to `slots` at once."""
+
+    def __init__(self, videos: Videos, queue: str, consumer: str, slots: int) -> None:
+        self.videos = videos
+        self.queue = queue
+        self.consumer = consumer
+        self._slots = asyncio.Semaphore(slots)
+        self._running: set[asyncio.Task] = set()
+        self._by_job: dict[str, asyncio.Task] = {}
+        self._deleted: set[str] = set()
+        self.wake = asyncio.Event()
+
+    def cancel(self, job_id: str) -> bool:
+        """Stop this process's run of a deleted job, if it has one."""
+        task = self._by_job.get(job_id)
+        if task is None:
+            return False
+        self._deleted.add(job_id)
+        task.cancel()
+        return True
+
+    async def run(self) -> None:
+        store = self.videos.store
+        try:
+            while True:
+                await self._slots.acquire()
+                try:
+                    claim = await store.queue_claim(self.queue, self.consumer, self.videos.config().job_lease_s)
+                except StoreDown as e:
+                    log.warning("video queue '%s' unreachable: %s", self.queue, e)
+                    claim = None
+                if claim is None:
+                    self._slots.release()
+                    self.wake.clear()
+                    try:
+                        await asyncio.wait_for(self.wake.wait(), _IDLE_S)
+                    except TimeoutError:
+                        pass
+                    continue
+                task = asyncio.create_task(self._run(claim))
+                self._running.add(task)
+                self._by_job[claim.job_id] = task
+                task.add_done_callback(lambda t, job_id=claim.job_id: self._finished(t, job_id))
+        finally:
+            # Shutting down: runs stop where they are and stay claimed; their
+            # leases lapse and the next runner to look takes them over.
+            for task in list(self._running):
+                task.cancel()
+            await asyncio.gather(*self._running, return_exceptions=True)
+
+    def _finished(self, task: asyncio.Task, job_id: str) -> None:
+        self._running.discard(task)
+        self._by_job.pop(job_id, None)
+        self._deleted.discard(job_id)
+        self._slots.release()
+        if not task.cancelled() and task.exception() is not None:
+            log.error("video run failed unexpectedly", exc_info=task.exception())
+
+    async def _run(self, claim: Claim) -> None:
+        store = self.videos.store
+        record = await store.job_get(claim.job_id)
+        if record is None:
+            await store.queue_done(claim)
+            return
+        job = Job.of(record)
+        job.runs = claim.attempt
+        if claim.attempt > self.videos.config().max_runs:
+            await self.finish_failed(job, claim.token, "worker_lost",
+                                     f"the video's generation was interrupted {claim.attempt - 1} times")
+            await store.queue_done(claim)
+            return
+        provider = self.videos.runtime().providers.get(job.provider)
+        if provider is None:
+            await self.finish_failed(job, claim.token, "provider_unavailable",
+                                     f"provider '{job.provider}' is no longer configured")
+            await store.queue_done(claim)
+            return
+        job.status = "in_progress"
+        if not await store.job_update(job.record(), claim.token):
+            await store.queue_done(claim)
+            return
+        try:
+            files = await self._generate(provider, job, claim)
+        except asyncio.CancelledError:
+            if job.id not in self._deleted:
+                raise           # shutting down: the claim lapses and the job runs again
+            await store.queue_done(claim)
+            return
+        except _Lost:
+            await provider.video_cancel(job.spec(), job.state)
+            await store.queue_done(claim)
+            return
+        except ProviderError as e:
+            log.info("video %s failed on %s: %s", job.id, job.provider, e.message)
+            await self.finish_failed(job, claim.token, e.code or "video_generation_failed", e.message)
+            await store.queue_done(claim)
+            return
+        await self.finish_completed(job, claim.token, files)
+        await store.queue_done(claim)
+
+    async def _generate(self, provider: Provider, job: Job, claim: Claim) -> VideoFiles:
+        """The provider's run, with a heartbeat beside it that writes progress and
+        renews the claim; a lost claim cancels the run."""
+        reference = None
+        if job.reference_type:
+            reference = await asyncio.to_thread(self.videos.assets.read_whole, job.id, "reference")
+        latest = [job.progress]
+
+        async def progress(percent: int) -> None:
+            latest[0] = max(latest[0], min(99, percent))   # 100 once the files are stored
+
+        work = asyncio.create_task(provider.video_run(job.spec(reference), job.state, progress))
+        lost = False
+        written = job.progress
+        lease_s = self.videos.config().job_lease_s
+        beat = min(lease_s / 3, _PROGRESS_EVERY_S)
+        last_renew = time.monotonic()
+        try:
+            while not work.done():
+                await asyncio.wait([work], timeout=beat)
+                if work.done():
+                    break
+                try:
+                    if latest[0] != written:
+                        job.progress = written = latest[0]
+                        if not await self.videos.store.job_update(job.record(), claim.token):
+                            lost = True
+                            break
+                        last_renew = time.monotonic()
+                    if time.monotonic() - last_renew >= lease_s / 3:
+                        if not await self.videos.store.queue_renew(claim, lease_s):
+                            lost = True
+                            break
+                        last_renew = time.monotonic()
+                except StoreDown as e:
+                    log.warning("video %s: heartbeat failed (%s); retrying", job.id, e)
+        finally:
+            if not work.done():
+                work.cancel()
+                await asyncio.gather(work, return_exceptions=True)
+        if lost:
+            raise _Lost
+        return work.result()
+
+    async def finish_completed(self, job: Job, token: str, files: VideoFiles) -> None:
+        videos = self.videos
+        thumbnail, sheet = files.thumbnail_webp, files.spritesheet_jpeg
+        if thumbnail is None or sheet is None:
+            try:
+                made = await asyncio.to_thread(previews.from_mp4, files.mp4)
+            except ValueError as e:
+                await self.finish_failed(job, token, "invalid_video", f"the provider's video is unusable: {e}")
+                return
+            thumbnail, sheet = thumbnail or made[0], sheet or made[1]
+        await asyncio.to_thread(videos.assets.put_all, job.id,
+                                {"video": files.mp4, "thumbnail": thumbnail, "spritesheet": sheet})
+        now = int(time.time())
+        job.status, job.progress, job.completed_at = "completed", 100, now
+        job.expires_at = now + round(videos.config().retention_hours * 3600)
+        if await self._finish(job, token, "video.completed"):
+            log.info("video %s completed on %s", job.id, job.provider)
+        else:   # deleted while it ran: its files go too
+            await asyncio.to_thread(videos.assets.delete, job.id)
+
+    async def finish_failed(self, job: Job, token: str | None, code: str, message: str) -> None:
+        job.status, job.completed_at = "failed", int(time.time())
+        job.error = {"code": code, "message": message}
+        if await self._finish(job, token, "video.failed"):
+            await self.videos.runtime().limiter.refund(job.key, job.model, job.provider, job.budget_hold,
+                                                        job.cost_nano)
+
+    async def _finish(self, job: Job, token: str | None, event_type: str) -> bool:
+        hooks = self.videos.runtime().config.webhooks
+        deliveries = deliveries_for(hooks, event_type, job.id, job.callback_url)
+        done = await self.videos.store.job_update(job.record(), token, deliveries)
+        if done and deliveries:
+            self.videos.sender.wake.set()
+        return done

@@ -1,0 +1,105 @@
+"""What a gateway process runs for video besides its HTTP handlers: the asset
+store, `video_url` signing, a runner per provider whose jobs run in the
+gateway (hosted providers, mock), the webhook sender and the expiry sweeper.
+Started and stopped with the app (lifespan)."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable
+
+from gateway.config.schema import VideosConfig, WebhooksConfig
+from gateway.store import Store, StoreDown
+from gateway.video import links
+from gateway.video.assets import LocalAssets
+from gateway.video.runner import Runner
+from gateway.webhooks.delivery import Sender
+
+if TYPE_CHECKING:
+    from gateway.runtime import Runtime
+
+log = logging.getLogger("gateway.video")
+
+_SWEEP_EVERY_S = 60.0
+
+
+class Videos:
+    def __init__(self, runtime: Callable[[], Runtime]) -> None:
+        self.runtime = runtime
+        rt = runtime()
+        self.store: Store = rt.store
+        cfg = rt.config
+        self.assets = LocalAssets(cfg.videos.assets_dir or Path(cfg.state.data_dir) / "videos")
+        self.sender = Sender(self.store, self.webhooks)
+        self.consumer = f"{socket.gethostname()}:{os.getpid()}:{os.urandom(3).hex()}"
+        self.runners: dict[str, Runner] = {}
+        self._link_secret: bytes = cfg.videos.link_secret.encode()
+        self._tasks: list[asyncio.Task] = []
+
+    def config(self) -> VideosConfig:
+        return self.runtime().config.videos
+
+    def webhooks(self) -> WebhooksConfig:
+        return self.runtime().config.webhooks
+
+    async def start(self) -> None:
+        if not self._link_secret:
+            try:
+                self._link_secret = await self.store.secret("video-links")
+            except StoreDown:    # links are signed with a per-process secret until the store is back
+                log.warning("state store unreachable: video_url links from this process are signed with a "
+                            "secret of its own until restart")
+                self._link_secret = os.urandom(32)
+        rt = self.runtime()
+        for name, provider in rt.providers.items():
+            if "video" in provider.operations and provider.runs_in_gateway:
+                slots = getattr(provider.options, "max_concurrent", None) or 16
+                runner = self.runners[name] = Runner(self, name, self.consumer, slots)
+                self._tasks.append(asyncio.create_task(runner.run(), name=f"video-runner-{name}"))
+        self._tasks.append(asyncio.create_task(self.sender.run(), name="webhook-sender"))
+        self._tasks.append(asyncio.create_task(self._sweep(), name="video-expiry"))
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+        await self.sender.close()
+
+    def queued(self, provider: str) -> None:
+        """A job was just put on `provider`'s queue: its runner here looks now."""
+        runner = self.runners.get(provider)
+        if runner is not None:
+            runner.wake.set()
+
+    def cancel(self, job_id: str) -> None:
+        """A job was deleted: stop its run here, if this process has it."""
+        for runner in self.runners.values():
+            if runner.cancel(job_id):
+                return
+
+    def video_url(self, video_id: str, variant: str = "video") -> str:
+        rt = self.runtime()
+        server = rt.config.server
+        base = server.public_url or f"http://{server.host}:{server.port}"
+        return links.signed_url(base, self._link_secret, video_id, variant, self.config().link_ttl_s)
+
+    def link_ok(self, video_id: str, variant: str, expires: str, signature: str) -> bool:
+        return links.verify(self._link_secret, video_id, variant, expires, signature)
+
+    async def _sweep(self) -> None:
+        """Delete the files of jobs past `expires_at` (the content endpoint
+        refuses them from that second on; this frees the disk)."""
+        while True:
+            interval = min(_SWEEP_EVERY_S, max(0.5, self.config().retention_hours * 3600 / 4))
+            await asyncio.sleep(interval)
+            try:
+                while ids := await self.store.jobs_expiring(time.time(), 100):
+                    for video_id in ids:
+                        await asyncio.to_thread(self.assets.delete, video_id)
+            except StoreDown as e:
+                log.warning("video expiry sweep skipped: %s", e)

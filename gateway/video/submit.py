@@ -1,0 +1,184 @@
+"""Accepting a video job: SSRF checks on the URLs the client gave, limits and
+budget, then the route: each target in turn is asked to take the job (a
+hosted provider's submit call, a local queue with room) until one does. The
+job is stored and queued only once a provider has accepted it, and what the
+client is charged is the accepting target's price for the job's seconds
+(refunded if the job fails)."""
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+
+import aiohttp
+
+from gateway import netguard, router
+from gateway.asgi import Headers
+from gateway.auth import Key
+from gateway.errors import ApiError, bad_request
+from gateway.limits import TargetFull
+from gateway.metrics import COUNTERS
+from gateway.routes import ServedModel, Target
+from gateway.runtime import Runtime
+from gateway.spend import cost_nano, usd
+from gateway.store import StoreDown
+from gateway.video.jobs import Job
+from gateway.video.protocol import MAX_REFERENCE_BYTES, media_type_of
+from gateway.video.service import Videos
+from gateway.webhooks.delivery import check_url
+from providers.base import Call, Provider
+from providers.errors import ProviderError
+
+log = logging.getLogger("gateway.video")
+
+
+def video_support(served: ServedModel) -> tuple[frozenset[str], frozenset[str]]:
+    """Every size and duration some target of the model can make."""
+    sizes: set[str] = set()
+    seconds: set[str] = set()
+    for t in served.targets:
+        s, d = t.provider.video_support()
+        sizes |= s
+        seconds |= d
+    return frozenset(sizes), frozenset(seconds)
+
+
+def can_serve(provider: Provider, op: str, size: str, seconds: str) -> bool:
+    sizes, durations = provider.video_support()
+    return op in provider.video_ops and size in sizes and seconds in durations
+
+
+@dataclass(slots=True)
+class Accepted:
+    job: Job
+    headers: Headers
+
+
+async def check_urls(rt: Runtime, callback_url: str | None, reference_url: str | None) -> None:
+    """400 at submission for a URL the gateway may not call (SSRF guard), or a
+    callback that could not be signed."""
+    hooks = rt.config.webhooks
+    if callback_url is not None:
+        if not hooks.secret:
+            raise bad_request("callback_url needs webhooks.secret in the gateway's config, to sign the "
+                              "events it sends; ask the operator to set one.", param="callback_url")
+        try:
+            await check_url(hooks, callback_url)
+        except netguard.BlockedURL as e:
+            raise bad_request(f"callback_url is refused: {e}", param="callback_url",
+                              code="invalid_url") from None
+    if reference_url is not None:
+        try:
+            await check_url(hooks, reference_url)
+        except netguard.BlockedURL as e:
+            raise bad_request(f"input_reference is refused: {e}", param="input_reference",
+                              code="invalid_url") from None
+
+
+async def fetch_reference(rt: Runtime, url: str) -> tuple[bytes, str]:
+    """Download an input_reference URL (already checked), connecting only where the guard allows."""
+    def refused(why: str) -> ApiError:
+        return bad_request(f"input_reference could not be fetched: {why}", param="input_reference")
+    connector = aiohttp.TCPConnector(resolver=netguard.GuardedResolver(lambda: rt.config.webhooks))
+    try:
+        async with aiohttp.ClientSession(connector=connector) as session:
+            async with session.get(url, allow_redirects=False, timeout=aiohttp.ClientTimeout(total=15)) as resp:
+                if resp.status != 200:
+                    raise refused(f"it answered {resp.status}")
+                data = await resp.content.read(MAX_REFERENCE_BYTES + 1)
+    except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as e:
+        raise refused(type(e).__name__) from None
+    if len(data) > MAX_REFERENCE_BYTES:
+        raise refused("it is larger than 10 MB")
+    media_type = media_type_of(data)
+    if media_type is None:
+        raise refused("it is not a PNG, JPEG or WEBP image")
+    return data, media_type
+
+
+async def accept(rt: Runtime, videos: Videos, key: Key, served: ServedModel, strategy: str | None, job: Job,
+                 reference: bytes | None, request_id: str) -> Accepted:
+    """Route the job to the first target that takes it, store it and queue it."""
+    op_seconds = str(int(job.seconds) - job.source_seconds) if job.op == "extend" else job.seconds
+    eligible = [t for t in served.targets if can_serve(t.provider, job.op, job.size, op_seconds)]
+    source_provider = job.provider     # remix/edit/extend: where the source was made
+    if job.op in ("edit", "extend"):   # these work on the source itself: only its provider can
+        eligible = [t for t in eligible if t.provider.name == source_provider]
+    if not eligible:
+        raise bad_request(f"No backend of model '{served.name}' can {_VERBS[job.op]} at size {job.size} and "
+                          f"{op_seconds} seconds.", param="model", code="unsupported_operation")
+    allowed = {id(t) for t in eligible}
+    ticket = await rt.limiter.admit_video(key, served, int(job.seconds))
+    spec = job.spec(reference)
+    call = Call("video", b"", {}, served.name, request_id=request_id, video=spec)
+    gate = _QueueGate(rt, videos)
+    try:
+        outcome = await router.send(served, call, strategy, gate, only=lambda t: id(t) in allowed)
+    except router.RouteFailed as e:
+        await rt.limiter.settle(ticket, None, None, 0)
+        raise ApiError(e.status, e.message, type=e.type, param=e.param, code=e.code,
+                       headers=[*e.headers, *ticket.headers,
+                                (b"x-gateway-attempts", str(e.attempts).encode())]) from None
+    outcome.release()
+    target = outcome.target
+    if target.provider.name != source_provider:
+        job.source_state = None     # a remix made elsewhere: this target makes it from the prompt
+    job.provider, job.target_model = target.provider.name, target.model
+    job.state = outcome.reply.extra.get("state") or {}
+    job.cost_nano = cost_nano(target.price, None, seconds=int(job.seconds))
+    if ticket.admission is not None and ticket.admission.hold is not None:
+        job.budget_hold = ticket.admission.hold.key
+    if target.price is None:
+        COUNTERS.inc("gateway_unpriced_requests_total", provider=target.provider.name, model=target.model)
+    try:
+        if reference is not None:
+            await asyncio.to_thread(videos.assets.put, job.id, "reference", reference)
+        await rt.store.job_create(job.record(), target.provider.name)
+    except (StoreDown, OSError) as e:
+        log.error("video %s accepted by %s but not stored: %s", job.id, target.provider.name, e)
+        await rt.limiter.settle(ticket, None, None, 0)
+        await _abandon(target, job)
+        raise ApiError(503, "The gateway could not store the video job; try again shortly.",
+                       type="server_error", code="jobs_unavailable", headers=[(b"retry-after", b"1")]) from None
+    await rt.limiter.settle(ticket, target.provider.name, None, job.cost_nano)
+    videos.queued(target.provider.name)
+    headers = [*ticket.headers, (b"x-gateway-provider", target.provider.name.encode()),
+               (b"x-gateway-attempts", str(outcome.attempts).encode()),
+               (b"x-gateway-cost-usd", usd(job.cost_nano).encode())]
+    return Accepted(job, headers)
+
+
+_VERBS = {"create": "generate videos", "remix": "remix videos", "edit": "edit videos", "extend": "extend videos"}
+
+
+async def _abandon(target: Target, job: Job) -> None:
+    try:
+        await target.provider.video_cancel(job.spec(), job.state)
+    except (ProviderError, OSError):
+        pass
+
+
+class _QueueGate:
+    """Per attempt: a provider whose queue is full (its `max_queue`) is skipped
+    like one that answered 429, and so is one at its own configured limits."""
+
+    def __init__(self, rt: Runtime, videos: Videos) -> None:
+        self._rt = rt
+        self._videos = videos
+
+    async def admit(self, provider: str, limits) -> object | None:
+        most = getattr(self._rt.providers[provider].options, "max_queue", None)
+        if most is not None:
+            try:
+                depth = await self._rt.store.queue_depth(provider)
+            except StoreDown:
+                depth = 0
+            if depth >= most:
+                raise TargetFull(provider, 5.0)
+        if limits is None:
+            return None
+        return await self._rt.limiter.admit_target(provider, limits, {}, b"")
+
+    async def release(self, ticket, usage) -> None:
+        if ticket is not None:
+            await self._rt.limiter.settle(ticket, None, usage, 0)

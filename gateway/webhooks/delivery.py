@@ -1,0 +1,126 @@
+"""Webhook delivery: events go into the store's outbox in the same atomic step
+that finishes their job, and a sender in every gateway process takes due ones
+out, POSTs them signed, and records each attempt. A failed attempt is retried
+after `backoff_s`, doubling up to `max_backoff_s`, until `max_attempts`; a
+sender that dies mid-attempt leaves the delivery to be taken again once its
+lease lapses. So an event is delivered at least once and, short of a crash
+between a receiver's 2xx and its record, exactly once.
+
+Every attempt re-checks the URL against the SSRF guard, and connects only to
+addresses the guard allows (the resolver below), so a host that resolves to a
+public address at submission and a private one later (DNS rebinding) is refused.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Callable
+
+import aiohttp
+
+from gateway import netguard
+from gateway.config.schema import WebhooksConfig
+from gateway.store import Delivery, Store, StoreDown
+from gateway.webhooks.signing import event, sign
+
+log = logging.getLogger("gateway.webhooks")
+
+_BATCH = 16
+_IDLE_S = 0.5          # between looks at the outbox when it is empty
+_MAX_ERROR_CHARS = 300
+
+
+def deliveries_for(hooks: WebhooksConfig, type: str, video_id: str, callback_url: str | None) -> list[Delivery]:
+    """One delivery per endpoint subscribed to `type`, plus the job's own callback_url."""
+    if not hooks.secret:
+        return []
+    urls = [e.url for e in hooks.endpoints if type in e.events]
+    if callback_url:
+        urls.append(callback_url)
+    event_id, body = event(type, video_id)
+    now = time.time()
+    return [Delivery(f"{event_id}.{i}", event_id, url, body, video_id, next_at=now)
+            for i, url in enumerate(dict.fromkeys(urls))]
+
+
+async def check_url(hooks: WebhooksConfig, url: str) -> None:
+    """BlockedURL unless `url` may receive webhooks under this config."""
+    await netguard.check_url(url, allow_private=hooks.allow_private_urls, allow=hooks.allow_hosts)
+
+
+class Sender:
+    """Takes due deliveries from the outbox and sends them, forever."""
+
+    def __init__(self, store: Store, hooks: Callable[[], WebhooksConfig]) -> None:
+        self._store = store
+        self._hooks = hooks
+        self._session: aiohttp.ClientSession | None = None
+        self.wake = asyncio.Event()      # set when this process queued an event: look now
+
+    async def run(self) -> None:
+        while True:
+            try:
+                due = await self._store.outbox_claim(time.time(), _BATCH, self._lease_s())
+            except StoreDown as e:
+                log.warning("webhook outbox unreachable: %s", e)
+                due = []
+            if due:
+                await asyncio.gather(*(self._attempt(d) for d in due))
+                continue
+            self.wake.clear()
+            try:
+                await asyncio.wait_for(self.wake.wait(), _IDLE_S)
+            except TimeoutError:
+                pass
+
+    def _lease_s(self) -> float:
+        return self._hooks().timeout_s * 2 + 5
+
+    async def _attempt(self, d: Delivery) -> None:
+        hooks = self._hooks()
+        started = time.time()
+        status, error = await self._post(hooks, d)
+        d.attempts += 1
+        d.history.append({"at": int(started), "status": status, "error": error})
+        if status is not None and 200 <= status < 300:
+            d.status = "delivered"
+        elif d.attempts >= hooks.max_attempts or not hooks.secret:
+            d.status = "failed"
+            log.warning("webhook %s to %s given up after %d attempts: %s", d.event_id, d.url, d.attempts,
+                        error or status)
+        else:
+            d.next_at = time.time() + min(hooks.backoff_s * 2 ** (d.attempts - 1), hooks.max_backoff_s)
+        try:
+            await self._store.outbox_save(d)
+        except StoreDown as e:   # the lease lapses and the attempt is made again: at least once
+            log.warning("webhook %s: could not record the attempt: %s", d.event_id, e)
+
+    async def _post(self, hooks: WebhooksConfig, d: Delivery) -> tuple[int | None, str | None]:
+        if not hooks.secret:
+            return None, "webhooks.secret is no longer configured"
+        try:
+            await check_url(hooks, d.url)
+        except netguard.BlockedURL as e:
+            return None, str(e)[:_MAX_ERROR_CHARS]
+        headers = {"content-type": "application/json", "user-agent": "gateway-webhooks",
+                   **sign(hooks.secret, d.event_id, int(time.time()), d.body)}
+        try:
+            async with self._client().post(d.url, data=d.body, headers=headers, allow_redirects=False,
+                                           timeout=aiohttp.ClientTimeout(total=hooks.timeout_s)) as resp:
+                await resp.content.read(64 * 1024)
+                return resp.status, None if resp.status < 300 else f"answered {resp.status}"
+        except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as e:
+            return None, (f"{type(e).__name__}: {e}" if str(e) else type(e).__name__)[:_MAX_ERROR_CHARS]
+
+    def _client(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            connector = aiohttp.TCPConnector(resolver=netguard.GuardedResolver(self._hooks), limit=64)
+            self._session = aiohttp.ClientSession(connector=connector)
+        return self._session
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+

@@ -1,0 +1,115 @@
+"""What hosted video providers share: their options, polling an upstream job
+with backoff until it ends, and fetching the finished file.
+
+Each adapter (providers/openai/video.py, veo/, runway/, fal/, replicate/)
+supplies the pure parts: the submit request, how to read a status answer into
+`Polled`, and where the file is. The gateway copies the file into its own
+asset store, so `content`, `video_url` and expiry behave the same whoever
+generated it.
+"""
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Any, Awaitable, Callable
+
+from pydantic import Field
+
+from providers.base import Progress
+from providers.errors import ProviderError, RateLimited, UpstreamFault, UpstreamTimeout
+from providers.http import HttpOptions, Upstream, UpstreamRequest
+
+MAX_VIDEO_BYTES = 2 * 1024 * 1024 * 1024   # a finished file larger than this is refused
+_TRANSIENT_POLL_FAILURES = 8                # in a row, before the job is failed
+
+
+class VideoHttpOptions(HttpOptions):
+    """Options of every hosted video provider."""
+    video_sizes: list[str] | None = None        # what its models generate; default: OpenAI's Sora sizes
+    video_seconds: list[int] | None = None      # default: 4, 8, 12
+    poll_interval_s: float = Field(2.0, gt=0)   # first wait between status checks
+    poll_max_interval_s: float = Field(15.0, gt=0)   # the backoff's ceiling
+    max_wait_s: float = Field(3600.0, gt=0)     # a job still running after this has failed
+
+
+@dataclass(slots=True)
+class Polled:
+    """One status check of an upstream job, in the gateway's terms."""
+    status: str                        # "queued" | "in_progress" | "completed" | "failed"
+    progress: int | None = None        # 0..100 when the provider reports it
+    error: ProviderError | None = None # why it failed (status "failed")
+    result: Any = None                 # completed: what `fetch` needs (e.g. the file's URL)
+
+
+async def poll(check: Callable[[], Awaitable[Polled]], progress: Progress, options: VideoHttpOptions,
+               provider: str) -> Polled:
+    """Call `check` until the job completes (returned) or fails (its error raised),
+    waiting `poll_interval_s`, growing 1.5x up to `poll_max_interval_s`. A check
+    that fails transiently (5xx, timeout, 429) is retried on the same schedule;
+    eight in a row fail the job. Progress is reported only as it rises, so a
+    provider whose figure wobbles never moves the job backwards."""
+    loop = asyncio.get_running_loop()
+    give_up = loop.time() + options.max_wait_s
+    delay = options.poll_interval_s
+    failures = 0
+    reported = -1
+    while True:
+        try:
+            polled = await check()
+        except (UpstreamFault, UpstreamTimeout, RateLimited) as e:
+            failures += 1
+            if failures >= _TRANSIENT_POLL_FAILURES:
+                raise
+            wait = e.retry_after if isinstance(e, RateLimited) and e.retry_after else delay
+            await asyncio.sleep(min(wait, options.poll_max_interval_s))
+            delay = min(delay * 1.5, options.poll_max_interval_s)
+            continue
+        failures = 0
+        if polled.progress is not None:
+            pct = max(0, min(100, polled.progress))
+            if pct > reported:
+                reported = pct
+                await progress(pct)
+        if polled.status == "completed":
+            return polled
+        if polled.status == "failed":
+            raise polled.error or UpstreamFault(f"provider '{provider}' reported the video failed",
+                                                provider=provider, code="video_generation_failed")
+        if loop.time() >= give_up:
+            raise UpstreamTimeout(f"provider '{provider}' did not finish the video within "
+                                  f"{options.max_wait_s:g}s", provider=provider)
+        await asyncio.sleep(delay)
+        delay = min(delay * 1.5, options.poll_max_interval_s)
+
+
+async def fetch(upstream: Upstream, req: UpstreamRequest, error: Callable[[int, bytes, Any], ProviderError],
+                max_bytes: int = MAX_VIDEO_BYTES) -> bytes:
+    """GET a finished file (following redirects, as signed storage URLs need)."""
+    resp = await upstream.send(req)
+    if resp.status >= 400:
+        raise error(resp.status, await upstream.read_error(resp), resp.headers)
+    if resp.content_length is not None and resp.content_length > max_bytes:
+        resp.release()
+        raise UpstreamFault(f"provider '{upstream.provider}' sent a {resp.content_length}-byte video; "
+                            f"the most the gateway keeps is {max_bytes}", provider=upstream.provider)
+    data = bytearray()
+    async for chunk in upstream.chunks(resp):
+        data += chunk
+        if len(data) > max_bytes:
+            raise UpstreamFault(f"provider '{upstream.provider}' sent a video over {max_bytes} bytes",
+                                provider=upstream.provider)
+    return bytes(data)
+
+
+def rising(progress: Progress) -> Progress:
+    """`progress` that never goes back: some upstreams report a lower figure
+    later (a second progress bar in the logs, a retried attempt)."""
+    best = -1
+
+    async def report(pct: int) -> None:
+        nonlocal best
+        if pct > best:
+            best = pct
+            await progress(pct)
+
+    return report
