@@ -52,9 +52,22 @@ async def _own(rt: Runtime, key: Key, video_id: str) -> Job:
     return Job.of(record)
 
 
-def _shown(videos: Videos, job: Job) -> bytes:
-    url = videos.video_url(job.id) if job.status == "completed" and not _expired(job) else None
+def _shown(req: Request, rt: Runtime, job: Job) -> bytes:
+    url = None
+    if job.status == "completed" and not _expired(job):
+        url = _videos(rt).video_url(_public_url(req, rt), job.id)
     return orjson.dumps(job.video(url))
+
+
+def _public_url(req: Request, rt: Runtime) -> str:
+    """`server.public_url`, or the scheme and host this request came in on."""
+    if rt.config.server.public_url:
+        return rt.config.server.public_url
+    host = req.headers.get(b"host", b"").decode("latin-1")
+    if not host:
+        server = rt.config.server
+        host = f"{server.host}:{server.port}"
+    return f"{req.scope.get('scheme', 'http')}://{host}"
 
 
 def _expired(job: Job) -> bool:
@@ -95,7 +108,7 @@ async def _create(req: Request, rt: Runtime) -> None:
 async def _accept(req: Request, rt: Runtime, key: Key, served, strategy, job: Job, reference: bytes | None) -> None:
     videos = _videos(rt)
     accepted = await submit.accept(rt, videos, key, served, strategy, job, reference, req.id.decode())
-    await req.respond(200, _shown(videos, accepted.job), [*accepted.headers, *_poll_after(rt),
+    await req.respond(200, _shown(req, rt, accepted.job), [*accepted.headers, *_poll_after(rt),
                                                           (b"x-gateway-overhead-ms", req.overhead_ms(0.0))])
 
 
@@ -113,8 +126,7 @@ async def _list(req: Request, rt: Runtime) -> None:
         records, more = await rt.store.job_list(key.name, after, int(limit_text), order)
     except StoreDown:
         raise _unavailable() from None
-    videos = _videos(rt)
-    data = [orjson.Fragment(_shown(videos, Job.of(r))) for r in records]
+    data = [orjson.Fragment(_shown(req, rt, Job.of(r))) for r in records]
     await req.respond(200, orjson.dumps({
         "object": "list", "data": data, "first_id": records[0].id if records else None,
         "last_id": records[-1].id if records else None, "has_more": more}))
@@ -150,7 +162,7 @@ def _allow(req: Request, methods: tuple[str, ...]) -> None:
 async def _retrieve(req: Request, rt: Runtime, video_id: str) -> None:
     key = rt.keys.authenticate(req.headers)
     job = await _own(rt, key, video_id)
-    await req.respond(200, _shown(_videos(rt), job), _poll_after(rt))
+    await req.respond(200, _shown(req, rt, job), _poll_after(rt))
 
 
 async def _delete(req: Request, rt: Runtime, video_id: str) -> None:

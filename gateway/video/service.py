@@ -82,11 +82,9 @@ class Videos:
             if runner.cancel(job_id):
                 return
 
-    def video_url(self, video_id: str, variant: str = "video") -> str:
-        rt = self.runtime()
-        server = rt.config.server
-        base = server.public_url or f"http://{server.host}:{server.port}"
-        return links.signed_url(base, self._link_secret, video_id, variant, self.config().link_ttl_s)
+    def video_url(self, base_url: str, video_id: str, variant: str = "video") -> str:
+        """A signed download link on `base_url` (`server.public_url`, else where the client reached us)."""
+        return links.signed_url(base_url, self._link_secret, video_id, variant, self.config().link_ttl_s)
 
     def link_ok(self, video_id: str, variant: str, expires: str, signature: str) -> bool:
         return links.verify(self._link_secret, video_id, variant, expires, signature)
