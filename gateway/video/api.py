@@ -85,7 +85,7 @@ async def videos_root(req: Request, rt: Runtime) -> None:
 
 async def _create(req: Request, rt: Runtime) -> None:
     key = rt.keys.authenticate(req.headers)
-    body = await req.body(max(rt.max_body, protocol.MAX_BODY_BYTES))
+    body = await req.body(min(rt.max_body, protocol.MAX_BODY_BYTES))
     routed = {}
 
     def support(model: str):
@@ -190,7 +190,7 @@ async def _delete(req: Request, rt: Runtime, video_id: str) -> None:
 
 async def _from_source(req: Request, rt: Runtime, op: str, video_id: str | None) -> None:
     key = rt.keys.authenticate(req.headers)
-    body = await req.body(max(rt.max_body, protocol.MAX_BODY_BYTES))
+    body = await req.body(min(rt.max_body, protocol.MAX_BODY_BYTES))
     sreq = protocol.parse_source(req.headers.get(b"content-type", b""), body,
                                  needs_video=video_id is None, needs_seconds=op == "extend")
     source = await _own(rt, key, video_id or sreq.video_id or "")

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from gateway.errors import bad_request
+from gateway.errors import ApiError, bad_request
 from gateway.protocol import json_object
 
 from providers.base import SORA_SECONDS, SORA_SIZES  # noqa: F401 (the default when a model declares none)
@@ -103,8 +103,8 @@ def parse_create(content_type: bytes, body: bytes, *,
     seconds: `support(model)` gives them once the model is known (it may raise
     the model's 404), else `sizes` and `seconds`."""
     if len(body) > MAX_BODY_BYTES:
-        raise bad_request(f"The request body is {len(body)} bytes; POST /v1/videos accepts at most "
-                          f"{MAX_BODY_BYTES} (input_reference images up to 10 MB).")
+        raise ApiError(413, f"The request body is {len(body)} bytes; POST /v1/videos accepts at most "
+                            f"{MAX_BODY_BYTES} (input_reference images up to 10 MB).", code="request_too_large")
     media_type, params = _content_type(content_type)
     if media_type == "application/json":
         fields: dict[str, Any] = json_object(body)

@@ -175,8 +175,10 @@ def test_upload_at_the_limit_is_accepted():
 
 
 def test_body_past_the_backstop_is_refused():
-    err = refused_sdk(None, prompt="p", input_reference=("big.png", PNG + b"\0" * (12 * 1024 * 1024), "image/png"))
-    assert "at most" in err.message
+    content_type, body = sdk_body(prompt="p", input_reference=("big.png", PNG + b"\0" * (12 * 1024 * 1024), "image/png"))
+    with pytest.raises(ApiError) as caught:
+        parse_create(content_type, body)
+    assert caught.value.status == 413 and "at most" in caught.value.message
 
 
 def test_two_uploads_are_refused():
