@@ -8,6 +8,7 @@ from typing import Awaitable, Callable
 
 from gateway import config as config_loader
 from gateway.admin import spend as admin_spend
+from gateway.admin import videos as admin_videos
 from gateway.api import chat, health, models
 from gateway.asgi import ClientGone, Receive, Request, Scope, Send
 from gateway.errors import ApiError
@@ -33,6 +34,7 @@ _EXACT["/admin/spend"] = {"GET": admin_spend.spend_report}
 _PREFIX: list[tuple[str, dict[str, Handler]]] = [
     ("/v1/models/", {"GET": models.retrieve_model}),
     ("/models/", {"GET": models.retrieve_model}),
+    ("/admin/videos/", {"GET": admin_videos.video_job}),
     *((f"{p}/videos/", dict.fromkeys(("GET", "POST", "DELETE"), videos_api.videos_path)) for p in ("/v1", "")),
 ]
 

@@ -27,7 +27,9 @@ def _hooks(receiver_url: str, **kw) -> dict:
 
 def test_completed_event_is_signed_and_retried_until_the_receiver_takes_it(start_gateway, receiver, loop):
     hook = receiver(fail_first=2)
-    gw = start_gateway(video_config(webhooks=_hooks(hook.url)))
+    cfg = video_config(webhooks=_hooks(hook.url))
+    cfg["auth"]["admin_key"] = "admin-secret"
+    gw = start_gateway(cfg)
     client = gw.client()
     video = client.videos.create_and_poll(model="mock-video", prompt="p", size="320x180", seconds="1")
     _wait_for(lambda: len(hook.received) == 3)
@@ -48,6 +50,15 @@ def test_completed_event_is_signed_and_retried_until_the_receiver_takes_it(start
     d = deliveries[0]
     assert d.status == "delivered" and d.attempts == 3 and d.url == hook.url
     assert [a["status"] for a in d.history] == [500, 500, 200]
+
+    # The admin API shows the job and every attempt.
+    admin = gw.http(key="admin-secret").get(f"/admin/videos/{video.id}")
+    assert admin.status_code == 200
+    shown = admin.json()
+    assert shown["job"]["status"] == "completed" and shown["job"]["provider"] == "mock"
+    assert [a["status"] for a in shown["deliveries"][0]["history"]] == [500, 500, 200]
+    assert shown["deliveries"][0]["event"]["type"] == "video.completed"
+    assert gw.http().get(f"/admin/videos/{video.id}").status_code == 401
 
 
 def test_a_forged_or_stale_signature_does_not_verify(start_gateway, receiver):

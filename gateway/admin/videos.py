@@ -1,0 +1,35 @@
+"""GET /admin/videos/{id}: any key's video job as the gateway holds it, with
+the webhook deliveries of its events and every attempt made on them."""
+from __future__ import annotations
+
+import dataclasses
+
+import orjson
+
+from gateway.admin import authorize
+from gateway.asgi import Request
+from gateway.errors import ApiError
+from gateway.runtime import Runtime
+from gateway.store import StoreDown
+from gateway.video.jobs import Job
+
+
+async def video_job(req: Request, rt: Runtime) -> None:
+    authorize(req, rt)
+    video_id = req.path.rsplit("/", 1)[1]
+    try:
+        record = await rt.store.job_get(video_id)
+        deliveries = await rt.store.deliveries(video_id) if record is not None else []
+    except StoreDown:
+        raise ApiError(503, "Video jobs cannot be reached right now.", type="server_error",
+                       code="jobs_unavailable") from None
+    if record is None:
+        raise ApiError(404, f"No video found with id '{video_id[:100]}'.", code="not_found")
+    job = dataclasses.asdict(Job.of(record))
+    # The provider's state may hold signed upstream URLs: shown by field name only.
+    job["state"] = sorted(job["state"])
+    job.pop("source_state", None)
+    out = {"job": job, "deliveries": [
+        {"id": d.id, "event_id": d.event_id, "url": d.url, "status": d.status, "attempts": d.attempts,
+         "next_at": d.next_at, "history": d.history, "event": orjson.Fragment(d.body)} for d in deliveries]}
+    await req.respond(200, orjson.dumps(out))
