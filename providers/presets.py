@@ -84,6 +84,7 @@ def preset_provider(type_name: str, preset: Preset) -> type[Provider]:
 
     class PresetProvider(OpenAICompatibleProvider):
         secret_field = "api_key" if preset.key_required else None
+        operations = frozenset({"chat", "embeddings"})    # chat hosts: no /videos
 
         def request(self, call: Call) -> UpstreamRequest:
             adapted = adapted_body(call, preset, self.name)

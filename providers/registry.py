@@ -5,10 +5,14 @@ from providers.anthropic import AnthropicProvider
 from providers.azure import AzureOpenAIProvider
 from providers.base import Provider
 from providers.bedrock import BedrockProvider
+from providers.fal import FalProvider
 from providers.gemini import GeminiProvider
 from providers.mock import MockProvider
 from providers.openai import OpenAICompatibleProvider, OpenAIProvider
 from providers.presets import PRESET_TYPES
+from providers.replicate import ReplicateProvider
+from providers.runway import RunwayProvider
+from providers.veo import VeoProvider
 
 TYPES: dict[str, type[Provider]] = {
     "openai": OpenAIProvider,
@@ -18,5 +22,9 @@ TYPES: dict[str, type[Provider]] = {
     "azure_openai": AzureOpenAIProvider,
     "anthropic": AnthropicProvider,
     "bedrock": BedrockProvider,
+    "runway": RunwayProvider,
+    "fal": FalProvider,
+    "replicate": ReplicateProvider,
+    "veo": VeoProvider,
     **PRESET_TYPES,
 }

@@ -164,7 +164,6 @@ class Runner:
                         if not await self.videos.store.job_update(job.record(), claim.token):
                             lost = True
                             break
-                        last_renew = time.monotonic()
                     if time.monotonic() - last_renew >= lease_s / 3:
                         if not await self.videos.store.queue_renew(claim, lease_s):
                             lost = True

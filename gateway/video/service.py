@@ -55,13 +55,17 @@ class Videos:
                             "secret of its own until restart")
                 self._link_secret = os.urandom(32)
         rt = self.runtime()
-        for name, provider in rt.providers.items():
-            if "video" in provider.operations and provider.runs_in_gateway:
+        # Runners only for providers some video model routes to: no queue to watch otherwise.
+        serving = {t.provider.name for m in rt.models.values() if m.kind == "video" for t in m.targets}
+        for name in sorted(serving):
+            provider = rt.providers[name]
+            if provider.runs_in_gateway:
                 slots = getattr(provider.options, "max_concurrent", None) or 16
                 runner = self.runners[name] = Runner(self, name, self.consumer, slots)
                 self._tasks.append(asyncio.create_task(runner.run(), name=f"video-runner-{name}"))
-        self._tasks.append(asyncio.create_task(self.sender.run(), name="webhook-sender"))
-        self._tasks.append(asyncio.create_task(self._sweep(), name="video-expiry"))
+        if serving or rt.config.webhooks.secret:
+            self._tasks.append(asyncio.create_task(self.sender.run(), name="webhook-sender"))
+            self._tasks.append(asyncio.create_task(self._sweep(), name="video-expiry"))
 
     async def close(self) -> None:
         for task in self._tasks:

@@ -9,17 +9,21 @@ from providers.azure.errors import parse_error
 from providers.base import Call
 from providers.errors import ProviderError
 from providers.http import UpstreamRequest
-from providers.openai import OpenAIFormat
+from providers.openai import OpenAIFormat, OpenAIVideos
+from providers.openai.api import video_headers
 
 
-class AzureOpenAIProvider(OpenAIFormat):
+class AzureOpenAIProvider(OpenAIFormat, OpenAIVideos):
     Options = api.Options
-    operations = frozenset({"chat", "embeddings"})
+    operations = frozenset({"chat", "embeddings", "video"})
+    video_ops = frozenset({"create", "remix"})    # Azure's v1 /videos: no edits or extensions yet
 
     def __init__(self, options: api.Options) -> None:
         super().__init__(options)
         self._headers = api.headers(options)
         self._urls: dict[tuple[str, str], str] = {}
+        self.video_base = api.video_base(options)
+        self.video_headers = video_headers(self._headers)
 
     @classmethod
     def disabled_reason(cls, options: api.Options) -> str | None:

@@ -6,12 +6,12 @@ from urllib.parse import quote
 
 from pydantic import Field
 
-from providers.http import HttpOptions
+from providers.hosted_video import VideoHttpOptions
 
 PATHS = {"chat": "chat/completions", "embeddings": "embeddings"}
 
 
-class Options(HttpOptions):
+class Options(VideoHttpOptions):
     base_url: str = Field(min_length=1)    # https://<resource>.openai.azure.com
     api_version: str = "2024-10-21"        # "v1": the versionless /openai/v1 API
     azure_ad_token: str = ""               # instead of api_key: sent as a bearer token
@@ -26,6 +26,15 @@ def url(options: Options, op: str, deployment: str) -> str:
     if options.api_version == "v1":
         return f"{base}/v1/{PATHS[op]}"
     return f"{base}/deployments/{quote(deployment, safe='')}/{PATHS[op]}?api-version={options.api_version}"
+
+
+def video_base(options: Options) -> str:
+    """Videos (Sora) are served by the versionless v1 API only, whatever `api_version`
+    says for chat: `<resource>/openai/v1/videos`, the deployment as the body's model."""
+    base = options.base_url.rstrip("/")
+    if not base.endswith("/openai"):
+        base += "/openai"
+    return f"{base}/v1"
 
 
 def headers(options: Options) -> dict[str, str]:

@@ -1,13 +1,17 @@
 """`type: openai` and `type: openai_compatible` (vLLM, llama.cpp, TGI, LM Studio ...)."""
 from __future__ import annotations
 
-from typing import AsyncIterator, Mapping
+import logging
+from typing import Any, AsyncIterator, Mapping
 
-from providers.base import Call, Reply
+from providers import hosted_video
+from providers.base import VIDEO_OPS, Call, Progress, Reply, VideoFiles, VideoSpec
 from providers.chat_format import wants_usage_chunk
 from providers.errors import ProviderError
 from providers.http import HttpProvider, UpstreamRequest
-from providers.openai import api, chat
+from providers.openai import api, chat, video
+
+log = logging.getLogger("gateway.providers")
 
 
 class OpenAIFormat(HttpProvider):
@@ -30,15 +34,73 @@ class OpenAIFormat(HttpProvider):
         return body
 
 
-class OpenAIProvider(OpenAIFormat):
+class OpenAIVideos(HttpProvider):
+    """OpenAI's /videos API (Sora): the exchange around the pure parts in
+    providers/openai/video.py. Subclasses say where it is (`video_base`) and
+    with what headers (`video_headers`); errors are read by their `error`."""
+
+    video_ops = frozenset(VIDEO_OPS)
+    video_base: str = ""
+    video_headers: dict[str, str] = {}
+
+    async def _video_call(self, req: UpstreamRequest) -> bytes:
+        resp = await self.upstream.send(req)
+        if resp.status >= 300:
+            raise self.error(resp.status, await self.upstream.read_error(resp), resp.headers)
+        return await self.upstream.read(resp)
+
+    async def video_submit(self, spec: VideoSpec) -> dict[str, Any]:
+        req = video.submit_request(spec, self.video_base, self.video_headers, provider=self.name)
+        return video.submitted(await self._video_call(req), provider=self.name)
+
+    async def video_run(self, spec: VideoSpec, state: dict[str, Any], progress: Progress) -> VideoFiles:
+        vid = state.get("id")
+        if not isinstance(vid, str) or not vid:
+            raise ProviderError(f"provider '{self.name}': the job's upstream id is missing", provider=self.name,
+                                code="video_state_missing")
+        status = video.status_request(self.video_base, self.video_headers, vid)
+
+        async def check() -> hosted_video.Polled:
+            return video.polled(await self._video_call(status), provider=self.name)
+
+        await hosted_video.poll(check, progress, self.options, self.name)
+        mp4 = await hosted_video.fetch(self.upstream, self._content(vid, "video"), self.error)
+        return VideoFiles(mp4=mp4, thumbnail_webp=await self._preview(vid, "thumbnail"),
+                          spritesheet_jpeg=await self._preview(vid, "spritesheet"))
+
+    async def _preview(self, vid: str, variant: str) -> bytes | None:
+        """A preview OpenAI made, or None (404, or any failure: the gateway makes its own)."""
+        try:
+            return await hosted_video.fetch(self.upstream, self._content(vid, variant), self.error,
+                                            max_bytes=64 * 1024 * 1024) or None
+        except ProviderError as e:
+            log.debug("provider %s: no %s for video %s: %s", self.name, variant, vid, e.message)
+            return None
+
+    def _content(self, vid: str, variant: str) -> UpstreamRequest:
+        return video.content_request(self.video_base, self.video_headers, vid, variant)
+
+    async def video_cancel(self, spec: VideoSpec, state: dict[str, Any]) -> None:
+        vid = state.get("id")
+        if not vid:
+            return
+        try:
+            await self._video_call(video.delete_request(self.video_base, self.video_headers, vid))
+        except ProviderError as e:
+            log.debug("provider %s: could not delete video %s: %s", self.name, vid, e.message)
+
+
+class OpenAIProvider(OpenAIFormat, OpenAIVideos):
     Options = api.Options
     secret_field = "api_key"
-    operations = frozenset({"chat", "embeddings"})
+    operations = frozenset({"chat", "embeddings", "video"})
 
     def __init__(self, options: api.Options) -> None:
         super().__init__(options)
         self._headers = api.headers(options)
         self._urls = {op: api.url(options, op) for op in api.PATHS}
+        self.video_base = options.base_url
+        self.video_headers = api.video_headers(self._headers)
 
     def request(self, call: Call) -> UpstreamRequest:
         return UpstreamRequest(self._urls[call.op], self.body(call), self._headers)

@@ -3,12 +3,12 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from providers.http import HttpOptions
+from providers.hosted_video import VideoHttpOptions
 
 PATHS = {"chat": "/chat/completions", "embeddings": "/embeddings"}
 
 
-class Options(HttpOptions):
+class Options(VideoHttpOptions):     # video_* and poll_* options: hosted_video.VideoHttpOptions
     base_url: str = "https://api.openai.com/v1"
     organization: str = ""
     project: str = ""
@@ -37,3 +37,9 @@ def headers(options: Options) -> dict[str, str]:
         h["openai-project"] = options.project
     h.update(options.headers)
     return h
+
+
+def video_headers(headers: dict[str, str]) -> dict[str, str]:
+    """The headers for /videos calls: the same, less the JSON content type (set
+    per request: multipart for uploads, none on GET and DELETE)."""
+    return {k: v for k, v in headers.items() if k.lower() != "content-type"}

@@ -11,6 +11,7 @@ import pytest
 from openai.types import Video
 from PIL import Image
 
+from gateway.video.jobs import Job
 from tests.video.conftest import decode_mp4, mock_video, video_config, video_model
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")   # client.videos is marked deprecated
@@ -242,3 +243,12 @@ def test_the_default_model_is_sora_2(start_gateway):
     gw = start_gateway(cfg)
     video = gw.client().videos.create(prompt="no model given", size="320x180", seconds="1")
     assert video.model == "sora-2"
+
+
+def test_a_job_longer_than_its_lease_keeps_its_claim(start_gateway, loop):
+    cfg = video_config([mock_video(video_latency_ms=2000)])
+    cfg["videos"]["job_lease_s"] = 0.5
+    gw = start_gateway(cfg)
+    video = gw.client().videos.create_and_poll(model="mock-video", prompt="long", size="320x180", seconds="1")
+    assert video.status == "completed"
+    assert Job.of(loop.run(gw.runtime.store.job_get(video.id))).runs == 1   # heartbeats kept it: one run
