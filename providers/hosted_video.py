@@ -10,14 +10,18 @@ generated it.
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable
+from types import ModuleType
+from typing import Any, Awaitable, Callable, ClassVar, Mapping
 
 from pydantic import Field
 
-from providers.base import Progress
+from providers.base import Progress, VideoFiles, VideoSpec
 from providers.errors import ProviderError, RateLimited, UpstreamFault, UpstreamTimeout
-from providers.http import HttpOptions, Upstream, UpstreamRequest
+from providers.http import HttpOptions, HttpProvider, Upstream, UpstreamRequest
+
+log = logging.getLogger("gateway.video")
 
 MAX_VIDEO_BYTES = 2 * 1024 * 1024 * 1024   # a finished file larger than this is refused
 _TRANSIENT_POLL_FAILURES = 8                # in a row, before the job is failed
@@ -113,3 +117,41 @@ def rising(progress: Progress) -> Progress:
             await progress(pct)
 
     return report
+
+
+class HostedVideoProvider(HttpProvider):
+    """A hosted video API that submits, polls a status URL and hands back a file
+    URL: the exchange, around a `translate` module of pure functions
+    (`submit_request`, `submit_state`, `status_request`, `read_status`,
+    `cancel_request`, `parse_error`). An adapter sets `translate` and `Options`,
+    and overrides `check` where a status check takes more than one call."""
+
+    secret_field = "api_key"
+    operations = frozenset({"video"})
+    video_ops = frozenset({"create"})
+    translate: ClassVar[ModuleType]
+
+    def error(self, status: int, body: bytes, headers: Mapping[str, str]) -> ProviderError:
+        return self.translate.parse_error(status, body, headers, provider=self.name, secret=self.options.api_key)
+
+    async def video_submit(self, spec: VideoSpec) -> dict[str, Any]:
+        body = await self.roundtrip(self.translate.submit_request(self.options, spec))
+        return self.translate.submit_state(body, provider=self.name)
+
+    async def check(self, state: dict[str, Any]) -> Polled:
+        body = await self.roundtrip(self.translate.status_request(self.options, state))
+        return self.translate.read_status(body, provider=self.name)
+
+    async def video_run(self, spec: VideoSpec, state: dict[str, Any], progress: Progress) -> VideoFiles:
+        done = await poll(lambda: self.check(state), rising(progress), self.options, self.name)
+        # The file URL is signed or public: no credentials go with it.
+        return VideoFiles(mp4=await fetch(self.upstream, UpstreamRequest(done.result, b"", {}, "GET"), self.error))
+
+    async def video_cancel(self, spec: VideoSpec, state: dict[str, Any]) -> None:
+        req = self.translate.cancel_request(self.options, state)
+        if req is None:
+            return
+        try:
+            await self.roundtrip(req)
+        except ProviderError as e:   # best effort: the job may be finished or gone already
+            log.info("provider '%s' did not cancel job %s: %s", self.name, state, e.message)

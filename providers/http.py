@@ -194,6 +194,13 @@ class HttpProvider(Provider):
     def answer(self, call: Call, body: bytes) -> Reply:
         return Reply(body=body)
 
+    async def roundtrip(self, req: UpstreamRequest) -> bytes:
+        """Send and read a whole answer; a status of 300 or more raises `error`'s kind."""
+        resp = await self.upstream.send(req)
+        if resp.status >= 300:
+            raise self.error(resp.status, await self.upstream.read_error(resp), resp.headers)
+        return await self.upstream.read(resp)
+
     def translator(self, call: Call) -> StreamTranslator | None:
         """None: the provider streams OpenAI's chunks already; relay them as they are."""
         return None

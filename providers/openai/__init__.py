@@ -43,15 +43,10 @@ class OpenAIVideos(HttpProvider):
     video_base: str = ""
     video_headers: dict[str, str] = {}
 
-    async def _video_call(self, req: UpstreamRequest) -> bytes:
-        resp = await self.upstream.send(req)
-        if resp.status >= 300:
-            raise self.error(resp.status, await self.upstream.read_error(resp), resp.headers)
-        return await self.upstream.read(resp)
 
     async def video_submit(self, spec: VideoSpec) -> dict[str, Any]:
         req = video.submit_request(spec, self.video_base, self.video_headers, provider=self.name)
-        return video.submitted(await self._video_call(req), provider=self.name)
+        return video.submitted(await self.roundtrip(req), provider=self.name)
 
     async def video_run(self, spec: VideoSpec, state: dict[str, Any], progress: Progress) -> VideoFiles:
         vid = state.get("id")
@@ -61,7 +56,7 @@ class OpenAIVideos(HttpProvider):
         status = video.status_request(self.video_base, self.video_headers, vid)
 
         async def check() -> hosted_video.Polled:
-            return video.polled(await self._video_call(status), provider=self.name)
+            return video.polled(await self.roundtrip(status), provider=self.name)
 
         await hosted_video.poll(check, progress, self.options, self.name)
         mp4 = await hosted_video.fetch(self.upstream, self._content(vid, "video"), self.error)
@@ -85,7 +80,7 @@ class OpenAIVideos(HttpProvider):
         if not vid:
             return
         try:
-            await self._video_call(video.delete_request(self.video_base, self.video_headers, vid))
+            await self.roundtrip(video.delete_request(self.video_base, self.video_headers, vid))
         except ProviderError as e:
             log.debug("provider %s: could not delete video %s: %s", self.name, vid, e.message)
 

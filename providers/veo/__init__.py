@@ -14,7 +14,7 @@ from providers.errors import ProviderError
 from providers.gemini.api import headers as gemini_headers
 from providers.gemini.errors import parse_error
 from providers.hosted_video import VideoHttpOptions
-from providers.http import HttpProvider, UpstreamRequest
+from providers.http import HttpProvider
 from providers.veo import translate
 
 log = logging.getLogger("gateway.providers")
@@ -45,16 +45,11 @@ class VeoProvider(HttpProvider):
     def error(self, status: int, body: bytes, headers: Mapping[str, str]) -> ProviderError:
         return parse_error(status, body, headers, provider=self.name, secret=self.options.api_key)
 
-    async def _call(self, req: UpstreamRequest) -> bytes:
-        resp = await self.upstream.send(req)
-        if resp.status >= 300:
-            raise self.error(resp.status, await self.upstream.read_error(resp), resp.headers)
-        return await self.upstream.read(resp)
 
     async def video_submit(self, spec: VideoSpec) -> dict[str, Any]:
         req = translate.submit_request(spec, self.options.base_url, self._headers,
                                        send_seed=self.options.send_seed, provider=self.name)
-        state = translate.submitted(await self._call(req), provider=self.name)
+        state = translate.submitted(await self.roundtrip(req), provider=self.name)
         state["submitted_at"] = time.time()     # wall clock: the estimate survives a restart
         return state
 
@@ -68,7 +63,7 @@ class VeoProvider(HttpProvider):
         status = translate.operation_request(o.base_url, self._headers, name)
 
         async def check() -> hosted_video.Polled:
-            body = await self._call(status)
+            body = await self.roundtrip(status)
             estimate = translate.progress_estimate(time.time() - started, o.expected_s)
             return translate.polled(body, provider=self.name, estimate=estimate)
 
@@ -83,6 +78,6 @@ class VeoProvider(HttpProvider):
         if not name:
             return
         try:
-            await self._call(translate.cancel_request(self.options.base_url, self._headers, name))
+            await self.roundtrip(translate.cancel_request(self.options.base_url, self._headers, name))
         except ProviderError as e:
             log.debug("provider %s: could not cancel %s: %s", self.name, name, e.message)
