@@ -15,6 +15,7 @@ from providers.openai import OpenAICompatibleProvider, OpenAIProvider, api, vide
 from providers.openai.chat import parse_error
 from providers.registry import TYPES
 from tests.harness import closed_after
+from tests.providers.video_runs import providers_made
 from tests.upstreams.openai_video_fake import FakeOpenAIVideo, parse_form, recorded
 from tests.upstreams.video_sample import sample
 
@@ -198,17 +199,12 @@ def fake(loop):
 
 @pytest.fixture
 def provider(loop, fake):
-    made = []
+    def build(cls=OpenAIProvider, options=api.Options, **kw):
+        return cls(options(**{"name": "sora", "type": "openai", "base_url": fake.url, "api_key": fake.key,
+                              "poll_interval_s": 0.01, "poll_max_interval_s": 0.02, **kw}))
 
-    def make(cls=OpenAIProvider, options=api.Options, **kw):
-        o = options(**{"name": "sora", "type": "openai", "base_url": fake.url, "api_key": fake.key,
-                       "poll_interval_s": 0.01, "poll_max_interval_s": 0.02, **kw})
-        made.append(cls(o))
-        return made[-1]
-
-    yield make
-    for p in made:
-        loop.run(p.close())
+    with providers_made(loop, build) as make:
+        yield make
 
 
 class Recorder:

@@ -13,6 +13,7 @@ from providers.base import VideoSpec
 from providers.registry import TYPES
 from providers.runway import RunwayProvider, translate
 from tests.harness import DATA, closed_after
+from tests.providers.video_runs import providers_made, run_job
 from tests.upstreams.runway_fake import FakeRunway
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\0" * 16
@@ -122,29 +123,9 @@ def fake(loop):
 
 @pytest.fixture
 def provider(loop, fake):
-    made = []
+    with providers_made(loop, lambda **kw: RunwayProvider(options(base_url=fake.url, poll_interval_s=0.01, poll_max_interval_s=0.02, **kw))) as make:
+        yield make
 
-    def make(**kw) -> RunwayProvider:
-        made.append(RunwayProvider(options(base_url=fake.url, poll_interval_s=0.01, poll_max_interval_s=0.02, **kw)))
-        return made[-1]
-
-    yield make
-    for p in made:
-        loop.run(p.close())
-
-
-def run_job(loop, provider, s: VideoSpec, state=None):
-    reported: list[int] = []
-
-    async def progress(p: int) -> None:
-        reported.append(p)
-
-    async def go():
-        st = state if state is not None else await provider.video_submit(s)
-        return st, await provider.video_run(s, st, progress)
-
-    state, files = loop.run(go())
-    return state, files, reported
 
 
 def test_completes_with_the_fakes_mp4(loop, fake, provider):

@@ -14,6 +14,7 @@ from providers.gemini.errors import parse_error
 from providers.registry import TYPES
 from providers.veo import Options, VeoProvider, translate
 from tests.harness import closed_after
+from tests.providers.video_runs import providers_made
 from tests.upstreams.veo_fake import FakeVeo, recorded
 from tests.upstreams.video_sample import sample
 
@@ -200,17 +201,13 @@ def fake(loop):
 
 @pytest.fixture
 def provider(loop, fake):
-    made = []
-
-    def make(**kw):
+    def build(**kw):
         o = Options(**{"name": "veo", "type": "veo", "base_url": fake.url, "api_key": fake.key,
                        "poll_interval_s": 0.01, "poll_max_interval_s": 0.02, "expected_s": 0.05, **kw})
-        made.append(VeoProvider(o))
-        return made[-1]
+        return VeoProvider(o)
 
-    yield make
-    for p in made:
-        loop.run(p.close())
+    with providers_made(loop, build) as make:
+        yield make
 
 
 class Recorder:
