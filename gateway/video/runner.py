@@ -16,7 +16,6 @@ import time
 from typing import TYPE_CHECKING
 
 from gateway.store import Claim, StoreDown
-from gateway.video import previews
 from gateway.video.jobs import Job
 from gateway.webhooks.delivery import deliveries_for
 from providers.base import Provider, VideoFiles
@@ -183,6 +182,7 @@ class Runner:
         videos = self.videos
         thumbnail, sheet = files.thumbnail_webp, files.spritesheet_jpeg
         if thumbnail is None or sheet is None:
+            from gateway.video import previews   # PyAV and Pillow load with the first video that needs them
             try:
                 made = await asyncio.to_thread(previews.from_mp4, files.mp4)
             except ValueError as e:
