@@ -105,3 +105,18 @@ def test_a_job_resumes_after_a_restart_without_a_second_submit(start_gateway, ho
     assert done.status == "completed", done.error
     assert second.client().videos.download_content(video.id).read() == sample().mp4
     assert p.submits(fake) == 1
+
+
+def test_edits_and_extensions_are_a_400_where_the_backend_cannot(start_gateway, loop):
+    fake = FakeRunway(loop)
+    try:
+        gw = start_gateway(_config(PROVIDERS["runway"], fake))
+        client = gw.client()
+        source = client.videos.create_and_poll(model="hosted", prompt="p", size="1280x720", seconds="4")
+        for path, body in (("/v1/videos/extensions", {"prompt": "more", "seconds": "4", "video": {"id": source.id}}),
+                           ("/v1/videos/edits", {"prompt": "other", "video": {"id": source.id}})):
+            r = gw.http().post(path, json=body)
+            assert r.status_code == 400 and r.json()["error"]["code"] == "unsupported_operation", r.text
+        assert [v.id for v in client.videos.list()] == [source.id]
+    finally:
+        fake.close()
