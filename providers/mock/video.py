@@ -10,20 +10,13 @@ from __future__ import annotations
 import colorsys
 import hashlib
 import math
-import os
 import random
-import tempfile
 from dataclasses import dataclass
-from fractions import Fraction
 from typing import Callable
 
-import av
 import numpy as np
-from PIL import Image
 
-from gateway.video.previews import spritesheet as _spritesheet, tile_indices as _tile_indices, \
-    tile_size as _tile_size, webp as _webp
-
+from gateway.video.encode import Mp4Writer
 
 
 @dataclass(frozen=True)
@@ -37,11 +30,6 @@ class Rendered:
     seconds: float   # frames / fps: what the MP4 decodes back as
 
 
-def video_codec() -> str:
-    """H.264 where this PyAV build can encode it; MPEG-4 Part 2 otherwise."""
-    return "libx264" if "libx264" in av.codecs_available else "mpeg4"
-
-
 def render(prompt: str, width: int, height: int, seconds: float, fps: int = 8,
            seed: int | None = None,
            on_progress: Callable[[int], None] | None = None) -> Rendered:
@@ -53,36 +41,15 @@ def render(prompt: str, width: int, height: int, seconds: float, fps: int = 8,
     frames = _check(width, height, seconds, fps)
     report = _Progress(on_progress)
     field = _Field(_look(prompt, seed), width, height)
-    tiles_at = _tile_indices(frames)
-    tile_size = _tile_size(width, height)
-    tiles: list[Image.Image] = []
-    thumbnail_at = frames // 2
-    thumbnail = b""
-
-    # +faststart puts the index first, so a browser can play while downloading. The
-    # muxer does that by reopening its output by name, so it needs a real file.
-    with tempfile.TemporaryDirectory(prefix="mock-video-") as scratch:
-        path = os.path.join(scratch, "video.mp4")
-        with av.open(path, mode="w", format="mp4", options={"movflags": "+faststart"}) as container:
-            stream = _add_stream(container, width, height, fps)
-            for i in range(frames):
-                index = field.index_at(i / fps)
-                frame = av.VideoFrame.from_ndarray(field.yuv420p(index), format="yuv420p")
-                frame.pts = i
-                frame.time_base = Fraction(1, fps)
-                container.mux(stream.encode(frame))
-                if i == thumbnail_at or i in tiles_at:
-                    picture = Image.fromarray(field.rgb(index))
-                    if i == thumbnail_at:
-                        thumbnail = _webp(picture)
-                    if i in tiles_at:
-                        tiles.append(picture.resize(tile_size, Image.Resampling.BILINEAR))
-                report(99 * (i + 1) // frames)   # 100 is kept for "every asset written"
-            container.mux(stream.encode(None))
-        with open(path, "rb") as written:
-            mp4 = written.read()
-
-    spritesheet = _spritesheet(tiles, tile_size)
+    writer = Mp4Writer(width, height, fps, frames)
+    try:
+        for i in range(frames):
+            index = field.index_at(i / fps)
+            writer.add_yuv420p(field.yuv420p(index), lambda: field.rgb(index))
+            report(99 * (i + 1) // frames)   # 100 is kept for "every asset written"
+        mp4, thumbnail, spritesheet = writer.finish()
+    finally:
+        writer.close()
     report(100)
     return Rendered(mp4=mp4, thumbnail_webp=thumbnail, spritesheet_jpeg=spritesheet,
                     frames=frames, width=width, height=height, seconds=frames / fps)
@@ -101,24 +68,6 @@ def _check(width: int, height: int, seconds: float, fps: int) -> int:
     if frames < 1:
         raise ValueError(f"{seconds} s at {fps} fps is less than one frame")
     return frames
-
-
-def _add_stream(container: av.container.OutputContainer, width: int, height: int, fps: int):
-    codec = video_codec()
-    stream = container.add_stream(codec, rate=fps)
-    stream.width = width
-    stream.height = height
-    stream.pix_fmt = "yuv420p"
-    stream.time_base = Fraction(1, fps)
-    stream.codec_context.time_base = Fraction(1, fps)
-    stream.codec_context.gop_size = fps   # a keyframe each second, so seeking is cheap
-    if codec == "libx264":
-        # mbtree off: with it on, x264 output varied run to run at some sizes
-        # (720x1280, 96x54, ...), and the same prompt must give the same bytes.
-        stream.options = {"preset": "veryfast", "crf": "26", "x264-params": "mbtree=0"}
-    else:
-        stream.options = {"qscale": "4"}
-    return stream
 
 
 class _Progress:

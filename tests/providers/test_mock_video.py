@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from providers.mock import video
+from gateway.video import encode
 from providers.mock.video import render
 
 
@@ -161,7 +161,7 @@ def test_progress_runs_from_0_to_100_and_never_goes_back():
 
 
 def test_without_libx264_it_falls_back_to_mpeg4(monkeypatch):
-    monkeypatch.setattr(video, "video_codec", lambda: "mpeg4")
+    monkeypatch.setattr(encode, "video_codec", lambda: "mpeg4")
     rendered = render("old codec", 160, 90, 1.0)
     stream, frames, duration = decode(rendered.mp4)
     assert stream.codec_context.name == "mpeg4"
