@@ -30,6 +30,8 @@ def main(argv: list[str] | None = None) -> int:
     worker = sub.add_parser("worker", help="run a local GPU video worker")
     _config_arg(worker)
     worker.add_argument("--provider", action="append", help="local provider name (repeatable; default: all)")
+    worker.add_argument("--log-level", default=os.environ.get("GATEWAY_LOG_LEVEL", "info"),
+                        choices=["debug", "info", "warning", "error"])
 
     args = parser.parse_args(argv)
     return {"serve": _serve, "check": _check, "worker": _worker}[args.command](args)
@@ -95,14 +97,17 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _worker(args: argparse.Namespace) -> int:
+    import asyncio
+
     path, checked = _load(args)
     if checked is None:
         return 1
-    local = [p.name for p in checked.config.providers if p.type == "diffusers"
-             and (not args.provider or p.name in args.provider)]
-    if not local:
-        print(f"{path}: no local video providers (type: diffusers) to serve; nothing to run", file=sys.stderr)
-    return 2
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from gateway.video import worker
+    if _has_uvloop():
+        import uvloop
+        return uvloop.run(worker.run(checked, args.provider))
+    return asyncio.run(worker.run(checked, args.provider))
 
 
 def _has_uvloop() -> bool:

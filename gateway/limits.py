@@ -44,8 +44,8 @@ class Ticket:
 class TargetFull(Exception):
     """A provider is at its own limit: the router skips it like a 429."""
 
-    def __init__(self, provider: str, retry_after_s: float) -> None:
-        super().__init__(f"provider '{provider}' is at its configured limit")
+    def __init__(self, provider: str, retry_after_s: float, why: str = "is at its configured limit") -> None:
+        super().__init__(f"provider '{provider}' {why}")
         self.retry_after_s = retry_after_s
 
 

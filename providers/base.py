@@ -141,7 +141,11 @@ class Provider:
     # -- video: providers with "video" in `operations` implement these ---------
 
     video_ops: ClassVar[frozenset[str]] = frozenset({"create", "remix"})
-    runs_in_gateway: ClassVar[bool] = True   # False: `gateway worker` processes run its jobs (local GPUs)
+    local: ClassVar[bool] = False    # generates on this machine's hardware (its jobs may run in workers)
+
+    def runs_in(self, embedded: bool) -> bool:
+        """Whether `gateway serve` runs this provider's jobs itself (else `gateway worker` does)."""
+        return True
 
     def video_support(self) -> tuple[frozenset[str], frozenset[str]]:
         """(sizes, seconds) this provider can generate: options `video_sizes` and

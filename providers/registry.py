@@ -5,6 +5,7 @@ from providers.anthropic import AnthropicProvider
 from providers.azure import AzureOpenAIProvider
 from providers.base import Provider
 from providers.bedrock import BedrockProvider
+from providers.diffusers import DiffusersProvider
 from providers.fal import FalProvider
 from providers.gemini import GeminiProvider
 from providers.mock import MockProvider
@@ -22,6 +23,7 @@ TYPES: dict[str, type[Provider]] = {
     "azure_openai": AzureOpenAIProvider,
     "anthropic": AnthropicProvider,
     "bedrock": BedrockProvider,
+    "diffusers": DiffusersProvider,
     "runway": RunwayProvider,
     "fal": FalProvider,
     "replicate": ReplicateProvider,

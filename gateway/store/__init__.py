@@ -231,6 +231,14 @@ class Store(ABC):
         """Every delivery of a job's events, with their attempts."""
 
     @abstractmethod
+    async def worker_beat(self, queue: str, worker: str, info: dict, ttl_s: float) -> None:
+        """A worker serving `queue` is alive for `ttl_s` more seconds; `info` says what it runs."""
+
+    @abstractmethod
+    async def workers(self, queue: str) -> list[dict]:
+        """The live workers of a queue: their last `info`, plus `id` and `until` (unix seconds)."""
+
+    @abstractmethod
     async def secret(self, name: str) -> bytes:
         """A random 32-byte secret shared by every replica, made on first use
         (signs `video_url` links when the config sets none)."""

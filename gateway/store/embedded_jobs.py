@@ -40,6 +40,8 @@ CREATE TABLE IF NOT EXISTS outbox (
 CREATE INDEX IF NOT EXISTS outbox_due ON outbox (status, next_at);
 CREATE INDEX IF NOT EXISTS outbox_by_job ON outbox (job_id);
 CREATE TABLE IF NOT EXISTS secrets (name TEXT PRIMARY KEY, value BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS workers (
+    queue TEXT NOT NULL, id TEXT NOT NULL, until REAL NOT NULL, info BLOB NOT NULL, PRIMARY KEY (queue, id));
 """
 _LIVE = "status NOT IN ('completed', 'failed')"
 
@@ -236,6 +238,20 @@ class EmbeddedJobs:
         def step(db: sqlite3.Connection) -> list[Delivery]:
             return [delivery_of(r[0]) for r in
                     db.execute("SELECT data FROM outbox WHERE job_id = ? ORDER BY seq", (job_id,))]
+        return await self._jobs.run(step)
+
+    async def worker_beat(self, queue: str, worker: str, info: dict, ttl_s: float) -> None:
+        def step(db: sqlite3.Connection) -> None:
+            now = time.time()
+            db.execute("INSERT OR REPLACE INTO workers (queue, id, until, info) VALUES (?, ?, ?, ?)",
+                       (queue, worker, now + ttl_s, orjson.dumps({**info, "id": worker, "until": now + ttl_s})))
+            db.execute("DELETE FROM workers WHERE until < ?", (now,))
+        await self._jobs.run(step)
+
+    async def workers(self, queue: str) -> list[dict]:
+        def step(db: sqlite3.Connection) -> list[dict]:
+            return [orjson.loads(r[0]) for r in db.execute(
+                "SELECT info FROM workers WHERE queue = ? AND until >= ? ORDER BY id", (queue, time.time()))]
         return await self._jobs.run(step)
 
     async def secret(self, name: str) -> bytes:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import base64
 import os
 import secrets
+import time
 from typing import Any
 
 import orjson
@@ -165,6 +166,27 @@ class RedisJobs:
             ids = await self._jobs.lrange(self._p + "deliveries:" + job_id, 0, -1)
             found = await self._jobs.mget([self._p + "delivery:" + i.decode() for i in ids]) if ids else []
         return [_load(j) for j in found if j is not None]
+
+    # -- workers ---------------------------------------------------------------
+
+    async def worker_beat(self, queue: str, worker: str, info: dict, ttl_s: float) -> None:
+        # A ZSET of worker ids scored by when they lapse, and their info beside it:
+        # the lapsed are trimmed on each beat, so neither grows with dead workers.
+        until = time.time() + ttl_s
+        live, about = self._p + "workers:" + queue, self._p + "workerinfo:" + queue
+        with _base()._talking():
+            pipe = self._jobs.pipeline(transaction=True)
+            pipe.zadd(live, {worker: until})
+            pipe.hset(about, worker, orjson.dumps({**info, "id": worker, "until": until}))
+            pipe.zremrangebyscore(live, "-inf", time.time())
+            await pipe.execute()
+
+    async def workers(self, queue: str) -> list[dict]:
+        live, about = self._p + "workers:" + queue, self._p + "workerinfo:" + queue
+        with _base()._talking():
+            ids = await self._jobs.zrangebyscore(live, time.time(), "+inf")
+            infos = await self._jobs.hmget(about, ids) if ids else []
+        return [orjson.loads(i) for i in infos if i is not None]
 
     async def secret(self, name: str) -> bytes:
         key = self._p + "secret:" + name

@@ -47,6 +47,10 @@ class Runner:
         self._deleted: set[str] = set()
         self.wake = asyncio.Event()
 
+    @property
+    def running(self) -> int:
+        return len(self._running)
+
     def cancel(self, job_id: str) -> bool:
         """Stop this process's run of a deleted job, if it has one."""
         task = self._by_job.get(job_id)

@@ -46,7 +46,10 @@ class Videos:
     def webhooks(self) -> WebhooksConfig:
         return self.runtime().config.webhooks
 
-    async def start(self) -> None:
+    async def start(self, providers: list[str] | None = None, worker: dict | None = None) -> None:
+        """Start runners for the providers this process serves: those its video
+        models route to and that run in the gateway (`gateway serve`), or the
+        named ones (`gateway worker`, which also heartbeats `worker` info)."""
         if not self._link_secret:
             try:
                 self._link_secret = await self.store.secret("video-links")
@@ -55,14 +58,19 @@ class Videos:
                             "secret of its own until restart")
                 self._link_secret = os.urandom(32)
         rt = self.runtime()
-        # Runners only for providers some video model routes to: no queue to watch otherwise.
-        serving = {t.provider.name for m in rt.models.values() if m.kind == "video" for t in m.targets}
-        for name in sorted(serving):
-            provider = rt.providers[name]
-            if provider.runs_in_gateway:
-                slots = getattr(provider.options, "max_concurrent", None) or 16
-                runner = self.runners[name] = Runner(self, name, self.consumer, slots)
-                self._tasks.append(asyncio.create_task(runner.run(), name=f"video-runner-{name}"))
+        if providers is None:
+            # Runners only for providers some video model routes to: no queue to watch otherwise.
+            serving = {t.provider.name for m in rt.models.values() if m.kind == "video" for t in m.targets}
+            embedded = not rt.config.state.redis_url
+            providers = [n for n in sorted(serving) if rt.providers[n].runs_in(embedded=embedded)]
+        else:
+            serving = set(providers)
+        for name in providers:
+            slots = getattr(rt.providers[name].options, "max_concurrent", None) or 16
+            runner = self.runners[name] = Runner(self, name, self.consumer, slots)
+            self._tasks.append(asyncio.create_task(runner.run(), name=f"video-runner-{name}"))
+        if worker is not None:
+            self._tasks.append(asyncio.create_task(self._heartbeat(providers, worker), name="worker-heartbeat"))
         if serving or rt.config.webhooks.secret:
             self._tasks.append(asyncio.create_task(self.sender.run(), name="webhook-sender"))
             self._tasks.append(asyncio.create_task(self._sweep(), name="video-expiry"))
@@ -92,6 +100,20 @@ class Videos:
 
     def link_ok(self, video_id: str, variant: str, expires: str, signature: str) -> bool:
         return links.verify(self._link_secret, video_id, variant, expires, signature)
+
+    async def _heartbeat(self, providers: list[str], info: dict) -> None:
+        """Tell the store this worker is alive and what it serves, every lease/3:
+        gateways route to a local provider only while one of its workers is."""
+        while True:
+            lease_s = self.config().job_lease_s
+            for name in providers:
+                try:
+                    await self.store.worker_beat(name, self.consumer,
+                                                 {**info, "provider": name, "running": self.runners[name].running},
+                                                 lease_s)
+                except StoreDown as e:
+                    log.warning("worker heartbeat failed: %s", e)
+            await asyncio.sleep(lease_s / 3)
 
     async def _sweep(self) -> None:
         """Delete the files of jobs past `expires_at` (the content endpoint

@@ -159,22 +159,32 @@ async def _abandon(target: Target, job: Job) -> None:
 
 
 class _QueueGate:
-    """Per attempt: a provider whose queue is full (its `max_queue`) is skipped
-    like one that answered 429, and so is one at its own configured limits."""
+    """Per attempt: a provider whose queue is full (its `max_queue`), or whose
+    jobs run in workers of which none is alive, is skipped like one that
+    answered 429, and so is one at its own configured limits."""
 
     def __init__(self, rt: Runtime, videos: Videos) -> None:
         self._rt = rt
         self._videos = videos
 
     async def admit(self, provider: str, limits) -> object | None:
-        most = getattr(self._rt.providers[provider].options, "max_queue", None)
+        p = self._rt.providers[provider]
+        store = self._rt.store
+        if not p.runs_in(embedded=not self._rt.config.state.redis_url):
+            try:
+                live = await store.workers(provider)
+            except StoreDown:
+                live = [{}]      # can't tell: let the queue hold it
+            if not live:
+                raise TargetFull(provider, 5.0, "has no live worker (start one with `gateway worker`)")
+        most = getattr(p.options, "max_queue", None)
         if most is not None:
             try:
-                depth = await self._rt.store.queue_depth(provider)
+                depth = await store.queue_depth(provider)
             except StoreDown:
                 depth = 0
             if depth >= most:
-                raise TargetFull(provider, 5.0)
+                raise TargetFull(provider, 5.0, f"has a full queue ({depth} jobs)")
         if limits is None:
             return None
         return await self._rt.limiter.admit_target(provider, limits, {}, b"")

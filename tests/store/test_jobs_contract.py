@@ -295,3 +295,20 @@ async def test_a_secret_is_made_once_and_shared(open_store):
         assert await one.secret("other") != s
     async with open_store() as later:
         assert await later.secret("links") == s
+
+
+# -- workers ---------------------------------------------------------------------
+
+async def test_workers_are_live_until_their_heartbeat_lapses(open_store):
+    async with open_store() as store:
+        assert await store.workers("ltx") == []
+        await store.worker_beat("ltx", "gpu-1", {"device": "cuda:0"}, LEASE_S)
+        await store.worker_beat("ltx", "gpu-2", {"device": "cuda:1"}, 10)
+        await store.worker_beat("wan", "gpu-3", {}, 10)
+        live = sorted(await store.workers("ltx"), key=lambda w: w["id"])
+        assert [(w["id"], w["device"]) for w in live] == [("gpu-1", "cuda:0"), ("gpu-2", "cuda:1")]
+        assert live[0]["until"] > time.time()
+        await asyncio.sleep(LEASE_S + 0.1)
+        assert [w["id"] for w in await store.workers("ltx")] == ["gpu-2"]
+        await store.worker_beat("ltx", "gpu-1", {"device": "cuda:0"}, 10)    # back again
+        assert sorted(w["id"] for w in await store.workers("ltx")) == ["gpu-1", "gpu-2"]

@@ -1,0 +1,176 @@
+"""`type: diffusers`: text-to-video and image-to-video on local GPUs with a
+Hugging Face diffusers pipeline (LTX-Video, Wan 2.x, CogVideoX, HunyuanVideo)
+loaded from a local folder.
+
+Jobs run where the pipeline is: in `gateway worker` processes next to the
+GPUs when the gateway shares a Redis (`run_in_gateway: false`, the default
+then), or inside `gateway serve` itself in embedded mode. The weights are
+loaded once per process and kept across config versions.
+
+Needs the `local` extra (torch, diffusers, transformers, accelerate); a
+gateway without it still validates and routes such providers, it just
+cannot run their jobs itself.
+"""
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import logging
+import threading
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import ConfigDict, Field, model_validator
+
+from gateway.config.schema import ProviderConfig
+from gateway.video.protocol import prompt_with_hints
+from providers import errors
+from providers.base import Progress, Provider, VideoFiles, VideoSpec
+from providers.diffusers.families import FAMILIES, Family, frames_problem, size_problem
+from providers.diffusers.pipeline import DENOISE_SHARE, Cancelled, Loaded, job_for, read_family
+
+log = logging.getLogger("gateway.diffusers")
+
+_LOADED: dict[tuple, Loaded] = {}      # one copy of the weights per process, across config versions
+_LOADING = threading.Lock()
+
+
+class Options(ProviderConfig):
+    model_config = ConfigDict(extra="forbid")
+    pipeline: str = Field(min_length=1)          # the pipeline's folder (what save_pretrained wrote)
+    family: Literal["ltx", "wan", "cogvideox", "hunyuan"] | None = None   # default: from model_index.json
+    device: str = "auto"                         # cuda, cuda:1, cpu; auto: cuda when there is one
+    dtype: Literal["auto", "bfloat16", "float16", "float32"] = "auto"   # auto: bfloat16 on GPUs, float32 on CPU
+    steps: int | None = Field(None, ge=1)        # denoising steps; default: the family's
+    guidance: float | None = Field(None, ge=0)   # guidance scale; default: the family's
+    fps: int | None = Field(None, ge=1, le=120)  # output frame rate; default: the family's
+    cpu_offload: bool = False                    # move idle parts to CPU: less GPU memory, slower
+    vae_tiling: bool = False                     # decode in tiles: less memory at large sizes
+    vae_slicing: bool = False
+    compile: bool = False                        # torch.compile the denoiser (the first job pays for it)
+    compile_mode: str = "default"
+    attention: str = "default"                   # a diffusers attention backend, e.g. "flash", "_native_cudnn"
+    cpu_threads: int | None = Field(None, ge=1)  # torch's CPU threads (device cpu), for the whole process
+    max_concurrent: int = Field(1, ge=1)         # jobs at once per process (one pipeline runs one at a time)
+    max_queue: int = Field(32, ge=1)             # jobs waiting or running; more are refused (failover)
+    video_sizes: list[str] | None = None         # default: the family's sizes (see families.py)
+    video_seconds: list[int] | None = None
+    run_in_gateway: bool | None = None           # None: in `gateway serve` in embedded mode, else in workers
+
+    @model_validator(mode="after")
+    def _fits_the_family(self) -> Options:
+        family = FAMILIES[self.family] if self.family else None
+        if family is None:
+            try:
+                family = read_family(self.pipeline)
+            except ValueError as e:
+                raise ValueError(f"{e}; or name it with `family:` (needed where the folder is not readable, "
+                                 "e.g. a gateway whose workers run elsewhere)") from None
+        fps = self.fps or family.fps
+        for size in self.video_sizes or ():
+            if (why := size_problem(family, size)) is not None:
+                raise ValueError(f"video_sizes: {why}")
+        for seconds in self.video_seconds or ():
+            if (why := frames_problem(family, seconds, fps)) is not None:
+                raise ValueError(f"video_seconds: {why}")
+        return self
+
+
+class DiffusersProvider(Provider):
+    Options = Options
+    operations = frozenset({"video"})
+    video_ops = frozenset({"create", "remix"})
+    local = True
+
+    def __init__(self, options: Options) -> None:
+        super().__init__(options)
+        self.family: Family = FAMILIES[options.family] if options.family else read_family(options.pipeline)
+
+    def video_support(self) -> tuple[frozenset[str], frozenset[str]]:
+        o = self.options
+        return (frozenset(o.video_sizes or self.family.sizes),
+                frozenset(str(s) for s in (o.video_seconds or self.family.seconds)))
+
+    def runs_in(self, embedded: bool) -> bool:
+        """Whether `gateway serve` runs this provider's jobs itself."""
+        choice = self.options.run_in_gateway
+        return embedded if choice is None else choice
+
+    async def video_submit(self, spec: VideoSpec) -> dict[str, Any]:
+        if spec.reference_image is not None and self.family.image_to_video is None:
+            raise errors.BadRequest(f"provider '{self.name}' ({self.family.name}) cannot start from an image; "
+                                    "send the request without input_reference", param="input_reference",
+                                    provider=self.name)
+        if spec.reference_image is None and self._image_only():
+            raise errors.BadRequest(f"provider '{self.name}' runs an image-to-video pipeline; send an "
+                                    "input_reference image", param="input_reference", provider=self.name)
+        return {}     # the job goes on this provider's queue; a worker takes it from there
+
+    def _image_only(self) -> bool:
+        try:
+            index = json.loads((Path(self.options.pipeline) / "model_index.json").read_text())
+        except (OSError, ValueError):
+            return False     # the folder is on the workers' machines: they will say
+        return index.get("_class_name") == self.family.image_to_video
+
+    def loaded(self) -> Loaded:
+        """The pipeline, loaded on first use (blocking: call from a thread)."""
+        from providers.diffusers import pipeline
+
+        o = self.options
+        key = (o.pipeline, self.family.name, o.device, o.dtype, o.cpu_offload, o.vae_tiling, o.vae_slicing,
+               o.compile, o.compile_mode, o.attention, o.cpu_threads)
+        with _LOADING:
+            found = _LOADED.get(key)
+            if found is None:
+                found = _LOADED[key] = pipeline.load(o)
+            return found
+
+    async def video_run(self, spec: VideoSpec, state: dict[str, Any], progress: Progress) -> VideoFiles:
+        loop = asyncio.get_running_loop()
+        cancelled = threading.Event()
+
+        def report(percent: int) -> None:     # from the generating thread
+            loop.call_soon_threadsafe(lambda: loop.create_task(progress(percent)))
+
+        try:
+            return await asyncio.to_thread(self._generate, spec, report, cancelled)
+        except Cancelled:
+            raise asyncio.CancelledError from None
+        finally:
+            cancelled.set()     # a cancelled run stops before its next denoising step
+
+    def _generate(self, spec: VideoSpec, report, cancelled: threading.Event) -> VideoFiles:
+        from gateway.video.encode import encode_rgb
+        from providers.diffusers import pipeline
+
+        o = self.options
+        fps = o.fps or self.family.fps
+        try:
+            loaded = self.loaded()
+            job = job_for(self.family, o, prompt_with_hints(spec), spec.negative_prompt, spec.width, spec.height,
+                          spec.seconds, spec.seed, _image(spec))
+            frames = pipeline.generate(loaded, job, fps, report, cancelled)
+            count = len(frames)
+            mp4, thumbnail, sheet = encode_rgb(
+                iter(frames), count, fps,
+                on_frame=lambda i: report(DENOISE_SHARE + (99 - DENOISE_SHARE) * i // count))
+        except Cancelled:
+            raise
+        except Exception as e:   # torch's errors have no common base: each is this job's failure
+            log.exception("video %s failed on %s", spec.job_id, self.name)
+            code = "out_of_memory" if "out of memory" in str(e).lower() else "generation_failed"
+            raise errors.UpstreamFault(f"local generation on '{self.name}' failed: {type(e).__name__}: {e}"[:500],
+                                       provider=self.name, code=code) from None
+        return VideoFiles(mp4, thumbnail, sheet)
+
+
+def _image(spec: VideoSpec):
+    """The reference image as the pipeline takes it: RGB at the video's size."""
+    if spec.reference_image is None:
+        return None
+    from PIL import Image, ImageOps
+
+    image = Image.open(io.BytesIO(spec.reference_image)).convert("RGB")
+    return ImageOps.fit(image, (spec.width, spec.height))   # cover, then centre-crop: no distortion
