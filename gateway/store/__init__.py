@@ -9,7 +9,9 @@ Redis. Every decision on the request path is one `admit` call: one atomic step
 """
 from __future__ import annotations
 
+import asyncio
 from abc import ABC, abstractmethod
+from typing import AsyncIterator
 from dataclasses import dataclass, field
 
 
@@ -207,6 +209,13 @@ class Store(ABC):
     @abstractmethod
     async def queue_done(self, claim: Claim) -> None:
         """Take the job off its queue (finished, failed or cancelled)."""
+
+    async def queue_events(self) -> AsyncIterator[str]:
+        """The names of queues as jobs are put on them, from any process sharing the
+        store, for runners to look at once; a store that cannot tell yields nothing
+        (runners also look on their own every quarter second)."""
+        await asyncio.Event().wait()
+        yield ""   # never reached: makes this an async generator
 
     @abstractmethod
     async def queue_depth(self, queue: str) -> int:

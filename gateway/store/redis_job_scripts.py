@@ -36,7 +36,7 @@ end
 """
 
 # KEYS: job:<id>, videos:<key>, queue:<name>, videos:expiry
-# ARGV: id, key, status, data, expires_at or "", queue name
+# ARGV: id, key, status, data, expires_at or "", queue name, the "queued" channel
 # Returns 1, or 0 when the id is taken (nothing written).
 CREATE = r"""
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
@@ -49,6 +49,8 @@ redis.call('HSET', KEYS[1], 'data', ARGV[4], 'status', ARGV[3], 'key', ARGV[2], 
            'expires_at', ARGV[5], 'queue', ARGV[6], 'entry', entry)
 redis.call('ZADD', KEYS[2], 0, ARGV[1])
 if ARGV[5] ~= '' then redis.call('ZADD', KEYS[4], ARGV[5], ARGV[1]) end
+-- Wakes the runners of this queue at once, wherever they are (they also look every 0.25 s).
+redis.call('PUBLISH', ARGV[7], ARGV[6])
 return 1
 """
 

@@ -21,7 +21,7 @@ import base64
 import os
 import secrets
 import time
-from typing import Any
+from typing import Any, AsyncIterator
 
 import orjson
 from redis.asyncio import BlockingConnectionPool, Redis
@@ -77,7 +77,7 @@ class RedisJobs:
         p = self._p
         await self._jrun(self._j_create,
                          [p + "job:" + job.id, p + "videos:" + job.key, p + "queue:" + queue, p + "videos:expiry"],
-                         [job.id, job.key, job.status, job.data, _opt(job.expires_at), queue])
+                         [job.id, job.key, job.status, job.data, _opt(job.expires_at), queue, p + "queued"])
 
     async def job_get(self, job_id: str) -> JobRecord | None:
         with _base()._talking():
@@ -166,6 +166,21 @@ class RedisJobs:
             ids = await self._jobs.lrange(self._p + "deliveries:" + job_id, 0, -1)
             found = await self._jobs.mget([self._p + "delivery:" + i.decode() for i in ids]) if ids else []
         return [_load(j) for j in found if j is not None]
+
+    async def queue_events(self) -> AsyncIterator[str]:
+        # Pub/sub on its own connection from the jobs pool; get_message's own
+        # timeout keeps an idle subscription from tripping the socket timeout.
+        with _base()._talking():
+            pubsub = self._jobs.pubsub()
+            await pubsub.subscribe(self._p + "queued")
+        try:
+            while True:
+                with _base()._talking():
+                    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+                if message is not None:
+                    yield message["data"].decode()
+        finally:
+            await pubsub.aclose()
 
     # -- workers ---------------------------------------------------------------
 

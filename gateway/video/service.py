@@ -71,6 +71,8 @@ class Videos:
             self._tasks.append(asyncio.create_task(runner.run(), name=f"video-runner-{name}"))
         if worker is not None:
             self._tasks.append(asyncio.create_task(self._heartbeat(providers, worker), name="worker-heartbeat"))
+        if self.runners:
+            self._tasks.append(asyncio.create_task(self._wake_on_queued(), name="video-queue-events"))
         if serving or rt.config.webhooks.secret:
             self._tasks.append(asyncio.create_task(self.sender.run(), name="webhook-sender"))
             self._tasks.append(asyncio.create_task(self._sweep(), name="video-expiry"))
@@ -100,6 +102,16 @@ class Videos:
 
     def link_ok(self, video_id: str, variant: str, expires: str, signature: str) -> bool:
         return links.verify(self._link_secret, video_id, variant, expires, signature)
+
+    async def _wake_on_queued(self) -> None:
+        """Start a job the moment any replica queues it, not at the next look."""
+        while True:
+            try:
+                async for queue in self.store.queue_events():
+                    self.queued(queue)
+            except StoreDown as e:
+                log.debug("queue events unavailable (%s); runners keep looking on their own", e)
+                await asyncio.sleep(1.0)
 
     async def _heartbeat(self, providers: list[str], info: dict) -> None:
         """Tell the store this worker is alive and what it serves, every lease/3:
