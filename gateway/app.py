@@ -31,6 +31,7 @@ _EXACT["/healthz"] = {"GET": health.healthz}
 _EXACT["/readyz"] = {"GET": health.readyz}
 _EXACT["/metrics"] = {"GET": health.metrics}
 _EXACT["/admin/spend"] = {"GET": admin_spend.spend_report}
+_EXACT["/admin/workers"] = {"GET": admin_videos.workers}
 _PREFIX: list[tuple[str, dict[str, Handler]]] = [
     ("/v1/models/", {"GET": models.retrieve_model}),
     ("/models/", {"GET": models.retrieve_model}),

@@ -1,5 +1,7 @@
 """GET /admin/videos/{id}: any key's video job as the gateway holds it, with
-the webhook deliveries of its events and every attempt made on them."""
+the webhook deliveries of its events and every attempt made on them.
+GET /admin/workers: the live `gateway worker` processes of each local video
+provider, and its queue's depth."""
 from __future__ import annotations
 
 import dataclasses
@@ -33,3 +35,18 @@ async def video_job(req: Request, rt: Runtime) -> None:
         {"id": d.id, "event_id": d.event_id, "url": d.url, "status": d.status, "attempts": d.attempts,
          "next_at": d.next_at, "history": d.history, "event": orjson.Fragment(d.body)} for d in deliveries]}
     await req.respond(200, orjson.dumps(out))
+
+
+async def workers(req: Request, rt: Runtime) -> None:
+    authorize(req, rt)
+    out = {}
+    try:
+        for name, provider in rt.providers.items():
+            if provider.local:
+                out[name] = {"runs_in_gateway": provider.runs_in(embedded=not rt.config.state.redis_url),
+                             "queue_depth": await rt.store.queue_depth(name),
+                             "workers": await rt.store.workers(name)}
+    except StoreDown:
+        raise ApiError(503, "The state store cannot be reached right now.", type="server_error",
+                       code="store_unavailable") from None
+    await req.respond(200, orjson.dumps({"providers": out}))

@@ -107,6 +107,7 @@ def _worker_config(tmp_path: Path, redis_url: str, pipelines, **extra) -> Path:
                        [model("local-video", "gpu"), model("slow-video", "gpu-slow"),
                         model("local-or-mock", "gpu", "mock")], **extra)
     cfg["state"] = {"redis_url": redis_url, "data_dir": str(tmp_path / "data")}
+    cfg["auth"]["admin_key"] = "admin-secret"
     cfg["videos"]["job_lease_s"] = 1
     path = tmp_path / "gateway.yaml"
     path.write_text(yaml.safe_dump(cfg))
@@ -160,6 +161,8 @@ def test_a_worker_process_serves_the_gateway(start_gateway, redis_url, tmp_path,
     _wait_for_workers(loop, gw.runtime.store, "gpu")
     [info] = loop.run(gw.runtime.store.workers("gpu"))
     assert info["provider"] == "gpu" and info["pid"] > 0
+    shown = gw.http(key="admin-secret").get("/admin/workers").json()["providers"]
+    assert shown["gpu"]["runs_in_gateway"] is False and [w["pid"] for w in shown["gpu"]["workers"]] == [info["pid"]]
 
     video = client.videos.create_and_poll(model="local-video", prompt="a boat", size="64x32", seconds="2")
     assert video.status == "completed", video.error
