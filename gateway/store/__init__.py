@@ -222,6 +222,11 @@ class Store(ABC):
         """Jobs on a queue, waiting or running."""
 
     @abstractmethod
+    async def queue_oldest(self, queue: str) -> float | None:
+        """When the oldest job still on a queue (waiting or running) was put there
+        (unix seconds), or None when the queue is empty."""
+
+    @abstractmethod
     async def jobs_expiring(self, now: float, limit: int) -> list[str]:
         """Up to `limit` ids of jobs whose `expires_at` has passed, each returned
         once (taken off the expiry index)."""

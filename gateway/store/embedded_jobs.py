@@ -32,7 +32,8 @@ CREATE INDEX IF NOT EXISTS jobs_by_key ON jobs (key, id);
 CREATE INDEX IF NOT EXISTS jobs_by_expiry ON jobs (expiry_swept, expires_at);
 CREATE TABLE IF NOT EXISTS queue (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, queue TEXT NOT NULL, job_id TEXT NOT NULL UNIQUE,
-    consumer TEXT NOT NULL DEFAULT '', lease_until REAL NOT NULL DEFAULT 0, attempts INTEGER NOT NULL DEFAULT 0);
+    consumer TEXT NOT NULL DEFAULT '', lease_until REAL NOT NULL DEFAULT 0, attempts INTEGER NOT NULL DEFAULT 0,
+    queued_at REAL NOT NULL DEFAULT 0);
 CREATE INDEX IF NOT EXISTS queue_by_name ON queue (queue, seq);
 CREATE TABLE IF NOT EXISTS outbox (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, job_id TEXT NOT NULL,
@@ -119,7 +120,7 @@ class EmbeddedJobs:
         def step(db: sqlite3.Connection) -> None:
             db.execute(f"INSERT INTO jobs ({_COLUMNS}) VALUES (?, ?, ?, ?, ?)",
                        (job.id, job.key, job.status, job.data, job.expires_at))
-            db.execute("INSERT INTO queue (queue, job_id) VALUES (?, ?)", (queue, job.id))
+            db.execute("INSERT INTO queue (queue, job_id, queued_at) VALUES (?, ?, ?)", (queue, job.id, time.time()))
         await self._jobs.run(step)
 
     async def job_get(self, job_id: str) -> JobRecord | None:
@@ -209,6 +210,11 @@ class EmbeddedJobs:
     async def queue_depth(self, queue: str) -> int:
         def step(db: sqlite3.Connection) -> int:
             return db.execute("SELECT COUNT(*) FROM queue WHERE queue = ?", (queue,)).fetchone()[0]
+        return await self._jobs.run(step)
+
+    async def queue_oldest(self, queue: str) -> float | None:
+        def step(db: sqlite3.Connection) -> float | None:
+            return db.execute("SELECT MIN(queued_at) FROM queue WHERE queue = ?", (queue,)).fetchone()[0]
         return await self._jobs.run(step)
 
     async def jobs_expiring(self, now: float, limit: int) -> list[str]:

@@ -167,6 +167,12 @@ class RedisJobs:
             found = await self._jobs.mget([self._p + "delivery:" + i.decode() for i in ids]) if ids else []
         return [_load(j) for j in found if j is not None]
 
+    async def queue_oldest(self, queue: str) -> float | None:
+        # Stream ids begin with the milliseconds they were added at; finished entries are deleted.
+        with _base()._talking():
+            first = await self._jobs.xrange(self._p + "queue:" + queue, count=1)
+        return int(first[0][0].split(b"-")[0]) / 1000 if first else None
+
     async def queue_events(self) -> AsyncIterator[str]:
         # Pub/sub on its own connection from the jobs pool; get_message's own
         # timeout keeps an idle subscription from tripping the socket timeout.

@@ -312,3 +312,17 @@ async def test_workers_are_live_until_their_heartbeat_lapses(open_store):
         assert [w["id"] for w in await store.workers("ltx")] == ["gpu-2"]
         await store.worker_beat("ltx", "gpu-1", {"device": "cuda:0"}, 10)    # back again
         assert sorted(w["id"] for w in await store.workers("ltx")) == ["gpu-1", "gpu-2"]
+
+
+async def test_the_oldest_queued_job(open_store):
+    async with open_store() as store:
+        assert await store.queue_oldest("sora") is None
+        before = time.time()
+        first, second = await created(store, 2)
+        oldest = await store.queue_oldest("sora")
+        assert before - 1 <= oldest <= time.time() + 1
+        claim = await store.queue_claim("sora", "c1", LEASE_S)
+        await store.queue_done(claim)
+        assert await store.queue_oldest("sora") >= oldest
+        await store.queue_done(await store.queue_claim("sora", "c1", LEASE_S))
+        assert await store.queue_oldest("sora") is None
