@@ -17,6 +17,8 @@ class TargetStats:
     breaker: Breaker
     latency_s: float | None = None   # moving average of time to answer (first chunk for streams)
     in_flight: int = 0
+    last_error: str | None = None    # the latest failure, for /admin/providers
+    last_error_at: float | None = None
 
     def record_latency(self, seconds: float) -> None:
         self.latency_s = seconds if self.latency_s is None else 0.8 * self.latency_s + 0.2 * seconds
