@@ -7,11 +7,16 @@ import logging
 from typing import Awaitable, Callable
 
 from gateway import config as config_loader
+from gateway import metrics
 from gateway.admin import spend as admin_spend
+from gateway.admin import config as admin_config
+from gateway.admin import keys as admin_keys
+from gateway.admin import providers as admin_providers
 from gateway.admin import videos as admin_videos
 from gateway.api import chat, health, models
 from gateway.asgi import ClientGone, Receive, Request, Scope, Send
 from gateway.errors import ApiError
+from gateway.live_config import LiveConfig
 from gateway.runtime import Runtime
 from gateway.video import api as videos_api
 from gateway.video.service import Videos
@@ -32,10 +37,17 @@ _EXACT["/readyz"] = {"GET": health.readyz}
 _EXACT["/metrics"] = {"GET": health.metrics}
 _EXACT["/admin/spend"] = {"GET": admin_spend.spend_report}
 _EXACT["/admin/workers"] = {"GET": admin_videos.workers}
+_EXACT["/admin/config"] = dict.fromkeys(("GET", "PUT", "PATCH"), admin_config.config_root)
+_EXACT["/admin/config/validate"] = {"POST": admin_config.validate}
+_EXACT["/admin/config/versions"] = {"GET": admin_config.versions}
+_EXACT["/admin/config/rollback"] = {"POST": admin_config.rollback}
+_EXACT["/admin/providers"] = {"GET": admin_providers.providers}
+_EXACT["/admin/keys"] = {"GET": admin_keys.keys_root, "POST": admin_keys.keys_root}
 _PREFIX: list[tuple[str, dict[str, Handler]]] = [
     ("/v1/models/", {"GET": models.retrieve_model}),
     ("/models/", {"GET": models.retrieve_model}),
     ("/admin/videos/", {"GET": admin_videos.video_job}),
+    ("/admin/keys/", {"DELETE": admin_keys.revoke}),
     *((f"{p}/videos/", dict.fromkeys(("GET", "POST", "DELETE"), videos_api.videos_path)) for p in ("/v1", "")),
 ]
 
@@ -55,6 +67,7 @@ class App:
         self.runtime = runtime
         self._tune_gc = tune_gc
         self.videos: Videos | None = None
+        self.live: LiveConfig | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -66,6 +79,7 @@ class App:
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         req = Request(scope, receive, send)
         rt = self.runtime     # one config version for the whole request, even if it is swapped meanwhile
+        rt.active += 1
         try:
             methods = _handlers_for(req.path)
             if methods is None:
@@ -86,6 +100,8 @@ class App:
             if not req.started_response:
                 await req.error(ApiError(500, "The gateway hit an internal error; the request id is in "
                                               "x-request-id.", type="server_error", code="internal_error"))
+        finally:
+            rt.active -= 1
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
@@ -93,9 +109,12 @@ class App:
             if message["type"] == "lifespan.startup":
                 try:
                     await self.runtime.store.start()
+                    self.live = self.runtime.live = LiveConfig(self)
+                    await self.live.start()
                     self.videos = Videos(lambda: self.runtime)
                     self.runtime.videos = self.videos
                     await self.videos.start()
+                    self.metrics = metrics.start(self.runtime.config.state.data_dir)
                 except Exception as e:
                     log.exception("the state store did not start")
                     await send({"type": "lifespan.startup.failed", "message": str(e)})
@@ -104,6 +123,9 @@ class App:
                     _tune_gc()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
+                await self.metrics.stop()
+                if self.live is not None:
+                    await self.live.close()
                 if self.videos is not None:
                     await self.videos.close()
                 await self.runtime.close()

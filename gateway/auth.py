@@ -51,6 +51,9 @@ class Keys:
     def __len__(self) -> int:
         return len(self._by_digest)
 
+    def all(self) -> list[Key]:
+        return list(self._by_digest.values())
+
     def authenticate(self, headers: dict[bytes, bytes]) -> Key:
         """The caller's key from `Authorization: Bearer` or Azure's `api-key`; else 401."""
         raw = headers.get(b"authorization")

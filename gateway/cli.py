@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import argparse
+import copy
 import logging
 import os
 import sys
 
 from gateway import __version__
 from gateway import config as config_loader
+from gateway import metrics
 from gateway.config import ConfigError
 
 
@@ -21,8 +23,8 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--host", help="address to listen on (default: server.host)")
     serve.add_argument("--port", type=int, help="port to listen on (default: server.port)")
     serve.add_argument("--workers", type=int, help="worker processes (default: server.workers)")
-    serve.add_argument("--log-level", default=os.environ.get("GATEWAY_LOG_LEVEL", "info"),
-                       choices=["debug", "info", "warning", "error"])
+    serve.add_argument("--log-level", default=os.environ.get("GATEWAY_LOG_LEVEL"),
+                       choices=["debug", "info", "warning", "error"], help="default: logging.level")
 
     check = sub.add_parser("check", help="validate a config and print every error")
     _config_arg(check)
@@ -77,10 +79,12 @@ def _serve(args: argparse.Namespace) -> int:
     host = args.host or server.host
     port = args.port if args.port is not None else server.port
     workers = args.workers or server.workers
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    level = args.log_level or checked.config.logging.level
+    logging.basicConfig(level=level.upper(), format=_LOG_FORMAT)
     for note in checked.notes:
         logging.getLogger("gateway").info(note)
-    options = dict(host=host, port=port, log_level=args.log_level, access_log=False,
+    metrics.clear(checked.config.state.data_dir)     # this run's counts start at zero, in every worker
+    options = dict(host=host, port=port, log_level=level, access_log=False, log_config=_log_config(level),
                    http="httptools", loop="uvloop" if _has_uvloop() else "asyncio",
                    server_header=False, timeout_keep_alive=30,
                    # Forwarded-for rewriting costs every request; nothing here reads the client address.
@@ -94,6 +98,22 @@ def _serve(args: argparse.Namespace) -> int:
         from gateway.runtime import Runtime
         uvicorn.run(App(Runtime(checked), tune_gc=True), **options)
     return 0
+
+
+_LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def _log_config(level: str) -> dict:
+    """uvicorn's logging, plus the gateway's own logs at `level`: applied in
+    every worker process too (they start afresh, without this process's setup)."""
+    from uvicorn.config import LOGGING_CONFIG
+
+    cfg = copy.deepcopy(LOGGING_CONFIG)
+    cfg["formatters"]["gateway"] = {"format": _LOG_FORMAT}
+    cfg["handlers"]["gateway"] = {"class": "logging.StreamHandler", "formatter": "gateway",
+                                  "stream": "ext://sys.stderr"}
+    cfg["loggers"]["gateway"] = {"handlers": ["gateway"], "level": level.upper(), "propagate": False}
+    return cfg
 
 
 def _worker(args: argparse.Namespace) -> int:

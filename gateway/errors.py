@@ -13,7 +13,7 @@ from providers.errors import ProviderError, RateLimited
 class ApiError(Exception):
     def __init__(self, status: int, message: str, *, type: str = "invalid_request_error",
                  param: str | None = None, code: str | None = None,
-                 headers: list[tuple[bytes, bytes]] | None = None) -> None:
+                 headers: list[tuple[bytes, bytes]] | None = None, extra: dict | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
@@ -21,8 +21,12 @@ class ApiError(Exception):
         self.param = param
         self.code = code
         self.headers = headers or []
+        self.extra = extra       # more fields in the error object, e.g. "errors" for a config edit
 
     def body(self) -> bytes:
+        if self.extra:
+            return orjson.dumps({"error": {"message": self.message, "type": self.type, "param": self.param,
+                                           "code": self.code, **self.extra}})
         return error_body(self.message, self.type, self.param, self.code)
 
 

@@ -19,7 +19,7 @@ from typing import Any
 from gateway.auth import Key
 from gateway.config.schema import Price, ProviderLimits, StateConfig
 from gateway.errors import ApiError
-from gateway.metrics import COUNTERS
+from gateway.metrics import RATE_LIMITED, STORE_ERRORS
 from gateway.routes import ServedModel
 from gateway.spend import NANO, cost_nano, period, today, usd
 from gateway.store import Admission, Hold, Lease, LedgerEntry, Settlement, Store, StoreDown, Verdict, Window
@@ -108,7 +108,7 @@ class Limiter:
         ticket.admission, ticket.verdict = admission, verdict
         ticket.headers = _headers(admission.windows, verdict)
         if not verdict.allowed:
-            COUNTERS.inc("gateway_rate_limited_total", reason=verdict.refused_by or "limit")
+            RATE_LIMITED.inc((verdict.refused_by or "limit",))
             raise _refusal(key, admission, verdict, ticket.headers)
         return ticket
 
@@ -195,7 +195,7 @@ class Limiter:
 
     def _store_failed(self, e: Exception) -> None:
         self.store_errors += 1
-        COUNTERS.inc("gateway_state_store_errors_total")
+        STORE_ERRORS.inc()
         if not self._down:
             self._down = True
             log.warning("state store unreachable (%s); limits %s until it is back", e,

@@ -1,42 +1,323 @@
-"""Counters in Prometheus's text format, kept in process (each worker process
-exports its own; Prometheus adds them up).
+"""The gateway's metrics, in Prometheus's text format (0.0.4), from a small
+registry of its own: counters and histograms counted on the request path, and
+gauges computed when /metrics is scraped (gateway/api/health.py).
 
-Counting is a dict update on the event loop: no lock, no I/O on the request path.
+Counting is a dict update on the event loop: label values are a tuple used as
+the key, an observation is a bisect and two list increments; no lock, no I/O.
+
+Every process (`gateway serve --workers N` forks N) writes a snapshot of its
+counts to `<state.data_dir>/metrics/<pid>-<start>.json` every second; the
+process that answers a scrape adds up every file in that folder. Files of
+processes that have exited stay, so totals never go backwards; `gateway serve`
+empties the folder before it starts. One process works the same way.
 """
 from __future__ import annotations
 
-from collections import defaultdict
+import asyncio
+import logging
+import math
+import os
+import time
+from bisect import bisect_left
+from pathlib import Path
+from typing import Iterable
 
-_HELP = {
-    "gateway_state_store_errors_total": "Calls to the state store (Redis) that failed or timed out.",
-    "gateway_rate_limited_total": "Requests refused by a limit or budget, by what refused them.",
-    "gateway_unpriced_requests_total": "Answered requests whose provider/model has no price (recorded at cost 0).",
-}
+import orjson
+
+log = logging.getLogger("gateway.metrics")
+
+Key = tuple[str, ...]
+_SNAPSHOT_EVERY_S = 1.0
 
 
-class Counters:
+class Counter:
+    __slots__ = ("name", "help", "labels", "values")
+    kind = "counter"
+
+    def __init__(self, name: str, help_text: str, labels: tuple[str, ...] = ()) -> None:
+        self.name, self.help, self.labels = name, help_text, labels
+        self.values: dict[Key, float] = {}
+
+    def inc(self, key: Key = (), amount: float = 1.0) -> None:
+        values = self.values
+        values[key] = values.get(key, 0.0) + amount
+
+
+class Histogram:
+    """Per label set: a count per bucket (not cumulative; the last is +Inf), then the sum."""
+    __slots__ = ("name", "help", "labels", "bounds", "values")
+    kind = "histogram"
+
+    def __init__(self, name: str, help_text: str, labels: tuple[str, ...], bounds: tuple[float, ...]) -> None:
+        self.name, self.help, self.labels, self.bounds = name, help_text, labels, bounds
+        self.values: dict[Key, list[float]] = {}
+
+    def observe(self, key: Key, value: float) -> None:
+        row = self.values.get(key)
+        if row is None:
+            row = self.values[key] = [0] * (len(self.bounds) + 1) + [0.0]
+        row[bisect_left(self.bounds, value)] += 1    # bisect_left: a value equal to a bound is in its bucket
+        row[-1] += value
+
+
+Family = Counter | Histogram
+
+
+class Registry:
     def __init__(self) -> None:
-        self._values: dict[str, dict[tuple[tuple[str, str], ...], float]] = defaultdict(lambda: defaultdict(float))
+        self.families: dict[str, Family] = {}
 
-    def inc(self, name: str, amount: float = 1.0, **labels: str) -> None:
-        self._values[name][tuple(sorted(labels.items()))] += amount
+    def counter(self, name: str, help_text: str, labels: tuple[str, ...] = ()) -> Counter:
+        family = self.families[name] = Counter(name, help_text, labels)
+        return family
 
-    def value(self, name: str, **labels: str) -> float:
-        return self._values.get(name, {}).get(tuple(sorted(labels.items())), 0.0)
+    def histogram(self, name: str, help_text: str, labels: tuple[str, ...], bounds: tuple[float, ...]) -> Histogram:
+        family = self.families[name] = Histogram(name, help_text, labels, bounds)
+        return family
 
-    def render(self) -> bytes:
-        lines = []
-        for name, help_text in _HELP.items():
-            lines.append(f"# HELP {name} {help_text}")
-            lines.append(f"# TYPE {name} counter")
-            for labels, value in sorted(self._values.get(name, {}).items()):
-                label_text = ",".join(f'{k}="{_escape(v)}"' for k, v in labels)
-                lines.append(f"{name}{{{label_text}}} {value:g}" if label_text else f"{name} {value:g}")
-        return ("\n".join(lines) + "\n").encode()
+    def snapshot(self) -> dict[str, list]:
+        """This process's counts: {family: [[label values, value or bucket row], ...]}."""
+        return {name: [[k, v] for k, v in f.values.items()] for name, f in self.families.items() if f.values}
+
+    def render(self, snapshots: Iterable[dict[str, list]], gauges: Iterable[Gauge] = ()) -> bytes:
+        """The text format: the families summed over `snapshots`, then `gauges`."""
+        merged: dict[str, dict[tuple, object]] = {name: {} for name in self.families}
+        for snap in snapshots:
+            for name, rows in snap.items():
+                family, into = self.families.get(name), merged.get(name)
+                if family is None or into is None:
+                    continue            # a family this version no longer has
+                for labels, value in rows:
+                    key = tuple(labels)
+                    if len(key) != len(family.labels):
+                        continue
+                    if isinstance(family, Counter):
+                        into[key] = into.get(key, 0.0) + value
+                    elif len(value) == len(family.bounds) + 2:   # skip rows of another bucket layout
+                        have = into.get(key)
+                        into[key] = list(value) if have is None else [a + b for a, b in zip(have, value)]
+        out: list[str] = []
+        for name, family in self.families.items():
+            out.append(f"# HELP {name} {family.help}\n# TYPE {name} {family.kind}\n")
+            for key, value in sorted(merged[name].items()):
+                pairs = list(zip(family.labels, key))
+                if isinstance(family, Counter):
+                    out.append(f"{name}{_labels(pairs)} {_num(value)}\n")
+                    continue
+                running = 0
+                for bound, count in zip((*family.bounds, math.inf), value):
+                    running += count
+                    out.append(f"{name}_bucket{_labels([*pairs, ('le', _num(bound))])} {_num(running)}\n")
+                out.append(f"{name}_sum{_labels(pairs)} {_num(value[-1])}\n")
+                out.append(f"{name}_count{_labels(pairs)} {_num(running)}\n")
+        for gauge in gauges:
+            out.append(f"# HELP {gauge.name} {gauge.help}\n# TYPE {gauge.name} gauge\n")
+            for key, value in gauge.samples:
+                out.append(f"{gauge.name}{_labels(list(zip(gauge.labels, key)))} {_num(value)}\n")
+        return "".join(out).encode()
+
+
+class Gauge:
+    """A value computed at scrape time (not kept between scrapes)."""
+    __slots__ = ("name", "help", "labels", "samples")
+
+    def __init__(self, name: str, help_text: str, labels: tuple[str, ...] = ()) -> None:
+        self.name, self.help, self.labels = name, help_text, labels
+        self.samples: list[tuple[Key, float]] = []
+
+    def set(self, key: Key, value: float) -> None:
+        self.samples.append((key, value))
+
+
+def _labels(pairs: list[tuple[str, str]]) -> str:
+    if not pairs:
+        return ""
+    return "{" + ",".join(f'{k}="{_escape(v)}"' for k, v in pairs) + "}"
 
 
 def _escape(value: str) -> str:
     return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
 
 
-COUNTERS = Counters()
+def _num(value: float) -> str:
+    if value == math.inf:
+        return "+Inf"
+    if value == -math.inf:
+        return "-Inf"
+    if value != value:
+        return "NaN"
+    if float(value).is_integer() and abs(value) < 2 ** 53:
+        return str(int(value))
+    return repr(float(value))
+
+
+# --- the families -------------------------------------------------------------
+
+REGISTRY = Registry()
+_m = REGISTRY
+
+REQUEST_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
+OVERHEAD_BUCKETS = (0.0001, 0.00025, 0.0005, 0.00075, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1)
+VIDEO_BUCKETS = (1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1200, 1800, 3600)
+
+REQUESTS = _m.counter("gateway_requests_total",
+                      "Answered /v1 chat, embeddings and video-creation requests, by public model, the provider "
+                      "that answered (\"\" if none) and HTTP status.", ("model", "provider", "status"))
+TOKENS = _m.counter("gateway_tokens_total", "Tokens, by direction: in (prompt) and out (completion).",
+                    ("model", "provider", "direction"))
+COST = _m.counter("gateway_cost_usd_total", "What answered requests cost, in USD, at the configured prices.",
+                  ("model", "provider"))
+RATE_LIMITED = _m.counter("gateway_rate_limited_total", "Requests refused by a limit or budget, by what refused them.",
+                          ("reason",))
+FAILOVERS = _m.counter("gateway_failovers_total",
+                       "Attempts made on another target after a failed attempt, within one request.", ("model",))
+RETRIES = _m.counter("gateway_retries_total",
+                     "Attempts made again on a target that already failed, within one request.", ("model",))
+CACHE_HITS = _m.counter("gateway_cache_hits_total", "Requests answered from the response cache.", ("model",))
+CACHE_MISSES = _m.counter("gateway_cache_misses_total",
+                          "Requests to a cached model that were not answered from the cache.", ("model",))
+VIDEO_JOBS = _m.counter("gateway_video_jobs_total",
+                        "Video jobs by what happened to them: accepted, completed, failed, cancelled.",
+                        ("model", "provider", "status"))
+WEBHOOKS = _m.counter("gateway_webhook_deliveries_total",
+                      "Webhook delivery attempts by result: delivered, retried (to be tried again), failed (given up).",
+                      ("result",))
+STORE_ERRORS = _m.counter("gateway_state_store_errors_total", "Calls to the state store that failed or timed out.")
+UNPRICED = _m.counter("gateway_unpriced_requests_total",
+                      "Answered requests whose provider/model has no price (recorded at cost 0).",
+                      ("model", "provider"))
+DURATION = _m.histogram("gateway_request_duration_seconds",
+                        "From the request's arrival to the end of its answer (a stream's last chunk).",
+                        ("model",), REQUEST_BUCKETS)
+OVERHEAD = _m.histogram("gateway_overhead_seconds",
+                        "The gateway's own time in a request, upstream waits excluded (x-gateway-overhead-ms).",
+                        ("model",), OVERHEAD_BUCKETS)
+TTFT = _m.histogram("gateway_time_to_first_token_seconds",
+                    "Streams: from the request's arrival to its first chunk sent.", ("model",), REQUEST_BUCKETS)
+VIDEO_SECONDS = _m.histogram("gateway_video_generation_seconds",
+                             "A video run, from its start to its files stored.", ("provider",), VIDEO_BUCKETS)
+
+
+class _ByName:
+    """The old `COUNTERS.inc(name, **labels)` surface, kept for callers and tests."""
+
+    def inc(self, name: str, amount: float = 1.0, **labels: str) -> None:
+        family = REGISTRY.families[name]
+        assert isinstance(family, Counter)
+        family.inc(tuple(labels[label] for label in family.labels), amount)
+
+    def value(self, name: str, **labels: str) -> float:
+        family = REGISTRY.families[name]
+        return family.values.get(tuple(labels[label] for label in family.labels), 0.0)
+
+    def render(self) -> bytes:
+        return REGISTRY.render([REGISTRY.snapshot()])
+
+
+COUNTERS = _ByName()
+
+
+# --- snapshots, one file per process --------------------------------------------
+
+_own: tuple[int, str] = (-1, "")
+
+
+def own_file_name() -> str:
+    """`<pid>-<start>`: a later process that reuses the pid does not overwrite a dead one's counts."""
+    global _own
+    pid = os.getpid()
+    if _own[0] != pid:
+        _own = (pid, f"{pid}-{time.time_ns():x}.json")
+    return _own[1]
+
+
+def folder_of(data_dir: str) -> Path:
+    return Path(data_dir) / "metrics"
+
+
+def clear(data_dir: str) -> None:
+    """Forget earlier runs' counts (`gateway serve`, before its workers start)."""
+    folder = folder_of(data_dir)
+    if folder.is_dir():
+        for path in folder.iterdir():
+            if path.suffix in (".json", ".tmp"):
+                path.unlink(missing_ok=True)
+
+
+def write_snapshot(folder: Path, data: bytes) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / own_file_name()
+    temp = path.with_suffix(".tmp")
+    temp.write_bytes(data)
+    os.replace(temp, path)      # readers see the old file or the new one, never half of one
+
+
+def read_others(folder: Path) -> list[dict[str, list]]:
+    """Every other process's last snapshot in `folder` (this one's is read live)."""
+    own = own_file_name()
+    out = []
+    try:
+        paths = [p for p in folder.iterdir() if p.suffix == ".json" and p.name != own]
+    except FileNotFoundError:
+        return out
+    for path in paths:
+        try:
+            out.append(orjson.loads(path.read_bytes()))
+        except (OSError, orjson.JSONDecodeError) as e:
+            log.warning("metrics snapshot %s unreadable: %s", path, e)
+    return out
+
+
+async def scrape(data_dir: str, gauges: Iterable[Gauge] = ()) -> bytes:
+    """The answer to GET /metrics: every process's counts, then the gauges."""
+    own = REGISTRY.snapshot()
+    folder = folder_of(data_dir)
+
+    def files() -> list[dict[str, list]]:
+        write_snapshot(folder, orjson.dumps(own))
+        return read_others(folder)
+    try:
+        others = await asyncio.to_thread(files)
+    except OSError as e:
+        log.warning("metrics snapshots in %s unusable: %s", folder, e)
+        others = []
+    return REGISTRY.render([own, *others], gauges)
+
+
+class Snapshots:
+    """This process's snapshot written every second, and once more at stop."""
+
+    def __init__(self, data_dir: str) -> None:
+        self.folder = folder_of(data_dir)
+        self._task: asyncio.Task | None = None
+
+    def start(self) -> Snapshots:
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="metrics-snapshots")
+        return self
+
+    async def _run(self) -> None:
+        last = b""
+        while True:
+            await asyncio.sleep(_SNAPSHOT_EVERY_S)
+            data = orjson.dumps(REGISTRY.snapshot())    # taken on the loop: no count changes meanwhile
+            if data != last:
+                try:
+                    await asyncio.to_thread(write_snapshot, self.folder, data)
+                    last = data
+                except OSError as e:
+                    log.warning("metrics snapshot not written to %s: %s", self.folder, e)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+        try:
+            write_snapshot(self.folder, orjson.dumps(REGISTRY.snapshot()))
+        except OSError as e:
+            log.warning("metrics snapshot not written to %s: %s", self.folder, e)
+
+
+def start(data_dir: str) -> Snapshots:
+    """Called in the app's lifespan startup; `await .stop()` at shutdown."""
+    return Snapshots(data_dir).start()

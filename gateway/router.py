@@ -15,6 +15,7 @@ from typing import Callable
 
 from gateway.errors import ApiError, from_provider
 from gateway.limits import TargetFull, TargetGate, Ticket
+from gateway.metrics import FAILOVERS, RETRIES
 from gateway.routes import ServedModel, Target
 from providers.base import Call, Reply
 from providers.errors import ProviderError, RateLimited, UpstreamFault, UpstreamTimeout
@@ -89,6 +90,8 @@ async def send(model: ServedModel, call: Call, strategy: str | None = None,
             pause = min(_BACKOFF_S * 2 ** (rounds - 1), deadline - now)
             await asyncio.sleep(pause)
         tried[id(target)] = rounds + 1
+        if attempts:        # the one before failed: this is a retry of a target or a move to another
+            (RETRIES if rounds else FAILOVERS).inc((model.name,))
         attempts += 1
 
         budget = deadline - loop.time()

@@ -68,6 +68,12 @@ class Runtime:
                 self.models[m.name] = served
         self._direct: dict[tuple[str, str], ServedModel] = {}
         self.videos = None   # the process's video service (gateway/video/service.py), set by the app
+        self.version = 0                          # the config version this is (gateway/live_config.py)
+        self.document = checked.document or {}    # the config as written, `${VAR}`s unfilled
+        self.file_hash = checked.file_hash
+        self.active = 0                           # requests and video runs holding this version
+        self.live = None                          # the process's LiveConfig, set by the app
+        self.disabled = checked.disabled          # provider name -> why it is off
 
     # -- compiling -----------------------------------------------------------
 

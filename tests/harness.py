@@ -71,8 +71,7 @@ class Gateway:
             state = config.setdefault("state", {})
             state.setdefault("data_dir", tempfile.mkdtemp(prefix="gateway-test-"))
         text = config if isinstance(config, str) else yaml.safe_dump(config)
-        self.runtime = Runtime(config_loader.parse(text))
-        self.app = App(self.runtime)
+        self.app = App(Runtime(config_loader.parse(text)))
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self._loop = loop
@@ -88,6 +87,11 @@ class Gateway:
                 task.result()
             await asyncio.sleep(0.01)
         return task
+
+    @property
+    def runtime(self) -> Runtime:
+        """The config version serving now (an edit swaps it)."""
+        return self.app.runtime
 
     def client(self, key: str = "sk-test", **kw: Any) -> openai.OpenAI:
         kw.setdefault("max_retries", 0)

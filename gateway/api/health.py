@@ -2,12 +2,19 @@
 loaded, state store reachable) and GET /metrics (Prometheus text format)."""
 from __future__ import annotations
 
+import asyncio
+import time
+
 import orjson
 
+from gateway import __version__
 from gateway.asgi import Request
-from gateway.metrics import COUNTERS
+from gateway.metrics import STORE_ERRORS, Gauge, scrape
 from gateway.runtime import Runtime
+from gateway.spend import NANO, period
 from gateway.store import StoreDown
+
+_CIRCUIT = {"closed": 0, "half_open": 1, "open": 2}
 
 
 async def healthz(req: Request, rt: Runtime) -> None:
@@ -25,4 +32,53 @@ async def readyz(req: Request, rt: Runtime) -> None:
 
 
 async def metrics(req: Request, rt: Runtime) -> None:
-    await req.respond(200, COUNTERS.render(), content_type=b"text/plain; version=0.0.4; charset=utf-8")
+    body = await scrape(rt.config.state.data_dir, await gauges(rt))
+    await req.respond(200, body, content_type=b"text/plain; version=0.0.4; charset=utf-8")
+
+
+async def gauges(rt: Runtime) -> list[Gauge]:
+    """What is true now, read from this process's runtime and the shared store.
+    A store call that fails leaves its series out and counts a store error."""
+    now = asyncio.get_running_loop().time()
+    circuit = Gauge("gateway_circuit_state", "Each target's circuit: 0 closed, 1 half-open, 2 open.", ("target",))
+    busy = Gauge("gateway_target_in_flight", "Requests this process has in flight to each target.", ("target",))
+    for target_id, stats in sorted(rt.book.items()):
+        circuit.set((target_id,), _CIRCUIT[stats.breaker.state(now)])
+        busy.set((target_id,), stats.in_flight)
+
+    depth = Gauge("gateway_video_queue_depth", "Video jobs queued or running, per provider.", ("provider",))
+    oldest = Gauge("gateway_video_oldest_job_age_seconds",
+                   "Age of the oldest job in each provider's video queue (0 when empty).", ("provider",))
+    workers = Gauge("gateway_video_workers", "Live `gateway worker` processes per provider.", ("provider",))
+    video_providers = sorted({t.provider.name for m in rt.models.values() if m.kind == "video" for t in m.targets})
+    wall = time.time()
+    for provider in video_providers:
+        try:
+            queued, first, live = (await rt.store.queue_depth(provider), await rt.store.queue_oldest(provider),
+                                   await rt.store.workers(provider))
+        except StoreDown:
+            STORE_ERRORS.inc()
+            continue
+        depth.set((provider,), queued)
+        oldest.set((provider,), 0 if first is None else max(0.0, wall - first))
+        workers.set((provider,), len(live))
+
+    budget = Gauge("gateway_budget_used_ratio", "Each key's spend in its budget's current period / the budget.",
+                   ("key",))
+    for key in rt.config.auth.keys:
+        if key.budget is None:
+            continue
+        day_from, day_to = period(key.budget)
+        try:
+            spent = await rt.store.budget_spent(f"budget:{key.name}:{day_from}:{day_to}")
+        except StoreDown:
+            STORE_ERRORS.inc()
+            continue
+        limit = key.budget.usd * NANO
+        budget.set((key.name,), spent / limit if limit > 0 else float(spent > 0))
+
+    version = Gauge("gateway_config_version", "The config version this process serves.")
+    version.set((), getattr(rt, "version", 1))
+    build = Gauge("gateway_build_info", "The gateway's version (always 1).", ("version",))
+    build.set((__version__,), 1)
+    return [circuit, busy, depth, oldest, workers, budget, version, build]

@@ -1,6 +1,7 @@
 """Loading the YAML config: parse, fill `${VAR}`s, check. See `checks.py`."""
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 from typing import Any
@@ -30,16 +31,34 @@ def load(path: str | os.PathLike[str]) -> Checked:
 
 
 def parse(text: str, env: dict[str, str] | None = None) -> Checked:
+    checked = check_document(read_document(text), env)
+    checked.file_hash = hashlib.sha256(text.encode()).hexdigest()
+    return checked
+
+
+def read_document(text: str) -> dict[str, Any]:
+    """The YAML as written (`${VAR}`s not yet filled in): what config versions keep."""
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "(file)"
         raise ConfigError([f"{where}: invalid YAML: {getattr(e, 'problem', e)}"]) from None
-    raw = substitute(raw or {}, env)
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise ConfigError(["(top): the config must be a mapping"])
+    return raw
+
+
+def check_document(document: dict[str, Any], env: dict[str, str] | None = None) -> Checked:
+    """Fill in `${VAR}`s from this process's environment, add the built-in prices, check."""
+    raw = substitute(document, env)
     if isinstance(raw, dict) and isinstance(raw.get("prices") or {}, dict):
         raw = {**raw, "prices": {**builtin_prices(), **(raw.get("prices") or {})}}
-    return check(raw)
+    checked = check(raw)
+    checked.document = document
+    return checked
 
 
 def builtin_prices() -> dict[str, Any]:
@@ -49,4 +68,5 @@ def builtin_prices() -> dict[str, Any]:
         return {}
 
 
-__all__ = ["Checked", "Config", "ConfigError", "check", "default_path", "load", "parse"]
+__all__ = ["Checked", "Config", "ConfigError", "check", "check_document", "default_path", "load", "parse",
+           "read_document"]

@@ -14,7 +14,8 @@ from gateway.config import schema
 
 _SECTIONS = {"server": schema.ServerConfig, "state": schema.StateConfig,
              "auth": schema.AuthConfig, "breaker": schema.BreakerConfig,
-             "videos": schema.VideosConfig, "webhooks": schema.WebhooksConfig}
+             "videos": schema.VideosConfig, "webhooks": schema.WebhooksConfig,
+             "logging": schema.LoggingConfig}
 _LISTS = {"providers": schema.ProviderConfig, "models": schema.ModelConfig, "rules": schema.RuleConfig}
 _OPERATION = {"chat": "chat", "embedding": "embeddings", "video": "video"}
 _HASH = re.compile(r"^sha256:[0-9a-f]{64}$")
@@ -31,6 +32,8 @@ class Checked:
     config: schema.Config
     disabled: dict[str, str] = field(default_factory=dict)   # provider name -> why
     notes: list[str] = field(default_factory=list)
+    document: dict[str, Any] | None = None   # the config as written, `${VAR}`s unfilled (what versions keep)
+    file_hash: str = ""                      # sha256 of the YAML file it came from, if it did
 
 
 def _adapters() -> dict[str, Any]:

@@ -173,6 +173,12 @@ class WebhooksConfig(_Strict):
     timeout_s: float = Field(10, gt=0)                 # per attempt
 
 
+class LoggingConfig(_Strict):
+    level: Literal["debug", "info", "warning", "error"] = "info"   # the gateway's own logs; `--log-level` overrides
+    access_log: bool = False       # one JSON line per request on stderr (off: ~15 us a request; README, Logs)
+    prompts: bool = False          # include chat requests' messages in that line
+
+
 class Config(_Strict):
     server: ServerConfig = Field(default_factory=ServerConfig)
     state: StateConfig = Field(default_factory=StateConfig)
@@ -184,3 +190,4 @@ class Config(_Strict):
     prices: dict[str, Price] = Field(default_factory=dict)
     videos: VideosConfig = Field(default_factory=VideosConfig)
     webhooks: WebhooksConfig = Field(default_factory=WebhooksConfig)
+    logging: LoggingConfig = Field(default_factory=LoggingConfig)

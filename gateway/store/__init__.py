@@ -135,6 +135,17 @@ class Delivery:
     history: list[dict] = field(default_factory=list)   # per attempt: {"at", "status", "error"}
 
 
+@dataclass(slots=True)
+class ConfigVersion:
+    """One version of the running config, as every replica reads it."""
+    version: int
+    at: float                      # unix seconds
+    author: str                    # who made it: "file" (the YAML seed) or the admin API's caller
+    summary: str                   # what changed, in a line
+    file_hash: str = ""            # sha256 of the YAML seed in effect (carried forward by edits)
+    document: bytes | None = None  # the config as written, JSON; None in listings
+
+
 LEDGER_FIELDS = ("requests", "prompt_tokens", "completion_tokens", "cached_tokens", "cost_nano", "cache_hits")
 
 
@@ -243,6 +254,30 @@ class Store(ABC):
     @abstractmethod
     async def deliveries(self, job_id: str) -> list[Delivery]:
         """Every delivery of a job's events, with their attempts."""
+
+    # -- config versions ---------------------------------------------------------
+
+    @abstractmethod
+    async def config_latest(self) -> ConfigVersion | None:
+        """The newest config version, with its document; None before the first."""
+
+    @abstractmethod
+    async def config_version(self, version: int) -> ConfigVersion | None: ...
+
+    @abstractmethod
+    async def config_versions(self, limit: int) -> list[ConfigVersion]:
+        """The newest versions first, without documents (the store keeps the last 50)."""
+
+    @abstractmethod
+    async def config_put(self, version: ConfigVersion, expected: int) -> int | None:
+        """Store a new version if the newest is still `expected` (0: none yet), and
+        tell every replica; its number, or None when another edit came first."""
+
+    async def config_events(self) -> AsyncIterator[int]:
+        """New version numbers as any replica stores them; a store that cannot tell
+        yields nothing (replicas also look every few seconds)."""
+        await asyncio.Event().wait()
+        yield 0   # never reached: makes this an async generator
 
     @abstractmethod
     async def worker_beat(self, queue: str, worker: str, info: dict, ttl_s: float) -> None:

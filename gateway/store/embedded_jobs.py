@@ -20,7 +20,7 @@ from typing import Any, Callable, TypeVar
 
 import orjson
 
-from gateway.store import Claim, Delivery, JobRecord, StoreDown
+from gateway.store import Claim, ConfigVersion, Delivery, JobRecord, StoreDown
 
 T = TypeVar("T")
 
@@ -41,10 +41,15 @@ CREATE TABLE IF NOT EXISTS outbox (
 CREATE INDEX IF NOT EXISTS outbox_due ON outbox (status, next_at);
 CREATE INDEX IF NOT EXISTS outbox_by_job ON outbox (job_id);
 CREATE TABLE IF NOT EXISTS secrets (name TEXT PRIMARY KEY, value BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS config_versions (
+    version INTEGER PRIMARY KEY, at REAL NOT NULL, author TEXT NOT NULL, summary TEXT NOT NULL,
+    file_hash TEXT NOT NULL, document BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS workers (
     queue TEXT NOT NULL, id TEXT NOT NULL, until REAL NOT NULL, info BLOB NOT NULL, PRIMARY KEY (queue, id));
 """
 _LIVE = "status NOT IN ('completed', 'failed')"
+_VERSION = "version, at, author, summary, file_hash, document"
+CONFIG_VERSIONS_KEPT = 50
 
 
 class JobsDb:
@@ -244,6 +249,39 @@ class EmbeddedJobs:
         def step(db: sqlite3.Connection) -> list[Delivery]:
             return [delivery_of(r[0]) for r in
                     db.execute("SELECT data FROM outbox WHERE job_id = ? ORDER BY seq", (job_id,))]
+        return await self._jobs.run(step)
+
+    # -- config versions -------------------------------------------------------------
+
+    async def config_latest(self) -> ConfigVersion | None:
+        def step(db: sqlite3.Connection) -> ConfigVersion | None:
+            row = db.execute(f"SELECT {_VERSION} FROM config_versions ORDER BY version DESC LIMIT 1").fetchone()
+            return None if row is None else ConfigVersion(*row[:5], bytes(row[5]))
+        return await self._jobs.run(step)
+
+    async def config_version(self, version: int) -> ConfigVersion | None:
+        def step(db: sqlite3.Connection) -> ConfigVersion | None:
+            row = db.execute(f"SELECT {_VERSION} FROM config_versions WHERE version = ?", (version,)).fetchone()
+            return None if row is None else ConfigVersion(*row[:5], bytes(row[5]))
+        return await self._jobs.run(step)
+
+    async def config_versions(self, limit: int) -> list[ConfigVersion]:
+        def step(db: sqlite3.Connection) -> list[ConfigVersion]:
+            return [ConfigVersion(*row) for row in db.execute(
+                "SELECT version, at, author, summary, file_hash FROM config_versions ORDER BY version DESC "
+                "LIMIT ?", (limit,))]
+        return await self._jobs.run(step)
+
+    async def config_put(self, version: ConfigVersion, expected: int) -> int | None:
+        def step(db: sqlite3.Connection) -> int | None:
+            newest = db.execute("SELECT COALESCE(MAX(version), 0) FROM config_versions").fetchone()[0]
+            if newest != expected:
+                return None
+            db.execute(f"INSERT INTO config_versions ({_VERSION}) VALUES (?, ?, ?, ?, ?, ?)",
+                       (newest + 1, version.at, version.author, version.summary, version.file_hash,
+                        version.document))
+            db.execute("DELETE FROM config_versions WHERE version <= ?", (newest + 1 - CONFIG_VERSIONS_KEPT,))
+            return newest + 1
         return await self._jobs.run(step)
 
     async def worker_beat(self, queue: str, worker: str, info: dict, ttl_s: float) -> None:

@@ -32,6 +32,7 @@ from redis.exceptions import NoScriptError
 from gateway.store import (LEDGER_FIELDS, Admission, LedgerEntry, Settlement, Store, StoreDown, Verdict,
                            budget_span)
 from gateway.store import windows as w
+from gateway.store.redis_config import RedisConfig
 from gateway.store.redis_jobs import RedisJobs
 from gateway.store.redis_scripts import ADMIT, SETTLE
 
@@ -51,7 +52,7 @@ class _Script:
         self.sha = hashlib.sha1(text.encode()).hexdigest()
 
 
-class RedisStore(RedisJobs, Store):
+class RedisStore(RedisJobs, RedisConfig, Store):
     def __init__(self, url: str, timeout_s: float = 0.05, prefix: str = "gw:") -> None:
         # A bounded pool that waits (up to the timeout) for a free connection: a burst
         # queues briefly rather than opening a connection per request or failing open.
@@ -66,6 +67,7 @@ class RedisStore(RedisJobs, Store):
         self._admit = _Script(ADMIT)
         self._settle = _Script(SETTLE)
         self._init_jobs(url)   # video jobs: their own pool, with a longer timeout (redis_jobs.py)
+        self._init_config()    # config versions, on the jobs' pool (redis_config.py)
 
     async def start(self) -> None:
         # A Redis that is down at start is the same outage as one that goes down later:

@@ -8,9 +8,11 @@ import time
 
 import orjson
 
+from gateway.api.routed import answered
 from gateway.asgi import Headers, Request
 from gateway.auth import Key
 from gateway.errors import ApiError, bad_request
+from gateway.metrics import VIDEO_JOBS
 from gateway.runtime import Runtime
 from gateway.store import StoreDown
 from gateway.video import protocol, submit
@@ -78,18 +80,32 @@ def _expired(job: Job) -> bool:
 
 async def videos_root(req: Request, rt: Runtime) -> None:
     if req.method == "POST":
-        await _create(req, rt)
+        seen = {"model": "", "key": ""}
+        await _counted(req, rt, seen, _create(req, rt, seen))
     else:
         await _list(req, rt)
 
 
-async def _create(req: Request, rt: Runtime) -> None:
+async def _counted(req: Request, rt: Runtime, seen: dict[str, str], creating) -> None:
+    """A video creation refused before it was accepted is counted here (what
+    `seen` holds of its key and model) and answered by the app."""
+    try:
+        await creating
+    except ApiError as e:
+        if not req.started_response:
+            answered(req, rt, seen["model"], "", e.status, seen["key"])
+        raise
+
+
+async def _create(req: Request, rt: Runtime, seen: dict[str, str]) -> None:
     key = rt.keys.authenticate(req.headers)
+    seen["key"] = key.name
     body = await req.body(min(rt.max_body, protocol.MAX_BODY_BYTES))
     routed = {}
 
     def support(model: str):
         routed["model"] = rt.resolve(key, model, "video")
+        seen["model"] = routed["model"][0].name
         return submit.video_support(routed["model"][0])
 
     vreq = protocol.parse_create(req.headers.get(b"content-type", b""), body, support=support)
@@ -108,8 +124,11 @@ async def _create(req: Request, rt: Runtime) -> None:
 async def _accept(req: Request, rt: Runtime, key: Key, served, strategy, job: Job, reference: bytes | None) -> None:
     videos = _videos(rt)
     accepted = await submit.accept(rt, videos, key, served, strategy, job, reference, req.id.decode())
+    overhead = req.overhead_ms(0.0)
     await req.respond(200, _shown(req, rt, accepted.job), [*accepted.headers, *_poll_after(rt),
-                                                          (b"x-gateway-overhead-ms", req.overhead_ms(0.0))])
+                                                          (b"x-gateway-overhead-ms", overhead)])
+    answered(req, rt, served.name, accepted.job.provider, 200, key.name, overhead_ms=overhead,
+             cost=accepted.job.cost_nano)
 
 
 async def _list(req: Request, rt: Runtime) -> None:
@@ -139,7 +158,9 @@ async def videos_path(req: Request, rt: Runtime) -> None:
     video_id, _, action = rest.partition("/")
     if not action and video_id in ("edits", "extensions"):
         _allow(req, ("POST",))
-        await _from_source(req, rt, "edit" if video_id == "edits" else "extend", None)
+        seen = {"model": "", "key": ""}
+        await _counted(req, rt, seen, _from_source(req, rt, "edit" if video_id == "edits" else "extend", None,
+                                                   seen))
     elif not action:
         _allow(req, ("GET", "DELETE"))
         await (_retrieve(req, rt, video_id) if req.method == "GET" else _delete(req, rt, video_id))
@@ -148,7 +169,8 @@ async def videos_path(req: Request, rt: Runtime) -> None:
         await _content(req, rt, video_id)
     elif action == "remix":
         _allow(req, ("POST",))
-        await _from_source(req, rt, "remix", video_id)
+        seen = {"model": "", "key": ""}
+        await _counted(req, rt, seen, _from_source(req, rt, "remix", video_id, seen))
     else:
         raise ApiError(404, f"Invalid URL ({req.method} {req.path})", code="unknown_url")
 
@@ -177,6 +199,7 @@ async def _delete(req: Request, rt: Runtime, video_id: str) -> None:
     videos = _videos(rt)
     if not job.finished:
         videos.cancel(job.id)       # a run in this process stops now; elsewhere at its next heartbeat
+        VIDEO_JOBS.inc((job.model, job.provider, "cancelled"))
         provider = rt.providers.get(job.provider)
         if provider is not None:
             try:
@@ -188,8 +211,9 @@ async def _delete(req: Request, rt: Runtime, video_id: str) -> None:
     await req.respond(200, orjson.dumps({"id": job.id, "object": "video.deleted", "deleted": True}))
 
 
-async def _from_source(req: Request, rt: Runtime, op: str, video_id: str | None) -> None:
+async def _from_source(req: Request, rt: Runtime, op: str, video_id: str | None, seen: dict[str, str]) -> None:
     key = rt.keys.authenticate(req.headers)
+    seen["key"] = key.name
     body = await req.body(min(rt.max_body, protocol.MAX_BODY_BYTES))
     sreq = protocol.parse_source(req.headers.get(b"content-type", b""), body,
                                  needs_video=video_id is None, needs_seconds=op == "extend")
@@ -198,6 +222,7 @@ async def _from_source(req: Request, rt: Runtime, op: str, video_id: str | None)
         raise bad_request(f"Video '{source.id}' is {source.status}; only a completed video can be the "
                           f"source of a {op}.", param="video_id" if video_id else "video")
     served, strategy = rt.resolve(key, source.model, "video")
+    seen["model"] = served.name
     await submit.check_urls(rt, sreq.callback_url, None)
     seconds = source.seconds if op != "extend" else str(int(source.seconds) + int(sreq.seconds or 0))
     job = Job(new_id(), key.name, served.name, sreq.prompt, seconds, source.size, int(time.time()), op=op,

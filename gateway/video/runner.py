@@ -15,6 +15,7 @@ import logging
 import time
 from typing import TYPE_CHECKING
 
+from gateway.metrics import VIDEO_JOBS, VIDEO_SECONDS
 from gateway.store import Claim, StoreDown
 from gateway.video.jobs import Job
 from gateway.webhooks.delivery import deliveries_for
@@ -110,7 +111,16 @@ class Runner:
                                      f"the video's generation was interrupted {claim.attempt - 1} times")
             await store.queue_done(claim)
             return
-        provider = self.videos.runtime().providers.get(job.provider)
+        rt = self.videos.runtime()
+        rt.active += 1     # the provider belongs to this config version: keep it open until the run ends
+        try:
+            await self._run_on(rt, claim, job)
+        finally:
+            rt.active -= 1
+
+    async def _run_on(self, rt, claim: Claim, job: Job) -> None:
+        store = self.videos.store
+        provider = rt.providers.get(job.provider)
         if provider is None:
             await self.finish_failed(job, claim.token, "provider_unavailable",
                                      f"provider '{job.provider}' is no longer configured")
@@ -120,6 +130,7 @@ class Runner:
         if not await store.job_update(job.record(), claim.token):
             await store.queue_done(claim)
             return
+        started = time.monotonic()
         try:
             files = await self._generate(provider, job, claim)
         except asyncio.CancelledError:
@@ -136,7 +147,8 @@ class Runner:
             await self.finish_failed(job, claim.token, e.code or "video_generation_failed", e.message)
             await store.queue_done(claim)
             return
-        await self.finish_completed(job, claim.token, files)
+        if await self.finish_completed(job, claim.token, files):
+            VIDEO_SECONDS.observe((job.provider,), time.monotonic() - started)
         await store.queue_done(claim)
 
     async def _generate(self, provider: Provider, job: Job, claim: Claim) -> VideoFiles:
@@ -182,7 +194,8 @@ class Runner:
             raise _Lost
         return work.result()
 
-    async def finish_completed(self, job: Job, token: str, files: VideoFiles) -> None:
+    async def finish_completed(self, job: Job, token: str, files: VideoFiles) -> bool:
+        """True when the job is completed with its files stored."""
         videos = self.videos
         thumbnail, sheet = files.thumbnail_webp, files.spritesheet_jpeg
         if thumbnail is None or sheet is None:
@@ -191,7 +204,7 @@ class Runner:
                 made = await asyncio.to_thread(previews.from_mp4, files.mp4)
             except ValueError as e:
                 await self.finish_failed(job, token, "invalid_video", f"the provider's video is unusable: {e}")
-                return
+                return False
             thumbnail, sheet = thumbnail or made[0], sheet or made[1]
         await asyncio.to_thread(videos.assets.put_all, job.id,
                                 {"video": files.mp4, "thumbnail": thumbnail, "spritesheet": sheet})
@@ -200,13 +213,16 @@ class Runner:
         job.expires_at = now + round(videos.config().retention_hours * 3600)
         if await self._finish(job, token, "video.completed"):
             log.info("video %s completed on %s", job.id, job.provider)
-        else:   # deleted while it ran: its files go too
-            await asyncio.to_thread(videos.assets.delete, job.id)
+            VIDEO_JOBS.inc((job.model, job.provider, "completed"))
+            return True
+        await asyncio.to_thread(videos.assets.delete, job.id)    # deleted while it ran: its files go too
+        return False
 
     async def finish_failed(self, job: Job, token: str | None, code: str, message: str) -> None:
         job.status, job.completed_at = "failed", int(time.time())
         job.error = {"code": code, "message": message}
         if await self._finish(job, token, "video.failed"):
+            VIDEO_JOBS.inc((job.model, job.provider, "failed"))
             await self.videos.runtime().limiter.refund(job.key, job.model, job.provider, job.budget_hold,
                                                         job.cost_nano)
 

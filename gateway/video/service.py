@@ -39,6 +39,7 @@ class Videos:
         self.runners: dict[str, Runner] = {}
         self._link_secret: bytes = cfg.videos.link_secret.encode()
         self._tasks: list[asyncio.Task] = []
+        self.worker_mode = False
 
     def config(self) -> VideosConfig:
         return self.runtime().config.videos
@@ -65,10 +66,9 @@ class Videos:
             providers = [n for n in sorted(serving) if rt.providers[n].runs_in(embedded=embedded)]
         else:
             serving = set(providers)
+        self.worker_mode = worker is not None
         for name in providers:
-            slots = getattr(rt.providers[name].options, "max_concurrent", None) or 16
-            runner = self.runners[name] = Runner(self, name, self.consumer, slots)
-            self._tasks.append(asyncio.create_task(runner.run(), name=f"video-runner-{name}"))
+            self._start_runner(name)
         if worker is not None:
             self._tasks.append(asyncio.create_task(self._heartbeat(providers, worker), name="worker-heartbeat"))
         if self.runners:
@@ -89,6 +89,22 @@ class Videos:
         runner = self.runners.get(provider)
         if runner is not None:
             runner.wake.set()
+
+    def refresh(self) -> None:
+        """A new config version: start runners for providers that video models now route to."""
+        if self.worker_mode:
+            return
+        rt = self.runtime()
+        embedded = not rt.config.state.redis_url
+        serving = {t.provider.name for m in rt.models.values() if m.kind == "video" for t in m.targets}
+        for name in sorted(serving - set(self.runners)):
+            if rt.providers[name].runs_in(embedded=embedded):
+                self._start_runner(name)
+
+    def _start_runner(self, name: str) -> None:
+        slots = getattr(self.runtime().providers[name].options, "max_concurrent", None) or 16
+        runner = self.runners[name] = Runner(self, name, self.consumer, slots)
+        self._tasks.append(asyncio.create_task(runner.run(), name=f"video-runner-{name}"))
 
     def cancel(self, job_id: str) -> None:
         """A job was deleted: stop its run here, if this process has it."""

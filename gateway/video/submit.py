@@ -17,7 +17,7 @@ from gateway.asgi import Headers
 from gateway.auth import Key
 from gateway.errors import ApiError, bad_request
 from gateway.limits import TargetFull
-from gateway.metrics import COUNTERS
+from gateway.metrics import UNPRICED, VIDEO_JOBS
 from gateway.routes import ServedModel, Target
 from gateway.runtime import Runtime
 from gateway.spend import cost_nano, usd
@@ -129,7 +129,7 @@ async def accept(rt: Runtime, videos: Videos, key: Key, served: ServedModel, str
     if ticket.admission is not None and ticket.admission.hold is not None:
         job.budget_hold = ticket.admission.hold.key
     if target.price is None:
-        COUNTERS.inc("gateway_unpriced_requests_total", provider=target.provider.name, model=target.model)
+        UNPRICED.inc((target.model, target.provider.name))
     try:
         if reference is not None:
             await asyncio.to_thread(videos.assets.put, job.id, "reference", reference)
@@ -142,6 +142,7 @@ async def accept(rt: Runtime, videos: Videos, key: Key, served: ServedModel, str
                        type="server_error", code="jobs_unavailable", headers=[(b"retry-after", b"1")]) from None
     await rt.limiter.settle(ticket, target.provider.name, None, job.cost_nano)
     videos.queued(target.provider.name)
+    VIDEO_JOBS.inc((served.name, target.provider.name, "accepted"))
     headers = [*ticket.headers, (b"x-gateway-provider", target.provider.name.encode()),
                (b"x-gateway-attempts", str(outcome.attempts).encode()),
                (b"x-gateway-cost-usd", usd(job.cost_nano).encode())]

@@ -21,6 +21,7 @@ import aiohttp
 
 from gateway import netguard
 from gateway.config.schema import WebhooksConfig
+from gateway.metrics import WEBHOOKS
 from gateway.store import Delivery, Store, StoreDown
 from gateway.webhooks.signing import event, sign
 
@@ -85,11 +86,14 @@ class Sender:
         d.history.append({"at": int(started), "status": status, "error": error})
         if status is not None and 200 <= status < 300:
             d.status = "delivered"
+            WEBHOOKS.inc(("delivered",))
         elif d.attempts >= hooks.max_attempts or not hooks.secret:
             d.status = "failed"
+            WEBHOOKS.inc(("failed",))
             log.warning("webhook %s to %s given up after %d attempts: %s", d.event_id, d.url, d.attempts,
                         error or status)
         else:
+            WEBHOOKS.inc(("retried",))
             d.next_at = time.time() + min(hooks.backoff_s * 2 ** (d.attempts - 1), hooks.max_backoff_s)
         try:
             await self._store.outbox_save(d)

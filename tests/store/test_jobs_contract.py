@@ -326,3 +326,25 @@ async def test_the_oldest_queued_job(open_store):
         assert await store.queue_oldest("sora") >= oldest
         await store.queue_done(await store.queue_claim("sora", "c1", LEASE_S))
         assert await store.queue_oldest("sora") is None
+
+
+# -- config versions -------------------------------------------------------------
+
+async def test_config_versions_are_compare_and_set(open_store):
+    from gateway.store import ConfigVersion
+
+    async with open_store() as store:
+        assert await store.config_latest() is None
+        first = ConfigVersion(0, time.time(), "file", "seeded", "abc", b'{"a": 1}')
+        assert await store.config_put(first, 0) == 1
+        assert await store.config_put(first, 0) is None          # someone else came first
+        assert await store.config_put(ConfigVersion(0, time.time(), "admin", "b", "abc", b'{"a": 2}'), 1) == 2
+        latest = await store.config_latest()
+        assert (latest.version, latest.author, latest.document, latest.file_hash) == (2, "admin", b'{"a": 2}', "abc")
+        assert (await store.config_version(1)).document == b'{"a": 1}'
+        assert [v.version for v in await store.config_versions(10)] == [2, 1]
+        assert (await store.config_versions(10))[0].document is None
+        for n in range(2, 60):
+            assert await store.config_put(ConfigVersion(0, time.time(), "admin", str(n), "", b"{}"), n) == n + 1
+        kept = await store.config_versions(100)
+        assert len(kept) == 50 and kept[0].version == 60 and await store.config_version(1) is None

@@ -1,0 +1,177 @@
+"""The admin API for the running config (admin key only):
+
+GET  /admin/config               the newest version, secrets shown as "***"
+POST /admin/config/validate      check a whole document: {"valid", "errors"}
+PUT  /admin/config               replace the config with a whole document
+PATCH /admin/config              change it with a JSON merge patch (RFC 7386)
+GET  /admin/config/versions      the last 50 versions: version, time, author, summary
+POST /admin/config/rollback      {"version": N}: N's document becomes the newest version
+
+Documents are JSON (or YAML with a YAML content type), in the config file's
+shape with `${VAR}`s left as written. A "***" sent back stands for the secret
+already there. An edit that does not check is refused with a 400 listing every
+error with its path, and nothing changes; a good one is stored, applied here,
+and applied by every replica within a second (gateway/live_config.py).
+`state` and `server.host/port/workers` take effect at a restart only, so edits
+to them are refused.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+import yaml
+
+from gateway.admin import authorize
+from gateway.asgi import Request
+from gateway.config import ConfigError
+from gateway.config.edits import merge_patch, redact, restore_secrets
+from gateway.errors import ApiError, bad_request
+from gateway.live_config import EditConflict, LiveConfig
+from gateway.runtime import Runtime
+from gateway.store import StoreDown
+
+_MAX_BODY = 4 * 1024 * 1024
+_AT_RESTART = (("state",), ("server", "host"), ("server", "port"), ("server", "workers"))
+
+
+def _live(rt: Runtime) -> LiveConfig:
+    live = rt.live
+    if live is None:
+        raise ApiError(503, "Config edits are not available in this process yet.", type="server_error",
+                       code="config_unavailable")
+    return live
+
+
+def _unavailable() -> ApiError:
+    return ApiError(503, "The config's versions cannot be reached right now; try again shortly.",
+                    type="server_error", code="store_unavailable", headers=[(b"retry-after", b"1")])
+
+
+async def _document(req: Request) -> Any:
+    body = await req.body(_MAX_BODY)
+    content_type = req.headers.get(b"content-type", b"").decode("latin-1").lower()
+    try:
+        if "yaml" in content_type:
+            return yaml.safe_load(body)
+        return orjson.loads(body)
+    except (orjson.JSONDecodeError, yaml.YAMLError) as e:
+        raise bad_request(f"The body is not valid {'YAML' if 'yaml' in content_type else 'JSON'}: {e}") from None
+
+
+def _invalid(errors: list[str]) -> ApiError:
+    return ApiError(400, f"The config has {len(errors)} error{'s' if len(errors) != 1 else ''}; nothing was "
+                         f"changed. First: {errors[0]}", code="invalid_config", extra={"errors": errors})
+
+
+async def get_config(req: Request, rt: Runtime) -> None:
+    authorize(req, rt)
+    try:
+        version, document, _ = await _live(rt).current()
+    except StoreDown:
+        raise _unavailable() from None
+    await req.respond(200, orjson.dumps({"version": version, "config": redact(document)}))
+
+
+async def validate(req: Request, rt: Runtime) -> None:
+    authorize(req, rt)
+    document = await _document(req)
+    if not isinstance(document, dict):
+        await req.respond(200, orjson.dumps({"valid": False, "errors": ["(top): the config must be a mapping"]}))
+        return
+    try:
+        _, old, _ = await _live(rt).current()
+    except StoreDown:
+        raise _unavailable() from None
+    try:
+        _live(rt).check(restore_secrets(document, old))
+    except ConfigError as e:
+        await req.respond(200, orjson.dumps({"valid": False, "errors": e.errors}))
+        return
+    await req.respond(200, orjson.dumps({"valid": True, "errors": []}))
+
+
+async def replace(req: Request, rt: Runtime) -> None:
+    authorize(req, rt)
+    document = await _document(req)
+    if not isinstance(document, dict):
+        raise _invalid(["(top): the config must be a mapping"])
+    await _edit(req, rt, lambda old: restore_secrets(document, old))
+
+
+async def patch(req: Request, rt: Runtime) -> None:
+    authorize(req, rt)
+    change = await _document(req)
+    if not isinstance(change, dict):
+        raise bad_request("A merge patch is a JSON object (RFC 7386).")
+    await _edit(req, rt, lambda old: restore_secrets(merge_patch(old, change), old))
+
+
+async def config_root(req: Request, rt: Runtime) -> None:
+    await {"GET": get_config, "PUT": replace, "PATCH": patch}[req.method](req, rt)
+
+
+async def edit_document(req: Request, rt: Runtime, make, note: str | None = None) -> dict[str, Any]:
+    """Apply `make(current document) -> new document` as a new version; what it answers."""
+    live = _live(rt)
+    try:
+        version, old, file_hash = await live.current()
+    except StoreDown:
+        raise _unavailable() from None
+    new = make(old)
+    if not isinstance(new, dict):
+        raise _invalid(["(top): the config must be a mapping"])
+    restart = [".".join(path) for path in _AT_RESTART if _at(old, path) != _at(new, path)]
+    if restart:
+        raise bad_request(f"{', '.join(restart)} take effect only at a restart: edit the config file and "
+                          "restart the gateway.", code="restart_required")
+    try:
+        made, said = await live.edit(new, "admin", version, old, file_hash, note)
+    except ConfigError as e:
+        raise _invalid(e.errors) from None
+    except EditConflict:
+        raise ApiError(409, "The config changed while this edit was made; read it again and retry.",
+                       code="config_conflict") from None
+    except StoreDown:
+        raise _unavailable() from None
+    return {"version": made, "summary": said}
+
+
+async def _edit(req: Request, rt: Runtime, make) -> None:
+    await req.respond(200, orjson.dumps(await edit_document(req, rt, make)))
+
+
+def _at(document: Any, path: tuple[str, ...]) -> Any:
+    for part in path:
+        if not isinstance(document, dict):
+            return None
+        document = document.get(part)
+    return document
+
+
+async def versions(req: Request, rt: Runtime) -> None:
+    authorize(req, rt)
+    try:
+        found = await rt.store.config_versions(50)
+    except StoreDown:
+        raise _unavailable() from None
+    await req.respond(200, orjson.dumps({"current": rt.version, "versions": [
+        {"version": v.version, "at": int(v.at), "author": v.author, "summary": v.summary} for v in found]}))
+
+
+async def rollback(req: Request, rt: Runtime) -> None:
+    authorize(req, rt)
+    body = await _document(req)
+    target = body.get("version") if isinstance(body, dict) else None
+    if isinstance(target, bool) or not isinstance(target, int):
+        raise bad_request("Send {\"version\": N}, a version from GET /admin/config/versions.", param="version")
+    try:
+        found = await rt.store.config_version(target)
+    except StoreDown:
+        raise _unavailable() from None
+    if found is None:
+        raise ApiError(404, f"Config version {target} is not kept (the last 50 are).", param="version",
+                       code="not_found")
+    document = orjson.loads(found.document)
+    await req.respond(200, orjson.dumps(await edit_document(req, rt, lambda old: document,
+                                                            f"rolled back to version {target}")))

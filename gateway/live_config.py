@@ -1,0 +1,164 @@
+"""The running config's versions, shared by every replica through the store.
+
+The YAML file is the seed. At start, a process compares the file with the
+store's newest version: a file new to the store (first start, or edited since
+it was last applied) becomes the newest version; otherwise the newest version
+wins, so edits made through the admin API outlive restarts. An edit is
+checked, stored as a new version only if nobody else's came first, applied
+here at once, and announced: every replica applies it within a second (Redis
+pub/sub, with a look every two seconds behind it).
+
+Applying a version builds a new Runtime and swaps it in whole. A request
+keeps the Runtime it started with to the end (a stream finishes on the route
+it began on); the old one's upstream connections close once its last request
+is done.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from gateway import config as config_loader
+from gateway.config import Checked, ConfigError
+from gateway.config.edits import summary
+from gateway.runtime import Runtime
+from gateway.store import ConfigVersion, StoreDown
+
+if TYPE_CHECKING:
+    from gateway.app import App
+
+log = logging.getLogger("gateway.config")
+
+_LOOK_EVERY_S = 2.0
+_DRAIN_MOST_S = 900.0   # an old version's connections close after this even if a request still holds it
+
+
+class EditConflict(Exception):
+    """Another edit was stored first: read the config again and retry."""
+
+
+class LiveConfig:
+    def __init__(self, app: App) -> None:
+        self.app = app
+        self._tasks: list[asyncio.Task] = []
+        self._retiring: set[asyncio.Task] = set()
+        self._skipped: set[int] = set()
+
+    # -- start -------------------------------------------------------------------
+
+    async def start(self) -> None:
+        rt = self.app.runtime
+        store = rt.store
+        try:
+            for _ in range(3):    # a replica starting beside us may store the same file first
+                latest = await store.config_latest()
+                if latest is None or latest.file_hash != rt.file_hash:
+                    old = orjson.loads(latest.document) if latest is not None else {}
+                    made = await store.config_put(ConfigVersion(
+                        0, time.time(), "file", "from the config file: " + summary(old, rt.document),
+                        rt.file_hash, orjson.dumps(rt.document)), latest.version if latest else 0)
+                    if made is None:
+                        continue
+                    rt.version = made
+                    log.info("config version %d: from the config file", made)
+                elif latest.version != rt.version:
+                    self._apply(latest)
+                break
+        except StoreDown as e:
+            log.warning("config versions unreachable at start (%s): running the file's config", e)
+        self._tasks.append(asyncio.create_task(self._follow(), name="config-follow"))
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    # -- edits -------------------------------------------------------------------
+
+    async def current(self) -> tuple[int, dict[str, Any], str]:
+        """(version, document, file hash) of the newest version."""
+        latest = await self.app.runtime.store.config_latest()
+        if latest is None:
+            rt = self.app.runtime
+            return rt.version, rt.document, rt.file_hash
+        return latest.version, orjson.loads(latest.document), latest.file_hash
+
+    def check(self, document: dict[str, Any]) -> Checked:
+        """ConfigError with every problem, or the checked config."""
+        return config_loader.check_document(document)
+
+    async def edit(self, document: dict[str, Any], author: str, base: int, base_document: dict[str, Any],
+                   file_hash: str, note: str | None = None) -> tuple[int, str]:
+        """Check, store as the version after `base`, apply here; (version, summary)."""
+        checked = self.check(document)
+        said = note or summary(base_document, document)
+        made = await self.app.runtime.store.config_put(
+            ConfigVersion(0, time.time(), author, said, file_hash, orjson.dumps(document)), base)
+        if made is None:
+            raise EditConflict
+        self._swap(checked, made)
+        log.info("config version %d by %s: %s", made, author, said)
+        return made, said
+
+    # -- following other replicas --------------------------------------------------
+
+    async def _follow(self) -> None:
+        events = asyncio.create_task(self._on_events())
+        try:
+            while True:
+                await asyncio.sleep(_LOOK_EVERY_S)
+                await self._catch_up()
+        finally:
+            events.cancel()
+
+    async def _on_events(self) -> None:
+        while True:
+            try:
+                async for version in self.app.runtime.store.config_events():
+                    if version > self.app.runtime.version:
+                        await self._catch_up()
+            except StoreDown:
+                await asyncio.sleep(1.0)
+
+    async def _catch_up(self) -> None:
+        try:
+            latest = await self.app.runtime.store.config_latest()
+        except StoreDown:
+            return
+        if latest is not None and latest.version > self.app.runtime.version and latest.version not in self._skipped:
+            self._apply(latest)
+
+    def _apply(self, version: ConfigVersion) -> None:
+        try:
+            checked = self.check(orjson.loads(version.document))
+        except ConfigError as e:
+            # Checked where it was made; here it can only differ by this process's environment.
+            self._skipped.add(version.version)
+            log.error("config version %d does not check here, kept version %d: %s", version.version,
+                      self.app.runtime.version, "; ".join(e.errors[:5]))
+            return
+        self._swap(checked, version.version)
+        log.info("config version %d applied (%s: %s)", version.version, version.author, version.summary)
+
+    def _swap(self, checked: Checked, version: int) -> None:
+        old = self.app.runtime
+        new = Runtime(checked, book=old.book, store=old.store)
+        new.version, new.file_hash, new.videos, new.live = version, old.file_hash, old.videos, self
+        self.app.runtime = new
+        if new.videos is not None:
+            new.videos.refresh()
+        task = asyncio.create_task(_retire(old))
+        self._retiring.add(task)
+        task.add_done_callback(self._retiring.discard)
+
+
+async def _retire(old: Runtime) -> None:
+    """Close the old version's upstream connections once no request holds it."""
+    give_up = time.monotonic() + _DRAIN_MOST_S
+    while old.active and time.monotonic() < give_up:
+        await asyncio.sleep(1.0)
+    await old.close()
