@@ -80,8 +80,11 @@ class Registry:
         return {name: [[k, v] for k, v in f.values.items()] for name, f in self.families.items() if f.values}
 
     def render(self, snapshots: Iterable[dict[str, list]], gauges: Iterable[Gauge] = ()) -> bytes:
-        """The text format: the families summed over `snapshots`, then `gauges`."""
-        merged: dict[str, dict[tuple, object]] = {name: {} for name in self.families}
+        """The text format: the families summed over `snapshots`, then `gauges`.
+        A counter without labels reads 0 before its first count, so a panel or
+        alert on it has a series from the start."""
+        merged: dict[str, dict[tuple, object]] = {
+            name: {(): 0.0} if isinstance(f, Counter) and not f.labels else {} for name, f in self.families.items()}
         for snap in snapshots:
             for name, rows in snap.items():
                 family, into = self.families.get(name), merged.get(name)

@@ -89,6 +89,7 @@ async def send(model: ServedModel, call: Call, strategy: str | None = None,
         if rounds:
             pause = min(_BACKOFF_S * 2 ** (rounds - 1), deadline - now)
             await asyncio.sleep(pause)
+            upstream_s += pause     # waiting on a target to recover is not the gateway's own work
         tried[id(target)] = rounds + 1
         if attempts:        # the one before failed: this is a retry of a target or a move to another
             (RETRIES if rounds else FAILOVERS).inc((model.name,))

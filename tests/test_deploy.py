@@ -282,7 +282,9 @@ def test_prometheus_scraping_a_gateway_answers_every_dashboard_query(start_gatew
             continue
         values = [s["value"][1] for s in series]
         report.append(f"{len(series):3d} series {values[:3]!s:40.40} {title}: {concrete(expr)[:110]}")
-        if not series:
+        # Live workers are exported only for providers whose jobs wait for `gateway worker`
+        # processes (tests/video/test_diffusers.py runs those); this gateway has none.
+        if not series and "gateway_video_workers" not in expr:
             empty.append(f"{title}: {concrete(expr)}")
     print("\n".join(report))
     assert not empty, "dashboard queries with no series, or refused:\n" + "\n".join(empty)

@@ -61,7 +61,8 @@ async def gauges(rt: Runtime) -> list[Gauge]:
             continue
         depth.set((provider,), queued)
         oldest.set((provider,), 0 if first is None else max(0.0, wall - first))
-        workers.set((provider,), len(live))
+        if not rt.providers[provider].runs_in(embedded=not rt.config.state.redis_url):
+            workers.set((provider,), len(live))     # only where jobs wait for `gateway worker` processes
 
     budget = Gauge("gateway_budget_used_ratio", "Each key's spend in its budget's current period / the budget.",
                    ("key",))

@@ -15,6 +15,7 @@ import signal
 import socket
 import time
 
+from gateway import metrics
 from gateway.config import Checked
 from gateway.runtime import Runtime
 from gateway.video.service import Videos
@@ -35,6 +36,9 @@ async def run(checked: Checked, names: list[str] | None) -> int:
     await rt.store.start()
     videos = Videos(lambda: rt)
     rt.videos = videos
+    # Its counts (jobs finished, generation seconds) join the gateway's /metrics where the
+    # data_dir is shared (one machine, or a common volume), as a serve worker process's do.
+    snapshots = metrics.start(rt.config.state.data_dir)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -50,6 +54,7 @@ async def run(checked: Checked, names: list[str] | None) -> int:
         await stop.wait()
         log.info("stopping: runs in progress are left to the next worker once their lease lapses")
     finally:
+        await snapshots.stop()
         await videos.close()
         await rt.close()
         await rt.store.close()

@@ -166,6 +166,13 @@ def test_a_worker_process_serves_the_gateway(start_gateway, redis_url, tmp_path,
 
     video = client.videos.create_and_poll(model="local-video", prompt="a boat", size="64x32", seconds="2")
     assert video.status == "completed", video.error
+    # The worker's counts join the gateway's /metrics (they share data_dir here).
+    deadline = time.time() + 5
+    while 'gateway_video_jobs_total{model="local-video",provider="gpu",status="completed"} 1' not in \
+            (scraped := gw.http().get("/metrics").text):
+        assert time.time() < deadline, scraped
+        time.sleep(0.2)
+    assert 'gateway_video_workers{provider="gpu"} 1' in scraped
     decoded = decode_mp4(client.videos.download_content(video.id).read())
     assert (decoded.width, decoded.height, decoded.frames) == (64, 32, num_frames(FAMILIES["ltx"], 2, 8)) == (64, 32, 17)
 
