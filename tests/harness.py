@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import subprocess
+import sys
 import tempfile
 import threading
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Awaitable, Callable, Coroutine, Iterator, TypeVar
@@ -21,6 +24,7 @@ from gateway.app import App
 from gateway.runtime import Runtime
 
 DATA = Path(__file__).parent / "data"
+ROOT = Path(__file__).resolve().parents[1]
 T = TypeVar("T")
 
 
@@ -126,3 +130,21 @@ def chat_model(name: str, *targets: dict, strategy: str = "fallback", **kw: Any)
 
 async def gather(*aws: Awaitable[Any]) -> list[Any]:
     return list(await asyncio.gather(*aws))
+
+
+def serve_process(config: Path, port: int, ready: str = "/readyz", **popen: Any) -> subprocess.Popen:
+    """`gateway serve` as a process of its own on `port`, once it answers `ready`."""
+    popen.setdefault("stdout", subprocess.DEVNULL)
+    popen.setdefault("stderr", subprocess.DEVNULL)
+    proc = subprocess.Popen([sys.executable, "-m", "gateway", "serve", "--config", str(config), "--port", str(port)],
+                            cwd=ROOT, **popen)
+    deadline = time.time() + 20
+    while time.time() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}{ready}").status_code == 200:
+                return proc
+        except httpx.TransportError:
+            pass
+        time.sleep(0.05)
+    proc.kill()
+    raise AssertionError(f"gateway serve --config {config} did not start")

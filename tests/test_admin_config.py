@@ -3,20 +3,16 @@ merge-patch, versions, rollback, keys and provider health; on one gateway
 (embedded) and across two gateway processes sharing a real Redis."""
 from __future__ import annotations
 
-import subprocess
-import sys
 import threading
 import time
-from pathlib import Path
 
 import httpx
 import openai
 import pytest
 import yaml
 
-from tests.harness import base_config, chat_model, free_port
+from tests.harness import base_config, chat_model, free_port, serve_process
 
-ROOT = Path(__file__).resolve().parents[1]
 ADMIN = "admin-secret"
 
 
@@ -164,19 +160,6 @@ def test_edits_outlive_a_restart_until_the_file_changes(start_gateway, tmp_path)
 
 # -- two gateway processes on one Redis ----------------------------------------------
 
-def _serve(path: Path, port: int) -> subprocess.Popen:
-    proc = subprocess.Popen([sys.executable, "-m", "gateway", "serve", "--config", str(path), "--port", str(port)],
-                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 20
-    while time.time() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/readyz").status_code == 200:
-                return proc
-        except httpx.TransportError:
-            pass
-        time.sleep(0.05)
-    proc.kill()
-    raise AssertionError("the second gateway did not start")
 
 
 def _within(seconds: float, check) -> float:
@@ -195,7 +178,7 @@ def two_replicas(start_gateway, redis_url, tmp_path):
     path.write_text(yaml.safe_dump(cfg))
     one = start_gateway(yaml.safe_load(path.read_text()))
     port = free_port()
-    other = _serve(path, port)
+    other = serve_process(path, port)
     yield one, f"http://127.0.0.1:{port}"
     other.terminate()
     other.wait(10)

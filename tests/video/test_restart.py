@@ -5,35 +5,18 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import time
-from pathlib import Path
 
-import httpx
 import openai
 import pytest
 import yaml
 
-from tests.harness import free_port
+from tests.harness import free_port, serve_process
 from tests.video.conftest import SECRET, decode_mp4, mock_video, video_config
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
-ROOT = Path(__file__).resolve().parents[2]
 
 
-def _serve(config: Path, port: int) -> subprocess.Popen:
-    proc = subprocess.Popen([sys.executable, "-m", "gateway", "serve", "--config", str(config), "--port", str(port)],
-                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 20
-    while time.time() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200:
-                return proc
-        except httpx.TransportError:
-            time.sleep(0.05)
-    proc.kill()
-    raise AssertionError("the gateway did not start")
 
 
 def test_a_job_survives_the_gateway_being_killed(tmp_path, receiver):
@@ -48,7 +31,7 @@ def test_a_job_survives_the_gateway_being_killed(tmp_path, receiver):
     port = free_port()
     client = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="sk-test", max_retries=0)
 
-    first = _serve(config, port)
+    first = serve_process(config, port)
     try:
         video = client.videos.create(model="mock-video", prompt="survivor", size="320x180", seconds="2")
         deadline = time.time() + 10
@@ -60,7 +43,7 @@ def test_a_job_survives_the_gateway_being_killed(tmp_path, receiver):
         first.wait()
     assert hook.received == []
 
-    second = _serve(config, port)
+    second = serve_process(config, port)
     try:
         done = client.videos.poll(video.id, poll_interval_ms=100)
         assert done.status == "completed", done.error
