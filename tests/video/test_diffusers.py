@@ -164,17 +164,26 @@ def test_a_worker_process_serves_the_gateway(start_gateway, redis_url, tmp_path,
     shown = gw.http(key="admin-secret").get("/admin/workers").json()["providers"]
     assert shown["gpu"]["runs_in_gateway"] is False and [w["pid"] for w in shown["gpu"]["workers"]] == [info["pid"]]
 
+    completed = 'gateway_video_jobs_total{model="local-video",provider="gpu",status="completed"}'
+    before = _sample(gw.http().get("/metrics").text, completed)
     video = client.videos.create_and_poll(model="local-video", prompt="a boat", size="64x32", seconds="2")
     assert video.status == "completed", video.error
     # The worker's counts join the gateway's /metrics (they share data_dir here).
     deadline = time.time() + 5
-    while 'gateway_video_jobs_total{model="local-video",provider="gpu",status="completed"} 1' not in \
-            (scraped := gw.http().get("/metrics").text):
+    while _sample(scraped := gw.http().get("/metrics").text, completed) != before + 1:
         assert time.time() < deadline, scraped
         time.sleep(0.2)
     assert 'gateway_video_workers{provider="gpu"} 1' in scraped
     decoded = decode_mp4(client.videos.download_content(video.id).read())
     assert (decoded.width, decoded.height, decoded.frames) == (64, 32, num_frames(FAMILIES["ltx"], 2, 8)) == (64, 32, 17)
+
+
+def _sample(text: str, series: str) -> float:
+    """A series' value in a /metrics answer, 0 when absent (the test process's other gateways count too)."""
+    for line in text.splitlines():
+        if line.startswith(series + " "):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
 
 
 def test_a_worker_killed_mid_job_leaves_it_to_another(start_gateway, redis_url, tmp_path, pipelines, workers, loop):
