@@ -124,10 +124,10 @@ async def _create(req: Request, rt: Runtime, seen: dict[str, str]) -> None:
 async def _accept(req: Request, rt: Runtime, key: Key, served, strategy, job: Job, reference: bytes | None) -> None:
     videos = _videos(rt)
     accepted = await submit.accept(rt, videos, key, served, strategy, job, reference, req.id.decode())
-    overhead = req.overhead_ms(0.0)
+    overhead = req.overhead_ms(accepted.upstream_s)
     await req.respond(200, _shown(req, rt, accepted.job), [*accepted.headers, *_poll_after(rt),
                                                           (b"x-gateway-overhead-ms", overhead)])
-    answered(req, rt, served.name, accepted.job.provider, 200, key.name, overhead_ms=overhead,
+    answered(req, rt, served.name, accepted.job.provider, 200, key.name, accepted.attempts, overhead,
              cost=accepted.job.cost_nano)
 
 

@@ -52,6 +52,8 @@ def can_serve(provider: Provider, op: str, size: str, seconds: str) -> bool:
 class Accepted:
     job: Job
     headers: Headers
+    attempts: int = 1
+    upstream_s: float = 0.0     # time spent waiting on providers' submit calls (not the gateway's own)
 
 
 async def check_urls(rt: Runtime, callback_url: str | None, reference_url: str | None) -> None:
@@ -146,7 +148,7 @@ async def accept(rt: Runtime, videos: Videos, key: Key, served: ServedModel, str
     headers = [*ticket.headers, (b"x-gateway-provider", target.provider.name.encode()),
                (b"x-gateway-attempts", str(outcome.attempts).encode()),
                (b"x-gateway-cost-usd", usd(job.cost_nano).encode())]
-    return Accepted(job, headers)
+    return Accepted(job, headers, outcome.attempts, outcome.upstream_s)
 
 
 _VERBS = {"create": "generate videos", "remix": "remix videos", "edit": "edit videos", "extend": "extend videos"}
