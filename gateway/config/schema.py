@@ -147,6 +147,7 @@ class VideosConfig(_Strict):
     """How the gateway keeps video jobs and their files."""
     assets_dir: str = ""                               # default: <data_dir>/videos; shared by every replica
     retention_hours: float = Field(24, gt=0)           # files deleted this long after a job ends (expires_at)
+    keep_jobs_days: float = Field(30, gt=0)            # job records (and their webhook deliveries) kept this long after
     link_ttl_s: int = Field(3600, ge=1)                # how long a `video_url` link works
     link_secret: str = ""                              # signs `video_url`; empty: a random one kept in the store
     job_lease_s: float = Field(30, gt=0)               # a run not heard from this long is taken over by another

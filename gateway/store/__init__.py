@@ -243,6 +243,12 @@ class Store(ABC):
         once (taken off the expiry index)."""
 
     @abstractmethod
+    async def jobs_forget(self, before: float, limit: int) -> list[str]:
+        """Remove up to `limit` jobs whose `expires_at` is before `before`, with
+        their list entries and webhook deliveries, so records do not pile up
+        forever; their ids."""
+
+    @abstractmethod
     async def outbox_claim(self, now: float, limit: int, lease_s: float) -> list[Delivery]:
         """Pending deliveries that are due; each is pushed `lease_s` into the
         future as it is taken, so a sender that dies leaves it to be retried."""

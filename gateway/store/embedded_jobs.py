@@ -231,6 +231,17 @@ class EmbeddedJobs:
             return ids
         return await self._jobs.run(step)
 
+    async def jobs_forget(self, before: float, limit: int) -> list[str]:
+        def step(db: sqlite3.Connection) -> list[str]:
+            ids = [r[0] for r in db.execute(
+                "SELECT id FROM jobs WHERE expires_at IS NOT NULL AND expires_at < ? LIMIT ?", (before, limit))]
+            for chunk in (ids[i:i + 500] for i in range(0, len(ids), 500)):
+                marks = ", ".join("?" for _ in chunk)
+                db.execute(f"DELETE FROM jobs WHERE id IN ({marks})", chunk)
+                db.execute(f"DELETE FROM outbox WHERE job_id IN ({marks})", chunk)
+            return ids
+        return await self._jobs.run(step)
+
     async def outbox_claim(self, now: float, limit: int, lease_s: float) -> list[Delivery]:
         def step(db: sqlite3.Connection) -> list[Delivery]:
             rows = db.execute("SELECT seq, data FROM outbox WHERE status = 'pending' AND next_at <= ? "

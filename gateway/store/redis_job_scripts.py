@@ -84,8 +84,8 @@ while true do
 end
 """
 
-# KEYS: job:<id>, videos:expiry, outbox, then delivery:<id> and deliveries:<job id>
-#       per delivery
+# KEYS: job:<id>, videos:expiry, outbox, videos:records, then delivery:<id> and
+#       deliveries:<job id> per delivery
 # ARGV: has_token, token, data, status, expires_at or "", job id,
 #       then (id, json, next_at, status) per delivery
 # Returns 1, or 0 when refused: the job is gone, finished, or (with a token)
@@ -95,9 +95,14 @@ local v = redis.call('HMGET', KEYS[1], 'status', 'token')
 if not v[1] or TERMINAL[v[1]] then return 0 end
 if ARGV[1] == '1' and v[2] ~= ARGV[2] then return 0 end
 redis.call('HSET', KEYS[1], 'data', ARGV[3], 'status', ARGV[4], 'expires_at', ARGV[5])
-if ARGV[5] ~= '' then redis.call('ZADD', KEYS[2], ARGV[5], ARGV[6])
-else redis.call('ZREM', KEYS[2], ARGV[6]) end
-local k = 4
+if ARGV[5] ~= '' then
+  redis.call('ZADD', KEYS[2], ARGV[5], ARGV[6])
+  redis.call('ZADD', KEYS[4], ARGV[5], ARGV[6])
+else
+  redis.call('ZREM', KEYS[2], ARGV[6])
+  redis.call('ZREM', KEYS[4], ARGV[6])
+end
+local k = 5
 for a = 7, #ARGV, 4 do
   save_delivery(KEYS[k], KEYS[k + 1], KEYS[3], ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3])
   k = k + 2
@@ -115,6 +120,7 @@ if not v[1] then return false end
 redis.call('DEL', KEYS[1])
 redis.call('ZREM', ARGV[1] .. 'videos:' .. v[3], ARGV[2])
 redis.call('ZREM', KEYS[2], ARGV[2])
+redis.call('ZREM', ARGV[1] .. 'videos:records', ARGV[2])
 if v[5] and v[6] and v[6] ~= '' then
   local q = ARGV[1] .. 'queue:' .. v[5]
   if redis.call('EXISTS', q) == 1 then
@@ -236,4 +242,28 @@ return out
 SAVE = _SAVE_DELIVERY + r"""
 save_delivery(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2], ARGV[3], ARGV[4])
 return 1
+"""
+
+# KEYS: videos:records, outbox
+# ARGV: prefix, before, limit
+# Removes up to `limit` jobs whose expires_at is before `before`: the HASH, the
+# key's list entry, the expiry entry, and every delivery of their events.
+# Returns their ids.
+FORGET = r"""
+local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[2], 'LIMIT', 0, tonumber(ARGV[3]))
+for _, id in ipairs(ids) do
+  local job = ARGV[1] .. 'job:' .. id
+  local key = redis.call('HGET', job, 'key')
+  if key then redis.call('ZREM', ARGV[1] .. 'videos:' .. key, id) end
+  redis.call('DEL', job)
+  redis.call('ZREM', ARGV[1] .. 'videos:expiry', id)
+  local list = ARGV[1] .. 'deliveries:' .. id
+  for _, d in ipairs(redis.call('LRANGE', list, 0, -1)) do
+    redis.call('DEL', ARGV[1] .. 'delivery:' .. d)
+    redis.call('ZREM', KEYS[2], d)
+  end
+  redis.call('DEL', list)
+  redis.call('ZREM', KEYS[1], id)
+end
+return ids
 """

@@ -58,6 +58,7 @@ class RedisJobs:
         self._j_create, self._j_list, self._j_update = script(lua.CREATE), script(lua.LIST), script(lua.UPDATE)
         self._j_delete, self._j_claim, self._j_renew = script(lua.DELETE), script(lua.CLAIM), script(lua.RENEW)
         self._j_done, self._j_expiring = script(lua.DONE), script(lua.EXPIRING)
+        self._j_forget = script(lua.FORGET)
         self._j_outbox, self._j_save = script(lua.OUTBOX_CLAIM), script(lua.SAVE)
 
     async def _close_jobs(self) -> None:
@@ -100,7 +101,7 @@ class RedisJobs:
     async def job_update(self, job: JobRecord, token: str | None = None,
                          deliveries: list[Delivery] | None = None) -> bool:
         p = self._p
-        keys = [p + "job:" + job.id, p + "videos:expiry", p + "outbox"]
+        keys = [p + "job:" + job.id, p + "videos:expiry", p + "outbox", p + "videos:records"]
         args: list[Any] = [int(token is not None), token or "", job.data, job.status, _opt(job.expires_at), job.id]
         for d in deliveries or ():
             keys += (p + "delivery:" + d.id, p + "deliveries:" + d.job_id)
@@ -117,6 +118,11 @@ class RedisJobs:
 
     async def jobs_expiring(self, now: float, limit: int) -> list[str]:
         ids = await self._jrun(self._j_expiring, [self._p + "videos:expiry"], [repr(float(now)), max(0, limit)])
+        return [i.decode() for i in ids]
+
+    async def jobs_forget(self, before: float, limit: int) -> list[str]:
+        ids = await self._jrun(self._j_forget, [self._p + "videos:records", self._p + "outbox"],
+                               [self._p, repr(float(before)), max(0, limit)])
         return [i.decode() for i in ids]
 
     # -- queues ----------------------------------------------------------------

@@ -145,13 +145,19 @@ class Videos:
 
     async def _sweep(self) -> None:
         """Delete the files of jobs past `expires_at` (the content endpoint
-        refuses them from that second on; this frees the disk)."""
+        refuses them from that second on; this frees the disk), and the jobs'
+        records `keep_jobs_days` after that."""
         while True:
             interval = min(_SWEEP_EVERY_S, max(0.5, self.config().retention_hours * 3600 / 4))
             await asyncio.sleep(interval)
             try:
                 while ids := await self.store.jobs_expiring(time.time(), 100):
                     for video_id in ids:
+                        await asyncio.to_thread(self.assets.delete, video_id)
+                # Records go too, long after: a job listed and retrievable for keep_jobs_days more.
+                forget_before = time.time() - self.config().keep_jobs_days * 86400
+                while ids := await self.store.jobs_forget(forget_before, 100):
+                    for video_id in ids:    # files whose expiry sweep was missed (a store outage)
                         await asyncio.to_thread(self.assets.delete, video_id)
             except StoreDown as e:
                 log.warning("video expiry sweep skipped: %s", e)

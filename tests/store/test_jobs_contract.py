@@ -348,3 +348,18 @@ async def test_config_versions_are_compare_and_set(open_store):
             assert await store.config_put(ConfigVersion(0, time.time(), "admin", str(n), "", b"{}"), n) == n + 1
         kept = await store.config_versions(100)
         assert len(kept) == 50 and kept[0].version == 60 and await store.config_version(1) is None
+
+
+async def test_old_jobs_are_forgotten_with_their_deliveries(open_store):
+    async with open_store() as store:
+        now = time.time()
+        old, recent, running = await created(store, 3)
+        assert await store.job_update(finished(old, expires_at=int(now - 100)), None, [delivery(old, 1, now)])
+        assert await store.job_update(finished(recent, expires_at=int(now + 100)), None, [delivery(recent, 1, now)])
+        assert await store.jobs_forget(now - 200, 10) == []
+        assert await store.jobs_forget(now, 10) == [old.id]
+        assert await store.job_get(old.id) is None and await store.deliveries(old.id) == []
+        assert [j.id for j in (await store.job_list("alice", None, 10, "asc"))[0]] == [recent.id, running.id]
+        assert [d.job_id for d in await store.outbox_claim(now + 1, 10, 30)] == [recent.id]
+        assert await store.jobs_forget(now, 10) == []
+        assert (await store.job_get(recent.id)).id == recent.id

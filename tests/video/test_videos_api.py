@@ -252,3 +252,16 @@ def test_a_job_longer_than_its_lease_keeps_its_claim(start_gateway, loop):
     video = gw.client().videos.create_and_poll(model="mock-video", prompt="long", size="320x180", seconds="1")
     assert video.status == "completed"
     assert Job.of(loop.run(gw.runtime.store.job_get(video.id))).runs == 1   # heartbeats kept it: one run
+
+
+def test_job_records_are_forgotten_keep_jobs_days_after_expiry(start_gateway):
+    cfg = video_config()
+    cfg["videos"].update({"retention_hours": 1 / 3600, "keep_jobs_days": 1 / 86400})   # a second each
+    gw = start_gateway(cfg)
+    client = gw.client()
+    video = client.videos.create_and_poll(model="mock-video", prompt="brief", size="320x180", seconds="1")
+    deadline = time.time() + 8
+    while gw.http().get(f"/v1/videos/{video.id}").status_code != 404:
+        assert time.time() < deadline, "the record was kept"
+        time.sleep(0.2)
+    assert client.videos.list().data == []
