@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any, Awaitable, Callable, ClassVar, Mapping
@@ -25,6 +26,17 @@ log = logging.getLogger("gateway.video")
 
 MAX_VIDEO_BYTES = 2 * 1024 * 1024 * 1024   # a finished file larger than this is refused
 _TRANSIENT_POLL_FAILURES = 8                # in a row, before the job is failed
+
+
+_RATIOS = {"16:9": 16 / 9, "9:16": 9 / 16, "1:1": 1.0, "4:3": 4 / 3, "3:4": 3 / 4, "21:9": 21 / 9}
+def aspect_ratio(width: int, height: int) -> str:
+    """The usual ratio name nearest `width`:`height` ("16:9" for 1280x720)."""
+    g = math.gcd(width, height)
+    exact = f"{width // g}:{height // g}"
+    if exact in _RATIOS:
+        return exact
+    r = width / height
+    return min(_RATIOS, key=lambda name: abs(math.log(_RATIOS[name] / r)))
 
 
 class VideoHttpOptions(HttpOptions):

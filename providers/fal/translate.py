@@ -37,7 +37,6 @@ accepts data URIs wherever it takes a file URL).
 from __future__ import annotations
 
 import base64
-import math
 import re
 from typing import Any, Mapping
 
@@ -47,12 +46,11 @@ from pydantic import Field
 from gateway.video.protocol import prompt_with_hints
 from providers import errors
 from providers.base import VideoSpec
-from providers.hosted_video import Polled, VideoHttpOptions
+from providers.hosted_video import Polled, VideoHttpOptions, aspect_ratio
 from providers.http import UpstreamRequest, retry_after
 
 DEFAULT_SIZES = ["1280x720", "720x1280"]
 DEFAULT_SECONDS = [5, 10]          # Kling's durations; veo3: [8]
-_RATIOS = {"16:9": 16 / 9, "9:16": 9 / 16, "1:1": 1.0, "4:3": 4 / 3, "3:4": 3 / 4, "21:9": 21 / 9}
 _PERCENT = re.compile(r"(\d{1,3})%")
 _MODERATION = ("content_policy", "nsfw", "safety", "moderation")
 
@@ -72,15 +70,6 @@ def headers(o: Options, *, body: bool = True) -> dict[str, str]:
     h.update(o.headers)
     return h
 
-
-def aspect_ratio(width: int, height: int) -> str:
-    """The usual ratio name nearest `width`:`height` ("16:9" for 1280x720)."""
-    g = math.gcd(width, height)
-    exact = f"{width // g}:{height // g}"
-    if exact in _RATIOS:
-        return exact
-    r = width / height
-    return min(_RATIOS, key=lambda name: abs(math.log(_RATIOS[name] / r)))
 
 
 def resolution(width: int, height: int) -> str:

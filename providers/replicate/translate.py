@@ -35,7 +35,6 @@ in the options adds or overrides fields for any model):
 from __future__ import annotations
 
 import base64
-import math
 import re
 from typing import Any, Mapping
 
@@ -45,12 +44,11 @@ from pydantic import Field
 from gateway.video.protocol import prompt_with_hints
 from providers import errors
 from providers.base import VideoSpec
-from providers.hosted_video import Polled, VideoHttpOptions
+from providers.hosted_video import Polled, VideoHttpOptions, aspect_ratio
 from providers.http import UpstreamRequest, retry_after
 
 DEFAULT_SIZES = ["1280x720", "720x1280"]
 DEFAULT_SECONDS = [5, 10]           # Kling's durations; veo-3: [8], hailuo-02: [6, 10]
-_RATIOS = {"16:9": 16 / 9, "9:16": 9 / 16, "1:1": 1.0, "4:3": 4 / 3, "3:4": 3 / 4, "21:9": 21 / 9}
 # cog / tqdm progress bars, as replicate-python's Prediction.Progress reads them
 _BAR = re.compile(r"^\s*(\d{1,3})%\s*\|.*?\|\s*\d+/\d+")
 _WAIT = re.compile(r"(?:available in|resets in) ~?(\d+(?:\.\d+)?)\s*s", re.I)
@@ -78,14 +76,6 @@ def headers(o: Options, *, body: bool = True) -> dict[str, str]:
 def _base(o: Options) -> str:
     return o.base_url.rstrip("/")
 
-
-def aspect_ratio(width: int, height: int) -> str:
-    g = math.gcd(width, height)
-    exact = f"{width // g}:{height // g}"
-    if exact in _RATIOS:
-        return exact
-    r = width / height
-    return min(_RATIOS, key=lambda name: abs(math.log(_RATIOS[name] / r)))
 
 
 def split_model(model: str) -> tuple[str | None, str | None]:
