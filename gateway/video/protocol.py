@@ -27,6 +27,7 @@ from urllib.parse import urlsplit
 
 from gateway.errors import ApiError, bad_request
 from gateway.protocol import json_object
+from gateway.video import multipart
 
 from providers.base import SORA_SECONDS, SORA_SIZES  # noqa: F401 (the default when a model declares none)
 DEFAULT_MODEL = "sora-2"
@@ -65,9 +66,7 @@ MAX_URL_CHARS = 2_048
 MAX_REFERENCE_BYTES = 10 * 1024 * 1024
 # The HTTP layer may refuse earlier (413) on Content-Length; this is the backstop.
 MAX_BODY_BYTES = MAX_REFERENCE_BYTES + 1024 * 1024
-MAX_PARTS = 64
 _MAX_FIELD_BYTES = 256 * 1024  # a text part: room for any valid prompt in UTF-8
-_MAX_PART_HEADER_BYTES = 8 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,7 +104,7 @@ def parse_create(content_type: bytes, body: bytes, *,
     if len(body) > MAX_BODY_BYTES:
         raise ApiError(413, f"The request body is {len(body)} bytes; POST /v1/videos accepts at most "
                             f"{MAX_BODY_BYTES} (input_reference images up to 10 MB).", code="request_too_large")
-    media_type, params = _content_type(content_type)
+    media_type, params = multipart.content_type(content_type)
     if media_type == "application/json":
         fields: dict[str, Any] = json_object(body)
     elif media_type == "multipart/form-data":
@@ -113,7 +112,7 @@ def parse_create(content_type: bytes, body: bytes, *,
         if not 1 <= len(boundary) <= 70:
             raise bad_request("The multipart/form-data Content-Type needs a boundary parameter "
                               "of 1 to 70 characters.")
-        fields = _form_fields(_multipart(body, boundary.encode("latin-1")))
+        fields = _form_fields(multipart.split(body, boundary.encode("latin-1")))
     else:
         shown = media_type or "(none)"
         raise bad_request(f"Unsupported Content-Type '{shown}' for POST /v1/videos; "
@@ -330,100 +329,12 @@ def media_type_of(data: bytes) -> str | None:
     return None
 
 
-# --- the HTTP envelope --------------------------------------------------------
-
-def _content_type(raw: bytes) -> tuple[str, dict[str, str]]:
-    media_type, *rest = raw.decode("latin-1").split(";")
-    params = {}
-    for item in rest:
-        key, _, val = item.strip().partition("=")
-        val = val.strip()
-        if len(val) >= 2 and val[0] == val[-1] == '"':
-            val = val[1:-1]
-        params[key.strip().lower()] = val
-    return media_type.strip().lower(), params
-
-
-@dataclass(frozen=True, slots=True)
-class _Part:
-    name: str
-    filename: str | None
-    data: bytes
-
-
-def _malformed(why: str):
-    return bad_request(f"Malformed multipart/form-data body: {why}.")
-
-
-def _multipart(body: bytes, boundary: bytes) -> list[_Part]:
-    """Split a multipart/form-data body (RFC 7578) into its parts."""
-    delimiter = b"--" + boundary
-    if body.startswith(delimiter):
-        pos = 0
-    else:  # a preamble before the first delimiter is allowed, and ignored
-        pos = body.find(b"\r\n" + delimiter)
-        if pos < 0:
-            raise _malformed("the boundary from the Content-Type does not occur in the body")
-        pos += 2
-    parts: list[_Part] = []
-    while True:
-        pos += len(delimiter)
-        if body[pos:pos + 2] == b"--":
-            return parts
-        eol = body.find(b"\r\n", pos)
-        if eol < 0 or body[pos:eol].strip(b" \t"):
-            raise _malformed("a boundary line is not followed by CRLF")
-        end = body.find(b"\r\n" + delimiter, eol + 2)
-        if end < 0:
-            raise _malformed("the body ends before the closing boundary")
-        if len(parts) == MAX_PARTS:
-            raise _malformed(f"more than {MAX_PARTS} parts")
-        parts.append(_part(body[eol + 2:end]))
-        pos = end + 2
-
-
-def _part(raw: bytes) -> _Part:
-    if raw.startswith(b"\r\n"):
-        head, data = b"", raw[2:]
-    else:
-        head, sep, data = raw.partition(b"\r\n\r\n")
-        if not sep:
-            raise _malformed("a part has no blank line after its headers")
-    if len(head) > _MAX_PART_HEADER_BYTES:
-        raise _malformed("a part's headers are too long")
-    disposition = None
-    for line in head.split(b"\r\n"):
-        key, colon, value = line.partition(b":")
-        if not colon:
-            raise _malformed("a part header has no colon")
-        if key.strip().lower() == b"content-disposition":
-            disposition = value.decode("utf-8", "replace")
-    if disposition is None:
-        raise _malformed("a part has no Content-Disposition header")
-    kind, params = _disposition(disposition)
-    if kind != "form-data" or "name" not in params:
-        raise _malformed("a part's Content-Disposition is not form-data with a name")
-    return _Part(params["name"], params.get("filename"), data)
-
-
-_PARAM = re.compile(r';\s*([A-Za-z0-9_*.-]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^;\s]*))')
-
-
-def _disposition(value: str) -> tuple[str, dict[str, str]]:
-    kind, _, rest = value.strip().partition(";")
-    params = {}
-    for m in _PARAM.finditer(";" + rest):
-        quoted = m[2]
-        params[m[1].lower()] = re.sub(r"\\(.)", r"\1", quoted) if quoted is not None else m[3]
-    return kind.strip().lower(), params
-
-
 _KNOWN = frozenset({"prompt", "model", "seconds", "duration", "size", "resolution", "negative_prompt",
                     "seed", "style_preset", "camera_movement", "callback_url", _NAME})
 _NESTED = re.compile(r"input_reference\[(\w+)\]")
 
 
-def _form_fields(parts: list[_Part]) -> dict[str, Any]:
+def _form_fields(parts: list[multipart.Part]) -> dict[str, Any]:
     """Form parts as the JSON body would carry them: text as str, files as _Upload."""
     fields: dict[str, Any] = {}
     reference: dict[str, str] = {}
@@ -471,14 +382,14 @@ def parse_source(content_type: bytes, body: bytes, *, needs_video: bool, needs_s
     """The body of a remix, edit or extension: JSON or multipart, as the SDK sends
     them (`video` as `{"id": ...}` JSON, or `video[id]` form fields). Uploading a
     source video file is refused: the source must be a video this gateway made."""
-    media_type, params = _content_type(content_type)
+    media_type, params = multipart.content_type(content_type)
     if media_type == "multipart/form-data":
         boundary = params.get("boundary", "")
         if not 1 <= len(boundary) <= 70:
             raise bad_request("The multipart/form-data Content-Type needs a boundary parameter "
                               "of 1 to 70 characters.")
         fields: dict[str, Any] = {}
-        for part in _multipart(body, boundary.encode("latin-1")):
+        for part in multipart.split(body, boundary.encode("latin-1")):
             if part.name == "video" and part.filename is not None:
                 raise bad_request("Uploading a source video is not supported; pass the id of a video this "
                                   "gateway made, as video={'id': 'video_...'}.", param="video")
