@@ -39,6 +39,15 @@ def aspect_ratio(width: int, height: int) -> str:
     return min(_RATIOS, key=lambda name: abs(math.log(_RATIOS[name] / r)))
 
 
+def headers(authorization: str, o: HttpOptions, *, body: bool = True, **more: str) -> dict[str, str]:
+    """A call's headers: its authorization, JSON when it has a body, then the provider's own `headers`."""
+    h = {"authorization": authorization, **more}
+    if body:
+        h["content-type"] = "application/json"
+    h.update(o.headers)
+    return h
+
+
 class VideoHttpOptions(HttpOptions):
     """Options of every hosted video provider."""
     video_sizes: list[str] | None = None        # what its models generate; default: OpenAI's Sora sizes

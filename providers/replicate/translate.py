@@ -42,7 +42,7 @@ import orjson
 from pydantic import Field
 
 from gateway.video.protocol import prompt_with_hints
-from providers import errors
+from providers import errors, hosted_video
 from providers.base import VideoSpec
 from providers.hosted_video import Polled, VideoHttpOptions, aspect_ratio
 from providers.http import UpstreamRequest, retry_after
@@ -66,11 +66,7 @@ class Options(VideoHttpOptions):
 
 
 def headers(o: Options, *, body: bool = True) -> dict[str, str]:
-    h = {"authorization": f"Bearer {o.api_key}"}
-    if body:
-        h["content-type"] = "application/json"
-    h.update(o.headers)
-    return h
+    return hosted_video.headers(f"Bearer {o.api_key}", o, body=body)
 
 
 def _base(o: Options) -> str:

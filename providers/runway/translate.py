@@ -28,7 +28,7 @@ import orjson
 from pydantic import Field
 
 from gateway.video.protocol import prompt_with_hints
-from providers import errors
+from providers import errors, hosted_video
 from providers.base import VideoSpec
 from providers.hosted_video import Polled, VideoHttpOptions
 from providers.http import UpstreamRequest, retry_after
@@ -54,10 +54,7 @@ class Options(VideoHttpOptions):
 
 
 def headers(o: Options) -> dict[str, str]:
-    h = {"content-type": "application/json", "authorization": f"Bearer {o.api_key}",
-         "x-runway-version": o.api_version}
-    h.update(o.headers)
-    return h
+    return hosted_video.headers(f"Bearer {o.api_key}", o, **{"x-runway-version": o.api_version})
 
 
 def _base(o: Options) -> str:
