@@ -41,28 +41,29 @@ def main(argv: list[str] | None = None) -> int:
 
 def _config_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", default=None,
-                   help=f"config file (default: $GATEWAY_CONFIG or {config_loader.DEFAULT_PATH})")
+                   help=f"config file (default: $GATEWAY_CONFIG, else ./{config_loader.LOCAL_PATH} when it exists, "
+                        "else the packaged default)")
 
 
-def _load(args: argparse.Namespace) -> tuple[str, config_loader.Checked | None]:
-    """The config named on the command line, checked; None after printing its errors."""
-    path = args.config or config_loader.default_path()
+def _load(args: argparse.Namespace) -> tuple[config_loader.Found, config_loader.Checked | None]:
+    """The config chosen by `config_loader.find`, checked; None after printing its errors."""
+    found = config_loader.find(args.config)
     try:
-        return path, config_loader.load(path)
+        return found, config_loader.load(found.path)
     except ConfigError as e:
         for line in e.errors:
             print(line)
-        print(f"{path}: {len(e.errors)} error{'s' if len(e.errors) != 1 else ''}", file=sys.stderr)
-        return path, None
+        print(f"{found.path}: {len(e.errors)} error{'s' if len(e.errors) != 1 else ''}", file=sys.stderr)
+        return found, None
 
 
 def _check(args: argparse.Namespace) -> int:
-    path, checked = _load(args)
+    found, checked = _load(args)
     if checked is None:
         return 1
     c = checked.config
     enabled = len(c.providers) - len(checked.disabled)
-    print(f"{path}: OK: {len(c.providers)} providers ({enabled} enabled), {len(c.models)} models, "
+    print(f"{found.path}: OK: {len(c.providers)} providers ({enabled} enabled), {len(c.models)} models, "
           f"{len(c.rules)} rules, {len(c.auth.keys)} keys")
     for note in checked.notes:
         print(f"  note: {note}")
@@ -72,7 +73,7 @@ def _check(args: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    path, checked = _load(args)
+    found, checked = _load(args)
     if checked is None:
         return 1
     server = checked.config.server
@@ -81,6 +82,7 @@ def _serve(args: argparse.Namespace) -> int:
     workers = args.workers or server.workers
     level = args.log_level or checked.config.logging.level
     logging.basicConfig(level=level.upper(), format=_LOG_FORMAT)
+    _log_found(found)
     for note in checked.notes:
         logging.getLogger("gateway").info(note)
     metrics.clear(checked.config.state.data_dir)     # this run's counts start at zero, in every worker
@@ -91,16 +93,19 @@ def _serve(args: argparse.Namespace) -> int:
                    proxy_headers=False)
     if workers > 1:
         # Each worker process builds its own app from the same file.
-        os.environ["GATEWAY_CONFIG"] = os.path.abspath(path)
+        os.environ["GATEWAY_CONFIG"] = os.path.abspath(found.path)
         uvicorn.run("gateway.app:create_app", factory=True, workers=workers, **options)
     else:
         from gateway.app import App
-        from gateway.runtime import Runtime
-        uvicorn.run(App(Runtime(checked), tune_gc=True), **options)
+        uvicorn.run(App(checked, tune_gc=True), **options)
     return 0
 
 
 _LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def _log_found(found: config_loader.Found) -> None:
+    logging.getLogger("gateway").info("config: %s (%s)", found.path, found.source)
 
 
 def _log_config(level: str) -> dict:
@@ -119,10 +124,11 @@ def _log_config(level: str) -> dict:
 def _worker(args: argparse.Namespace) -> int:
     import asyncio
 
-    path, checked = _load(args)
+    found, checked = _load(args)
     if checked is None:
         return 1
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=args.log_level.upper(), format=_LOG_FORMAT)
+    _log_found(found)
     from gateway.video import worker
     if _has_uvloop():
         import uvloop

@@ -16,6 +16,14 @@ from gateway.webhooks.signing import new_secret
 
 SECRET = new_secret()
 SIZES = ["320x180", "180x320", "640x360"]
+_LOCAL_EXTRA = ("needs the `local` extra, not installed: pip install torch (its CPU or CUDA build), "
+                "then pip install -e '.[local]'")
+
+
+def require_local_extra() -> None:
+    """Skip the calling test module unless torch and diffusers are installed (CI installs both)."""
+    for name in ("torch", "diffusers"):
+        pytest.importorskip(name, reason=f"{_LOCAL_EXTRA} ({name} is missing)")
 
 
 def mock_video(name: str = "mock", **options: Any) -> dict[str, Any]:

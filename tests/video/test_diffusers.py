@@ -17,7 +17,9 @@ import openai
 import pytest
 import yaml
 
-pytest.importorskip("diffusers")
+from tests.video.conftest import require_local_extra
+
+require_local_extra()
 
 from gateway.config.checks import ConfigError  # noqa: E402
 from gateway import config as config_loader  # noqa: E402
@@ -123,7 +125,7 @@ def _start_worker(config: Path, *providers: str) -> subprocess.Popen:
 
 def _wait_for_workers(loop, store, provider: str, n: int = 1, timeout: float = 60) -> None:
     deadline = time.time() + timeout
-    while len(loop.run(store.workers(provider))) < n:
+    while len(loop.run(store.workers.live(provider))) < n:
         assert time.time() < deadline, "no worker came up"
         time.sleep(0.1)
 
@@ -159,7 +161,7 @@ def test_a_worker_process_serves_the_gateway(start_gateway, redis_url, tmp_path,
 
     workers(config, "gpu", "gpu-slow")
     _wait_for_workers(loop, gw.runtime.store, "gpu")
-    [info] = loop.run(gw.runtime.store.workers("gpu"))
+    [info] = loop.run(gw.runtime.store.workers.live("gpu"))
     assert info["provider"] == "gpu" and info["pid"] > 0
     shown = gw.http(key="admin-secret").get("/admin/workers").json()["providers"]
     assert shown["gpu"]["runs_in_gateway"] is False and [w["pid"] for w in shown["gpu"]["workers"]] == [info["pid"]]
@@ -205,7 +207,7 @@ def test_a_worker_killed_mid_job_leaves_it_to_another(start_gateway, redis_url, 
     done = client.videos.poll(video.id, poll_interval_ms=100)
     assert done.status == "completed", done.error
     assert decode_mp4(client.videos.download_content(video.id).read()).frames == 9
-    assert Job.of(loop.run(gw.runtime.store.job_get(video.id))).runs == 2
+    assert Job.of(loop.run(gw.runtime.store.jobs.get(video.id))).runs == 2
 
 
 def test_delete_cancels_the_run_on_the_worker(start_gateway, redis_url, tmp_path, pipelines, workers, loop):
@@ -226,4 +228,4 @@ def test_delete_cancels_the_run_on_the_worker(start_gateway, redis_url, tmp_path
         assert time.time() < deadline, "the cancelled run kept the worker busy"
         time.sleep(0.05)
     assert not (tmp_path / "data" / "videos" / video.id / "video.mp4").exists()
-    assert loop.run(gw.runtime.store.job_get(video.id)) is None
+    assert loop.run(gw.runtime.store.jobs.get(video.id)) is None

@@ -10,8 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-pytest.importorskip("torch")
-pytest.importorskip("diffusers")
+from tests.video.conftest import require_local_extra
+
+require_local_extra()
 
 from tests.video.tiny_pipelines import FAMILIES, SMALL_CALL, build_ltx  # noqa: E402
 
