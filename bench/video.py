@@ -86,7 +86,7 @@ def _sync(device: str) -> None:
 
 
 def time_encode(frames, fps: int, runs: int) -> list[float]:
-    from gateway.video.encode import encode_rgb
+    from providers.media.encode import encode_rgb
     out = []
     for _ in range(runs):
         started = time.perf_counter()

@@ -7,7 +7,7 @@ The request path only serialises the line and appends it to a list; a thread
 writes what has gathered every 50 ms, in one write, so a slow stderr never
 holds up the event loop. Not `logging`'s QueueHandler: its record, caller
 lookup and copy, and a thread woken per line, cost 11-30 us of CPU a request
-here; this costs ~2 us (README, Logs).
+here; this costs ~2 us (docs/performance.md, Access log).
 """
 from __future__ import annotations
 

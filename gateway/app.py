@@ -7,7 +7,7 @@ import logging
 from typing import Awaitable, Callable
 
 from gateway import config as config_loader
-from gateway import metrics
+from gateway import exchange, metrics
 from gateway.admin import spend as admin_spend
 from gateway.admin import config as admin_config
 from gateway.admin import keys as admin_keys
@@ -17,7 +17,10 @@ from gateway.api import chat, health, models
 from gateway.asgi import ClientGone, Receive, Request, Scope, Send
 from gateway.errors import ApiError
 from gateway.live_config import LiveConfig
+from gateway.config import Checked
 from gateway.runtime import Runtime
+from gateway.services import Services
+from gateway.store import open_store
 from gateway.video import api as videos_api
 from gateway.video.service import Videos
 
@@ -28,8 +31,8 @@ Handler = Callable[[Request, Runtime], Awaitable[None]]
 # Paths answer with and without the /v1 prefix, as clients configure base_url both ways.
 _EXACT: dict[str, dict[str, Handler]] = {}
 for _prefix in ("/v1", ""):
-    _EXACT[f"{_prefix}/chat/completions"] = {"POST": chat.chat_completions}
-    _EXACT[f"{_prefix}/embeddings"] = {"POST": chat.embeddings}
+    _EXACT[f"{_prefix}/chat/completions"] = {"POST": exchange.handler(chat.CHAT)}
+    _EXACT[f"{_prefix}/embeddings"] = {"POST": exchange.handler(chat.EMBEDDINGS)}
     _EXACT[f"{_prefix}/models"] = {"GET": models.list_models}
     _EXACT[f"{_prefix}/videos"] = {"POST": videos_api.videos_root, "GET": videos_api.videos_root}
 _EXACT["/healthz"] = {"GET": health.healthz}
@@ -63,11 +66,12 @@ def _handlers_for(path: str) -> dict[str, Handler] | None:
 
 
 class App:
-    def __init__(self, runtime: Runtime, *, tune_gc: bool = False) -> None:
-        self.runtime = runtime
+    """The process's services, and the config version serving now (swapped whole by a config edit)."""
+
+    def __init__(self, checked: Checked, *, tune_gc: bool = False) -> None:
+        self.services = Services(open_store(checked.config.state))
+        self.runtime = Runtime(checked, self.services)
         self._tune_gc = tune_gc
-        self.videos: Videos | None = None
-        self.live: LiveConfig | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -103,17 +107,23 @@ class App:
         finally:
             rt.active -= 1
 
+    def _current(self) -> Runtime:
+        return self.runtime
+
+    def _swap(self, new: Runtime) -> None:
+        self.runtime = new
+
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
+                services = self.services
                 try:
-                    await self.runtime.store.start()
-                    self.live = self.runtime.live = LiveConfig(self)
-                    await self.live.start()
-                    self.videos = Videos(lambda: self.runtime)
-                    self.runtime.videos = self.videos
-                    await self.videos.start()
+                    await services.store.start()
+                    services.live = LiveConfig(services, self._current, self._swap)
+                    await services.live.start()
+                    services.videos = Videos(services.store, self._current)
+                    await services.videos.start()
                     self.metrics = metrics.start(self.runtime.config.state.data_dir)
                 except Exception as e:
                     log.exception("the state store did not start")
@@ -124,12 +134,12 @@ class App:
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 await self.metrics.stop()
-                if self.live is not None:
-                    await self.live.close()
-                if self.videos is not None:
-                    await self.videos.close()
+                if self.services.live is not None:
+                    await self.services.live.close()
+                if self.services.videos is not None:
+                    await self.services.videos.close()
                 await self.runtime.close()
-                await self.runtime.store.close()
+                await self.services.store.close()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
@@ -144,9 +154,9 @@ def _tune_gc() -> None:
 
 
 def create_app(config_path: str | None = None) -> App:
-    """The app for a config file (default: $GATEWAY_CONFIG or config/gateway.yaml);
+    """The app for a config file (default: as `gateway serve` finds one, gateway/config/__init__.py);
     what each `gateway serve --workers N` process runs."""
     checked = config_loader.load(config_path or config_loader.default_path())
     for note in checked.notes:
         log.info(note)
-    return App(Runtime(checked), tune_gc=True)
+    return App(checked, tune_gc=True)

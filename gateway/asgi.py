@@ -1,7 +1,7 @@
 """The little of ASGI the gateway needs: read a bounded body, answer JSON, stream.
 
 The hot path speaks raw ASGI rather than a framework: routing is a dict
-lookup and headers are pre-encoded bytes (see README, Speed).
+lookup and headers are pre-encoded bytes (see docs/performance.md).
 """
 from __future__ import annotations
 

@@ -58,7 +58,7 @@ def estimate_tokens(data: dict[str, Any], body: bytes) -> int:
 
 class Limiter:
     def __init__(self, store: Store, state: StateConfig) -> None:
-        self.store = store
+        self._limits = store.limits   # looked up once: admit and settle are on every request's path
         self._open_on_error = state.on_redis_error == "open"
         self._lease_ttl_s = state.lease_ttl_s
         self._down = False
@@ -93,7 +93,7 @@ class Limiter:
         if budget_hold is not None:
             s.hold, s.spent_nano = Hold(budget_hold, 0, 0), -cost
         try:
-            await self.store.settle(s)
+            await self._limits.settle(s)
         except StoreDown as e:
             self._store_failed(e)
 
@@ -155,7 +155,7 @@ class Limiter:
         """The store's verdict; None (admit unchecked) while the store is down and the
         policy is open, else `when_closed` is raised."""
         try:
-            verdict = await self.store.admit(admission)
+            verdict = await self._limits.admit(admission)
         except StoreDown as e:
             self._store_failed(e)
             if self._open_on_error:
@@ -187,7 +187,7 @@ class Limiter:
         if s.entry is None and not s.corrections and s.lease is None and s.hold is None:
             return
         try:
-            await self.store.settle(s)
+            await self._limits.settle(s)
         except StoreDown as e:
             self._store_failed(e)
         else:

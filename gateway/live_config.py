@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any, Callable
 
 import orjson
 
@@ -26,10 +26,8 @@ from gateway import config as config_loader
 from gateway.config import Checked, ConfigError
 from gateway.config.edits import summary
 from gateway.runtime import Runtime
+from gateway.services import Services
 from gateway.store import ConfigVersion, StoreDown
-
-if TYPE_CHECKING:
-    from gateway.app import App
 
 log = logging.getLogger("gateway.config")
 
@@ -42,8 +40,12 @@ class EditConflict(Exception):
 
 
 class LiveConfig:
-    def __init__(self, app: App) -> None:
-        self.app = app
+    """`current()` is the version serving now; `swap(new)` puts another in its place."""
+
+    def __init__(self, services: Services, current: Callable[[], Runtime], swap: Callable[[Runtime], None]) -> None:
+        self.services = services
+        self.current = current
+        self._put_in_place = swap
         self._tasks: list[asyncio.Task] = []
         self._retiring: set[asyncio.Task] = set()
         self._skipped: set[int] = set()
@@ -51,19 +53,19 @@ class LiveConfig:
     # -- start -------------------------------------------------------------------
 
     async def start(self) -> None:
-        rt = self.app.runtime
-        store = rt.store
+        rt = self.current()
+        store = self.services.store
         try:
             for _ in range(3):    # a replica starting beside us may store the same file first
-                latest = await store.config_latest()
+                latest = await store.configs.latest()
                 if latest is None or latest.file_hash != rt.file_hash:
                     old = orjson.loads(latest.document) if latest is not None else {}
-                    made = await store.config_put(ConfigVersion(
+                    made = await store.configs.put(ConfigVersion(
                         0, time.time(), "file", "from the config file: " + summary(old, rt.document),
                         rt.file_hash, orjson.dumps(rt.document)), latest.version if latest else 0)
                     if made is None:
                         continue
-                    rt.version = made
+                    self._swap(self.check(rt.document), made)     # the same config, numbered now
                     log.info("config version %d: from the config file", made)
                 elif latest.version != rt.version:
                     self._apply(latest)
@@ -79,11 +81,11 @@ class LiveConfig:
 
     # -- edits -------------------------------------------------------------------
 
-    async def current(self) -> tuple[int, dict[str, Any], str]:
+    async def newest(self) -> tuple[int, dict[str, Any], str]:
         """(version, document, file hash) of the newest version."""
-        latest = await self.app.runtime.store.config_latest()
+        latest = await self.services.store.configs.latest()
         if latest is None:
-            rt = self.app.runtime
+            rt = self.current()
             return rt.version, rt.document, rt.file_hash
         return latest.version, orjson.loads(latest.document), latest.file_hash
 
@@ -96,7 +98,7 @@ class LiveConfig:
         """Check, store as the version after `base`, apply here; (version, summary)."""
         checked = self.check(document)
         said = note or summary(base_document, document)
-        made = await self.app.runtime.store.config_put(
+        made = await self.services.store.configs.put(
             ConfigVersion(0, time.time(), author, said, file_hash, orjson.dumps(document)), base)
         if made is None:
             raise EditConflict
@@ -118,18 +120,18 @@ class LiveConfig:
     async def _on_events(self) -> None:
         while True:
             try:
-                async for version in self.app.runtime.store.config_events():
-                    if version > self.app.runtime.version:
+                async for version in self.services.store.configs.events():
+                    if version > self.current().version:
                         await self._catch_up()
             except StoreDown:
                 await asyncio.sleep(1.0)
 
     async def _catch_up(self) -> None:
         try:
-            latest = await self.app.runtime.store.config_latest()
+            latest = await self.services.store.configs.latest()
         except StoreDown:
             return
-        if latest is not None and latest.version > self.app.runtime.version and latest.version not in self._skipped:
+        if latest is not None and latest.version > self.current().version and latest.version not in self._skipped:
             self._apply(latest)
 
     def _apply(self, version: ConfigVersion) -> None:
@@ -139,18 +141,17 @@ class LiveConfig:
             # Checked where it was made; here it can only differ by this process's environment.
             self._skipped.add(version.version)
             log.error("config version %d does not check here, kept version %d: %s", version.version,
-                      self.app.runtime.version, "; ".join(e.errors[:5]))
+                      self.current().version, "; ".join(e.errors[:5]))
             return
         self._swap(checked, version.version)
         log.info("config version %d applied (%s: %s)", version.version, version.author, version.summary)
 
     def _swap(self, checked: Checked, version: int) -> None:
-        old = self.app.runtime
-        new = Runtime(checked, book=old.book, store=old.store)
-        new.version, new.file_hash, new.videos, new.live = version, old.file_hash, old.videos, self
-        self.app.runtime = new
-        if new.videos is not None:
-            new.videos.refresh()
+        old = self.current()
+        new = Runtime(checked, self.services, version, old.file_hash)
+        self._put_in_place(new)
+        if self.services.videos is not None:
+            self.services.videos.refresh()
         task = asyncio.create_task(_retire(old))
         self._retiring.add(task)
         task.add_done_callback(self._retiring.discard)

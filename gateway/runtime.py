@@ -1,25 +1,24 @@
-"""Everything a request needs from the config, compiled once per config
-version: keys, rules, providers and the served models' routes.
+"""One config version, compiled once: keys, rules, prices, providers and the
+served models' routes, with what a request needs to resolve its model.
 
-A new config builds a new Runtime and swaps it in whole; what targets learned
-(latency, circuits) lives in `TargetBook` and carries across versions.
+A new version builds a new Runtime and swaps it in whole (gateway/live_config.py);
+nothing in it changes afterwards. What outlives versions (the store, what
+targets learned, the video service) is the process's `Services`.
 """
 from __future__ import annotations
 
 import logging
 import time
-from typing import Iterable
 
 from gateway.auth import Key, Keys
-from gateway.breaker import Breaker
 from gateway.config import Checked
-from gateway.config.schema import BreakerConfig, ModelConfig, RouteConfig
+from gateway.config.schema import ModelConfig, RouteConfig
 from gateway.errors import ApiError, model_not_found
 from gateway.limits import Limiter, hold_price
 from gateway.prices import Prices
-from gateway.routes import Route, ServedModel, Target, TargetStats
+from gateway.routes import Route, ServedModel, Target
 from gateway.rules import Rules
-from gateway.store import Store, open_store
+from gateway.services import Services
 from providers.base import Provider
 from providers.registry import TYPES
 
@@ -28,33 +27,15 @@ log = logging.getLogger("gateway")
 _ENDPOINT = {"chat": "v1/chat/completions", "embedding": "v1/embeddings", "video": "v1/videos"}
 
 
-class TargetBook:
-    """Per-target state that outlives a config version."""
-
-    def __init__(self) -> None:
-        self._stats: dict[str, TargetStats] = {}
-
-    def get(self, target_id: str, breaker: BreakerConfig) -> TargetStats:
-        stats = self._stats.get(target_id)
-        if stats is None:
-            stats = self._stats[target_id] = TargetStats(Breaker(breaker.failures, breaker.cooldown_s))
-        else:   # a config edit may have changed the thresholds
-            stats.breaker.threshold, stats.breaker.cooldown_s = breaker.failures, breaker.cooldown_s
-        return stats
-
-    def items(self) -> Iterable[tuple[str, TargetStats]]:
-        return self._stats.items()
-
-
 class Runtime:
-    def __init__(self, checked: Checked, book: TargetBook | None = None, store: Store | None = None) -> None:
+    def __init__(self, checked: Checked, services: Services, version: int = 0, file_hash: str | None = None) -> None:
         config = checked.config
         self.config = config
-        # The store outlives config versions; the app opens and closes it.
-        self.store = store or open_store(config.state)
+        self.services = services
+        self.store = services.store
         self.limiter = Limiter(self.store, config.state)
         self.loaded_at = int(time.time())
-        self.book = book or TargetBook()
+        self.book = services.book
         self.keys = Keys(config.auth.keys)
         self.rules = Rules(config.rules)
         self.prices = Prices(config.prices)
@@ -66,14 +47,14 @@ class Runtime:
             served = self._compile(m)
             if served is not None:
                 self.models[m.name] = served
-        self._direct: dict[tuple[str, str], ServedModel] = {}
-        self.videos = None   # the process's video service (gateway/video/service.py), set by the app
-        self.version = 0                          # the config version this is (gateway/live_config.py)
+        self._direct: dict[tuple[str, str], ServedModel] = {}   # a memo of `provider/model` names seen
+        self.version = version                    # the config version this is (gateway/live_config.py)
         self.document = checked.document or {}    # the config as written, `${VAR}`s unfilled
-        self.file_hash = checked.file_hash
-        self.active = 0                           # requests and video runs holding this version
-        self.live = None                          # the process's LiveConfig, set by the app
+        self.file_hash = checked.file_hash if file_hash is None else file_hash   # of the file it was seeded from
         self.disabled = checked.disabled          # provider name -> why it is off
+        # The one count that changes: requests and video runs holding this version, so
+        # the old one's connections close only once they are done.
+        self.active = 0
 
     # -- compiling -----------------------------------------------------------
 

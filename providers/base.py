@@ -1,11 +1,12 @@
 """The interface every provider adapter offers the router."""
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, AsyncIterator, Awaitable, Callable, ClassVar
+from typing import Any, ClassVar, Generic, TypeVar
 
-from gateway.config.schema import ProviderConfig
 from providers.errors import BadRequest
+from providers.options import ProviderConfig
 
 
 @dataclass(slots=True)
@@ -17,7 +18,7 @@ class Call:
     model: str               # the upstream model name for this target
     stream: bool = False
     request_id: str = ""
-    video: "VideoSpec | None" = None   # op "video": the job to hand over
+    video: VideoSpec | None = None   # op "video": the job to hand over
 
 
 @dataclass(slots=True)
@@ -108,24 +109,28 @@ class VideoFiles:
 
 Progress = Callable[[int], Awaitable[None]]
 
+OptionsT = TypeVar("OptionsT", bound=ProviderConfig)
 
-class Provider:
+
+class Provider(Generic[OptionsT]):
     """An upstream the router can send calls to.
 
-    Subclasses set `Options` (their config fields, checked by `gateway check`)
-    and implement the operations they support; an unsupported one answers a
-    clear 400 through `BadRequest`.
+    Subclasses name their options twice: as the type parameter, which types
+    `self.options` (`class MockProvider(Provider[Options])`), and as `Options`,
+    the model `gateway check` validates the config entry with. They implement
+    the operations they support; an unsupported one answers a clear 400
+    through `BadRequest`.
     """
     Options: ClassVar[type[ProviderConfig]] = ProviderConfig
     secret_field: ClassVar[str | None] = None   # an option that must be non-empty, else disabled
     operations: ClassVar[frozenset[str]] = frozenset({"chat"})
 
-    def __init__(self, options: ProviderConfig) -> None:
-        self.options = options
+    def __init__(self, options: OptionsT) -> None:
+        self.options: OptionsT = options
         self.name = options.name
 
     @classmethod
-    def disabled_reason(cls, options: ProviderConfig) -> str | None:
+    def disabled_reason(cls, options: OptionsT) -> str | None:
         if not options.enabled:
             return "enabled: false"
         if cls.secret_field and not getattr(options, cls.secret_field, ""):

@@ -10,7 +10,6 @@ from typing import Any
 from providers.base import Usage
 from providers.errors import BadRequest
 
-
 # -- reading requests ---------------------------------------------------------
 
 def text_of(content: Any) -> str:

@@ -12,9 +12,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from types import ModuleType
-from typing import Any, Awaitable, Callable, ClassVar, Mapping
+from typing import Any, ClassVar, TypeVar
 
 from pydantic import Field
 
@@ -39,9 +40,10 @@ def aspect_ratio(width: int, height: int) -> str:
     return min(_RATIOS, key=lambda name: abs(math.log(_RATIOS[name] / r)))
 
 
-def headers(authorization: str, o: HttpOptions, *, body: bool = True, **more: str) -> dict[str, str]:
-    """A call's headers: its authorization, JSON when it has a body, then the provider's own `headers`."""
-    h = {"authorization": authorization, **more}
+def headers(authorization: str, o: HttpOptions, *, body: bool = True,
+            more: Mapping[str, str] | None = None) -> dict[str, str]:
+    """A call's headers: its authorization and `more`, JSON when it has a body, then the provider's own `headers`."""
+    h = {"authorization": authorization, **(more or {})}
     if body:
         h["content-type"] = "application/json"
     h.update(o.headers)
@@ -55,6 +57,9 @@ class VideoHttpOptions(HttpOptions):
     poll_interval_s: float = Field(2.0, gt=0)   # first wait between status checks
     poll_max_interval_s: float = Field(15.0, gt=0)   # the backoff's ceiling
     max_wait_s: float = Field(3600.0, gt=0)     # a job still running after this has failed
+
+
+VideoOptionsT = TypeVar("VideoOptionsT", bound=VideoHttpOptions)
 
 
 @dataclass(slots=True)
@@ -140,7 +145,7 @@ def rising(progress: Progress) -> Progress:
     return report
 
 
-class HostedVideoProvider(HttpProvider):
+class HostedVideoProvider(HttpProvider[VideoOptionsT]):
     """A hosted video API that submits, polls a status URL and hands back a file
     URL: the exchange, around a `translate` module of pure functions
     (`submit_request`, `submit_state`, `status_request`, `read_status`,

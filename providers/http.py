@@ -5,21 +5,21 @@ times the requests per second at the same CPU (see README, Speed).
 """
 from __future__ import annotations
 
-import asyncio
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
-from typing import AsyncIterator, Mapping, Protocol
+from typing import ClassVar, Protocol, TypeVar
 
 import aiohttp
 import yarl
 from pydantic import ConfigDict, Field
 
-from gateway.config.schema import ProviderConfig
 from providers import sse
 from providers.base import Call, Provider, Reply, Usage
 from providers.errors import ConnectionFailed, ProviderError, UpstreamFault, UpstreamTimeout
+from providers.options import ProviderConfig
 
 _MAX_ERROR_BODY = 64 * 1024
-_BROKEN = (aiohttp.ClientError, asyncio.TimeoutError)
+_BROKEN = (aiohttp.ClientError, TimeoutError)
 
 
 @dataclass(slots=True)
@@ -71,7 +71,7 @@ class Upstream:
             raise self._failure(e, "broke the answer off") from None
 
     def _failure(self, e: BaseException, what: str) -> ProviderError:
-        if isinstance(e, asyncio.TimeoutError):    # aiohttp's read timeouts are these too
+        if isinstance(e, TimeoutError):    # aiohttp's read timeouts are these too
             return UpstreamTimeout(f"provider '{self.provider}' timed out", provider=self.provider)
         return UpstreamFault(f"provider '{self.provider}' {what}: {type(e).__name__}", provider=self.provider)
 
@@ -84,7 +84,7 @@ class Upstream:
                 data += chunk
                 if len(data) >= _MAX_ERROR_BODY:
                     break
-        except (aiohttp.ClientError, asyncio.TimeoutError):
+        except _BROKEN:
             pass
         finally:
             resp.release()
@@ -161,6 +161,9 @@ class HttpOptions(ProviderConfig):
     idle_timeout_s: float = Field(300, gt=0)                 # longest silence inside a stream
 
 
+HttpOptionsT = TypeVar("HttpOptionsT", bound=HttpOptions)
+
+
 class StreamTranslator(Protocol):
     """Turns one provider stream into OpenAI chunks, event by event (pure)."""
     usage: Usage
@@ -170,14 +173,14 @@ class StreamTranslator(Protocol):
     def end(self) -> list[dict]: ...
 
 
-class HttpProvider(Provider):
+class HttpProvider(Provider[HttpOptionsT]):
     """A provider reached over HTTP. Adapters supply the pure parts: where and
     what to send (`request`), how to read an answer (`answer`), a stream
     (`translator`) and an error (`error`); this class does the exchange."""
 
-    Options = HttpOptions
+    Options: ClassVar[type[ProviderConfig]] = HttpOptions   # annotated, or mypy holds adapters to type[HttpOptions]
 
-    def __init__(self, options: HttpOptions) -> None:
+    def __init__(self, options: HttpOptionsT) -> None:
         super().__init__(options)
         self.upstream = Upstream(self.name, max_connections=options.max_connections,
                                  idle_timeout_s=options.idle_timeout_s)

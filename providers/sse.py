@@ -1,7 +1,8 @@
 """Server-sent events: splitting what a provider streams, and writing OpenAI's."""
 from __future__ import annotations
 
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import orjson
 

@@ -75,7 +75,7 @@ class Gateway:
             state = config.setdefault("state", {})
             state.setdefault("data_dir", tempfile.mkdtemp(prefix="gateway-test-"))
         text = config if isinstance(config, str) else yaml.safe_dump(config)
-        self.app = App(Runtime(config_loader.parse(text)))
+        self.app = App(config_loader.parse(text))
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self._loop = loop

@@ -43,12 +43,12 @@ def chat_body(model="m", **extra) -> bytes:
 
 def ledger(loop, gw):
     """Today's ledger rows, from the gateway's own store."""
-    return loop.run(gw.runtime.store.spend_rows(today(), today()))
+    return loop.run(gw.runtime.store.ledger.rows(today(), today()))
 
 
 def spent(loop, gw):
     """What the key `test` has spent against its daily budget."""
-    return loop.run(gw.runtime.store.budget_spent(f"budget:test:{today()}:{today()}"))
+    return loop.run(gw.runtime.store.limits.budget_spent(f"budget:test:{today()}:{today()}"))
 
 
 def test_requests_over_rpm_are_429_with_openai_headers(start_gateway):

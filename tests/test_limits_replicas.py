@@ -215,9 +215,9 @@ def test_budget_is_exact_across_replicas_and_spend_adds_up(replicas, redis):
     async def ledger_total():
         store = RedisStore(redis.url, timeout_s=2.0)
         try:
-            rows = await store.spend_rows(today(), today())
+            rows = await store.ledger.rows(today(), today())
             return sum(r.cost_nano for r in rows if r.key == "budget"), \
-                await store.budget_spent(f"budget:budget:{today()}:{today()}")
+                await store.limits.budget_spent(f"budget:budget:{today()}:{today()}")
         finally:
             await store.close()
     assert asyncio.run(_settled(ledger_total, (costs, costs))) == (costs, costs)

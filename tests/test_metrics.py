@@ -15,6 +15,7 @@ import httpx
 import orjson
 import pytest
 import yaml
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.harness import base_config, chat_model, free_port
 from tests.upstreams.openai_fake import recorded
@@ -220,6 +221,45 @@ def test_escaped_label_values_parse(start_gateway, fake_openai, tmp_path):
     gw.client().chat.completions.create(model=odd, messages=MSG)
     m = scrape(gw.url)
     assert m.value("gateway_requests_total", model='mt-\\"odd\\"\\\\name', provider="mtesc", status="200") == 1
+
+
+def test_the_scrape_reads_back_through_prometheus_client(start_gateway, fake_openai, tmp_path):
+    fake = fake_openai()
+    gw = start_gateway(base_config([upstream(fake, "mtpc")], [chat_model("mt-pc", {"provider": "mtpc"})],
+                                   state={"data_dir": str(tmp_path)}))
+    gw.client().chat.completions.create(model="mt-pc", messages=MSG)
+    text = httpx.get(f"{gw.url}/metrics").text
+    families = {f.name: f for f in text_string_to_metric_families(text)}
+    assert families["gateway_requests"].type == "counter"         # the parser names a counter without _total
+    assert families["gateway_request_duration_seconds"].type == "histogram"
+    assert families["gateway_circuit_state"].type == "gauge"
+    (sample,) = [s for s in families["gateway_requests"].samples if s.labels.get("model") == "mt-pc"]
+    assert sample.value == 1 and sample.labels == {"model": "mt-pc", "provider": "mtpc", "status": "200"}
+
+
+# --- every process's snapshot, added up --------------------------------------------
+
+def test_snapshots_add_up_and_foreign_rows_are_skipped():
+    from gateway import metrics
+    row = [1] + [0] * len(metrics.REQUEST_BUCKETS) + [0.0004]           # one observation in the first bucket
+    one = {"gateway_requests_total": [[["m", "p", "200"], 2]], "gateway_request_duration_seconds": [[["m"], row]]}
+    other = {"gateway_requests_total": [[["m", "p", "200"], 3], [["m", "p"], 9]],     # a row of other labels
+             "gateway_request_duration_seconds": [[["m"], row], [["m"], [1, 0.1]]],  # a row of another layout
+             "gateway_gone_total": [[["x"], 1]]}                                       # a family since removed
+    m = Scrape(metrics.render([one, other]).decode())
+    assert m.value("gateway_requests_total", model="m", provider="p", status="200") == 5
+    buckets, total, count = m.histogram("gateway_request_duration_seconds", model="m")
+    assert count == 2 and total == pytest.approx(0.0008) and buckets[0] == (0.0005, 2)
+    assert m.value("gateway_state_store_errors_total") == 0                # no labels: a series from the start
+    assert "gateway_gone_total" not in m.types
+
+
+def test_a_gauge_cannot_take_a_counted_name():
+    from prometheus_client.metrics_core import GaugeMetricFamily
+
+    from gateway import metrics
+    with pytest.raises(ValueError, match="Duplicated"):
+        metrics.render([], [GaugeMetricFamily("gateway_requests_total", "clash", value=1)])
 
 
 # --- gateway serve --workers 2 ----------------------------------------------------

@@ -36,7 +36,7 @@ _AT_RESTART = (("state",), ("server", "host"), ("server", "port"), ("server", "w
 
 
 def _live(rt: Runtime) -> LiveConfig:
-    live = rt.live
+    live = rt.services.live
     if live is None:
         raise ApiError(503, "Config edits are not available in this process yet.", type="server_error",
                        code="config_unavailable")
@@ -67,7 +67,7 @@ def _invalid(errors: list[str]) -> ApiError:
 async def get_config(req: Request, rt: Runtime) -> None:
     authorize(req, rt)
     try:
-        version, document, _ = await _live(rt).current()
+        version, document, _ = await _live(rt).newest()
     except StoreDown:
         raise _unavailable() from None
     await req.respond(200, orjson.dumps({"version": version, "config": redact(document)}))
@@ -80,7 +80,7 @@ async def validate(req: Request, rt: Runtime) -> None:
         await req.respond(200, orjson.dumps({"valid": False, "errors": ["(top): the config must be a mapping"]}))
         return
     try:
-        _, old, _ = await _live(rt).current()
+        _, old, _ = await _live(rt).newest()
     except StoreDown:
         raise _unavailable() from None
     try:
@@ -115,7 +115,7 @@ async def edit_document(req: Request, rt: Runtime, make, note: str | None = None
     """Apply `make(current document) -> new document` as a new version; what it answers."""
     live = _live(rt)
     try:
-        version, old, file_hash = await live.current()
+        version, old, file_hash = await live.newest()
     except StoreDown:
         raise _unavailable() from None
     new = make(old)
@@ -152,7 +152,7 @@ def _at(document: Any, path: tuple[str, ...]) -> Any:
 async def versions(req: Request, rt: Runtime) -> None:
     authorize(req, rt)
     try:
-        found = await rt.store.config_versions(50)
+        found = await rt.store.configs.versions(50)
     except StoreDown:
         raise _unavailable() from None
     await req.respond(200, orjson.dumps({"current": rt.version, "versions": [
@@ -166,7 +166,7 @@ async def rollback(req: Request, rt: Runtime) -> None:
     if isinstance(target, bool) or not isinstance(target, int):
         raise bad_request("Send {\"version\": N}, a version from GET /admin/config/versions.", param="version")
     try:
-        found = await rt.store.config_version(target)
+        found = await rt.store.configs.version(target)
     except StoreDown:
         raise _unavailable() from None
     if found is None:

@@ -34,7 +34,7 @@ async def _list(req: Request, rt: Runtime) -> None:
     authorize(req, rt)
     day = today()
     try:
-        rows = await rt.store.spend_rows(day[:8] + "01", day)
+        rows = await rt.store.ledger.rows(day[:8] + "01", day)
     except StoreDown:
         rows = []
     used: dict[str, dict[str, float]] = {}
@@ -52,7 +52,7 @@ async def _list(req: Request, rt: Runtime) -> None:
                                  "this_month": used.get(k.name, {"requests": 0, "tokens": 0, "cost_usd": 0.0})}
         if k.budget is not None:
             try:
-                spent = await rt.store.budget_spent(Limiter._hold(k, 0).key)
+                spent = await rt.store.limits.budget_spent(Limiter._hold(k, 0).key)
                 shown["budget"]["spent_usd"] = spent / NANO
             except StoreDown:
                 pass

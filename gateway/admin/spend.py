@@ -35,7 +35,7 @@ async def spend_report(req: Request, rt: Runtime) -> None:
     wanted = {d: query[d] for d in ("key", "model", "provider") if query.get(d)}
 
     groups: dict[tuple[str, ...], dict[str, int]] = {}
-    for row in await rt.store.spend_rows(day_from, day_to):
+    for row in await rt.store.ledger.rows(day_from, day_to):
         if any(getattr(row, d) != v for d, v in wanted.items()):
             continue
         totals = groups.setdefault(tuple(getattr(row, d) for d in group_by), dict.fromkeys(LEDGER_FIELDS, 0))

@@ -20,8 +20,8 @@ async def video_job(req: Request, rt: Runtime) -> None:
     authorize(req, rt)
     video_id = req.path.rsplit("/", 1)[1]
     try:
-        record = await rt.store.job_get(video_id)
-        deliveries = await rt.store.deliveries(video_id) if record is not None else []
+        record = await rt.store.jobs.get(video_id)
+        deliveries = await rt.store.jobs.deliveries(video_id) if record is not None else []
     except StoreDown:
         raise ApiError(503, "Video jobs cannot be reached right now.", type="server_error",
                        code="jobs_unavailable") from None
@@ -44,8 +44,8 @@ async def workers(req: Request, rt: Runtime) -> None:
         for name, provider in rt.providers.items():
             if provider.local:
                 out[name] = {"runs_in_gateway": provider.runs_in(embedded=not rt.config.state.redis_url),
-                             "queue_depth": await rt.store.queue_depth(name),
-                             "workers": await rt.store.workers(name)}
+                             "queue_depth": await rt.store.jobs.queue_depth(name),
+                             "workers": await rt.store.workers.live(name)}
     except StoreDown:
         raise ApiError(503, "The state store cannot be reached right now.", type="server_error",
                        code="store_unavailable") from None

@@ -11,6 +11,8 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from gateway.config import schema
+from gateway.webhooks.signing import SECRET_PREFIX, check_secret
+from providers.registry import TYPES
 
 _SECTIONS = {"server": schema.ServerConfig, "state": schema.StateConfig,
              "auth": schema.AuthConfig, "breaker": schema.BreakerConfig,
@@ -36,14 +38,7 @@ class Checked:
     file_hash: str = ""                      # sha256 of the YAML file it came from, if it did
 
 
-def _adapters() -> dict[str, Any]:
-    # Imported when used, not at the top: the adapters import this package's schema.
-    from providers.registry import TYPES
-    return TYPES
-
-
 def check(raw: Any) -> Checked:
-    TYPES = _adapters()
     errors: list[str] = []
     if not isinstance(raw, dict):
         raise ConfigError(["(top): the config must be a mapping"])
@@ -117,7 +112,6 @@ def _path(base: str, loc: tuple[Any, ...]) -> str:
 
 
 def _check_providers(items: list[Any], errors: list[str]) -> dict[str, schema.ProviderConfig]:
-    TYPES = _adapters()
     out: dict[str, schema.ProviderConfig] = {}
     for i, p in enumerate(items):
         if p is None:
@@ -150,7 +144,6 @@ def _check_models(models: list[Any], providers: dict[str, schema.ProviderConfig]
 
 def _check_route(route: schema.RouteConfig, path: str, op: str, kind: str,
                  providers: dict[str, schema.ProviderConfig], errors: list[str]) -> None:
-    TYPES = _adapters()
     for j, t in enumerate(route.targets):
         where = f"{path}.targets[{j}]"
         if isinstance(t, schema.RouteConfig):
@@ -179,7 +172,6 @@ def _check_webhooks(hooks: schema.WebhooksConfig | None, errors: list[str]) -> N
     if hooks is None:
         return
     if hooks.secret:
-        from gateway.webhooks.signing import SECRET_PREFIX, check_secret
         if not check_secret(hooks.secret):
             errors.append(f"webhooks.secret: must look like '{SECRET_PREFIX}<base64>' "
                           "(make one with: python -m gateway.webhooks.signing)")

@@ -1,13 +1,17 @@
 """The config file's shape (SPEC.md), as pydantic models.
 
-Provider entries carry type-specific options: the base model here accepts them,
-and each adapter's own `Options` model checks them (see `checks.py`).
+Provider entries carry type-specific options: the base model
+(`providers/options.py`) accepts them, and each adapter's own `Options` model
+checks them (see `checks.py`).
 """
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
+
+# What every provider entry has lives with the adapters, which extend it.
+from providers.options import BreakerConfig, ProviderConfig, ProviderLimits  # noqa: F401 (part of the schema)
 
 Strategy = Literal["fallback", "weighted", "least_latency", "least_cost", "least_busy"]
 Kind = Literal["chat", "embedding", "video"]
@@ -57,29 +61,6 @@ class KeyConfig(_Strict):
 class AuthConfig(_Strict):
     admin_key: str = ""
     keys: list[KeyConfig] = Field(default_factory=list)
-
-
-class BreakerConfig(_Strict):
-    failures: int = Field(5, ge=1)        # consecutive failures that open the circuit
-    cooldown_s: float = Field(30, gt=0)   # how long it stays open before one probe
-
-
-class ProviderLimits(_Strict):
-    """An upstream's own quota, across every key and model: a target at its limit
-    is skipped by the router like one that answered 429."""
-    rpm: int | None = Field(None, ge=0)
-    tpm: int | None = Field(None, ge=0)
-    concurrent: int | None = Field(None, ge=0)
-
-
-class ProviderConfig(BaseModel):
-    """Fields every provider has; adapters add their own (see providers/*/Options)."""
-    model_config = ConfigDict(extra="allow")
-    name: str = Field(min_length=1)
-    type: str = Field(min_length=1)
-    enabled: bool = True
-    breaker: BreakerConfig | None = None
-    limits: ProviderLimits | None = None
 
 
 class TargetConfig(_Strict):
@@ -176,7 +157,7 @@ class WebhooksConfig(_Strict):
 
 class LoggingConfig(_Strict):
     level: Literal["debug", "info", "warning", "error"] = "info"   # the gateway's own logs; `--log-level` overrides
-    access_log: bool = False       # one JSON line per request on stderr (off: ~15 us a request; README, Logs)
+    access_log: bool = False       # one JSON line per request on stderr (off: ~15 us a request; docs/performance.md)
     prompts: bool = False          # include chat requests' messages in that line
 
 

@@ -8,10 +8,10 @@ import time
 
 import orjson
 
-from gateway.api.routed import answered
 from gateway.asgi import Headers, Request
 from gateway.auth import Key
 from gateway.errors import ApiError, bad_request
+from gateway.exchange import Dialect, Exchange
 from gateway.metrics import VIDEO_JOBS
 from gateway.runtime import Runtime
 from gateway.store import StoreDown
@@ -25,8 +25,8 @@ _PUBLIC_VARIANTS = ("video", "thumbnail", "spritesheet")
 
 
 def _videos(rt: Runtime) -> Videos:
-    assert rt.videos is not None, "the app starts the video service before serving"
-    return rt.videos
+    assert rt.services.videos is not None, "the app starts the video service before serving"
+    return rt.services.videos
 
 
 def _poll_after(rt: Runtime) -> Headers:
@@ -46,7 +46,7 @@ def _unavailable() -> ApiError:
 async def _own(rt: Runtime, key: Key, video_id: str) -> Job:
     """The key's own job, or 404 (another key's video does not exist for it)."""
     try:
-        record = await rt.store.job_get(video_id)
+        record = await rt.store.jobs.get(video_id)
     except StoreDown:
         raise _unavailable() from None
     if record is None or record.key != key.name:
@@ -78,34 +78,34 @@ def _expired(job: Job) -> bool:
 
 # --- POST /v1/videos, GET /v1/videos -------------------------------------------
 
+class VideoSubmission(Dialect):
+    """POST /v1/videos, /v1/videos/{id}/remix, /v1/videos/edits and /extensions:
+    a job handed to the first target that takes it (submit.py), through the
+    same exchange as every routed request."""
+    kind = "video"
+    op = "video"
+    cacheable = False
+
+
+SUBMISSION = VideoSubmission()
+
+
 async def videos_root(req: Request, rt: Runtime) -> None:
     if req.method == "POST":
-        seen = {"model": "", "key": ""}
-        await _counted(req, rt, seen, _create(req, rt, seen))
+        async with Exchange(req, rt, SUBMISSION) as x:
+            await _create(x)
     else:
         await _list(req, rt)
 
 
-async def _counted(req: Request, rt: Runtime, seen: dict[str, str], creating) -> None:
-    """A video creation refused before it was accepted is counted here (what
-    `seen` holds of its key and model) and answered by the app."""
-    try:
-        await creating
-    except ApiError as e:
-        if not req.started_response:
-            answered(req, rt, seen["model"], "", e.status, seen["key"])
-        raise
-
-
-async def _create(req: Request, rt: Runtime, seen: dict[str, str]) -> None:
-    key = rt.keys.authenticate(req.headers)
-    seen["key"] = key.name
+async def _create(x: Exchange) -> None:
+    req, rt = x.req, x.rt
+    key = x.authenticate()
     body = await req.body(min(rt.max_body, protocol.MAX_BODY_BYTES))
     routed = {}
 
     def support(model: str):
-        routed["model"] = rt.resolve(key, model, "video")
-        seen["model"] = routed["model"][0].name
+        routed["model"] = x.resolve(model)
         return submit.video_support(routed["model"][0])
 
     vreq = protocol.parse_create(req.headers.get(b"content-type", b""), body, support=support)
@@ -118,17 +118,12 @@ async def _create(req: Request, rt: Runtime, seen: dict[str, str]) -> None:
               if (value := getattr(vreq, name)) is not None}
     job = Job(new_id(), key.name, served.name, vreq.prompt, vreq.seconds, vreq.size, int(time.time()),
               params=params, reference_type=reference_type if reference else None, callback_url=vreq.callback_url)
-    await _accept(req, rt, key, served, strategy, job, reference)
+    await _accept(x, served, strategy, job, reference)
 
 
-async def _accept(req: Request, rt: Runtime, key: Key, served, strategy, job: Job, reference: bytes | None) -> None:
-    videos = _videos(rt)
-    accepted = await submit.accept(rt, videos, key, served, strategy, job, reference, req.id.decode())
-    overhead = req.overhead_ms(accepted.upstream_s)
-    await req.respond(200, _shown(req, rt, accepted.job), [*accepted.headers, *_poll_after(rt),
-                                                          (b"x-gateway-overhead-ms", overhead)])
-    answered(req, rt, served.name, accepted.job.provider, 200, key.name, accepted.attempts, overhead,
-             cost=accepted.job.cost_nano)
+async def _accept(x: Exchange, served, strategy, job: Job, reference: bytes | None) -> None:
+    await submit.accept(x, _videos(x.rt), served, strategy, job, reference)
+    await x.answer(200, _shown(x.req, x.rt, job), headers=_poll_after(x.rt))
 
 
 async def _list(req: Request, rt: Runtime) -> None:
@@ -142,7 +137,7 @@ async def _list(req: Request, rt: Runtime) -> None:
         raise bad_request("'limit' must be an integer from 1 to 100.", param="limit")
     after = q.get("after") or None
     try:
-        records, more = await rt.store.job_list(key.name, after, int(limit_text), order)
+        records, more = await rt.store.jobs.page(key.name, after, int(limit_text), order)
     except StoreDown:
         raise _unavailable() from None
     data = [orjson.Fragment(_shown(req, rt, Job.of(r))) for r in records]
@@ -158,9 +153,8 @@ async def videos_path(req: Request, rt: Runtime) -> None:
     video_id, _, action = rest.partition("/")
     if not action and video_id in ("edits", "extensions"):
         _allow(req, ("POST",))
-        seen = {"model": "", "key": ""}
-        await _counted(req, rt, seen, _from_source(req, rt, "edit" if video_id == "edits" else "extend", None,
-                                                   seen))
+        async with Exchange(req, rt, SUBMISSION) as x:
+            await _from_source(x, "edit" if video_id == "edits" else "extend", None)
     elif not action:
         _allow(req, ("GET", "DELETE"))
         await (_retrieve(req, rt, video_id) if req.method == "GET" else _delete(req, rt, video_id))
@@ -169,8 +163,8 @@ async def videos_path(req: Request, rt: Runtime) -> None:
         await _content(req, rt, video_id)
     elif action == "remix":
         _allow(req, ("POST",))
-        seen = {"model": "", "key": ""}
-        await _counted(req, rt, seen, _from_source(req, rt, "remix", video_id, seen))
+        async with Exchange(req, rt, SUBMISSION) as x:
+            await _from_source(x, "remix", video_id)
     else:
         raise ApiError(404, f"Invalid URL ({req.method} {req.path})", code="unknown_url")
 
@@ -191,7 +185,7 @@ async def _delete(req: Request, rt: Runtime, video_id: str) -> None:
     key = rt.keys.authenticate(req.headers)
     job = await _own(rt, key, video_id)
     try:
-        deleted = await rt.store.job_delete(video_id)
+        deleted = await rt.store.jobs.delete(video_id)
     except StoreDown:
         raise _unavailable() from None
     if deleted is None:
@@ -211,9 +205,9 @@ async def _delete(req: Request, rt: Runtime, video_id: str) -> None:
     await req.respond(200, orjson.dumps({"id": job.id, "object": "video.deleted", "deleted": True}))
 
 
-async def _from_source(req: Request, rt: Runtime, op: str, video_id: str | None, seen: dict[str, str]) -> None:
-    key = rt.keys.authenticate(req.headers)
-    seen["key"] = key.name
+async def _from_source(x: Exchange, op: str, video_id: str | None) -> None:
+    req, rt = x.req, x.rt
+    key = x.authenticate()
     body = await req.body(min(rt.max_body, protocol.MAX_BODY_BYTES))
     sreq = protocol.parse_source(req.headers.get(b"content-type", b""), body,
                                  needs_video=video_id is None, needs_seconds=op == "extend")
@@ -221,15 +215,14 @@ async def _from_source(req: Request, rt: Runtime, op: str, video_id: str | None,
     if source.status != "completed":
         raise bad_request(f"Video '{source.id}' is {source.status}; only a completed video can be the "
                           f"source of a {op}.", param="video_id" if video_id else "video")
-    served, strategy = rt.resolve(key, source.model, "video")
-    seen["model"] = served.name
+    served, strategy = x.resolve(source.model)
     await submit.check_urls(rt, sreq.callback_url, None)
     seconds = source.seconds if op != "extend" else str(int(source.seconds) + int(sreq.seconds or 0))
     job = Job(new_id(), key.name, served.name, sreq.prompt, seconds, source.size, int(time.time()), op=op,
               source_id=source.id, remixed_from_video_id=source.id if op == "remix" else None,
               params=dict(source.params), callback_url=sreq.callback_url, provider=source.provider,
               source_state=source.state, source_seconds=int(source.seconds) if op == "extend" else 0)
-    await _accept(req, rt, key, served, strategy, job, None)
+    await _accept(x, served, strategy, job, None)
 
 
 # --- GET /v1/videos/{id}/content -------------------------------------------------
@@ -245,7 +238,7 @@ async def _content(req: Request, rt: Runtime, video_id: str) -> None:
             raise ApiError(403, "This download link is invalid or has expired; retrieve the video again for "
                                 "a fresh video_url.", type="invalid_request_error", code="invalid_signature")
         try:
-            record = await rt.store.job_get(video_id)
+            record = await rt.store.jobs.get(video_id)
         except StoreDown:
             raise _unavailable() from None
         if record is None:

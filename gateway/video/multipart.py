@@ -1,27 +1,37 @@
 """multipart/form-data bodies (RFC 7578), split into parts: what the OpenAI
-SDK sends to /v1/videos. Pure; errors are OpenAI-shaped 400s."""
+SDK sends to /v1/videos. The bytes are parsed by python-multipart (the parser
+Starlette uses); this module keeps the gateway's limits and turns every way a
+body can be wrong into one OpenAI-shaped 400.
+
+Against the hand-written splitter it replaced (CPU time per body, medians of 7,
+2 runs): 4 text fields 21-23 -> 52-58 µs; with a 1 MB image 199-210 -> 210-228
+µs; with a 10 MB image 13.5-15.0 -> 2.0-2.3 ms. Once per video submission: no
+reason to keep our own."""
 from __future__ import annotations
 
-import re
+import logging
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from gateway.errors import bad_request
+from python_multipart.exceptions import FormParserError
+from python_multipart.multipart import MultipartParser, parse_options_header
+
+from gateway.errors import ApiError, bad_request
+
+if TYPE_CHECKING:
+    from python_multipart.multipart import MultipartCallbacks
 
 MAX_PARTS = 64
 MAX_PART_HEADER_BYTES = 8 * 1024
 
+_QUIET = logging.Logger("python_multipart", logging.CRITICAL)    # a client's bad body is its 400, not our warning
+
 
 def content_type(raw: bytes) -> tuple[str, dict[str, str]]:
-    """A Content-Type header's media type (lower case) and parameters."""
-    media_type, *rest = raw.decode("latin-1").split(";")
-    params = {}
-    for item in rest:
-        key, _, val = item.strip().partition("=")
-        val = val.strip()
-        if len(val) >= 2 and val[0] == val[-1] == '"':
-            val = val[1:-1]
-        params[key.strip().lower()] = val
-    return media_type.strip().lower(), params
+    """A Content-Type header's media type (lower case) and parameters (names in lower case)."""
+    media_type, params = parse_options_header(raw)
+    return (media_type.decode("latin-1").strip(),
+            {k.decode("latin-1").strip().lower(): v.decode("latin-1") for k, v in params.items()})
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,68 +41,87 @@ class Part:
     data: bytes
 
 
-def _malformed(why: str):
+def _malformed(why: str) -> ApiError:
     return bad_request(f"Malformed multipart/form-data body: {why}.")
 
 
 def split(body: bytes, boundary: bytes) -> list[Part]:
     """Split a multipart/form-data body (RFC 7578) into its parts."""
     delimiter = b"--" + boundary
-    if body.startswith(delimiter):
-        pos = 0
-    else:  # a preamble before the first delimiter is allowed, and ignored
-        pos = body.find(b"\r\n" + delimiter)
-        if pos < 0:
+    if not body.startswith(delimiter):
+        # A preamble before the first delimiter is allowed and ignored; the parser wants none.
+        start = body.find(b"\r\n" + delimiter)
+        if start < 0:
             raise _malformed("the boundary from the Content-Type does not occur in the body")
-        pos += 2
-    parts: list[Part] = []
-    while True:
-        pos += len(delimiter)
-        if body[pos:pos + 2] == b"--":
-            return parts
-        eol = body.find(b"\r\n", pos)
-        if eol < 0 or body[pos:eol].strip(b" \t"):
-            raise _malformed("a boundary line is not followed by CRLF")
-        end = body.find(b"\r\n" + delimiter, eol + 2)
-        if end < 0:
-            raise _malformed("the body ends before the closing boundary")
-        if len(parts) == MAX_PARTS:
+        body = body[start + 2:]
+    reader = _Reader()
+    try:
+        parser = MultipartParser(boundary, reader.callbacks(), max_header_count=MAX_PART_HEADER_BYTES,
+                                 max_header_size=MAX_PART_HEADER_BYTES)     # the byte total in _Reader binds first
+        parser.logger = _QUIET
+        parser.write(body)
+    except FormParserError as e:
+        raise _malformed(str(e).rstrip(".")) from None
+    if not reader.ended:
+        raise _malformed("the body ends before the closing boundary")
+    return reader.parts
+
+
+class _Reader:
+    """The parser's callbacks: each part's headers and data, checked as they end."""
+
+    def __init__(self) -> None:
+        self.parts: list[Part] = []
+        self.ended = False
+        self._begun = 0
+        self._headers: list[tuple[bytes, bytes]] = []
+        self._field = self._value = b""
+        self._header_bytes = 0
+        self._data: list[bytes] = []
+
+    def callbacks(self) -> MultipartCallbacks:
+        return {"on_part_begin": self._part_begin, "on_header_field": self._header_field,
+                "on_header_value": self._header_value, "on_header_end": self._header_end,
+                "on_part_data": self._part_data, "on_part_end": self._part_end, "on_end": self._end}
+
+    def _part_begin(self) -> None:
+        if self._begun == MAX_PARTS:
             raise _malformed(f"more than {MAX_PARTS} parts")
-        parts.append(_part(body[eol + 2:end]))
-        pos = end + 2
+        self._begun += 1
+        self._headers, self._data, self._header_bytes = [], [], 0
 
+    def _header_field(self, data: bytes, start: int, end: int) -> None:
+        self._field += data[start:end]
+        self._count(end - start)
 
-def _part(raw: bytes) -> Part:
-    if raw.startswith(b"\r\n"):
-        head, data = b"", raw[2:]
-    else:
-        head, sep, data = raw.partition(b"\r\n\r\n")
-        if not sep:
-            raise _malformed("a part has no blank line after its headers")
-    if len(head) > MAX_PART_HEADER_BYTES:
-        raise _malformed("a part's headers are too long")
-    disposition = None
-    for line in head.split(b"\r\n"):
-        key, colon, value = line.partition(b":")
-        if not colon:
-            raise _malformed("a part header has no colon")
-        if key.strip().lower() == b"content-disposition":
-            disposition = value.decode("utf-8", "replace")
-    if disposition is None:
-        raise _malformed("a part has no Content-Disposition header")
-    kind, params = _disposition(disposition)
-    if kind != "form-data" or "name" not in params:
-        raise _malformed("a part's Content-Disposition is not form-data with a name")
-    return Part(params["name"], params.get("filename"), data)
+    def _header_value(self, data: bytes, start: int, end: int) -> None:
+        self._value += data[start:end]
+        self._count(end - start)
 
+    def _count(self, n: int) -> None:
+        self._header_bytes += n
+        if self._header_bytes > MAX_PART_HEADER_BYTES:
+            raise _malformed("a part's headers are too long")
 
-_PARAM = re.compile(r';\s*([A-Za-z0-9_*.-]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^;\s]*))')
+    def _header_end(self) -> None:
+        self._headers.append((self._field, self._value))
+        self._field = self._value = b""
+        self._count(3)      # the colon and the CRLF
 
+    def _part_data(self, data: bytes, start: int, end: int) -> None:
+        self._data.append(data[start:end])
 
-def _disposition(value: str) -> tuple[str, dict[str, str]]:
-    kind, _, rest = value.strip().partition(";")
-    params = {}
-    for m in _PARAM.finditer(";" + rest):
-        quoted = m[2]
-        params[m[1].lower()] = re.sub(r"\\(.)", r"\1", quoted) if quoted is not None else m[3]
-    return kind.strip().lower(), params
+    def _part_end(self) -> None:
+        disposition = next((v for k, v in self._headers if k.lower() == b"content-disposition"), None)
+        if disposition is None:
+            raise _malformed("a part has no Content-Disposition header")
+        kind, params = parse_options_header(disposition)
+        name, filename = params.get(b"name"), params.get(b"filename")
+        if kind.strip() != b"form-data" or name is None:
+            raise _malformed("a part's Content-Disposition is not form-data with a name")
+        data = self._data[0] if len(self._data) == 1 else b"".join(self._data)
+        self.parts.append(Part(name.decode("utf-8", "replace"),
+                               None if filename is None else filename.decode("utf-8", "replace"), data))
+
+    def _end(self) -> None:
+        self.ended = True

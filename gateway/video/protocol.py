@@ -9,8 +9,8 @@ Seed parameters accepted beside OpenAI's: `duration` (alias of `seconds`),
 `resolution` (alias of `size`; `size` and `resolution` both take the
 shorthands in `SIZE_SHORTHANDS`), `negative_prompt`, `seed`, `style_preset`,
 `camera_movement` and `callback_url`. Style presets and camera movements come
-from the tables below; `prompt_with_hints` writes them into the prompt for
-backends without a native parameter.
+from the tables in `providers/video_hints.py`, which also writes them into the
+prompt for backends without a native parameter.
 
 Pure: no I/O. URLs (`callback_url`, `reference_url`) are checked for syntax
 only; the caller resolves and SSRF-checks them.
@@ -30,34 +30,13 @@ from gateway.protocol import json_object
 from gateway.video import multipart
 
 from providers.base import SORA_SECONDS, SORA_SIZES  # noqa: F401 (the default when a model declares none)
+from providers.video_hints import CAMERA_MOVEMENTS, STYLE_PRESETS, prompt_with_hints  # noqa: F401 (re-exported)
+
 DEFAULT_MODEL = "sora-2"
 DEFAULT_SIZE = "720x1280"
 DEFAULT_SECONDS = "4"
 
 SIZE_SHORTHANDS: dict[str, str] = {"480p": "854x480", "720p": "1280x720", "1080p": "1920x1080"}
-
-# style_preset -> prompt text for backends with no native parameter.
-STYLE_PRESETS: dict[str, str] = {
-    "cinematic": "cinematic film look, dramatic lighting, shallow depth of field",
-    "anime": "anime, cel-shaded 2D animation",
-    "photographic": "photorealistic, natural light, as shot on a camera",
-    "documentary": "documentary footage, natural and unstaged",
-    "3d-render": "3D render, clean CGI look",
-    "watercolor": "watercolor painting, soft washes of colour on paper",
-}
-# camera_movement -> prompt text for backends with no native parameter.
-CAMERA_MOVEMENTS: dict[str, str] = {
-    "static": "static shot, the camera does not move",
-    "pan-left": "slow pan to the left",
-    "pan-right": "slow pan to the right",
-    "tilt-up": "slow tilt upward",
-    "tilt-down": "slow tilt downward",
-    "zoom-in": "slow zoom in",
-    "zoom-out": "slow zoom out",
-    "orbit": "the camera orbits around the subject",
-    "dolly-in": "the camera dollies in toward the subject",
-    "handheld": "handheld camera with slight natural shake",
-}
 
 MAX_PROMPT_CHARS = 32_000
 MAX_NEGATIVE_PROMPT_CHARS = 2_000
@@ -118,16 +97,6 @@ def parse_create(content_type: bytes, body: bytes, *,
         raise bad_request(f"Unsupported Content-Type '{shown}' for POST /v1/videos; "
                           "send multipart/form-data (as the OpenAI SDK does) or application/json.")
     return _request(fields, sizes, seconds, support)
-
-
-def prompt_with_hints(req) -> str:
-    """The prompt with style and camera written in, for backends with no native parameter."""
-    hints = []
-    if req.style_preset:
-        hints.append(f"Style: {STYLE_PRESETS[req.style_preset]}.")
-    if req.camera_movement:
-        hints.append(f"Camera: {CAMERA_MOVEMENTS[req.camera_movement]}.")
-    return req.prompt if not hints else req.prompt + "\n\n" + " ".join(hints)
 
 
 # --- fields -> VideoRequest ---------------------------------------------------

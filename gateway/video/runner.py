@@ -13,17 +13,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import TYPE_CHECKING
+from typing import Callable
 
+from gateway.config.schema import VideosConfig
 from gateway.metrics import VIDEO_JOBS, VIDEO_SECONDS
-from gateway.store import Claim, StoreDown
+from gateway.runtime import Runtime
+from gateway.store import Claim, Store, StoreDown
+from gateway.video.assets import LocalAssets
 from gateway.video.jobs import Job
-from gateway.webhooks.delivery import deliveries_for
+from gateway.webhooks.delivery import Sender, deliveries_for
 from providers.base import Provider, VideoFiles
 from providers.errors import ProviderError
-
-if TYPE_CHECKING:
-    from gateway.video.service import Videos
 
 log = logging.getLogger("gateway.video")
 
@@ -38,8 +38,13 @@ class _Lost(Exception):
 class Runner:
     """The runs of one provider's queue in this process, up to `slots` at once."""
 
-    def __init__(self, videos: Videos, queue: str, consumer: str, slots: int) -> None:
-        self.videos = videos
+    def __init__(self, store: Store, assets: LocalAssets, sender: Sender, runtime: Callable[[], Runtime],
+                 queue: str, consumer: str, slots: int) -> None:
+        """`runtime()`: the config version in force now."""
+        self.store = store
+        self.assets = assets
+        self.sender = sender
+        self.runtime = runtime
         self.queue = queue
         self.consumer = consumer
         self._slots = asyncio.Semaphore(slots)
@@ -47,6 +52,9 @@ class Runner:
         self._by_job: dict[str, asyncio.Task] = {}
         self._deleted: set[str] = set()
         self.wake = asyncio.Event()
+
+    def _config(self) -> VideosConfig:
+        return self.runtime().config.videos
 
     @property
     def running(self) -> int:
@@ -62,12 +70,12 @@ class Runner:
         return True
 
     async def run(self) -> None:
-        store = self.videos.store
+        store = self.store
         try:
             while True:
                 await self._slots.acquire()
                 try:
-                    claim = await store.queue_claim(self.queue, self.consumer, self.videos.config().job_lease_s)
+                    claim = await store.jobs.claim(self.queue, self.consumer, self._config().job_lease_s)
                 except StoreDown as e:
                     log.warning("video queue '%s' unreachable: %s", self.queue, e)
                     claim = None
@@ -99,19 +107,19 @@ class Runner:
             log.error("video run failed unexpectedly", exc_info=task.exception())
 
     async def _run(self, claim: Claim) -> None:
-        store = self.videos.store
-        record = await store.job_get(claim.job_id)
+        store = self.store
+        record = await store.jobs.get(claim.job_id)
         if record is None:
-            await store.queue_done(claim)
+            await store.jobs.done(claim)
             return
         job = Job.of(record)
         job.runs = claim.attempt
-        if claim.attempt > self.videos.config().max_runs:
+        if claim.attempt > self._config().max_runs:
             await self.finish_failed(job, claim.token, "worker_lost",
                                      f"the video's generation was interrupted {claim.attempt - 1} times")
-            await store.queue_done(claim)
+            await store.jobs.done(claim)
             return
-        rt = self.videos.runtime()
+        rt = self.runtime()
         rt.active += 1     # the provider belongs to this config version: keep it open until the run ends
         try:
             await self._run_on(rt, claim, job)
@@ -119,16 +127,16 @@ class Runner:
             rt.active -= 1
 
     async def _run_on(self, rt, claim: Claim, job: Job) -> None:
-        store = self.videos.store
+        store = self.store
         provider = rt.providers.get(job.provider)
         if provider is None:
             await self.finish_failed(job, claim.token, "provider_unavailable",
                                      f"provider '{job.provider}' is no longer configured")
-            await store.queue_done(claim)
+            await store.jobs.done(claim)
             return
         job.status = "in_progress"
-        if not await store.job_update(job.record(), claim.token):
-            await store.queue_done(claim)
+        if not await store.jobs.update(job.record(), claim.token):
+            await store.jobs.done(claim)
             return
         started = time.monotonic()
         try:
@@ -136,27 +144,27 @@ class Runner:
         except asyncio.CancelledError:
             if job.id not in self._deleted:
                 raise           # shutting down: the claim lapses and the job runs again
-            await store.queue_done(claim)
+            await store.jobs.done(claim)
             return
         except _Lost:
             await provider.video_cancel(job.spec(), job.state)
-            await store.queue_done(claim)
+            await store.jobs.done(claim)
             return
         except ProviderError as e:
             log.info("video %s failed on %s: %s", job.id, job.provider, e.message)
             await self.finish_failed(job, claim.token, e.code or "video_generation_failed", e.message)
-            await store.queue_done(claim)
+            await store.jobs.done(claim)
             return
         if await self.finish_completed(job, claim.token, files):
             VIDEO_SECONDS.observe((job.provider,), time.monotonic() - started)
-        await store.queue_done(claim)
+        await store.jobs.done(claim)
 
     async def _generate(self, provider: Provider, job: Job, claim: Claim) -> VideoFiles:
         """The provider's run, with a heartbeat beside it that writes progress and
         renews the claim; a lost claim cancels the run."""
         reference = None
         if job.reference_type:
-            reference = await asyncio.to_thread(self.videos.assets.read_whole, job.id, "reference")
+            reference = await asyncio.to_thread(self.assets.read_whole, job.id, "reference")
         latest = [job.progress]
 
         async def progress(percent: int) -> None:
@@ -165,7 +173,7 @@ class Runner:
         work = asyncio.create_task(provider.video_run(job.spec(reference), job.state, progress))
         lost = False
         written = job.progress
-        lease_s = self.videos.config().job_lease_s
+        lease_s = self._config().job_lease_s
         beat = min(lease_s / 3, _PROGRESS_EVERY_S)
         last_renew = time.monotonic()
         try:
@@ -176,11 +184,11 @@ class Runner:
                 try:
                     if latest[0] != written:
                         job.progress = written = latest[0]
-                        if not await self.videos.store.job_update(job.record(), claim.token):
+                        if not await self.store.jobs.update(job.record(), claim.token):
                             lost = True
                             break
                     if time.monotonic() - last_renew >= lease_s / 3:
-                        if not await self.videos.store.queue_renew(claim, lease_s):
+                        if not await self.store.jobs.renew(claim, lease_s):
                             lost = True
                             break
                         last_renew = time.monotonic()
@@ -196,26 +204,25 @@ class Runner:
 
     async def finish_completed(self, job: Job, token: str, files: VideoFiles) -> bool:
         """True when the job is completed with its files stored."""
-        videos = self.videos
         thumbnail, sheet = files.thumbnail_webp, files.spritesheet_jpeg
         if thumbnail is None or sheet is None:
-            from gateway.video import previews   # PyAV and Pillow load with the first video that needs them
+            from providers.media import previews   # PyAV and Pillow load with the first video that needs them
             try:
                 made = await asyncio.to_thread(previews.from_mp4, files.mp4)
             except ValueError as e:
                 await self.finish_failed(job, token, "invalid_video", f"the provider's video is unusable: {e}")
                 return False
             thumbnail, sheet = thumbnail or made[0], sheet or made[1]
-        await asyncio.to_thread(videos.assets.put_all, job.id,
+        await asyncio.to_thread(self.assets.put_all, job.id,
                                 {"video": files.mp4, "thumbnail": thumbnail, "spritesheet": sheet})
         now = int(time.time())
         job.status, job.progress, job.completed_at = "completed", 100, now
-        job.expires_at = now + round(videos.config().retention_hours * 3600)
+        job.expires_at = now + round(self._config().retention_hours * 3600)
         if await self._finish(job, token, "video.completed"):
             log.info("video %s completed on %s", job.id, job.provider)
             VIDEO_JOBS.inc((job.model, job.provider, "completed"))
             return True
-        await asyncio.to_thread(videos.assets.delete, job.id)    # deleted while it ran: its files go too
+        await asyncio.to_thread(self.assets.delete, job.id)    # deleted while it ran: its files go too
         return False
 
     async def finish_failed(self, job: Job, token: str | None, code: str, message: str) -> None:
@@ -223,13 +230,13 @@ class Runner:
         job.error = {"code": code, "message": message}
         if await self._finish(job, token, "video.failed"):
             VIDEO_JOBS.inc((job.model, job.provider, "failed"))
-            await self.videos.runtime().limiter.refund(job.key, job.model, job.provider, job.budget_hold,
+            await self.runtime().limiter.refund(job.key, job.model, job.provider, job.budget_hold,
                                                         job.cost_nano)
 
     async def _finish(self, job: Job, token: str | None, event_type: str) -> bool:
-        hooks = self.videos.runtime().config.webhooks
+        hooks = self.runtime().config.webhooks
         deliveries = deliveries_for(hooks, event_type, job.id, job.callback_url)
-        done = await self.videos.store.job_update(job.record(), token, deliveries)
+        done = await self.store.jobs.update(job.record(), token, deliveries)
         if done and deliveries:
-            self.videos.sender.wake.set()
+            self.sender.wake.set()
         return done

@@ -10,17 +10,15 @@ import os
 import socket
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import Callable
 
 from gateway.config.schema import VideosConfig, WebhooksConfig
+from gateway.runtime import Runtime
 from gateway.store import Store, StoreDown
 from gateway.video import links
 from gateway.video.assets import LocalAssets
 from gateway.video.runner import Runner
 from gateway.webhooks.delivery import Sender
-
-if TYPE_CHECKING:
-    from gateway.runtime import Runtime
 
 log = logging.getLogger("gateway.video")
 
@@ -28,10 +26,11 @@ _SWEEP_EVERY_S = 60.0
 
 
 class Videos:
-    def __init__(self, runtime: Callable[[], Runtime]) -> None:
+    def __init__(self, store: Store, runtime: Callable[[], Runtime]) -> None:
+        """`runtime()`: the config version in force now."""
         self.runtime = runtime
         rt = runtime()
-        self.store: Store = rt.store
+        self.store = store
         cfg = rt.config
         self.assets = LocalAssets(cfg.videos.assets_dir or Path(cfg.state.data_dir) / "videos")
         self.sender = Sender(self.store, self.webhooks)
@@ -103,7 +102,8 @@ class Videos:
 
     def _start_runner(self, name: str) -> None:
         slots = getattr(self.runtime().providers[name].options, "max_concurrent", None) or 16
-        runner = self.runners[name] = Runner(self, name, self.consumer, slots)
+        runner = self.runners[name] = Runner(self.store, self.assets, self.sender, self.runtime, name,
+                                             self.consumer, slots)
         self._tasks.append(asyncio.create_task(runner.run(), name=f"video-runner-{name}"))
 
     def cancel(self, job_id: str) -> None:
@@ -123,7 +123,7 @@ class Videos:
         """Start a job the moment any replica queues it, not at the next look."""
         while True:
             try:
-                async for queue in self.store.queue_events():
+                async for queue in self.store.jobs.queue_events():
                     self.queued(queue)
             except StoreDown as e:
                 log.debug("queue events unavailable (%s); runners keep looking on their own", e)
@@ -136,7 +136,7 @@ class Videos:
             lease_s = self.config().job_lease_s
             for name in providers:
                 try:
-                    await self.store.worker_beat(name, self.consumer,
+                    await self.store.workers.beat(name, self.consumer,
                                                  {**info, "provider": name, "running": self.runners[name].running},
                                                  lease_s)
                 except StoreDown as e:
@@ -151,12 +151,12 @@ class Videos:
             interval = min(_SWEEP_EVERY_S, max(0.5, self.config().retention_hours * 3600 / 4))
             await asyncio.sleep(interval)
             try:
-                while ids := await self.store.jobs_expiring(time.time(), 100):
+                while ids := await self.store.jobs.expiring(time.time(), 100):
                     for video_id in ids:
                         await asyncio.to_thread(self.assets.delete, video_id)
                 # Records go too, long after: a job listed and retrievable for keep_jobs_days more.
                 forget_before = time.time() - self.config().keep_jobs_days * 86400
-                while ids := await self.store.jobs_forget(forget_before, 100):
+                while ids := await self.store.jobs.forget(forget_before, 100):
                     for video_id in ids:    # files whose expiry sweep was missed (a store outage)
                         await asyncio.to_thread(self.assets.delete, video_id)
             except StoreDown as e:

@@ -8,19 +8,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
 
 import aiohttp
 
-from gateway import netguard, router
-from gateway.asgi import Headers
-from gateway.auth import Key
+from gateway import netguard
 from gateway.errors import ApiError, bad_request
 from gateway.limits import TargetFull
-from gateway.metrics import UNPRICED, VIDEO_JOBS
+from gateway.exchange import Exchange
+from gateway.metrics import VIDEO_JOBS
 from gateway.routes import ServedModel, Target
 from gateway.runtime import Runtime
-from gateway.spend import cost_nano, usd
 from gateway.store import StoreDown
 from gateway.video.jobs import Job
 from gateway.video.protocol import MAX_REFERENCE_BYTES, media_type_of
@@ -46,14 +43,6 @@ def video_support(served: ServedModel) -> tuple[frozenset[str], frozenset[str]]:
 def can_serve(provider: Provider, op: str, size: str, seconds: str) -> bool:
     sizes, durations = provider.video_support()
     return op in provider.video_ops and size in sizes and seconds in durations
-
-
-@dataclass(slots=True)
-class Accepted:
-    job: Job
-    headers: Headers
-    attempts: int = 1
-    upstream_s: float = 0.0     # time spent waiting on providers' submit calls (not the gateway's own)
 
 
 async def check_urls(rt: Runtime, callback_url: str | None, reference_url: str | None) -> None:
@@ -98,9 +87,11 @@ async def fetch_reference(rt: Runtime, url: str) -> tuple[bytes, str]:
     return data, media_type
 
 
-async def accept(rt: Runtime, videos: Videos, key: Key, served: ServedModel, strategy: str | None, job: Job,
-                 reference: bytes | None, request_id: str) -> Accepted:
-    """Route the job to the first target that takes it, store it and queue it."""
+async def accept(x: Exchange, videos: Videos, served: ServedModel, strategy: str | None, job: Job,
+                 reference: bytes | None) -> None:
+    """Route the job to the first target that takes it, store it and queue it.
+    What it costs is charged on acceptance, through the exchange's end."""
+    rt = x.rt
     op_seconds = str(int(job.seconds) - job.source_seconds) if job.op == "extend" else job.seconds
     eligible = [t for t in served.targets if can_serve(t.provider, job.op, job.size, op_seconds)]
     source_provider = job.provider     # remix/edit/extend: where the source was made
@@ -110,45 +101,31 @@ async def accept(rt: Runtime, videos: Videos, key: Key, served: ServedModel, str
         raise bad_request(f"No backend of model '{served.name}' can {_VERBS[job.op]} at size {job.size} and "
                           f"{op_seconds} seconds.", param="model", code="unsupported_operation")
     allowed = {id(t) for t in eligible}
-    ticket = await rt.limiter.admit_video(key, served, int(job.seconds))
-    spec = job.spec(reference)
-    call = Call("video", b"", {}, served.name, request_id=request_id, video=spec)
-    gate = _QueueGate(rt, videos)
-    try:
-        outcome = await router.send(served, call, strategy, gate, only=lambda t: id(t) in allowed)
-    except router.RouteFailed as e:
-        await rt.limiter.settle(ticket, None, None, 0)
-        raise ApiError(e.status, e.message, type=e.type, param=e.param, code=e.code,
-                       headers=[*e.headers, *ticket.headers,
-                                (b"x-gateway-attempts", str(e.attempts).encode())]) from None
-    outcome.release()
+    await x.admit_video(served, int(job.seconds), _QueueGate(rt, videos))
+    call = Call("video", b"", {}, served.name, request_id=x.req.id.decode(), video=job.spec(reference))
+    outcome = await x.route(served, call, strategy, only=lambda t: id(t) in allowed)
+    x.let_go_of_target()
     target = outcome.target
     if target.provider.name != source_provider:
         job.source_state = None     # a remix made elsewhere: this target makes it from the prompt
     job.provider, job.target_model = target.provider.name, target.model
     job.state = outcome.reply.extra.get("state") or {}
-    job.cost_nano = cost_nano(target.price, None, seconds=int(job.seconds))
-    if ticket.admission is not None and ticket.admission.hold is not None:
+    job.cost_nano = x.priced(None, seconds=int(job.seconds))    # charged at the end; kept for a refund
+    ticket = x.ticket
+    if ticket is not None and ticket.admission is not None and ticket.admission.hold is not None:
         job.budget_hold = ticket.admission.hold.key
-    if target.price is None:
-        UNPRICED.inc((target.model, target.provider.name))
     try:
         if reference is not None:
             await asyncio.to_thread(videos.assets.put, job.id, "reference", reference)
-        await rt.store.job_create(job.record(), target.provider.name)
+        await rt.store.jobs.create(job.record(), target.provider.name)
     except (StoreDown, OSError) as e:
         log.error("video %s accepted by %s but not stored: %s", job.id, target.provider.name, e)
-        await rt.limiter.settle(ticket, None, None, 0)
         await _abandon(target, job)
+        x.provider, x.cost = "", 0          # nothing was served, nothing is charged
         raise ApiError(503, "The gateway could not store the video job; try again shortly.",
                        type="server_error", code="jobs_unavailable", headers=[(b"retry-after", b"1")]) from None
-    await rt.limiter.settle(ticket, target.provider.name, None, job.cost_nano)
     videos.queued(target.provider.name)
     VIDEO_JOBS.inc((served.name, target.provider.name, "accepted"))
-    headers = [*ticket.headers, (b"x-gateway-provider", target.provider.name.encode()),
-               (b"x-gateway-attempts", str(outcome.attempts).encode()),
-               (b"x-gateway-cost-usd", usd(job.cost_nano).encode())]
-    return Accepted(job, headers, outcome.attempts, outcome.upstream_s)
 
 
 _VERBS = {"create": "generate videos", "remix": "remix videos", "edit": "edit videos", "extend": "extend videos"}
@@ -175,7 +152,7 @@ class _QueueGate:
         store = self._rt.store
         if not p.runs_in(embedded=not self._rt.config.state.redis_url):
             try:
-                live = await store.workers(provider)
+                live = await store.workers.live(provider)
             except StoreDown:
                 live = [{}]      # can't tell: let the queue hold it
             if not live:
@@ -183,7 +160,7 @@ class _QueueGate:
         most = getattr(p.options, "max_queue", None)
         if most is not None:
             try:
-                depth = await store.queue_depth(provider)
+                depth = await store.jobs.queue_depth(provider)
             except StoreDown:
                 depth = 0
             if depth >= most:

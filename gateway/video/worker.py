@@ -18,13 +18,16 @@ import time
 from gateway import metrics
 from gateway.config import Checked
 from gateway.runtime import Runtime
+from gateway.services import Services
+from gateway.store import open_store
 from gateway.video.service import Videos
 
 log = logging.getLogger("gateway.worker")
 
 
 async def run(checked: Checked, names: list[str] | None) -> int:
-    rt = Runtime(checked)
+    services = Services(open_store(checked.config.state))
+    rt = Runtime(checked, services)
     local = [p for p in rt.providers.values() if p.local and (not names or p.name in names)]
     unknown = sorted(set(names or ()) - {p.name for p in local})
     if unknown:
@@ -33,9 +36,8 @@ async def run(checked: Checked, names: list[str] | None) -> int:
     if not local:
         log.error("this config has no local video providers (type: diffusers) to serve")
         return 2
-    await rt.store.start()
-    videos = Videos(lambda: rt)
-    rt.videos = videos
+    await services.store.start()
+    videos = services.videos = Videos(services.store, lambda: rt)
     # Its counts (jobs finished, generation seconds) join the gateway's /metrics where the
     # data_dir is shared (one machine, or a common volume), as a serve worker process's do.
     snapshots = metrics.start(rt.config.state.data_dir)
@@ -57,5 +59,5 @@ async def run(checked: Checked, names: list[str] | None) -> int:
         await snapshots.stop()
         await videos.close()
         await rt.close()
-        await rt.store.close()
+        await services.store.close()
     return 0

@@ -62,7 +62,7 @@ class Sender:
     async def run(self) -> None:
         while True:
             try:
-                due = await self._store.outbox_claim(time.time(), _BATCH, self._lease_s())
+                due = await self._store.jobs.outbox_claim(time.time(), _BATCH, self._lease_s())
             except StoreDown as e:
                 log.warning("webhook outbox unreachable: %s", e)
                 due = []
@@ -96,7 +96,7 @@ class Sender:
             WEBHOOKS.inc(("retried",))
             d.next_at = time.time() + min(hooks.backoff_s * 2 ** (d.attempts - 1), hooks.max_backoff_s)
         try:
-            await self._store.outbox_save(d)
+            await self._store.jobs.outbox_save(d)
         except StoreDown as e:   # the lease lapses and the attempt is made again: at least once
             log.warning("webhook %s: could not record the attempt: %s", d.event_id, e)
 

@@ -2,7 +2,7 @@
 and from OpenAI's chat format."""
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 from providers.anthropic import answer, api, chat
 from providers.anthropic.errors import parse_error
@@ -12,7 +12,7 @@ from providers.errors import ProviderError
 from providers.http import HttpProvider, UpstreamRequest
 
 
-class AnthropicProvider(HttpProvider):
+class AnthropicProvider(HttpProvider[api.Options]):
     Options = api.Options
     secret_field = "api_key"
     operations = frozenset({"chat"})

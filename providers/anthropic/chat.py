@@ -93,7 +93,7 @@ def _sampling(data: dict[str, Any], out: dict[str, Any]) -> None:
 
 def _tools(data: dict[str, Any], options: Options) -> list[dict[str, Any]]:
     out = []
-    for raw, fn in zip(data.get("tools") or [], function_tools(data)):
+    for raw, fn in zip(data.get("tools") or [], function_tools(data), strict=True):   # one per tool, or it raised
         tool: dict[str, Any] = {"name": fn["name"], "input_schema": fn["parameters"]}
         if fn["description"]:
             tool["description"] = fn["description"]
@@ -106,6 +106,7 @@ def _tools(data: dict[str, Any], options: Options) -> list[dict[str, Any]]:
 def _tool_choice(data: dict[str, Any], tools: list[dict[str, Any]]) -> dict[str, Any] | None:
     choice = data.get("tool_choice")
     serial = data.get("parallel_tool_calls") is False
+    out: dict[str, Any] | None
     if choice is None:
         out = {"type": "auto"} if serial and tools else None
     elif choice in ("auto", "none"):

@@ -7,7 +7,8 @@ status at all), so it is read first and the status is the fallback.
 """
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any, TypedDict
 
 import orjson
 
@@ -44,11 +45,17 @@ def error_fields(body: bytes) -> tuple[str | None, str]:
             message if isinstance(message, str) else orjson.dumps(message).decode() if message else "")
 
 
+class _Common(TypedDict):
+    """What every failure kind below is told."""
+    provider: str
+    upstream_status: int | None
+
+
 def failure(type_: str | None, message: str, *, provider: str, secret: str = "", status: int | None = None,
             retry_after: float | None = None) -> errors.ProviderError:
     if secret and secret in message:
         message = message.replace(secret, "***")
-    kw = {"provider": provider, "upstream_status": status}
+    kw: _Common = {"provider": provider, "upstream_status": status}
     lowered = message.lower()
     if type_ == "billing_error" or any(p in lowered for p in _BILLING_PHRASES):
         return errors.AuthFailed(f"provider '{provider}' refused the gateway's account (billing): {message}",

@@ -30,7 +30,7 @@ class Translator:
         self._wants_usage = wants_usage_chunk(data)
         self._writer = ChunkWriter("", model)
         self._counts: dict[str, Any] = {}      # Anthropic's usage fields, latest value of each
-        self._tools: dict[int, int] = {}       # content block index -> OpenAI tool_calls index
+        self._tools: dict[int | None, int] = {}   # content block index (None: not sent) -> OpenAI tool_calls index
         self._started = False                  # the role chunk went out
         self._finish: str | None = None
         self._stopped = False                  # message_stop arrived

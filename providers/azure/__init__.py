@@ -2,7 +2,7 @@
 so bodies pass through; only where to send and the error codes differ."""
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 from providers.azure import api
 from providers.azure.errors import parse_error
@@ -13,7 +13,7 @@ from providers.openai import OpenAIFormat, OpenAIVideos
 from providers.openai.api import video_headers
 
 
-class AzureOpenAIProvider(OpenAIFormat, OpenAIVideos):
+class AzureOpenAIProvider(OpenAIFormat[api.Options], OpenAIVideos[api.Options]):
     Options = api.Options
     operations = frozenset({"chat", "embeddings", "video"})
     video_ops = frozenset({"create", "remix"})    # Azure's v1 /videos: no edits or extensions yet

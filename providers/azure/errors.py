@@ -3,7 +3,7 @@ statuses like "429", `content_filter` with its filter results,
 `DeploymentNotFound`)."""
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 import orjson
 

@@ -2,7 +2,7 @@
 with SigV4 (no AWS SDK), streams decoded from AWS's binary event-stream."""
 from __future__ import annotations
 
-from typing import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping
 
 import aiohttp
 import orjson
@@ -15,7 +15,7 @@ from providers.errors import ProviderError, UpstreamFault
 from providers.http import HttpProvider, UpstreamRequest
 
 
-class BedrockProvider(HttpProvider):
+class BedrockProvider(HttpProvider[api.Options]):
     Options = api.Options
     operations = frozenset({"chat"})
 

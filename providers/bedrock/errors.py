@@ -2,7 +2,7 @@
 answers (`x-amzn-ErrorType` + `{"message"}`) and exception frames in a stream."""
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 import orjson
 

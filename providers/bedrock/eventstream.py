@@ -10,11 +10,10 @@ from __future__ import annotations
 import struct
 import zlib
 from dataclasses import dataclass
-from typing import Union
 
 from providers.errors import UpstreamFault
 
-HeaderValue = Union[bool, int, bytes, str]
+HeaderValue = bool | int | bytes | str
 
 _PRELUDE = 12
 _MIN_FRAME = _PRELUDE + 4

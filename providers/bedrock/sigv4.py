@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from functools import lru_cache
-from typing import Mapping
 from urllib.parse import quote, unquote
 
 ALGORITHM = "AWS4-HMAC-SHA256"
@@ -34,14 +34,28 @@ class Signature:
 
 def amz_date(now: datetime | None = None) -> str:
     """`x-amz-date`: UTC, basic ISO 8601 (20150830T123600Z)."""
-    return (now or datetime.now(timezone.utc)).astimezone(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    return (now or datetime.now(UTC)).astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
 
 
 @lru_cache(maxsize=1024)     # urllib's quote walks every character; paths repeat
 def canonical_uri(path: str) -> str:
-    """The path as signed. For every service but S3, AWS encodes the path as
-    sent once more, so `%3A` on the wire is `%253A` here (Bedrock model ids)."""
-    return quote(path or "/", safe="/~")
+    """The path as signed. For every service but S3, AWS normalizes the path
+    and encodes it as sent once more, so `%3A` on the wire is `%253A` here
+    (Bedrock model ids)."""
+    return quote(_normalized(path), safe="/~")
+
+
+def _normalized(path: str) -> str:
+    """`.` and `..` segments resolved (RFC 3986 5.2.4) and empty ones dropped, as AWS
+    (and botocore, the reference) sign every service's path but S3's."""
+    kept: list[str] = []
+    for segment in path.split("/"):
+        if segment == "..":
+            if kept:
+                kept.pop()
+        elif segment not in ("", "."):
+            kept.append(segment)
+    return "/" + "/".join(kept) + ("/" if kept and path.endswith("/") else "")
 
 
 def canonical_query(query: str) -> str:

@@ -23,12 +23,12 @@ from typing import Any, Literal
 
 from pydantic import ConfigDict, Field, model_validator
 
-from gateway.config.schema import ProviderConfig
-from gateway.video.protocol import prompt_with_hints
 from providers import errors
 from providers.base import Progress, Provider, VideoFiles, VideoSpec
 from providers.diffusers.families import FAMILIES, Family, frames_problem, size_problem
 from providers.diffusers.pipeline import DENOISE_SHARE, Cancelled, Loaded, job_for, read_family
+from providers.options import ProviderConfig
+from providers.video_hints import prompt_with_hints
 
 log = logging.getLogger("gateway.diffusers")
 
@@ -77,13 +77,16 @@ class Options(ProviderConfig):
         return self
 
 
-class DiffusersProvider(Provider):
+_Options = Options   # in DiffusersProvider's body `Options` is the class attribute, not a type
+
+
+class DiffusersProvider(Provider[Options]):
     Options = Options
     operations = frozenset({"video"})
     video_ops = frozenset({"create", "remix"})
     local = True
 
-    def __init__(self, options: Options) -> None:
+    def __init__(self, options: _Options) -> None:
         super().__init__(options)
         self.family: Family = FAMILIES[options.family] if options.family else read_family(options.pipeline)
 
@@ -132,7 +135,8 @@ class DiffusersProvider(Provider):
         cancelled = threading.Event()
 
         def report(percent: int) -> None:     # from the generating thread
-            loop.call_soon_threadsafe(lambda: loop.create_task(progress(percent)))
+            # ensure_future: `Progress` promises an awaitable, not necessarily a coroutine
+            loop.call_soon_threadsafe(lambda: asyncio.ensure_future(progress(percent), loop=loop))
 
         try:
             return await asyncio.to_thread(self._generate, spec, report, cancelled)
@@ -142,8 +146,8 @@ class DiffusersProvider(Provider):
             cancelled.set()     # a cancelled run stops before its next denoising step
 
     def _generate(self, spec: VideoSpec, report, cancelled: threading.Event) -> VideoFiles:
-        from gateway.video.encode import encode_rgb
         from providers.diffusers import pipeline
+        from providers.media.encode import encode_rgb
 
         o = self.options
         fps = o.fps or self.family.fps

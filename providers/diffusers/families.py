@@ -3,12 +3,19 @@ seconds and size become the pipeline's `num_frames`, `width` and `height`
 under each family's constraints, and the defaults each is best run with.
 Pure: no torch, no diffusers (tests and `gateway check` read it cheaply).
 
-| family | pipelines | frames | width, height | fps | sizes by default |
-|---|---|---|---|---|---|
-| ltx | LTXPipeline, LTXImageToVideoPipeline | 8k+1 | multiples of 32 | 24 | 768x512, 512x768, 704x480, 480x704, 1216x704, 704x1216 |
-| wan | WanPipeline, WanImageToVideoPipeline | 4k+1 | multiples of 16 | 16 | 832x480, 480x832, 1280x720, 720x1280 |
-| cogvideox | CogVideoXPipeline, CogVideoXImageToVideoPipeline | 8k+1 | multiples of 16 | 8 | 720x480 |
-| hunyuan | HunyuanVideoPipeline, HunyuanVideoImageToVideoPipeline | 4k+1 | multiples of 16 | 24 | 1280x720, 720x1280, 960x544, 544x960, 848x480, 480x848 |
+| family | pipelines |
+|---|---|
+| ltx | LTXPipeline, LTXImageToVideoPipeline |
+| wan | WanPipeline, WanImageToVideoPipeline |
+| cogvideox | CogVideoXPipeline, CogVideoXImageToVideoPipeline |
+| hunyuan | HunyuanVideoPipeline, HunyuanVideoImageToVideoPipeline |
+
+| family | frames | width, height | fps | sizes by default |
+|---|---|---|---|---|
+| ltx | 8k+1 | multiples of 32 | 24 | 768x512, 512x768, 704x480, 480x704, 1216x704, 704x1216 |
+| wan | 4k+1 | multiples of 16 | 16 | 832x480, 480x832, 1280x720, 720x1280 |
+| cogvideox | 8k+1 | multiples of 16 | 8 | 720x480 |
+| hunyuan | 4k+1 | multiples of 16 | 24 | 1280x720, 720x1280, 960x544, 544x960, 848x480, 480x848 |
 """
 from __future__ import annotations
 

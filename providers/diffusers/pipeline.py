@@ -15,9 +15,10 @@ import json
 import logging
 import threading
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from providers.diffusers.families import FAMILIES, Family, detect, num_frames
 
@@ -37,10 +38,7 @@ class Loaded:
     device: str
     load_s: float
     image_pipe: Any = None           # built on first use, sharing the pipe's components
-    lock: threading.Lock = None      # one generation at a time on one pipeline object
-
-    def __post_init__(self) -> None:
-        self.lock = threading.Lock()
+    lock: threading.Lock = field(default_factory=threading.Lock)   # one generation at a time on one pipeline object
 
 
 def read_family(path: str | Path, named: str | None = None) -> Family:
@@ -67,8 +65,8 @@ def _dtype(torch, name: str, device: str):
 
 def load(options) -> Loaded:
     """Load the pipeline the way `options` (providers/diffusers Options) say."""
-    import torch
     import diffusers
+    import torch
 
     started = time.perf_counter()
     family = read_family(options.pipeline, options.family)

@@ -2,15 +2,16 @@
 Wire format and what is sent per model in translate.py."""
 from __future__ import annotations
 
-from typing import Any
+from types import ModuleType
+from typing import Any, ClassVar
 
 from providers.fal import translate
 from providers.hosted_video import HostedVideoProvider, Polled
 
 
-class FalProvider(HostedVideoProvider):
+class FalProvider(HostedVideoProvider[translate.Options]):
     Options = translate.Options
-    translate = translate
+    translate: ClassVar[ModuleType] = translate   # annotated: a bare module assignment is an alias to mypy
 
     async def check(self, state: dict[str, Any]) -> Polled:
         """The status URL says COMPLETED; the result (the file's URL, or why it

@@ -38,16 +38,17 @@ from __future__ import annotations
 
 import base64
 import re
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import orjson
 from pydantic import Field
 
-from gateway.video.protocol import prompt_with_hints
 from providers import errors, hosted_video
 from providers.base import VideoSpec
 from providers.hosted_video import Polled, VideoHttpOptions, aspect_ratio
 from providers.http import UpstreamRequest, retry_after
+from providers.video_hints import prompt_with_hints
 
 DEFAULT_SIZES = ["1280x720", "720x1280"]
 DEFAULT_SECONDS = [5, 10]          # Kling's durations; veo3: [8]

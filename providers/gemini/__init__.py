@@ -1,7 +1,7 @@
 """`type: gemini`: Google's Generative Language API (Gemini), chat and embeddings."""
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 from providers.base import Call, Reply
 from providers.errors import ProviderError
@@ -12,7 +12,7 @@ from providers.gemini.stream import GeminiStream
 from providers.http import HttpProvider, UpstreamRequest
 
 
-class GeminiProvider(HttpProvider):
+class GeminiProvider(HttpProvider[api.Options]):
     Options = api.Options
     secret_field = "api_key"
     operations = frozenset({"chat", "embeddings"})

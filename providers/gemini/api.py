@@ -19,7 +19,7 @@ def url(options: Options, model: str, method: str, *, stream: bool = False) -> s
     return base + "?alt=sse" if stream else base
 
 
-def headers(options: Options) -> dict[str, str]:
+def headers(options: HttpOptions) -> dict[str, str]:   # Veo's options too
     # The key travels in a header, never in the URL, so it never shows in logs or errors.
     h = {"content-type": "application/json", "x-goog-api-key": options.api_key}
     h.update(options.headers)

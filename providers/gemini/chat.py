@@ -208,7 +208,8 @@ def _tool_result(m: dict[str, Any], i: int, names: dict[str, str]) -> dict[str, 
     if m["role"] == "function":
         name = m.get("name")
     else:
-        name = names.get(m.get("tool_call_id")) or m.get("name")
+        call_id = m.get("tool_call_id")
+        name = (names.get(call_id) if isinstance(call_id, str) else None) or m.get("name")
     if not isinstance(name, str) or not name:
         raise BadRequest(f"messages[{i}] answers tool_call_id {m.get('tool_call_id')!r}, which no earlier "
                          "assistant message called", param="messages")

@@ -65,8 +65,8 @@ def _vectors(doc: Any) -> list[list[float]]:
         found = doc["embeddings"]
     else:
         raise UpstreamFault("Gemini sent an embeddings answer without embeddings")
-    vectors = [e.get("values") if isinstance(e, dict) else None for e in found]
-    if not all(isinstance(v, list) for v in vectors):
+    vectors = [v for e in found if isinstance(e, dict) and isinstance(v := e.get("values"), list)]
+    if len(vectors) != len(found):
         raise UpstreamFault("Gemini sent an embedding without values")
     return vectors
 

@@ -7,7 +7,8 @@ how long to wait in a `google.rpc.RetryInfo` detail rather than a header.
 """
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import orjson
 
@@ -28,9 +29,10 @@ def parse_error(status: int, body: bytes, headers: Mapping[str, str], *, provide
 
 def from_error(err: dict[str, Any], status: int, headers: Mapping[str, str], *, provider: str,
                secret: str = "") -> errors.ProviderError:
-    code = err.get("code") if isinstance(err.get("code"), int) else status
-    state = err.get("status") if isinstance(err.get("status"), str) else ""
-    message = err.get("message") if isinstance(err.get("message"), str) and err.get("message") else ""
+    raw_code, raw_state, raw_message = err.get("code"), err.get("status"), err.get("message")
+    code = raw_code if isinstance(raw_code, int) else status
+    state = raw_state if isinstance(raw_state, str) else ""
+    message = raw_message if isinstance(raw_message, str) else ""
     if not message:
         message = f"HTTP {code}" + (f" {state}" if state else "")
     if secret:

@@ -7,17 +7,18 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Callable, Iterable
 from fractions import Fraction
-from typing import Callable, Iterable
+from typing import Literal
 
 import av
 import numpy as np
 from PIL import Image
 
-from gateway.video.previews import spritesheet, tile_indices, tile_size, webp
+from providers.media.previews import spritesheet, tile_indices, tile_size, webp
 
 
-def video_codec() -> str:
+def video_codec() -> Literal["libx264", "mpeg4"]:   # a literal: PyAV's stubs then know it adds a VideoStream
     """H.264 where this PyAV build can encode it; MPEG-4 Part 2 otherwise."""
     return "libx264" if "libx264" in av.codecs_available else "mpeg4"
 
@@ -105,7 +106,7 @@ def encode_rgb(frames: Iterable[np.ndarray], count: int, fps: int,
             writer.close()
 
 
-def _add_stream(container: av.container.OutputContainer, width: int, height: int, fps: int):
+def _add_stream(container: av.container.OutputContainer, width: int, height: int, fps: int) -> av.VideoStream:
     codec = video_codec()
     stream = container.add_stream(codec, rate=fps)
     stream.width = width

@@ -50,7 +50,7 @@ def webp(picture: Image.Image) -> bytes:
 def from_mp4(mp4: bytes) -> tuple[bytes, bytes]:
     """(thumbnail WebP, spritesheet JPEG) of a video file; ValueError if it does not decode."""
     try:
-        with av.open(io.BytesIO(mp4)) as container:
+        with av.open(io.BytesIO(mp4), "r") as container:   # "r" (the default) picks the stubs' InputContainer
             stream = container.streams.video[0]
             total = stream.frames or _estimated_frames(stream)
             wanted = tile_indices(total) if total else None

@@ -9,15 +9,16 @@ import asyncio
 import random
 import threading
 import time
-from typing import Any, AsyncIterator
+from collections.abc import AsyncIterator
+from typing import Any
 
 from pydantic import ConfigDict, Field
 
-from gateway.config.schema import ProviderConfig
 from providers import errors
-from gateway.video.protocol import prompt_with_hints
 from providers.base import Call, Progress, Provider, Reply, Usage, VideoFiles, VideoSpec
 from providers.mock.answers import ChatAnswer, embedding_answer
+from providers.options import ProviderConfig
+from providers.video_hints import prompt_with_hints
 
 
 class Options(ProviderConfig):
@@ -44,7 +45,7 @@ class _Cancelled(Exception):
     pass
 
 
-class MockProvider(Provider):
+class MockProvider(Provider[Options]):
     Options = Options
     operations = frozenset({"chat", "embeddings", "video"})
     video_ops = frozenset({"create", "remix", "edit", "extend"})
@@ -93,21 +94,24 @@ class MockProvider(Provider):
         return {}
 
     async def video_run(self, spec: VideoSpec, state: dict[str, Any], progress: Progress) -> VideoFiles:
-        from providers.mock.video import render   # PyAV and numpy load with the first video
+        from providers.mock.video import render  # PyAV and numpy load with the first video
 
         o = self.options
         loop = asyncio.get_running_loop()
         stop = threading.Event()
         pause_per_step = o.video_latency_ms / 1000 / 100
 
+        last = 0
+
         def on_progress(percent: int) -> None:   # on the render thread
+            nonlocal last
             if stop.is_set():
                 raise _Cancelled
             if pause_per_step:
-                time.sleep(pause_per_step * max(1, percent - on_progress.last))
-            on_progress.last = percent
-            loop.call_soon_threadsafe(lambda: loop.create_task(progress(percent)))
-        on_progress.last = 0
+                time.sleep(pause_per_step * max(1, percent - last))
+            last = percent
+            # ensure_future: `Progress` promises an awaitable, not necessarily a coroutine
+            loop.call_soon_threadsafe(lambda: asyncio.ensure_future(progress(percent), loop=loop))
 
         try:
             rendered = await asyncio.to_thread(render, prompt_with_hints(spec), spec.width, spec.height,

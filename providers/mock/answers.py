@@ -11,7 +11,8 @@ import base64
 import hashlib
 import math
 import time
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import orjson
 
@@ -61,8 +62,11 @@ def _tool_call(data: dict[str, Any]) -> dict[str, Any] | None:
 def _placeholder(schema: dict[str, Any]) -> Any:
     if "enum" in schema and schema["enum"]:
         return schema["enum"][0]
+    kind = schema.get("type")
+    if not isinstance(kind, str):    # e.g. ["string", "null"]: a list is no dict key
+        return None
     return {"string": "mock", "integer": 1, "number": 1.0, "boolean": True,
-            "array": [], "object": {}}.get(schema.get("type"), None)
+            "array": [], "object": {}}.get(kind)
 
 
 def _content(data: dict[str, Any], words: list[str]) -> str:
@@ -79,8 +83,9 @@ class ChatAnswer:
     def __init__(self, data: dict[str, Any], model: str, words: int, request_id: str) -> None:
         messages = data.get("messages") or []
         limit = data.get("max_completion_tokens") or data.get("max_tokens")
-        self.truncated = isinstance(limit, int) and 0 < limit < words
-        self.words = reply_words(messages, limit if self.truncated else words)
+        cut = limit if isinstance(limit, int) and 0 < limit < words else None
+        self.truncated = cut is not None
+        self.words = reply_words(messages, words if cut is None else cut)
         self.data = data
         self.model = model
         self.n = data.get("n") or 1
@@ -145,9 +150,8 @@ class ChatAnswer:
 
 def embedding_answer(data: dict[str, Any], model: str, dim: int) -> tuple[bytes, int]:
     """The embeddings list, and the input's token count."""
-    inputs = data.get("input")
-    if isinstance(inputs, str) or (isinstance(inputs, list) and inputs and isinstance(inputs[0], int)):
-        inputs = [inputs]
+    raw = data.get("input")     # checked by the gateway: a string, or a list of strings, tokens or token lists
+    inputs: list[Any] = raw if isinstance(raw, list) and not (raw and isinstance(raw[0], int)) else [raw]
     as_base64 = data.get("encoding_format") == "base64"
     items, tokens = [], 0
     for i, item in enumerate(inputs):

@@ -11,12 +11,13 @@ import colorsys
 import hashlib
 import math
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
+from functools import partial
 
 import numpy as np
 
-from gateway.video.encode import Mp4Writer
+from providers.media.encode import Mp4Writer
 
 
 @dataclass(frozen=True)
@@ -45,7 +46,7 @@ def render(prompt: str, width: int, height: int, seconds: float, fps: int = 8,
     try:
         for i in range(frames):
             index = field.index_at(i / fps)
-            writer.add_yuv420p(field.yuv420p(index), lambda: field.rgb(index))
+            writer.add_yuv420p(field.yuv420p(index), partial(field.rgb, index))
             report(99 * (i + 1) // frames)   # 100 is kept for "every asset written"
         mp4, thumbnail, spritesheet = writer.finish()
     finally:

@@ -2,19 +2,22 @@
 from __future__ import annotations
 
 import logging
-from typing import Any, AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping
+from typing import Any, ClassVar
 
 from providers import hosted_video
 from providers.base import VIDEO_OPS, Call, Progress, Reply, VideoFiles, VideoSpec
 from providers.chat_format import wants_usage_chunk
 from providers.errors import ProviderError
-from providers.http import HttpProvider, UpstreamRequest
+from providers.hosted_video import VideoOptionsT
+from providers.http import HttpOptionsT, HttpProvider, UpstreamRequest
 from providers.openai import api, chat, video
+from providers.options import ProviderConfig
 
 log = logging.getLogger("gateway.providers")
 
 
-class OpenAIFormat(HttpProvider):
+class OpenAIFormat(HttpProvider[HttpOptionsT]):
     """Any provider whose answers are already in OpenAI's format: passed through
     untouched, with usage read from them."""
 
@@ -34,7 +37,7 @@ class OpenAIFormat(HttpProvider):
         return body
 
 
-class OpenAIVideos(HttpProvider):
+class OpenAIVideos(HttpProvider[VideoOptionsT]):
     """OpenAI's /videos API (Sora): the exchange around the pure parts in
     providers/openai/video.py. Subclasses say where it is (`video_base`) and
     with what headers (`video_headers`); errors are read by their `error`."""
@@ -85,9 +88,10 @@ class OpenAIVideos(HttpProvider):
             log.debug("provider %s: could not delete video %s: %s", self.name, vid, e.message)
 
 
-class OpenAIProvider(OpenAIFormat, OpenAIVideos):
-    Options = api.Options
-    secret_field = "api_key"
+class OpenAIProvider(OpenAIFormat[api.Options], OpenAIVideos[api.Options]):
+    # Annotated, or mypy holds the subclasses below (and presets) to these values' types.
+    Options: ClassVar[type[ProviderConfig]] = api.Options
+    secret_field: ClassVar[str | None] = "api_key"
     operations = frozenset({"chat", "embeddings", "video"})
 
     def __init__(self, options: api.Options) -> None:
@@ -105,5 +109,5 @@ class OpenAIProvider(OpenAIFormat, OpenAIVideos):
 
 
 class OpenAICompatibleProvider(OpenAIProvider):
-    Options = api.CompatibleOptions
-    secret_field = None       # local servers often need no key
+    Options: ClassVar[type[ProviderConfig]] = api.CompatibleOptions   # annotated: presets set their own
+    secret_field: ClassVar[str | None] = None       # local servers often need no key

@@ -2,7 +2,8 @@
 the raw bytes and reading error bodies; answers pass through untouched."""
 from __future__ import annotations
 
-from typing import Any, AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
 
 import orjson
 

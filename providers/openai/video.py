@@ -34,11 +34,11 @@ from urllib.parse import quote
 
 import orjson
 
-from gateway.video.protocol import prompt_with_hints
 from providers.base import VideoSpec
 from providers.errors import BadRequest, ProviderError, UpstreamFault
 from providers.hosted_video import Polled
 from providers.http import UpstreamRequest
+from providers.video_hints import prompt_with_hints
 
 VARIANTS = ("video", "thumbnail", "spritesheet")
 

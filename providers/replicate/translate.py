@@ -36,16 +36,17 @@ from __future__ import annotations
 
 import base64
 import re
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import orjson
 from pydantic import Field
 
-from gateway.video.protocol import prompt_with_hints
 from providers import errors, hosted_video
 from providers.base import VideoSpec
 from providers.hosted_video import Polled, VideoHttpOptions, aspect_ratio
 from providers.http import UpstreamRequest, retry_after
+from providers.video_hints import prompt_with_hints
 
 DEFAULT_SIZES = ["1280x720", "720x1280"]
 DEFAULT_SECONDS = [5, 10]           # Kling's durations; veo-3: [8], hailuo-02: [6, 10]
@@ -191,8 +192,8 @@ def read_status(body: bytes, *, provider: str) -> Polled:
 
 def prediction_failure(doc: Mapping[str, Any], *, provider: str) -> errors.ProviderError:
     """A failed prediction: moderation is the request's fault, the rest the model's."""
-    reason = doc.get("error") if isinstance(doc.get("error"), str) and doc.get("error") else \
-        "the prediction failed"
+    error = doc.get("error")
+    reason = error if isinstance(error, str) and error else "the prediction failed"
     code = _ERROR_CODE.search(reason)
     message = f"provider '{provider}' failed the video" + (f" ({code.group(1)})" if code else "") + f": {reason}"
     if any(m.lower() in reason.lower() for m in _MODERATION):

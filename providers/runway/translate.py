@@ -22,16 +22,17 @@ docs.dev.runwayml.com/api-details/errors, /errors/task-failures, /assets/inputs)
 from __future__ import annotations
 
 import base64
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import orjson
 from pydantic import Field
 
-from gateway.video.protocol import prompt_with_hints
 from providers import errors, hosted_video
 from providers.base import VideoSpec
 from providers.hosted_video import Polled, VideoHttpOptions
 from providers.http import UpstreamRequest, retry_after
+from providers.video_hints import prompt_with_hints
 
 API_VERSION = "2024-11-06"
 # Sizes every current Runway video model takes (gen4.5, gen4_turbo, veo3, veo3.1).
@@ -54,7 +55,7 @@ class Options(VideoHttpOptions):
 
 
 def headers(o: Options) -> dict[str, str]:
-    return hosted_video.headers(f"Bearer {o.api_key}", o, **{"x-runway-version": o.api_version})
+    return hosted_video.headers(f"Bearer {o.api_key}", o, more={"x-runway-version": o.api_version})
 
 
 def _base(o: Options) -> str:
@@ -142,9 +143,10 @@ def read_status(body: bytes, *, provider: str) -> Polled:
 def task_failure(doc: Mapping[str, Any], *, provider: str) -> errors.ProviderError:
     """A FAILED task as an error. SAFETY.* (moderation) and ASSET.* (an input
     Runway could not use) are the request's fault; INTERNAL.* and the rest, Runway's."""
-    fcode = doc.get("failureCode") if isinstance(doc.get("failureCode"), str) else ""
-    reason = doc.get("failure") if isinstance(doc.get("failure"), str) and doc.get("failure") else \
-        "the video could not be generated"
+    fcode, failure = doc.get("failureCode"), doc.get("failure")
+    if not isinstance(fcode, str):
+        fcode = ""
+    reason = failure if isinstance(failure, str) and failure else "the video could not be generated"
     message = f"provider '{provider}' failed the video" + (f" ({fcode})" if fcode else "") + f": {reason}"
     if fcode.startswith("SAFETY."):
         return errors.BadRequest(message, provider=provider, code="moderation_blocked")

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from pydantic import Field
 
@@ -27,13 +28,16 @@ class Options(VideoHttpOptions):
     expected_s: float = Field(90.0, gt=0)   # how long a video usually takes: progress is estimated from it
 
 
-class VeoProvider(HttpProvider):
+_Options = Options   # in VeoProvider's body `Options` is the class attribute, not a type
+
+
+class VeoProvider(HttpProvider[Options]):
     Options = Options
     secret_field = "api_key"
     operations = frozenset({"video"})
     video_ops = frozenset({"create"})
 
-    def __init__(self, options: Options) -> None:
+    def __init__(self, options: _Options) -> None:
         super().__init__(options)
         self._headers = gemini_headers(options)
 

@@ -34,12 +34,12 @@ from urllib.parse import quote, urlsplit
 
 import orjson
 
-from gateway.video.protocol import prompt_with_hints
 from providers.base import VideoSpec
 from providers.errors import BadRequest, ProviderError, UpstreamFault
 from providers.gemini.api import resource
 from providers.hosted_video import Polled
 from providers.http import UpstreamRequest
+from providers.video_hints import prompt_with_hints
 
 # What Veo generates: (aspectRatio, resolution) for each size the gateway offers.
 SIZES: dict[str, tuple[str, str]] = {
@@ -138,8 +138,8 @@ def polled(body: bytes, *, provider: str, estimate: int | None = None) -> Polled
     error = op.get("error")
     if isinstance(error, dict) and error:
         return Polled("failed", error=job_error(error, provider=provider))
-    response = op.get("response") if isinstance(op.get("response"), dict) else {}
-    result = response.get("generateVideoResponse")
+    response = op.get("response")
+    result = response.get("generateVideoResponse") if isinstance(response, dict) else None
     result = result if isinstance(result, dict) else {}
     samples = result.get("generatedSamples") or []
     for sample in samples if isinstance(samples, list) else []:

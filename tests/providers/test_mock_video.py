@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from gateway.video import encode
+from providers.media import encode
 from providers.mock.video import render
 
 

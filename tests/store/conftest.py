@@ -1,4 +1,7 @@
-"""Both stores behind one fixture, and `async def` tests run on a fresh event loop."""
+"""Both stores behind one fixture, so each part's contract suite (test_limits.py,
+test_ledger.py, test_cache.py, test_jobs.py, test_queues.py, test_outbox.py,
+test_configs.py, test_workers.py, test_store.py) runs against both; and
+`async def` tests run on a fresh event loop."""
 from __future__ import annotations
 
 import asyncio

@@ -39,9 +39,9 @@ async def test_one_round_trip_to_admit_and_one_to_settle(redis_url):
                 while True:
                     seen.append(await m.next_command())
             watching = asyncio.create_task(watch())
-            verdict = await store.admit(full_admission())
-            await store.settle(full_settlement(verdict))
-            await store.admit(full_admission())     # the budget period is tracked now: still one
+            verdict = await store.limits.admit(full_admission())
+            await store.limits.settle(full_settlement(verdict))
+            await store.limits.admit(full_admission())     # the budget period is tracked now: still one
             await asyncio.sleep(0.2)
             watching.cancel()
     finally:
@@ -59,7 +59,7 @@ async def test_redis_clock_decides(redis_url):
     try:
         skewed = full_admission()
         skewed.now -= 3600           # a replica whose clock is an hour off counts in the same buckets
-        verdict = await store.admit(skewed)
+        verdict = await store.limits.admit(skewed)
     finally:
         await store.close()
     assert abs(verdict.at - (sec + usec / 1e6)) < 1
@@ -68,9 +68,9 @@ async def test_redis_clock_decides(redis_url):
 async def test_every_key_is_under_the_prefix(redis_url):
     store = RedisStore(redis_url, timeout_s=2.0, prefix="tenant-a:")
     try:
-        verdict = await store.admit(full_admission())
-        await store.settle(full_settlement(verdict))
-        await store.cache_put("k", b"v", 10)
+        verdict = await store.limits.admit(full_admission())
+        await store.limits.settle(full_settlement(verdict))
+        await store.cache.put("k", b"v", 10)
         async with Redis.from_url(redis_url) as r:
             keys = await r.keys("*")
     finally:
@@ -84,7 +84,7 @@ async def test_scripts_reload_after_redis_forgets_them(redis_url):
     try:
         async with Redis.from_url(redis_url) as r:
             await r.script_flush()
-        assert (await store.admit(full_admission())).allowed
+        assert (await store.limits.admit(full_admission())).allowed
     finally:
         await store.close()
 
@@ -93,12 +93,25 @@ async def test_redis_gone_is_store_down():
     store = RedisStore(f"redis://127.0.0.1:{free_port()}/0", timeout_s=0.05)
     await store.start()         # starts anyway: the limiter's policy covers an outage
     try:
-        for call in (store.admit(full_admission()), store.settle(Settlement(lease=full_admission().lease)),
-                     store.cache_get("k"), store.cache_put("k", b"v", 1), store.spend_rows("2026-11-01", "2026-11-30"),
-                     store.budget_spent("budget:alice:2026-11-01:2026-11-30")):
+        for call in (store.limits.admit(full_admission()),
+                     store.limits.settle(Settlement(lease=full_admission().lease)),
+                     store.cache.get("k"), store.cache.put("k", b"v", 1), store.ledger.rows("2026-11-01", "2026-11-30"),
+                     store.limits.budget_spent("budget:alice:2026-11-01:2026-11-30")):
             with pytest.raises(StoreDown):
                 await call
         assert await store.ping() is False
+    finally:
+        await store.close()
+
+
+async def test_redis_gone_is_store_down_for_jobs_configs_workers_and_secrets():
+    store = RedisStore(f"redis://127.0.0.1:{free_port()}/0", timeout_s=0.05)
+    try:
+        for call in (store.jobs.get("video_x"), store.jobs.claim("sora", "w1", 30), store.jobs.queue_depth("sora"),
+                     store.jobs.outbox_claim(0, 10, 30), store.configs.latest(), store.configs.versions(10),
+                     store.workers.live("sora"), store.secret("links")):
+            with pytest.raises(StoreDown):
+                await call
     finally:
         await store.close()
 
@@ -111,10 +124,10 @@ async def test_slow_redis_is_store_down_and_then_fine_again(redis_url):
             await r.execute_command("CLIENT", "PAUSE", "300", "ALL")
         began = time.monotonic()
         with pytest.raises(StoreDown):
-            await store.admit(full_admission())
+            await store.limits.admit(full_admission())
         assert time.monotonic() - began < 0.25
         await asyncio.sleep(0.3)
-        assert (await store.admit(full_admission())).allowed    # no restart, no reconnect call
+        assert (await store.limits.admit(full_admission())).allowed    # no restart, no reconnect call
     finally:
         await store.close()
 
@@ -124,13 +137,13 @@ async def test_connections_left_over_from_a_dead_redis_are_replaced_not_failed()
     store = RedisStore(server.url, timeout_s=2.0)
     one = Admission([Window("requests", "rpm:key:alice", 1000, 60, 1)])
     try:
-        await asyncio.gather(*(store.admit(one) for _ in range(20)))     # 20 pooled connections
+        await asyncio.gather(*(store.limits.admit(one) for _ in range(20)))     # 20 pooled connections
         server.kill()
         await asyncio.sleep(0.2)
         with pytest.raises(StoreDown):
-            await store.admit(one)
+            await store.limits.admit(one)
         server.start()
-        verdicts = await asyncio.gather(*(store.admit(one) for _ in range(20)))
+        verdicts = await asyncio.gather(*(store.limits.admit(one) for _ in range(20)))
         assert all(v.allowed for v in verdicts)
     finally:
         await store.close()

@@ -140,13 +140,13 @@ def test_delete_cancels_a_running_job_and_removes_its_files(start_gateway):
     assert running.id not in [v.id for v in client.videos.list()]
 
     done = client.videos.create_and_poll(model="mock-video", prompt="to delete", size="320x180", seconds="1")
-    folder = gw.runtime.videos.assets.root / done.id
+    folder = gw.runtime.services.videos.assets.root / done.id
     assert (folder / "video.mp4").exists()
     client.videos.delete(done.id)
     assert not folder.exists()
     assert gw.http().get(f"/v1/videos/{done.id}/content").status_code == 404
     time.sleep(0.3)    # the cancelled run wrote nothing back
-    assert not (gw.runtime.videos.assets.root / running.id).exists()
+    assert not (gw.runtime.services.videos.assets.root / running.id).exists()
 
 
 def test_remix_makes_a_new_video_from_a_completed_one(start_gateway):
@@ -224,9 +224,9 @@ def test_files_expire_at_expires_at(start_gateway):
     assert r.status_code == 410 and r.json()["error"]["code"] == "video_expired"
     assert "video_url" not in client.videos.retrieve(video.id).model_extra
     deadline = time.time() + 5
-    while (gw.runtime.videos.assets.root / video.id).exists() and time.time() < deadline:
+    while (gw.runtime.services.videos.assets.root / video.id).exists() and time.time() < deadline:
         time.sleep(0.1)
-    assert not (gw.runtime.videos.assets.root / video.id).exists()   # the sweeper deleted the files
+    assert not (gw.runtime.services.videos.assets.root / video.id).exists()   # the sweeper deleted the files
 
 
 def test_a_video_model_is_not_served_at_chat_and_back(start_gateway):
@@ -251,7 +251,7 @@ def test_a_job_longer_than_its_lease_keeps_its_claim(start_gateway, loop):
     gw = start_gateway(cfg)
     video = gw.client().videos.create_and_poll(model="mock-video", prompt="long", size="320x180", seconds="1")
     assert video.status == "completed"
-    assert Job.of(loop.run(gw.runtime.store.job_get(video.id))).runs == 1   # heartbeats kept it: one run
+    assert Job.of(loop.run(gw.runtime.store.jobs.get(video.id))).runs == 1   # heartbeats kept it: one run
 
 
 def test_job_records_are_forgotten_keep_jobs_days_after_expiry(start_gateway):

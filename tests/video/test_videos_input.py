@@ -61,7 +61,7 @@ def test_image_to_video_with_an_uploaded_reference(start_gateway):
     video = client.videos.create_and_poll(model="mock-video", prompt="from a picture", size="320x180",
                                           seconds="1", input_reference=("ref.png", _png(), "image/png"))
     assert video.status == "completed"
-    assert (gw.runtime.videos.assets.root / video.id / "reference.img").read_bytes() == _png()
+    assert (gw.runtime.services.videos.assets.root / video.id / "reference.img").read_bytes() == _png()
 
 
 BAD = [
@@ -103,7 +103,7 @@ def test_bad_input_is_a_400_and_creates_nothing(start_gateway, args, param, says
     err = e.value.body
     assert e.value.status_code == 400 and err["param"] == param and says in err["message"], err
     assert client.videos.list().data == []
-    root = gw.runtime.videos.assets.root
+    root = gw.runtime.services.videos.assets.root
     assert not root.exists() or not any(root.iterdir())
 
 

@@ -41,5 +41,5 @@ def test_many_jobs_on_two_replicas_each_run_once(start_gateway, redis_url, tmp_p
                                                       seconds="1").id for i in range(8)]
     for video_id in ids:
         assert a.client().videos.poll(video_id).status == "completed"
-        assert Job.of(loop.run(a.runtime.store.job_get(video_id))).runs == 1
-    assert loop.run(a.runtime.store.queue_depth("mock")) == 0
+        assert Job.of(loop.run(a.runtime.store.jobs.get(video_id))).runs == 1
+    assert loop.run(a.runtime.store.jobs.queue_depth("mock")) == 0

@@ -112,3 +112,12 @@ def test_content_of_a_failed_video_is_refused(start_gateway):
     failed = gw.client().videos.poll(_create(gw).parse().id)
     assert failed.status == "failed" and failed.model_extra.get("video_url") is None
     assert gw.http().get(f"/v1/videos/{failed.id}/content").status_code == 409
+
+
+def test_a_provider_concurrency_slot_is_given_back_once_the_job_is_accepted(start_gateway):
+    """`limits.concurrent` counts submissions in flight to the provider: each
+    accepted job gives its slot back, so the next one can use it."""
+    gw = start_gateway(video_config(
+        [mock_video("small", limits={"concurrent": 1}), mock_video("mock")],
+        [video_model("mock-video", "small", "mock")]))
+    assert [_create(gw).headers["x-gateway-provider"] for _ in range(3)] == ["small"] * 3

@@ -45,7 +45,7 @@ def test_completed_event_is_signed_and_retried_until_the_receiver_takes_it(start
     assert event.type == "video.completed" and event.data.id == video.id
     assert event.id == next(iter(ids)) and event.object == "event"
 
-    deliveries = loop.run(gw.runtime.store.deliveries(video.id))
+    deliveries = loop.run(gw.runtime.store.jobs.deliveries(video.id))
     assert len(deliveries) == 1
     d = deliveries[0]
     assert d.status == "delivered" and d.attempts == 3 and d.url == hook.url
@@ -98,7 +98,7 @@ def test_a_delivery_is_given_up_after_max_attempts(start_gateway, receiver, loop
     gw = start_gateway(video_config(webhooks={**_hooks(hook.url), "max_attempts": 3}))
     video = gw.client().videos.create_and_poll(model="mock-video", prompt="p", size="320x180", seconds="1")
     _wait_for(lambda: len(hook.received) == 3)
-    _wait_for(lambda: loop.run(gw.runtime.store.deliveries(video.id))[0].status == "failed")
+    _wait_for(lambda: loop.run(gw.runtime.store.jobs.deliveries(video.id))[0].status == "failed")
     time.sleep(0.5)
     assert len(hook.received) == 3
 
@@ -108,6 +108,6 @@ def test_private_endpoints_are_refused_at_delivery_unless_allowed(start_gateway,
     hooks = {**_hooks(hook.url), "allow_hosts": [], "max_attempts": 1}
     gw = start_gateway(video_config(webhooks=hooks))
     video = gw.client().videos.create_and_poll(model="mock-video", prompt="p", size="320x180", seconds="1")
-    _wait_for(lambda: loop.run(gw.runtime.store.deliveries(video.id))[0].status == "failed")
-    d = loop.run(gw.runtime.store.deliveries(video.id))[0]
+    _wait_for(lambda: loop.run(gw.runtime.store.jobs.deliveries(video.id))[0].status == "failed")
+    d = loop.run(gw.runtime.store.jobs.deliveries(video.id))[0]
     assert "loopback" in d.history[0]["error"] and hook.received == []

@@ -1,12 +1,13 @@
-"""The Lua scripts behind the Redis store's video jobs (redis_jobs.py): each
-state change of a job is one EVALSHA, so it is atomic across replicas.
+"""The Lua scripts behind the Redis store's video jobs (jobs.py): each state
+change of a job is one EVALSHA, so it is atomic across replicas.
 
 Keys (all under the store's prefix, `gw:` by default):
   job:<id>              HASH    data (the job JSON), status, key, token (of the run
                                 holding it, "" before the first), expires_at (unix s,
                                 "" for none), queue (its name), entry (stream entry id)
   videos:<key>          ZSET    a key's job ids (score 0; ranged by lex: ids sort by creation)
-  videos:expiry         ZSET    job id, scored by expires_at
+  videos:expiry         ZSET    job id, scored by expires_at (taken off as the expiry sweep sees it)
+  videos:records        ZSET    job id, scored by expires_at (kept until the record is forgotten)
   queue:<name>          STREAM  one entry {job: <id>} per queued job; consumer group `workers`.
                                 An entry stays until the run is done, so XLEN counts waiting
                                 and running jobs; the group's pending list holds the running
@@ -14,7 +15,6 @@ Keys (all under the store's prefix, `gw:` by default):
   outbox                ZSET    delivery id, scored by when it is next due (unix s)
   delivery:<id>         STRING  the Delivery, JSON
   deliveries:<job id>   LIST    the job's delivery ids, in the order they were made
-  secret:<name>         STRING  32 random bytes
 
 Some keys are found inside the scripts (the job a stream entry names, the list
 and queue a job names), so the scripts get the prefix as an argument and build

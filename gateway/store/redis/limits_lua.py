@@ -1,6 +1,7 @@
-"""The two Lua scripts the Redis store runs: `ADMIT` decides and charges all of
-a request's limits in one atomic step, `SETTLE` writes back what the request
-really used. Each is one EVALSHA, so one round trip each way.
+"""The two Lua scripts of the Redis store's limits (limits.py): `ADMIT` decides
+and charges all of a request's limits in one atomic step, `SETTLE` writes back
+what the request really used and its ledger row. Each is one EVALSHA, so one
+round trip each way.
 
 Keys (all under the store's prefix, `gw:` by default):
   <window key>, e.g. rpm:key:demo     HASH  bucket index -> units counted in it
@@ -12,7 +13,7 @@ Keys (all under the store's prefix, `gw:` by default):
 
 Time is Redis's own (`TIME`), so replicas with skewed clocks count into the
 same buckets; ADMIT returns it so that SETTLE corrects the bucket it charged.
-The window math mirrors windows.py exactly (same formulas, same doubles).
+The window math mirrors gateway/store/windows.py exactly (same formulas, same doubles).
 """
 from __future__ import annotations
 

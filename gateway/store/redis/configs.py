@@ -1,6 +1,5 @@
-"""Config versions on Redis: the config method of `Store` for RedisStore,
-which inherits this mixin. One Lua step stores a version only if the newest is
-still the one the editor read (so two admins editing at once cannot lose
+"""Config versions on Redis. One Lua step stores a version only if the newest
+is still the one the editor read (so two admins editing at once cannot lose
 either's change silently) and publishes its number, which every replica
 subscribes to and applies within a second.
 
@@ -12,9 +11,8 @@ from __future__ import annotations
 
 from typing import AsyncIterator
 
-from gateway.store import ConfigVersion
-
-KEPT = 50
+from gateway.store.configs import KEPT, Configs, ConfigVersion
+from gateway.store.redis.base import Pool, Script, talking
 
 # KEYS: config:current, config:log; ARGV: prefix, expected, at, author, summary, file_hash, document, kept
 PUT = r"""
@@ -36,55 +34,50 @@ return n
 _FIELDS = ("at", "author", "summary", "file_hash", "document")
 
 
-def _base():
-    from gateway.store import redis as base
-    return base
+class RedisConfigs(Configs):
+    def __init__(self, pool: Pool) -> None:
+        self._pool = pool
+        self._redis = pool.redis
+        self._p = pool.prefix
+        self._put = Script(PUT)
 
+    async def latest(self) -> ConfigVersion | None:
+        with talking():
+            current = await self._redis.get(self._p + "config:current")
+        return None if current is None else await self.version(int(current))
 
-class RedisConfig:
-    """The config-version methods of RedisStore (see the module docstring)."""
-    _p: str
-
-    def _init_config(self) -> None:
-        self._c_put = _base()._Script(PUT)
-
-    async def config_latest(self) -> ConfigVersion | None:
-        with _base()._talking():
-            current = await self._jobs.get(self._p + "config:current")
-        return None if current is None else await self.config_version(int(current))
-
-    async def config_version(self, version: int) -> ConfigVersion | None:
-        with _base()._talking():
-            values = await self._jobs.hmget(self._p + f"config:v:{version}", _FIELDS)
+    async def version(self, version: int) -> ConfigVersion | None:
+        with talking():
+            values = await self._redis.hmget(self._p + f"config:v:{version}", _FIELDS)
         if values[0] is None:
             return None
         at, author, summary, file_hash, document = values
         return ConfigVersion(version, float(at), author.decode(), summary.decode(), file_hash.decode(), document)
 
-    async def config_versions(self, limit: int) -> list[ConfigVersion]:
-        with _base()._talking():
-            numbers = [int(n) for n in await self._jobs.lrange(self._p + "config:log", 0, limit - 1)]
-            pipe = self._jobs.pipeline(transaction=False)
+    async def versions(self, limit: int) -> list[ConfigVersion]:
+        with talking():
+            numbers = [int(n) for n in await self._redis.lrange(self._p + "config:log", 0, limit - 1)]
+            pipe = self._redis.pipeline(transaction=False)
             for n in numbers:
                 pipe.hmget(self._p + f"config:v:{n}", _FIELDS[:4])
             rows = await pipe.execute() if numbers else []
         return [ConfigVersion(n, float(at), author.decode(), summary.decode(), file_hash.decode())
                 for n, (at, author, summary, file_hash) in zip(numbers, rows) if at is not None]
 
-    async def config_put(self, version: ConfigVersion, expected: int) -> int | None:
+    async def put(self, version: ConfigVersion, expected: int) -> int | None:
         p = self._p
-        n = await self._jrun(self._c_put, [p + "config:current", p + "config:log"],
-                             [p, expected, repr(version.at), version.author, version.summary, version.file_hash,
-                              version.document or b"{}", KEPT])
+        n = await self._pool.run(self._put, [p + "config:current", p + "config:log"],
+                                 [p, expected, repr(version.at), version.author, version.summary, version.file_hash,
+                                  version.document or b"{}", KEPT])
         return int(n) or None
 
-    async def config_events(self) -> AsyncIterator[int]:
-        with _base()._talking():
-            pubsub = self._jobs.pubsub()
+    async def events(self) -> AsyncIterator[int]:
+        with talking():
+            pubsub = self._redis.pubsub()
             await pubsub.subscribe(self._p + "config")
         try:
             while True:
-                with _base()._talking():
+                with talking():
                     message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
                 if message is not None:
                     yield int(message["data"])

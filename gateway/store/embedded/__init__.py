@@ -1,0 +1,44 @@
+"""The embedded store: one process's state in memory and two SQLite files under
+`state.data_dir` (`spend.sqlite3` for the ledger, `jobs.sqlite3` for the rest).
+Exact for one process; to share limits between processes or replicas, use Redis."""
+from __future__ import annotations
+
+import secrets
+import sqlite3
+from pathlib import Path
+
+from gateway.store.base import Store
+from gateway.store.embedded.cache import EmbeddedCache
+from gateway.store.embedded.configs import EmbeddedConfigs
+from gateway.store.embedded.database import Database
+from gateway.store.embedded.jobs import EmbeddedJobs
+from gateway.store.embedded.ledger import EmbeddedLedger
+from gateway.store.embedded.limits import EmbeddedLimits
+from gateway.store.embedded.workers import EmbeddedWorkers
+
+
+class EmbeddedStore(Store):
+    def __init__(self, data_dir: str | Path) -> None:
+        self._db = Database(Path(data_dir) / "jobs.sqlite3")
+        self.ledger = self._ledger = EmbeddedLedger(Path(data_dir) / "spend.sqlite3")
+        self.limits = EmbeddedLimits(self._ledger)
+        self.cache = EmbeddedCache()
+        self.jobs = EmbeddedJobs(self._db)
+        self.configs = EmbeddedConfigs(self._db)
+        self.workers = EmbeddedWorkers(self._db)
+
+    async def start(self) -> None:
+        await self._ledger.start()
+
+    async def close(self) -> None:
+        await self._ledger.close()
+        self._db.close()
+
+    async def ping(self) -> bool:
+        return True
+
+    async def secret(self, name: str) -> bytes:
+        def step(db: sqlite3.Connection) -> bytes:
+            db.execute("INSERT OR IGNORE INTO secrets (name, value) VALUES (?, ?)", (name, secrets.token_bytes(32)))
+            return bytes(db.execute("SELECT value FROM secrets WHERE name = ?", (name,)).fetchone()[0])
+        return await self._db.run(step)

@@ -1,0 +1,73 @@
+"""The Redis store: any number of gateway replicas share limits, leases, budgets,
+the spend ledger, the response cache, video jobs and config versions through
+one Redis. Nothing else in the gateway talks to Redis.
+
+Two pools of connections: the request path's (limits, ledger, cache) with a
+short timeout, and a smaller one for jobs, config versions, workers and
+secrets with a longer one: they are off the chat path, a claim may scan a
+pending list, and a slow job call must not take connections the next
+admission needs.
+
+Keys are under a prefix (`gw:` by default); each part's module lists its own,
+and `secret:<name>` (STRING, 32 random bytes) is here.
+"""
+from __future__ import annotations
+
+import logging
+import os
+
+from gateway.store.base import Store, StoreDown
+from gateway.store.redis.base import Pool, talking
+from gateway.store.redis.cache import RedisCache
+from gateway.store.redis.configs import RedisConfigs
+from gateway.store.redis.jobs import RedisJobs
+from gateway.store.redis.ledger import RedisLedger
+from gateway.store.redis.limits import RedisLimits
+from gateway.store.redis.workers import RedisWorkers
+
+log = logging.getLogger("gateway.store")
+
+_CONNECTIONS = 128       # per process; a round trip holds one for well under a millisecond
+_JOB_CONNECTIONS = 16
+_JOB_TIMEOUT_S = 5.0
+
+
+class RedisStore(Store):
+    def __init__(self, url: str, timeout_s: float = 0.05, prefix: str = "gw:") -> None:
+        self._fast = Pool(url, prefix, timeout_s, _CONNECTIONS, "gateway")
+        self._slow = Pool(url, prefix, _JOB_TIMEOUT_S, _JOB_CONNECTIONS, "gateway-jobs")
+        self.limits = self._limits = RedisLimits(self._fast)
+        self.ledger = RedisLedger(self._fast)
+        self.cache = RedisCache(self._fast)
+        self.jobs = RedisJobs(self._slow)
+        self.configs = RedisConfigs(self._slow)
+        self.workers = RedisWorkers(self._slow)
+
+    async def start(self) -> None:
+        # A Redis that is down at start is the same outage as one that goes down later:
+        # the limiter's policy applies, and the scripts load on first use.
+        try:
+            await self._limits.load()
+        except StoreDown as e:
+            log.warning("Redis is not reachable at start (%s); retried on every request", e)
+
+    async def close(self) -> None:
+        await self._fast.close()
+        await self._slow.close()
+
+    async def ping(self) -> bool:
+        try:
+            with talking():
+                return bool(await self._fast.redis.ping())
+        except StoreDown:
+            return False
+
+    async def secret(self, name: str) -> bytes:
+        key = self._slow.prefix + "secret:" + name
+        with talking():
+            # SET NX then GET in one trip: whichever replica came first made it.
+            pipe = self._slow.redis.pipeline(transaction=False)
+            pipe.set(key, os.urandom(32), nx=True)
+            pipe.get(key)
+            _, value = await pipe.execute()
+        return value
