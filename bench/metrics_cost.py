@@ -3,7 +3,7 @@
     .venv/bin/python bench/metrics_cost.py            # from the repo root
     .venv/bin/python bench/metrics_cost.py --repeat 9
 
-Times the calls `gateway/api/routed.py` makes for each answered request (a
+Times the calls `gateway/exchange.py` makes for each answered request (a
 request counter, two histograms, two token counters, a cost counter), then the
 same six through prometheus-client's own `Counter/Histogram.labels(...)`
 for comparison, then rendering a scrape of ~30 and ~1,000 models. Each figure is the
@@ -24,7 +24,7 @@ from gateway import metrics  # noqa: E402
 
 
 def per_request(n: int) -> float:
-    """µs for one request's worth of counts, as gateway/api/routed.py:answered makes them."""
+    """µs for one request's worth of counts, as gateway/exchange.py makes them when it ends."""
     requests, duration, overhead, tokens, cost = (metrics.REQUESTS, metrics.DURATION, metrics.OVERHEAD,
                                                   metrics.TOKENS, metrics.COST)
     models = [f"model-{i % 8}" for i in range(64)]

@@ -101,8 +101,10 @@ def table(work: Path) -> str:
         lines += ["", f"## Streaming: time to first body byte (`bench-stream`, {g['n']} sequential requests, "
                       "one keep-alive connection)", "",
                   "| target | TTFB p50 ms | TTFB p99 ms | whole stream p50 ms | errors |", "|---|---:|---:|---:|---:|",
-                  f"| direct → nginx | {d['ttfb_p50']:.2f} | {d['ttfb_p99']:.2f} | {d['total_p50']:.2f} | {d['errors']} |",
-                  f"| gateway → nginx | {g['ttfb_p50']:.2f} | {g['ttfb_p99']:.2f} | {g['total_p50']:.2f} | {g['errors']} |",
+                  f"| direct → nginx | {d['ttfb_p50']:.2f} | {d['ttfb_p99']:.2f} | {d['total_p50']:.2f} "
+                  f"| {d['errors']} |",
+                  f"| gateway → nginx | {g['ttfb_p50']:.2f} | {g['ttfb_p99']:.2f} | {g['total_p50']:.2f} "
+                  f"| {g['errors']} |",
                   f"| added | {g['ttfb_p50'] - d['ttfb_p50']:+.2f} | {g['ttfb_p99'] - d['ttfb_p99']:+.2f} "
                   f"| {g['total_p50'] - d['total_p50']:+.2f} | |"]
         if g.get("overhead_p50") is not None:

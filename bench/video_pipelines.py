@@ -19,8 +19,12 @@ import torch
 
 def build_full_ltx(path: Path, *, layers: int | None = None) -> Path:
     """`layers`: fewer transformer layers, only to check this builder quickly."""
-    from diffusers import AutoencoderKLLTXVideo, FlowMatchEulerDiscreteScheduler, LTXPipeline, \
-        LTXVideoTransformer3DModel
+    from diffusers import (
+        AutoencoderKLLTXVideo,
+        FlowMatchEulerDiscreteScheduler,
+        LTXPipeline,
+        LTXVideoTransformer3DModel,
+    )
     from transformers import T5Config, T5EncoderModel
 
     from tests.video.tiny_pipelines import t5_tokenizer

@@ -4,20 +4,20 @@ from __future__ import annotations
 
 import gc
 import logging
-from typing import Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 from gateway import config as config_loader
 from gateway import exchange, metrics
-from gateway.admin import spend as admin_spend
 from gateway.admin import config as admin_config
 from gateway.admin import keys as admin_keys
 from gateway.admin import providers as admin_providers
+from gateway.admin import spend as admin_spend
 from gateway.admin import videos as admin_videos
 from gateway.api import chat, health, models
 from gateway.asgi import ClientGone, Receive, Request, Scope, Send
+from gateway.config import Checked
 from gateway.errors import ApiError
 from gateway.live_config import LiveConfig
-from gateway.config import Checked
 from gateway.runtime import Runtime
 from gateway.services import Services
 from gateway.store import open_store
@@ -46,12 +46,14 @@ _EXACT["/admin/config/versions"] = {"GET": admin_config.versions}
 _EXACT["/admin/config/rollback"] = {"POST": admin_config.rollback}
 _EXACT["/admin/providers"] = {"GET": admin_providers.providers}
 _EXACT["/admin/keys"] = {"GET": admin_keys.keys_root, "POST": admin_keys.keys_root}
+_VIDEO_PATHS: dict[str, Handler] = dict.fromkeys(("GET", "POST", "DELETE"), videos_api.videos_path)
 _PREFIX: list[tuple[str, dict[str, Handler]]] = [
     ("/v1/models/", {"GET": models.retrieve_model}),
     ("/models/", {"GET": models.retrieve_model}),
     ("/admin/videos/", {"GET": admin_videos.video_job}),
     ("/admin/keys/", {"DELETE": admin_keys.revoke}),
-    *((f"{p}/videos/", dict.fromkeys(("GET", "POST", "DELETE"), videos_api.videos_path)) for p in ("/v1", "")),
+    ("/v1/videos/", _VIDEO_PATHS),
+    ("/videos/", _VIDEO_PATHS),
 ]
 
 

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import random
 import time
-from typing import Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 from urllib.parse import parse_qs
 
 from gateway.errors import ApiError
@@ -16,6 +17,7 @@ Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 Headers = list[tuple[bytes, bytes]]
+SomeHeaders = Sequence[tuple[bytes, bytes]]   # what an answer takes: a list, or () for none
 
 JSON = b"application/json"
 
@@ -85,17 +87,17 @@ class Request:
     def overhead_ms(self, upstream_s: float) -> bytes:
         return f"{max(0.0, time.perf_counter() - self.started - upstream_s) * 1000:.3f}".encode()
 
-    async def respond(self, status: int, body: bytes, headers: Headers = (), content_type: bytes = JSON) -> None:
+    async def respond(self, status: int, body: bytes, headers: SomeHeaders = (), content_type: bytes = JSON) -> None:
         self.started_response = True
         await self._send({"type": "http.response.start", "status": status, "headers": [
             (b"content-type", content_type), (b"content-length", str(len(body)).encode()),
             (b"x-request-id", self.id), *headers]})
         await self._send({"type": "http.response.body", "body": body})
 
-    async def error(self, err: ApiError, headers: Headers = ()) -> None:
+    async def error(self, err: ApiError, headers: SomeHeaders = ()) -> None:
         await self.respond(err.status, err.body(), [*err.headers, *headers])
 
-    async def start_stream(self, headers: Headers, content_type: bytes = b"text/event-stream") -> None:
+    async def start_stream(self, headers: SomeHeaders, content_type: bytes = b"text/event-stream") -> None:
         self.started_response = True
         await self._send({"type": "http.response.start", "status": 200, "headers": [
             (b"content-type", content_type), (b"cache-control", b"no-cache"),

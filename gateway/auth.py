@@ -10,7 +10,7 @@ import hmac
 import re
 from dataclasses import dataclass
 from fnmatch import translate
-from typing import Pattern
+from re import Pattern
 
 from gateway.config.schema import Budget, KeyConfig, Limits
 from gateway.errors import invalid_api_key

@@ -6,10 +6,10 @@ import copy
 import logging
 import os
 import sys
+from typing import Any
 
-from gateway import __version__
+from gateway import __version__, metrics
 from gateway import config as config_loader
-from gateway import metrics
 from gateway.config import ConfigError
 
 
@@ -86,11 +86,11 @@ def _serve(args: argparse.Namespace) -> int:
     for note in checked.notes:
         logging.getLogger("gateway").info(note)
     metrics.clear(checked.config.state.data_dir)     # this run's counts start at zero, in every worker
-    options = dict(host=host, port=port, log_level=level, access_log=False, log_config=_log_config(level),
-                   http="httptools", loop="uvloop" if _has_uvloop() else "asyncio",
-                   server_header=False, timeout_keep_alive=30,
-                   # Forwarded-for rewriting costs every request; nothing here reads the client address.
-                   proxy_headers=False)
+    options: dict[str, Any] = dict(
+        host=host, port=port, log_level=level, access_log=False, log_config=_log_config(level),
+        http="httptools", loop="uvloop" if _has_uvloop() else "asyncio", server_header=False, timeout_keep_alive=30,
+        # Forwarded-for rewriting costs every request; nothing here reads the client address.
+        proxy_headers=False)
     if workers > 1:
         # Each worker process builds its own app from the same file.
         os.environ["GATEWAY_CONFIG"] = os.path.abspath(found.path)

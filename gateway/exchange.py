@@ -19,14 +19,15 @@ from __future__ import annotations
 import logging
 import time
 from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Any, AsyncIterator, Callable
+from typing import Any
 
 from gateway import access_log, cache, router
-from gateway.asgi import ClientGone, Headers, Request
+from gateway.asgi import ClientGone, Headers, Request, SomeHeaders
 from gateway.auth import Key
 from gateway.errors import ApiError
-from gateway.limits import TargetGate, Ticket
+from gateway.limits import Gate, TargetGate, Ticket
 from gateway.metrics import CACHE_HITS, CACHE_MISSES, COST, DURATION, OVERHEAD, REQUESTS, TOKENS, TTFT, UNPRICED
 from gateway.protocol import stream_error
 from gateway.relay import relay
@@ -108,7 +109,7 @@ class Exchange:
         self.overhead: bytes | None = None    # the x-gateway-overhead-ms value sent
         self.data: dict[str, Any] | None = None   # the parsed request, for the access log's prompts
         self.cache_hit = False
-        self._gate: Any = None                # the providers' own limits, per attempt
+        self._gate: Gate | None = None        # the providers' own limits, per attempt
         self._target_ticket: Ticket | None = None
         self._outcome: router.Outcome | None = None
         self._ended = False
@@ -149,7 +150,7 @@ class Exchange:
         if served.gated:
             self._gate = TargetGate(self.rt.limiter, data, body)
 
-    async def admit_video(self, served: ServedModel, seconds: int, gate: Any) -> None:
+    async def admit_video(self, served: ServedModel, seconds: int, gate: Gate) -> None:
         assert self.key is not None
         self._keep(await self.rt.limiter.admit_video(self.key, served, seconds))
         self._gate = gate
@@ -194,7 +195,7 @@ class Exchange:
         return self.cost
 
     async def answer(self, status: int, body: bytes, content_type: bytes = b"application/json",
-                     headers: Headers = (), cost: bool = True) -> None:
+                     headers: SomeHeaders = (), cost: bool = True) -> None:
         """A whole answer, with the gateway's headers (and its cost when it has one)."""
         extra = [(COST_USD, usd(self.cost).encode())] if cost else []
         self.status = status
@@ -302,7 +303,8 @@ async def serve(req: Request, rt: Runtime, dialect: AnswerDialect) -> None:
             x.priced(reply.usage or _streamed_usage(call, events))
 
 
-async def _look_up(x: Exchange, served: ServedModel, key: Key, inbound: Inbound) -> tuple[cache.Cached | None, str | None]:
+async def _look_up(x: Exchange, served: ServedModel, key: Key,
+                   inbound: Inbound) -> tuple[cache.Cached | None, str | None]:
     """(a hit, or None; the key to keep this answer under, or None)."""
     assert served.cache is not None
     read, write = cache.directives(x.req.headers)

@@ -14,10 +14,10 @@ import math
 import random
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from gateway.auth import Key
-from gateway.config.schema import Price, ProviderLimits, StateConfig
+from gateway.config.schema import Budget, Price, ProviderLimits, StateConfig
 from gateway.errors import ApiError
 from gateway.metrics import RATE_LIMITED, STORE_ERRORS
 from gateway.routes import ServedModel
@@ -148,8 +148,7 @@ class Limiter:
     @staticmethod
     def _hold(key: Key, amount: int) -> Hold:
         assert key.budget is not None
-        day_from, day_to = period(key.budget)
-        return Hold(f"budget:{key.name}:{day_from}:{day_to}", round(key.budget.usd * NANO), amount)
+        return Hold(budget_key(key.name, key.budget), round(key.budget.usd * NANO), amount)
 
     async def _decide(self, admission: Admission, when_closed: Exception) -> Verdict | None:
         """The store's verdict; None (admit unchecked) while the store is down and the
@@ -167,7 +166,7 @@ class Limiter:
     def _lease(self, scope: str, concurrent: int | None) -> Lease | None:
         if concurrent is None:
             return None
-        return Lease(f"concurrent:{scope}", concurrent, "%016x" % random.getrandbits(64), self._lease_ttl_s)
+        return Lease(f"concurrent:{scope}", concurrent, f"{random.getrandbits(64):016x}", self._lease_ttl_s)
 
     async def settle(self, ticket: Ticket, provider: str | None, usage: Usage | None, cost: int,
                      cache_hit: bool = False) -> None:
@@ -207,6 +206,12 @@ class Limiter:
             log.warning("state store reachable again; limits enforced")
 
 
+def budget_key(key_name: str, budget: Budget) -> str:
+    """Where a key's spend in its budget's current period is counted."""
+    day_from, day_to = period(budget)
+    return f"budget:{key_name}:{day_from}:{day_to}"
+
+
 def _windows(scope: str, rpm: int | None, tpm: int | None, tokens: int) -> list[Window]:
     """The per-minute windows of one scope (a key, a model or a provider)."""
     out = []
@@ -215,6 +220,15 @@ def _windows(scope: str, rpm: int | None, tpm: int | None, tokens: int) -> list[
     if tpm is not None:
         out.append(Window("tokens", f"tpm:{scope}", tpm, 60, tokens))
     return out
+
+
+class Gate(Protocol):
+    """What the router asks before each attempt: may this provider take one more
+    call now (a Ticket to give back after, or None), else TargetFull."""
+
+    async def admit(self, provider: str, limits: ProviderLimits | None) -> Ticket | None: ...
+
+    async def release(self, ticket: Ticket | None, usage: Usage | None) -> None: ...
 
 
 class TargetGate:

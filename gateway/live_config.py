@@ -18,7 +18,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import orjson
 
@@ -59,7 +60,7 @@ class LiveConfig:
             for _ in range(3):    # a replica starting beside us may store the same file first
                 latest = await store.configs.latest()
                 if latest is None or latest.file_hash != rt.file_hash:
-                    old = orjson.loads(latest.document) if latest is not None else {}
+                    old = latest.config() if latest is not None else {}
                     made = await store.configs.put(ConfigVersion(
                         0, time.time(), "file", "from the config file: " + summary(old, rt.document),
                         rt.file_hash, orjson.dumps(rt.document)), latest.version if latest else 0)
@@ -87,7 +88,7 @@ class LiveConfig:
         if latest is None:
             rt = self.current()
             return rt.version, rt.document, rt.file_hash
-        return latest.version, orjson.loads(latest.document), latest.file_hash
+        return latest.version, latest.config(), latest.file_hash
 
     def check(self, document: dict[str, Any]) -> Checked:
         """ConfigError with every problem, or the checked config."""
@@ -136,7 +137,7 @@ class LiveConfig:
 
     def _apply(self, version: ConfigVersion) -> None:
         try:
-            checked = self.check(orjson.loads(version.document))
+            checked = self.check(version.config())
         except ConfigError as e:
             # Checked where it was made; here it can only differ by this process's environment.
             self._skipped.add(version.version)

@@ -4,9 +4,10 @@ scraped (gateway/api/health.py), and `generate_latest` writing the text format.
 
 Counting stays a dict update on the event loop (label values are a tuple used
 as the key; an observation is a bisect and two list increments; no lock, no
-I/O): prometheus-client's own `.labels(...).inc()` costs ~10 µs for a
-request's six counts, twice the 5 µs budget. `Counts` is the custom collector
-over those counts that prometheus-client's registry reads at scrape time.
+I/O): prometheus-client's own `.labels(...).inc()` costs ~8 µs for a
+request's six counts, over the 5 µs budget. At scrape time `Counts.summed`
+turns those counts into prometheus-client metric families, which a
+`CollectorRegistry` collects and `generate_latest` writes.
 
 Every process (`gateway serve --workers N` forks N) writes a snapshot of its
 counts to `<state.data_dir>/metrics/<pid>-<start>.json` every second; the
@@ -14,9 +15,17 @@ process that answers a scrape adds up every file in that folder. Files of
 processes that have exited stay, so totals never go backwards; `gateway serve`
 empties the folder before it starts. One process works the same way.
 
-Measured (bench/metrics_cost.py and bench/run.sh, A/B against the hand-written
-registry and text writer, runs interleaved on one 2-core machine):
-FIGURES
+Measured against the hand-written registry and text writer this replaced, A
+and B interleaved on one shared 2-core machine:
+- a request's six counts (bench/metrics_cost.py, CPU time, 3 x 5 runs each):
+  0.96-1.02 µs before, 0.94-0.97 µs after (the same dict updates); through
+  prometheus-client's `.labels(...).inc()/.observe()`: 7.8-8.1 µs.
+- one scrape rendered: ~30 models 1.0 -> 3.1 ms, ~1,000 models 32 -> 101-106 ms
+  (70% of it in `generate_latest`), hence `scrape` renders in a worker thread.
+- bench/run.sh (CONNS="1 16", 10 s runs, 7 runs each): gateway CPU µs/request,
+  median (range), bench-chat c=16 173 (151-240) before, 159 (151-197) after;
+  mock-chat c=16 95 (79-126) before, 99 (82-118) after: no change that the
+  machine's noise does not swamp.
 """
 from __future__ import annotations
 

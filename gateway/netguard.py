@@ -16,11 +16,11 @@ import asyncio
 import ipaddress
 import re
 import socket
-from collections.abc import Iterable
-from typing import Any, Callable
+from collections.abc import Callable, Iterable
+from typing import Any
 from urllib.parse import urlsplit
 
-from aiohttp.abc import AbstractResolver
+from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import DefaultResolver
 
 RESOLVE_TIMEOUT_S = 2.0
@@ -101,7 +101,7 @@ async def _resolve(host: str, port: int) -> list[IPAddress]:
         raise BlockedURL(f"host {host!r} did not resolve within {RESOLVE_TIMEOUT_S:g} s") from None
     except (OSError, UnicodeError) as e:
         raise BlockedURL(f"host {host!r} does not resolve: {e}") from None
-    addresses = [ipaddress.ip_address(info[4][0].split("%", 1)[0]) for info in infos]
+    addresses = [ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]) for info in infos]
     if not addresses:
         raise BlockedURL(f"host {host!r} does not resolve")
     return addresses
@@ -158,7 +158,8 @@ class GuardedResolver(AbstractResolver):
         self._inner = DefaultResolver()
         self._policy = policy
 
-    async def resolve(self, host: str, port: int = 0, family: int = socket.AF_INET) -> list[dict[str, Any]]:
+    async def resolve(self, host: str, port: int = 0,
+                      family: socket.AddressFamily = socket.AF_INET) -> list[ResolveResult]:
         found = await self._inner.resolve(host, port, family)
         hooks = self._policy()
         if hooks.allow_private_urls or host_allowed(host, port, hooks.allow_hosts):

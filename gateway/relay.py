@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable
 
 from gateway.asgi import Headers, Request
 from providers.errors import ProviderError
@@ -21,7 +21,9 @@ async def relay(req: Request, first: bytes, chunks: AsyncIterator[bytes], header
     state = {"done": False}
     events = first.count(b"data:")
     first_at = None
-    watcher = asyncio.create_task(_cancel_on_disconnect(req, asyncio.current_task(), state))
+    me = asyncio.current_task()
+    assert me is not None     # called from a request's task
+    watcher = asyncio.create_task(_cancel_on_disconnect(req, me, state))
     try:
         await req.start_stream(headers, content_type)
         await req.send_chunk(first)
@@ -38,14 +40,14 @@ async def relay(req: Request, first: bytes, chunks: AsyncIterator[bytes], header
     except asyncio.CancelledError:
         if not state.get("gone"):
             raise
-        asyncio.current_task().uncancel()   # the client left: stop reading upstream, quietly
+        me.uncancel()   # the client left: stop reading upstream, quietly
     finally:
         state["done"] = True
         watcher.cancel()
     return events, first_at
 
 
-async def _cancel_on_disconnect(req: Request, task, state: dict) -> None:
+async def _cancel_on_disconnect(req: Request, task: asyncio.Task, state: dict[str, bool]) -> None:
     while True:
         message = await req.receive()
         if message["type"] == "http.disconnect":

@@ -10,11 +10,11 @@ import asyncio
 import dataclasses
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from gateway.errors import ApiError, from_provider
-from gateway.limits import TargetFull, TargetGate, Ticket
+from gateway.limits import Gate, TargetFull, Ticket
 from gateway.metrics import FAILOVERS, RETRIES
 from gateway.routes import ServedModel, Target
 from providers.base import Call, Reply
@@ -50,7 +50,7 @@ class RouteFailed(ApiError):
 
 
 async def send(model: ServedModel, call: Call, strategy: str | None = None,
-               gate: TargetGate | None = None, only: Callable[[Target], bool] | None = None) -> Outcome:
+               gate: Gate | None = None, only: Callable[[Target], bool] | None = None) -> Outcome:
     """`only`: targets that can serve this call at all (others are passed over
     without counting as an attempt, e.g. a video size one target lacks)."""
     loop = asyncio.get_running_loop()
@@ -105,7 +105,7 @@ async def send(model: ServedModel, call: Call, strategy: str | None = None,
             outcome = await _attempt(target, call, budget)
         except ProviderError as e:
             stats.in_flight -= 1
-            if charged is not None:
+            if charged is not None and gate is not None:
                 await gate.release(charged, None)
             upstream_s += time.perf_counter() - started
             if not e.retryable:
@@ -119,7 +119,7 @@ async def send(model: ServedModel, call: Call, strategy: str | None = None,
         except BaseException:
             stats.in_flight -= 1
             stats.breaker.abandon()
-            if charged is not None:
+            if charged is not None and gate is not None:
                 await gate.release(charged, None)
             raise
         elapsed = time.perf_counter() - started

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
-from typing import Union
 
 from gateway.breaker import Breaker
 from gateway.config.schema import CacheConfig, ModelLimits, Price
@@ -41,7 +40,7 @@ class Target:
 @dataclass(slots=True)
 class Route:
     strategy: str
-    targets: list[Union[Target, "Route"]]
+    targets: list[Target | Route]
     weight: float = 1.0
 
     def plan(self, strategy: str | None = None) -> list[Target]:
@@ -86,7 +85,7 @@ class ServedModel:
         return self.route.plan(strategy)
 
 
-Node = Union[Target, Route]
+Node = Target | Route
 
 
 def _metric(node: Node, of) -> float:

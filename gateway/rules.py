@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from fnmatch import translate
-from typing import Pattern
+from re import Pattern
 
 from gateway.config.schema import RuleConfig
 

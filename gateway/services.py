@@ -5,7 +5,8 @@ service). A config version (`Runtime`) holds a reference to these and never
 changes them."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Iterable
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from gateway.breaker import Breaker
 from gateway.routes import TargetStats

@@ -152,6 +152,10 @@ class Provider(Generic[OptionsT]):
         """Whether `gateway serve` runs this provider's jobs itself (else `gateway worker` does)."""
         return True
 
+    def prepare(self) -> None:
+        """Load what the first job needs (a local pipeline's weights). Blocking: call from a thread."""
+        return None
+
     def video_support(self) -> tuple[frozenset[str], frozenset[str]]:
         """(sizes, seconds) this provider can generate: options `video_sizes` and
         `video_seconds` where set, else OpenAI's Sora values."""

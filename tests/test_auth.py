@@ -19,7 +19,8 @@ def gw(start_gateway):
                        chat_model("secret-model", {"provider": "mock"})])
     cfg["auth"]["keys"] += [
         {"name": "team-a", "key": "sk-team-a", "models": ["team-a-*", "open-*"]},
-        {"name": "hashed", "key_hash": "sha256:" + hashlib.sha256(b"sk-from-hash").hexdigest(), "models": ["open-model"]},
+        {"name": "hashed", "key_hash": "sha256:" + hashlib.sha256(b"sk-from-hash").hexdigest(),
+         "models": ["open-model"]},
         {"name": "off", "key": "", "models": ["*"]},       # secret from an empty variable: disabled
     ]
     return start_gateway(cfg)

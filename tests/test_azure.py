@@ -21,7 +21,8 @@ def provider(fake, **kw):
 
 
 def test_chat_through_a_deployment(start_gateway, azure):
-    gw = start_gateway(base_config([provider(azure)], [chat_model("fast-chat", {"provider": "az", "model": "gpt4o-prod"})]))
+    gw = start_gateway(base_config([provider(azure)],
+                                   [chat_model("fast-chat", {"provider": "az", "model": "gpt4o-prod"})]))
     raw = gw.client().chat.completions.with_raw_response.create(model="fast-chat", messages=MSG)
     assert raw.http_response.content == recorded("chat_completion.json")
     assert raw.parse().choices[0].message.content == "Bonjour from Azure."
@@ -40,7 +41,8 @@ def test_stream_with_filter_results_and_usage(start_gateway, azure):
 
 
 def test_v1_api(start_gateway, azure):
-    gw = start_gateway(base_config([provider(azure, api_version="v1")], [chat_model("m", {"provider": "az", "model": "dep"})]))
+    gw = start_gateway(base_config([provider(azure, api_version="v1")],
+                                   [chat_model("m", {"provider": "az", "model": "dep"})]))
     gw.client().chat.completions.create(model="m", messages=MSG)
     assert azure.seen[-1].path == "/openai/v1/chat/completions" and azure.seen[-1].json["model"] == "dep"
 
@@ -62,7 +64,8 @@ def test_azure_429_fails_over_to_the_next_provider(start_gateway, azure):
 
 
 def test_wrong_key_is_a_gateway_fault_not_the_clients(start_gateway, azure):
-    gw = start_gateway(base_config([{**provider(azure), "api_key": "wrong"}], [chat_model("m", {"provider": "az"}, retries=0)]))
+    gw = start_gateway(base_config([{**provider(azure), "api_key": "wrong"}],
+                                   [chat_model("m", {"provider": "az"}, retries=0)]))
     with pytest.raises(openai.APIStatusError) as e:
         gw.client().chat.completions.create(model="m", messages=MSG)
     assert e.value.status_code == 502 and e.value.code == "upstream_auth_failed"

@@ -60,9 +60,12 @@ CHAT_CASES = [
     (b'{"model": "chat", "messages": [{"role": "user", "content": "x"}], "temperature": "hot"}', "temperature"),
     (b'{"model": "chat", "messages": [{"role": "user", "content": "x"}], "temperature": 9}', "temperature"),
     (b'{"model": "chat", "messages": [{"role": "user", "content": "x"}], "tools": {"a": 1}}', "tools"),
-    (b'{"model": "chat", "messages": [{"role": "user", "content": "x"}], "response_format": "json"}', "response_format"),
-    (b'{"model": "chat", "messages": [{"role": "user", "content": "x"}], "stream_options": {"include_usage": true}}', "stream_options"),
-    (b'{"model": "chat", "messages": [{"role": "user", "content": "x"}], "stream": true, "stream_options": 1}', "stream_options"),
+    (b'{"model": "chat", "messages": [{"role": "user", "content": "x"}], "response_format": "json"}',
+     "response_format"),
+    (b'{"model": "chat", "messages": [{"role": "user", "content": "x"}], '
+     b'"stream_options": {"include_usage": true}}', "stream_options"),
+    (b'{"model": "chat", "messages": [{"role": "user", "content": "x"}], "stream": true, "stream_options": 1}',
+     "stream_options"),
     (b'{"model": "chat", "messages": [{"role": "user", "content": "\xff\xfe"}]}', None),
 ]
 
@@ -77,7 +80,8 @@ def test_bad_chat_bodies_are_400(setup, body, param):
 
 
 @pytest.mark.parametrize("body,param", [
-    ({"model": "embed"}, "input"), ({"model": "embed", "input": ""}, "input"), ({"model": "embed", "input": []}, "input"),
+    ({"model": "embed"}, "input"), ({"model": "embed", "input": ""}, "input"),
+    ({"model": "embed", "input": []}, "input"),
     ({"model": "embed", "input": [1, "a"]}, "input"), ({"model": "embed", "input": {"a": 1}}, "input"),
     ({"model": "embed", "input": "x", "encoding_format": "hex"}, "encoding_format"),
     ({"model": "embed", "input": "x", "dimensions": "8"}, "dimensions"),

@@ -1,8 +1,6 @@
 """Chat and embeddings through the gateway, with the official openai SDK."""
 from __future__ import annotations
 
-import base64
-
 import orjson
 import pytest
 
@@ -21,7 +19,8 @@ def setup(start_gateway, fake_openai):
         [openai_upstream(fake), {"name": "mock", "type": "mock"}],
         [chat_model("chat", {"provider": "up", "model": "gpt-4o-mini"}),
          chat_model("mock-chat", {"provider": "mock"}),
-         {"name": "embed", "kind": "embedding", "route": {"targets": [{"provider": "up", "model": "text-embedding-3-small"}]}},
+         {"name": "embed", "kind": "embedding",
+          "route": {"targets": [{"provider": "up", "model": "text-embedding-3-small"}]}},
          {"name": "mock-embed", "kind": "embedding", "route": {"targets": [{"provider": "mock"}]}}]))
     return gw, fake
 

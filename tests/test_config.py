@@ -95,7 +95,8 @@ def test_every_error_is_reported_with_its_path():
         "providers[3].name: duplicate provider name 'openai'",
         "models[1].route.targets[0].weight: Input should be greater than 0",
         "models[2].route.targets[0].provider: unknown provider 'opnai'",
-        "models[3].route.targets[0].strategy: Input should be 'fallback', 'weighted', 'least_latency', 'least_cost' or 'least_busy'",
+        "models[3].route.targets[0].strategy: Input should be "
+        "'fallback', 'weighted', 'least_latency', 'least_cost' or 'least_busy'",
         "models[4].route.targets[0].targets[0].provider: unknown provider 'ghost'",
         "models[5].route.targets: List should have at least 1 item after validation, not 0",
         "models[6].name: duplicate model name 'a'",
@@ -132,7 +133,8 @@ def test_check_command_prints_every_error_and_exits_1(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("providers: [{name: p, type: mock}]\nmodels:\n  - {name: a, route: {targets: [{provider: p}]}}\n"
                    "  - {name: b, route: {targets: [{provider: p}]}}\n"
-                   "  - {name: c, route: {targets: [{provider: opnai}]}}\n  - {name: d, retries: -1, route: {targets: [{provider: p}]}}\n")
+                   "  - {name: c, route: {targets: [{provider: opnai}]}}\n"
+                   "  - {name: d, retries: -1, route: {targets: [{provider: p}]}}\n")
     r = gateway_cli("check", "--config", str(bad))
     assert r.returncode == 1
     assert r.stdout.splitlines() == ["models[2].route.targets[0].provider: unknown provider 'opnai'",

@@ -267,7 +267,7 @@ def test_prometheus_scraping_a_gateway_answers_every_dashboard_query(start_gatew
     for round_ in (1, 2):
         _traffic(gw)
         on_redis.client().chat.completions.create(model="plain", messages=MSG)
-        _wait_for(lambda: len(hook.received) >= 1 + round_)
+        _wait_for(lambda round_=round_: len(hook.received) >= 1 + round_)
         prom.wait_scrapes(2)
 
     assert [s["value"][1] for s in prom.query('up{job="gateway"}')] == ["1", "1"]

@@ -58,7 +58,8 @@ def test_request_fault_is_returned_not_retried(pair):
 def test_refused_connection_fails_over(start_gateway, fake_openai):
     b = fake_openai("b")
     dead = {"name": "dead", "type": "openai_compatible", "base_url": f"http://127.0.0.1:{free_port()}/v1"}
-    gw = start_gateway(base_config([dead, upstream(b, "b")], [chat_model("m", {"provider": "dead"}, {"provider": "b"})]))
+    gw = start_gateway(base_config([dead, upstream(b, "b")],
+                                   [chat_model("m", {"provider": "dead"}, {"provider": "b"})]))
     raw = gw.client().chat.completions.with_raw_response.create(model="m", messages=MSG)
     assert raw.headers["x-gateway-provider"] == "b"
 

@@ -79,7 +79,7 @@ def test_tools_round_trip(gw, gemini):
     assert sent["toolConfig"] == {"functionCallingConfig": {"mode": "AUTO"}}
 
     messages.append(msg)             # the SDK's own message object, as applications append it
-    for c, answer in zip(msg.tool_calls, ['{"temp": 21}', "rainy"]):
+    for c, answer in zip(msg.tool_calls, ['{"temp": 21}', "rainy"], strict=True):
         messages.append({"role": "tool", "tool_call_id": c.id, "content": answer})
     gemini.chat_body = recorded("generate_text.json")
     second = client.chat.completions.create(model="flash", messages=messages, tools=[WEATHER])

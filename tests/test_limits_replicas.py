@@ -72,9 +72,9 @@ class Replicas:
                                         "--port", str(port), "--log-level", "warning"],
                                        cwd=ROOT, stdout=log.open("wb"), stderr=subprocess.STDOUT,
                                        env={**os.environ, "PYTHONUNBUFFERED": "1"})
-                      for port, log in zip(self.ports, self.logs)]
+                      for port, log in zip(self.ports, self.logs, strict=True)]
         deadline = time.monotonic() + 30
-        for port, proc in zip(self.ports, self.procs):
+        for port, proc in zip(self.ports, self.procs, strict=True):
             while not _healthy(port):
                 if proc.poll() is not None or time.monotonic() > deadline:
                     self.close()

@@ -34,7 +34,8 @@ def test_key_comes_from_the_hosts_usual_variable(monkeypatch):
 
 
 def test_untouched_body_passes_as_bytes():
-    assert adapted_body(call({"model": "m", "messages": [{"role": "user", "content": "x"}]}), PRESETS["groq"], "g") is None
+    assert adapted_body(call({"model": "m", "messages": [{"role": "user", "content": "x"}]}),
+                        PRESETS["groq"], "g") is None
 
 
 def test_groq_drops_what_it_rejects():
@@ -45,7 +46,8 @@ def test_groq_drops_what_it_rejects():
 
 
 def test_mistral_renames_seed():
-    out = orjson.loads(adapted_body(call({"model": "m", "messages": [], "seed": 7, "user": "u"}), PRESETS["mistral"], "m"))
+    out = orjson.loads(adapted_body(call({"model": "m", "messages": [], "seed": 7, "user": "u"}),
+                                    PRESETS["mistral"], "m"))
     assert out == {"model": "upstream-model", "messages": [], "random_seed": 7}
 
 

@@ -34,7 +34,8 @@ def test_weighted_follows_weights(start_gateway):
 
 def test_least_latency_prefers_the_faster(start_gateway):
     gw = start_gateway(base_config(mocks("slow", "fast", slow={"latency_ms": 40}),
-                                   [chat_model("m", {"provider": "slow"}, {"provider": "fast"}, strategy="least_latency")]))
+                                   [chat_model("m", {"provider": "slow"}, {"provider": "fast"},
+                                               strategy="least_latency")]))
     counts = served_by(gw, "m", 12)
     assert counts["slow"] <= 2 and counts["fast"] >= 10   # each is measured, then the fast one wins
 
@@ -53,7 +54,8 @@ def test_unpriced_targets_sort_last_and_prices_match_by_name_then_type():
     from gateway.config.schema import Price
     from gateway.prices import Prices
     from gateway.routes import ORDER
-    prices = Prices({"anthropic/claude-haiku-4-5*": Price(input_per_mtok=1), "team-claude/claude-haiku-4-5": Price(input_per_mtok=2),
+    prices = Prices({"anthropic/claude-haiku-4-5*": Price(input_per_mtok=1),
+                     "team-claude/claude-haiku-4-5": Price(input_per_mtok=2),
                      "x/*": Price(input_per_mtok=3), "x/special-*": Price(input_per_mtok=4)})
     assert prices.get("team-claude", "claude-haiku-4-5", "anthropic").input_per_mtok == 2
     assert prices.get("other-claude", "claude-haiku-4-5-20251001", "anthropic").input_per_mtok == 1
@@ -88,7 +90,8 @@ def test_nested_route_is_tried_in_place(start_gateway):
     gw = start_gateway(base_config(
         mocks("primary", "x", "y", primary={"fail_rate": 1.0}),
         [chat_model("m", {"provider": "primary"},
-                    {"strategy": "weighted", "targets": [{"provider": "x", "weight": 1}, {"provider": "y", "weight": 1}]})]))
+                    {"strategy": "weighted",
+                     "targets": [{"provider": "x", "weight": 1}, {"provider": "y", "weight": 1}]})]))
     counts = served_by(gw, "m", 60)
     assert set(counts) == {"x", "y"} and min(counts.values()) > 10
 

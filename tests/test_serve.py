@@ -35,7 +35,8 @@ def test_serve_shipped_config_answers_the_sdk(tmp_path):
         assert "gpt-4.1-mini" not in models            # no OPENAI_API_KEY: that provider is off
         done = client.chat.completions.create(model="mock-chat", messages=[{"role": "user", "content": "hello"}])
         assert done.choices[0].message.content.startswith("mock")
-        fast = client.chat.completions.with_raw_response.create(model="fast-chat", messages=[{"role": "user", "content": "x"}])
+        fast = client.chat.completions.with_raw_response.create(model="fast-chat",
+                                                                messages=[{"role": "user", "content": "x"}])
         assert fast.headers["x-gateway-provider"] == "mock"
         assert httpx.get(f"http://127.0.0.1:{port}/readyz").json()["status"] == "ready"
     finally:

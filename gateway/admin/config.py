@@ -172,6 +172,6 @@ async def rollback(req: Request, rt: Runtime) -> None:
     if found is None:
         raise ApiError(404, f"Config version {target} is not kept (the last 50 are).", param="version",
                        code="not_found")
-    document = orjson.loads(found.document)
+    document = found.config()
     await req.respond(200, orjson.dumps(await edit_document(req, rt, lambda old: document,
                                                             f"rolled back to version {target}")))

@@ -20,7 +20,7 @@ from gateway.admin import authorize
 from gateway.admin.config import edit_document
 from gateway.asgi import Request
 from gateway.errors import ApiError, bad_request
-from gateway.limits import Limiter
+from gateway.limits import budget_key
 from gateway.runtime import Runtime
 from gateway.spend import NANO, today
 from gateway.store import StoreDown
@@ -52,7 +52,7 @@ async def _list(req: Request, rt: Runtime) -> None:
                                  "this_month": used.get(k.name, {"requests": 0, "tokens": 0, "cost_usd": 0.0})}
         if k.budget is not None:
             try:
-                spent = await rt.store.limits.budget_spent(Limiter._hold(k, 0).key)
+                spent = await rt.store.limits.budget_spent(budget_key(k.name, k.budget))
                 shown["budget"]["spent_usd"] = spent / NANO
             except StoreDown:
                 pass

@@ -43,7 +43,7 @@ async def spend_report(req: Request, rt: Runtime) -> None:
             totals[f] += getattr(row, f)
     data = []
     for dims, totals in sorted(groups.items()):
-        item: dict[str, object] = dict(zip(group_by, dims))
+        item: dict[str, object] = dict(zip(group_by, dims, strict=True))
         item.update({f: totals[f] for f in LEDGER_FIELDS if f != "cost_nano"})
         item["cost_usd"] = totals["cost_nano"] / NANO
         data.append(item)

@@ -14,11 +14,12 @@ from gateway.config import schema
 from gateway.webhooks.signing import SECRET_PREFIX, check_secret
 from providers.registry import TYPES
 
-_SECTIONS = {"server": schema.ServerConfig, "state": schema.StateConfig,
+_SECTIONS: dict[str, type[BaseModel]] = {"server": schema.ServerConfig, "state": schema.StateConfig,
              "auth": schema.AuthConfig, "breaker": schema.BreakerConfig,
              "videos": schema.VideosConfig, "webhooks": schema.WebhooksConfig,
              "logging": schema.LoggingConfig}
-_LISTS = {"providers": schema.ProviderConfig, "models": schema.ModelConfig, "rules": schema.RuleConfig}
+_LISTS: dict[str, type[BaseModel]] = {"providers": schema.ProviderConfig, "models": schema.ModelConfig,
+                                      "rules": schema.RuleConfig}
 _OPERATION = {"chat": "chat", "embedding": "embeddings", "video": "video"}
 _HASH = re.compile(r"^sha256:[0-9a-f]{64}$")
 

@@ -6,7 +6,7 @@ checks them (see `checks.py`).
 """
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
 
@@ -77,8 +77,7 @@ def _node_kind(v: Any) -> str:
 
 class RouteConfig(_Strict):
     strategy: Strategy = "fallback"
-    targets: list[Annotated[Union[Annotated[TargetConfig, Tag("_target")],
-                                  Annotated["RouteConfig", Tag("_route")]],
+    targets: list[Annotated[Annotated[TargetConfig, Tag("_target")] | Annotated[RouteConfig, Tag("_route")],
                             Discriminator(_node_kind)]] = Field(min_length=1)
     weight: float = Field(1.0, gt=0)     # used when this route is a target of a weighted parent
 
@@ -137,11 +136,12 @@ class VideosConfig(_Strict):
 
 
 WebhookEvent = Literal["video.completed", "video.failed"]
+_ALL_EVENTS: tuple[WebhookEvent, ...] = ("video.completed", "video.failed")
 
 
 class WebhookEndpoint(_Strict):
     url: str = Field(min_length=1)
-    events: list[WebhookEvent] = Field(default_factory=lambda: ["video.completed", "video.failed"])
+    events: list[WebhookEvent] = Field(default_factory=lambda: list(_ALL_EVENTS))
 
 
 class WebhooksConfig(_Strict):

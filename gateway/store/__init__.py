@@ -25,11 +25,10 @@ from gateway.store.embedded import EmbeddedStore
 from gateway.store.jobs import TERMINAL, Claim, Delivery, JobRecord, Jobs
 from gateway.store.ledger import LEDGER_FIELDS, Ledger, LedgerEntry
 from gateway.store.limits import Admission, Hold, Lease, Limits, Settlement, Verdict, Window, budget_span
-from gateway.store.redis import RedisStore
 from gateway.store.workers import Workers
 
 __all__ = [
-    "Store", "StoreDown", "open_store", "EmbeddedStore", "RedisStore",
+    "Store", "StoreDown", "open_store", "EmbeddedStore",
     "Limits", "Admission", "Window", "Lease", "Hold", "Verdict", "Settlement", "budget_span",
     "Ledger", "LedgerEntry", "LEDGER_FIELDS",
     "Cache",
@@ -42,5 +41,8 @@ __all__ = [
 def open_store(state: StateConfig) -> Store:
     """The store a config's `state:` names: Redis when `redis_url` is set, else embedded."""
     if state.redis_url:
+        # Loaded only when named: redis-py costs a process ~19 MB it would not use (embedded mode).
+        # gateway/store/redis imports nothing that imports this package's loader, so no circle hides here.
+        from gateway.store.redis import RedisStore
         return RedisStore(state.redis_url, timeout_s=state.redis_timeout_ms / 1000)
     return EmbeddedStore(state.data_dir)

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import asyncio
 from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import AsyncIterator
+from typing import Any
+
+import orjson
 
 KEPT = 50   # versions kept; older ones are dropped as new ones are stored
 
@@ -19,6 +22,12 @@ class ConfigVersion:
     summary: str                   # what changed, in a line
     file_hash: str = ""            # sha256 of the YAML seed in effect (carried forward by edits)
     document: bytes | None = None  # the config as written, JSON; None in listings
+
+    def config(self) -> dict[str, Any]:
+        """The document, parsed: only versions read one by one carry it."""
+        if self.document is None:
+            raise ValueError(f"config version {self.version} was read without its document")
+        return orjson.loads(self.document)
 
 
 class Configs(ABC):

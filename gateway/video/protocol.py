@@ -28,7 +28,6 @@ from urllib.parse import urlsplit
 from gateway.errors import ApiError, bad_request
 from gateway.protocol import json_object
 from gateway.video import multipart
-
 from providers.base import SORA_SECONDS, SORA_SIZES  # noqa: F401 (the default when a model declares none)
 from providers.video_hints import CAMERA_MOVEMENTS, STYLE_PRESETS, prompt_with_hints  # noqa: F401 (re-exported)
 
@@ -229,7 +228,7 @@ def _http_url(value: Any, param: str) -> str:
                           "characters, with no spaces or control characters.", param=param)
     try:
         parts = urlsplit(value)
-        parts.port  # raises on a malformed port
+        _ = parts.port     # raises on a malformed port
     except ValueError:
         raise bad_request(f"'{param}' is not a valid URL.", param=param) from None
     if parts.scheme.lower() not in ("http", "https") or not parts.hostname:

@@ -11,9 +11,10 @@ job whose runs keep dying (`videos.max_runs`) fails rather than loop forever.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from gateway.config.schema import VideosConfig
 from gateway.metrics import VIDEO_JOBS, VIDEO_SECONDS
@@ -90,7 +91,7 @@ class Runner:
                 task = asyncio.create_task(self._run(claim))
                 self._running.add(task)
                 self._by_job[claim.job_id] = task
-                task.add_done_callback(lambda t, job_id=claim.job_id: self._finished(t, job_id))
+                task.add_done_callback(functools.partial(self._finished, job_id=claim.job_id))
         finally:
             # Shutting down: runs stop where they are and stay claimed; their
             # leases lapse and the next runner to look takes them over.
@@ -206,7 +207,7 @@ class Runner:
         """True when the job is completed with its files stored."""
         thumbnail, sheet = files.thumbnail_webp, files.spritesheet_jpeg
         if thumbnail is None or sheet is None:
-            from providers.media import previews   # PyAV and Pillow load with the first video that needs them
+            from providers.media import previews  # PyAV and Pillow load with the first video that needs them
             try:
                 made = await asyncio.to_thread(previews.from_mp4, files.mp4)
             except ValueError as e:

@@ -9,8 +9,8 @@ import logging
 import os
 import socket
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from gateway.config.schema import VideosConfig, WebhooksConfig
 from gateway.runtime import Runtime

@@ -13,8 +13,8 @@ import aiohttp
 
 from gateway import netguard
 from gateway.errors import ApiError, bad_request
-from gateway.limits import TargetFull
 from gateway.exchange import Exchange
+from gateway.limits import TargetFull, Ticket
 from gateway.metrics import VIDEO_JOBS
 from gateway.routes import ServedModel, Target
 from gateway.runtime import Runtime
@@ -23,8 +23,9 @@ from gateway.video.jobs import Job
 from gateway.video.protocol import MAX_REFERENCE_BYTES, media_type_of
 from gateway.video.service import Videos
 from gateway.webhooks.delivery import check_url
-from providers.base import Call, Provider
+from providers.base import Call, Provider, Usage
 from providers.errors import ProviderError
+from providers.options import ProviderLimits
 
 log = logging.getLogger("gateway.video")
 
@@ -77,7 +78,7 @@ async def fetch_reference(rt: Runtime, url: str) -> tuple[bytes, str]:
                 if resp.status != 200:
                     raise refused(f"it answered {resp.status}")
                 data = await resp.content.read(MAX_REFERENCE_BYTES + 1)
-    except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as e:
+    except (TimeoutError, aiohttp.ClientError, OSError) as e:
         raise refused(type(e).__name__) from None
     if len(data) > MAX_REFERENCE_BYTES:
         raise refused("it is larger than 10 MB")
@@ -147,7 +148,7 @@ class _QueueGate:
         self._rt = rt
         self._videos = videos
 
-    async def admit(self, provider: str, limits) -> object | None:
+    async def admit(self, provider: str, limits: ProviderLimits | None) -> Ticket | None:
         p = self._rt.providers[provider]
         store = self._rt.store
         if not p.runs_in(embedded=not self._rt.config.state.redis_url):
@@ -169,6 +170,6 @@ class _QueueGate:
             return None
         return await self._rt.limiter.admit_target(provider, limits, {}, b"")
 
-    async def release(self, ticket, usage) -> None:
+    async def release(self, ticket: Ticket | None, usage: Usage | None) -> None:
         if ticket is not None:
             await self._rt.limiter.settle(ticket, None, usage, 0)

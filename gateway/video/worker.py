@@ -48,7 +48,7 @@ async def run(checked: Checked, names: list[str] | None) -> int:
     try:
         for provider in local:      # the weights first: a worker heartbeats only once it can run jobs
             started = time.perf_counter()
-            await asyncio.to_thread(provider.loaded)
+            await asyncio.to_thread(provider.prepare)
             log.info("provider '%s' ready in %.1fs", provider.name, time.perf_counter() - started)
         info = {"host": socket.gethostname(), "pid": os.getpid(), "started_at": int(time.time())}
         await videos.start([p.name for p in local], worker=info)

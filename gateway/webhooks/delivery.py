@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import aiohttp
 
@@ -114,7 +114,7 @@ class Sender:
                                            timeout=aiohttp.ClientTimeout(total=hooks.timeout_s)) as resp:
                 await resp.content.read(64 * 1024)
                 return resp.status, None if resp.status < 300 else f"answered {resp.status}"
-        except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as e:
+        except (TimeoutError, aiohttp.ClientError, OSError) as e:
             return None, (f"{type(e).__name__}: {e}" if str(e) else type(e).__name__)[:_MAX_ERROR_CHARS]
 
     def _client(self) -> aiohttp.ClientSession:

@@ -117,6 +117,9 @@ class DiffusersProvider(Provider[Options]):
             return False     # the folder is on the workers' machines: they will say
         return index.get("_class_name") == self.family.image_to_video
 
+    def prepare(self) -> None:
+        self.loaded()
+
     def loaded(self) -> Loaded:
         """The pipeline, loaded on first use (blocking: call from a thread)."""
         from providers.diffusers import pipeline

@@ -7,7 +7,7 @@ import hashlib
 import json
 import struct
 import zlib
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -25,7 +25,8 @@ CREDS = sigv4.Credentials(VECTORS["access_key_id"], VECTORS["secret_access_key"]
 @pytest.mark.parametrize("case", VECTORS["cases"], ids=[c["name"] for c in VECTORS["cases"]])
 def test_aws_sigv4_test_suite(case):
     sig = sigv4.signature(CREDS, method=case["method"], path=case["path"], query=case["query"],
-                          headers=dict(case["headers"]), payload_sha256=hashlib.sha256(case["body"].encode()).hexdigest(),
+                          headers=dict(case["headers"]),
+                          payload_sha256=hashlib.sha256(case["body"].encode()).hexdigest(),
                           region=VECTORS["region"], service=VECTORS["service"])
     assert sig.canonical_request == case["canonical_request"]
     assert sig.string_to_sign == case["string_to_sign"]
@@ -39,7 +40,7 @@ def test_model_id_path_is_encoded_twice_when_signed():
 
 
 def test_signed_headers_for_a_bedrock_call():
-    now = datetime(2015, 8, 30, 12, 36, tzinfo=timezone.utc)
+    now = datetime(2015, 8, 30, 12, 36, tzinfo=UTC)
     creds = sigv4.Credentials("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", "session-token")
     h = sigv4.signed_headers(creds, method="POST", host="bedrock-runtime.us-east-1.amazonaws.com",
                              path="/model/m/converse", body=b"{}", region="us-east-1", service="bedrock", now=now)
@@ -63,7 +64,8 @@ def test_the_secret_never_prints():
 def test_request_path_is_signed_as_sent():
     t = api.Target("us-east-1", "https://bedrock-runtime.us-east-1.amazonaws.com",
                    "bedrock-runtime.us-east-1.amazonaws.com", CREDS)
-    url = api.url(t, "arn:aws:bedrock:us-east-1:123456789012:inference-profile/us.anthropic.claude-3-5-haiku-20241022-v1:0",
+    url = api.url(t, "arn:aws:bedrock:us-east-1:123456789012:inference-profile/"
+                     "us.anthropic.claude-3-5-haiku-20241022-v1:0",
                   stream=True)
     # The model id is one path segment: its ':' and '/' stay escaped on the wire, as AWS's SDKs send them.
     assert api.wire_path(url) == ("/model/arn%3Aaws%3Abedrock%3Aus-east-1%3A123456789012%3Ainference-profile%2F"

@@ -19,7 +19,8 @@ from tests.upstreams.bedrock_fake import event_frame, exception_frame, frame, re
 
 PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
 TOOLS = [{"type": "function", "function": {"name": "get_weather", "description": "Weather in a city",
-                                            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}},
+                                            "parameters": {"type": "object",
+                                                           "properties": {"city": {"type": "string"}}}}},
          {"type": "function", "function": {"name": "get_time"}}]
 
 
@@ -51,7 +52,8 @@ def test_plain_request_with_system_and_parameters():
 
 
 def test_same_role_neighbours_merge_and_empty_turns_drop():
-    body = converse(messages=[{"role": "user", "content": "one"}, {"role": "user", "content": [{"type": "text", "text": "two"}]},
+    body = converse(messages=[{"role": "user", "content": "one"},
+                              {"role": "user", "content": [{"type": "text", "text": "two"}]},
                               {"role": "assistant", "content": ""}, {"role": "user", "content": ""},
                               {"role": "user", "content": "three"}])
     assert body["messages"] == [{"role": "user", "content": [{"text": "one"}, {"text": "two"}, {"text": "three"}]}]
@@ -93,7 +95,8 @@ def test_tool_calls_and_results_round_trip():
         {"role": "user", "content": "Weather in Paris and Zürich?"},
         {"role": "assistant", "content": None, "tool_calls": [
             {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'}},
-            {"id": "call_2", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Zürich"}'}}]},
+            {"id": "call_2", "type": "function",
+             "function": {"name": "get_weather", "arguments": '{"city": "Zürich"}'}}]},
         {"role": "tool", "tool_call_id": "call_1", "content": '{"temp_c": 21}'},
         {"role": "tool", "tool_call_id": "call_2", "content": [{"type": "text", "text": "sunny, 18 °C"}]},
         {"role": "user", "content": "Thanks!"}])
@@ -213,7 +216,8 @@ def test_text_answer_with_cache_usage():
     assert doc["id"].startswith("chatcmpl-bedrock-") and doc["object"] == "chat.completion"
     assert doc["model"] == "anthropic.claude-3-5-haiku-20241022-v1:0"
     choice = doc["choices"][0]
-    assert choice["message"] == {"role": "assistant", "content": "Hello! How can I help you today? é 🚀", "refusal": None}
+    assert choice["message"] == {"role": "assistant", "content": "Hello! How can I help you today? é 🚀",
+                                 "refusal": None}
     assert choice["finish_reason"] == "stop"
     assert doc["usage"]["prompt_tokens"] == 12 + 1000 + 200 and doc["usage"]["completion_tokens"] == 15
     assert doc["usage"]["total_tokens"] == 1227
@@ -226,7 +230,8 @@ def test_parallel_tool_use_answer():
     msg = doc["choices"][0]["message"]
     assert doc["choices"][0]["finish_reason"] == "tool_calls"
     assert msg["content"] == "I'll look up the weather in both cities."
-    assert [(c["id"], c["type"], c["function"]["name"], json.loads(c["function"]["arguments"])) for c in msg["tool_calls"]] == [
+    assert [(c["id"], c["type"], c["function"]["name"], json.loads(c["function"]["arguments"]))
+            for c in msg["tool_calls"]] == [
         ("tooluse_kZJMlvQmRJ6eAyJE5GIl7Q", "function", "get_weather", {"city": "Paris", "unit": "celsius"}),
         ("tooluse_3mBqJ0aSRU2y7yBTeXwXcg", "function", "get_weather", {"city": "Zürich", "unit": "celsius"})]
     assert (usage.prompt_tokens, usage.completion_tokens) == (420, 96)

@@ -152,7 +152,8 @@ def test_what_gemini_cannot_honour_is_refused(data, param):
 
 
 def tool_turns(signature: bool = True) -> list[dict]:
-    first = {"id": "call_a", "type": "function", "function": {"name": "get_weather", "arguments": '{"location":"Paris"}'}}
+    first = {"id": "call_a", "type": "function",
+             "function": {"name": "get_weather", "arguments": '{"location":"Paris"}'}}
     if signature:
         first["extra_content"] = {"google": {"thought_signature": "c2lnLTE="}}
     return [USER,

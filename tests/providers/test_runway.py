@@ -123,7 +123,8 @@ def fake(loop):
 
 @pytest.fixture
 def provider(loop, fake):
-    with providers_made(loop, lambda **kw: RunwayProvider(options(base_url=fake.url, poll_interval_s=0.01, poll_max_interval_s=0.02, **kw))) as make:
+    with providers_made(loop, lambda **kw: RunwayProvider(options(base_url=fake.url, poll_interval_s=0.01,
+                                                                  poll_max_interval_s=0.02, **kw))) as make:
         yield make
 
 

@@ -2,8 +2,9 @@
 (closed after the test), and a job run from submit (or a saved state) to its files."""
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from providers.base import Provider, VideoFiles, VideoSpec
 from tests.harness import Loop

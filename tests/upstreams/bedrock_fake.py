@@ -10,7 +10,7 @@ import re
 import struct
 import zlib
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import unquote
 
@@ -157,8 +157,8 @@ class FakeBedrock(FakeServer):
         if region != self.region or service != "bedrock":
             return self._refuse(403, "InvalidSignatureException",
                                 f"Credential should be scoped to a valid region and service ({region}/{service}).")
-        sent = datetime.strptime(when, "%Y%m%dT%H%M%SZ").replace(tzinfo=timezone.utc)
-        if abs((datetime.now(timezone.utc) - sent).total_seconds()) > 300:
+        sent = datetime.strptime(when, "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+        if abs((datetime.now(UTC) - sent).total_seconds()) > 300:
             return self._refuse(403, "InvalidSignatureException", f"Signature expired: {when} is now earlier "
                                 "than the allowed window.")
         path, _, query = request.raw_path.partition("?")

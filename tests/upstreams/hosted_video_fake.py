@@ -16,6 +16,7 @@ from tests.harness import DATA, Loop
 from tests.upstreams.server import Behaviour, FakeServer, Seen, json_response
 from tests.upstreams.video_sample import sample
 
+
 def sample_mp4() -> bytes:
     """One real, small MP4 (160x90, 1 s), rendered once per test session."""
     return sample().mp4

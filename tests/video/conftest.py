@@ -11,8 +11,8 @@ import av
 import pytest
 from aiohttp import web
 
-from tests.harness import Loop, base_config, closed_after, free_port
 from gateway.webhooks.signing import new_secret
+from tests.harness import Loop, base_config, closed_after, free_port
 
 SECRET = new_secret()
 SIZES = ["320x180", "180x320", "640x360"]

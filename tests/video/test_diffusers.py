@@ -21,8 +21,8 @@ from tests.video.conftest import require_local_extra
 
 require_local_extra()
 
-from gateway.config.checks import ConfigError  # noqa: E402
 from gateway import config as config_loader  # noqa: E402
+from gateway.config.checks import ConfigError  # noqa: E402
 from gateway.video.jobs import Job  # noqa: E402
 from providers.diffusers.families import FAMILIES, num_frames  # noqa: E402
 from tests.video.conftest import decode_mp4, mock_video, video_config  # noqa: E402
@@ -177,7 +177,8 @@ def test_a_worker_process_serves_the_gateway(start_gateway, redis_url, tmp_path,
         time.sleep(0.2)
     assert 'gateway_video_workers{provider="gpu"} 1' in scraped
     decoded = decode_mp4(client.videos.download_content(video.id).read())
-    assert (decoded.width, decoded.height, decoded.frames) == (64, 32, num_frames(FAMILIES["ltx"], 2, 8)) == (64, 32, 17)
+    assert ((decoded.width, decoded.height, decoded.frames) == (64, 32, num_frames(FAMILIES["ltx"], 2, 8))
+            == (64, 32, 17))
 
 
 def _sample(text: str, series: str) -> float:

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import io
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 from PIL import Image
@@ -36,9 +37,11 @@ class Hosted:
 
 PROVIDERS = {
     "openai": Hosted("openai", FakeOpenAIVideo, "sora-2", lambda f: len(f.forms), {"progress_polls": 60},
-                     b'{"error": {"message": "Rate limit reached", "type": "requests", "code": "rate_limit_exceeded"}}'),
+                     b'{"error": {"message": "Rate limit reached", "type": "requests", '
+                     b'"code": "rate_limit_exceeded"}}'),
     "veo": Hosted("veo", FakeVeo, "veo-3.0-generate-001", lambda f: len(f.submits()), {"pending_polls": 60},
-                  b'{"error": {"code": 429, "message": "Resource has been exhausted", "status": "RESOURCE_EXHAUSTED"}}'),
+                  b'{"error": {"code": 429, "message": "Resource has been exhausted", '
+                  b'"status": "RESOURCE_EXHAUSTED"}}'),
     "runway": Hosted("runway", FakeRunway, "gen4_turbo", lambda f: len(f.submits), {"running_polls": 60},
                      b'{"error": "You have exceeded the rate limit."}'),
     "fal": Hosted("fal", FakeFal, "fal-ai/kling-video/v2.1/standard/text-to-video", lambda f: len(f.submits),

@@ -12,8 +12,17 @@ import pytest
 from PIL import Image
 
 from gateway.errors import ApiError
-from gateway.video.protocol import (CAMERA_MOVEMENTS, MAX_PROMPT_CHARS, MAX_REFERENCE_BYTES, SORA_SECONDS,
-                                    SORA_SIZES, STYLE_PRESETS, VideoRequest, parse_create, prompt_with_hints)
+from gateway.video.protocol import (
+    CAMERA_MOVEMENTS,
+    MAX_PROMPT_CHARS,
+    MAX_REFERENCE_BYTES,
+    SORA_SECONDS,
+    SORA_SIZES,
+    STYLE_PRESETS,
+    VideoRequest,
+    parse_create,
+    prompt_with_hints,
+)
 
 
 def _image(fmt: str) -> bytes:
@@ -175,7 +184,8 @@ def test_upload_at_the_limit_is_accepted():
 
 
 def test_body_past_the_backstop_is_refused():
-    content_type, body = sdk_body(prompt="p", input_reference=("big.png", PNG + b"\0" * (12 * 1024 * 1024), "image/png"))
+    content_type, body = sdk_body(prompt="p",
+                                  input_reference=("big.png", PNG + b"\0" * (12 * 1024 * 1024), "image/png"))
     with pytest.raises(ApiError) as caught:
         parse_create(content_type, body)
     assert caught.value.status == 413 and "at most" in caught.value.message

@@ -39,8 +39,8 @@ so running it needs the ``ftfy`` package; building and loading it does not.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import torch
 
@@ -138,8 +138,13 @@ def build_ltx(path, *, image_to_video: bool = False) -> Path:
     The tiny VAE compresses 4x spatially and 4x temporally (the real one: 32x / 8x), but
     the pipeline still requires height/width divisible by 32; use 32x32, 9 frames.
     """
-    from diffusers import (AutoencoderKLLTXVideo, FlowMatchEulerDiscreteScheduler, LTXImageToVideoPipeline,
-                           LTXPipeline, LTXVideoTransformer3DModel)
+    from diffusers import (
+        AutoencoderKLLTXVideo,
+        FlowMatchEulerDiscreteScheduler,
+        LTXImageToVideoPipeline,
+        LTXPipeline,
+        LTXVideoTransformer3DModel,
+    )
 
     torch.manual_seed(0)
     transformer = LTXVideoTransformer3DModel(
@@ -174,8 +179,13 @@ def build_wan(path, *, image_to_video: bool = False) -> Path:
     VAE: 8x spatial, 4x temporal; transformer patch (1, 2, 2) so height/width must be
     multiples of 16; frames 4k+1.
     """
-    from diffusers import (AutoencoderKLWan, FlowMatchEulerDiscreteScheduler, WanImageToVideoPipeline,
-                           WanPipeline, WanTransformer3DModel)
+    from diffusers import (
+        AutoencoderKLWan,
+        FlowMatchEulerDiscreteScheduler,
+        WanImageToVideoPipeline,
+        WanPipeline,
+        WanTransformer3DModel,
+    )
 
     torch.manual_seed(0)
     vae = AutoencoderKLWan(base_dim=3, z_dim=16, dim_mult=[1, 1, 1, 1], num_res_blocks=1,
@@ -213,8 +223,7 @@ def build_cogvideox(path) -> Path:
     VAE: 8x spatial, 4x temporal; transformer patch 2 so height/width must be multiples
     of 16.  ``max_text_seq_length`` is the pipeline default (226) so a plain call works.
     """
-    from diffusers import (AutoencoderKLCogVideoX, CogVideoXDDIMScheduler, CogVideoXPipeline,
-                           CogVideoXTransformer3DModel)
+    from diffusers import AutoencoderKLCogVideoX, CogVideoXDDIMScheduler, CogVideoXPipeline, CogVideoXTransformer3DModel
 
     torch.manual_seed(0)
     transformer = CogVideoXTransformer3DModel(
@@ -248,8 +257,12 @@ def build_hunyuan(path) -> Path:
     tokenizer makes the default prompt template longer than its ``crop_start`` (95), so
     plain calls without ``prompt_template`` work.
     """
-    from diffusers import (AutoencoderKLHunyuanVideo, FlowMatchEulerDiscreteScheduler, HunyuanVideoPipeline,
-                           HunyuanVideoTransformer3DModel)
+    from diffusers import (
+        AutoencoderKLHunyuanVideo,
+        FlowMatchEulerDiscreteScheduler,
+        HunyuanVideoPipeline,
+        HunyuanVideoTransformer3DModel,
+    )
     from transformers import CLIPTextConfig, CLIPTextModel, LlamaConfig, LlamaModel
 
     torch.manual_seed(0)

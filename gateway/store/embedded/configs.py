@@ -17,13 +17,13 @@ class EmbeddedConfigs(Configs):
     async def latest(self) -> ConfigVersion | None:
         def step(db: sqlite3.Connection) -> ConfigVersion | None:
             row = db.execute(f"SELECT {_VERSION} FROM config_versions ORDER BY version DESC LIMIT 1").fetchone()
-            return None if row is None else ConfigVersion(*row[:5], bytes(row[5]))
+            return None if row is None else ConfigVersion(row[0], row[1], row[2], row[3], row[4], bytes(row[5]))
         return await self._db.run(step)
 
     async def version(self, version: int) -> ConfigVersion | None:
         def step(db: sqlite3.Connection) -> ConfigVersion | None:
             row = db.execute(f"SELECT {_VERSION} FROM config_versions WHERE version = ?", (version,)).fetchone()
-            return None if row is None else ConfigVersion(*row[:5], bytes(row[5]))
+            return None if row is None else ConfigVersion(row[0], row[1], row[2], row[3], row[4], bytes(row[5]))
         return await self._db.run(step)
 
     async def versions(self, limit: int) -> list[ConfigVersion]:

@@ -15,6 +15,7 @@ import sqlite3
 import threading
 from collections import deque
 from pathlib import Path
+from typing import Any
 
 from gateway.store.ledger import LEDGER_FIELDS, Ledger, LedgerEntry
 
@@ -131,7 +132,7 @@ class SpendFile:
         try:
             while True:
                 stopping = self._stop.wait(self._flush_s)
-                rows = []
+                rows: list[tuple[Any, ...]] = []
                 while self._pending:
                     rows.extend((*group, *delta) for group, delta in self._pending.popleft().items())
                 if rows:

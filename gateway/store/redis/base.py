@@ -11,8 +11,9 @@ so service resumes by itself when Redis is back.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any
 
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
@@ -44,7 +45,9 @@ class Pool:
         pool = BlockingConnectionPool.from_url(url, max_connections=connections, timeout=timeout_s,
                                                socket_timeout=timeout_s, socket_connect_timeout=timeout_s,
                                                retry=Retry(NoBackoff(), 0), client_name=name, protocol=2)
-        self.redis = Redis.from_pool(pool)
+        # Typed loosely on purpose: redis-py types answers as bytes | str whatever the client's
+        # decode_responses; this client never decodes, so every answer here is bytes.
+        self.redis: Any = Redis.from_pool(pool)
         self.prefix = prefix
 
     async def run(self, script: Script, keys: list[str], args: list[Any]) -> Any:

@@ -9,7 +9,7 @@ channel config (PUBLISH of each new number).
 """
 from __future__ import annotations
 
-from typing import AsyncIterator
+from collections.abc import AsyncIterator
 
 from gateway.store.configs import KEPT, Configs, ConfigVersion
 from gateway.store.redis.base import Pool, Script, talking
@@ -62,7 +62,7 @@ class RedisConfigs(Configs):
                 pipe.hmget(self._p + f"config:v:{n}", _FIELDS[:4])
             rows = await pipe.execute() if numbers else []
         return [ConfigVersion(n, float(at), author.decode(), summary.decode(), file_hash.decode())
-                for n, (at, author, summary, file_hash) in zip(numbers, rows) if at is not None]
+                for n, (at, author, summary, file_hash) in zip(numbers, rows, strict=True) if at is not None]
 
     async def put(self, version: ConfigVersion, expected: int) -> int | None:
         p = self._p

@@ -14,14 +14,26 @@ from __future__ import annotations
 
 import base64
 import secrets
-from typing import Any, AsyncIterator
+from collections.abc import AsyncIterator
+from typing import Any
 
 import orjson
 
 from gateway.store.jobs import Claim, Delivery, JobRecord, Jobs
 from gateway.store.redis.base import Pool, Script, talking
-from gateway.store.redis.jobs_lua import (CLAIM, CREATE, DELETE, DONE, EXPIRING, FORGET, LIST, OUTBOX_CLAIM, RENEW,
-                                          SAVE, UPDATE)
+from gateway.store.redis.jobs_lua import (
+    CLAIM,
+    CREATE,
+    DELETE,
+    DONE,
+    EXPIRING,
+    FORGET,
+    LIST,
+    OUTBOX_CLAIM,
+    RENEW,
+    SAVE,
+    UPDATE,
+)
 
 
 class RedisJobs(Jobs):

@@ -23,7 +23,7 @@ class RedisLedger(Ledger):
                 pipe.hgetall(self._p + "spend:" + day)
             tables = await pipe.execute() if days else []
         rows: dict[tuple[str, str, str, str], LedgerEntry] = {}
-        for day, table in zip(days, tables):
+        for day, table in zip(days, tables, strict=True):
             for name, value in table.items():
                 key, model, provider, counter = orjson.loads(name)
                 row = rows.get((day, key, model, provider))

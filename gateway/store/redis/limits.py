@@ -103,5 +103,5 @@ def _expire_at(day_to: str) -> int:
     last = dt.date.fromisoformat(day_to)
     if last.year >= 9999:
         return 0
-    end = dt.datetime.combine(last + dt.timedelta(days=1 + _GRACE_DAYS), dt.time(), dt.timezone.utc)
+    end = dt.datetime.combine(last + dt.timedelta(days=1 + _GRACE_DAYS), dt.time(), dt.UTC)
     return int(end.timestamp())
