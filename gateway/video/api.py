@@ -13,6 +13,7 @@ from gateway.auth import Key
 from gateway.errors import ApiError, bad_request
 from gateway.exchange import Dialect, Exchange
 from gateway.metrics import VIDEO_JOBS
+from gateway.routes import ServedModel
 from gateway.runtime import Runtime
 from gateway.store import StoreDown
 from gateway.video import protocol, submit
@@ -100,12 +101,13 @@ async def videos_root(req: Request, rt: Runtime) -> None:
 
 async def _create(x: Exchange) -> None:
     req, rt = x.req, x.rt
-    key = x.authenticate()
+    x.key = key = rt.keys.authenticate(req.headers)
     body = await req.body(min(rt.max_body, protocol.MAX_BODY_BYTES))
     routed = {}
 
     def support(model: str):
-        routed["model"] = x.resolve(model)
+        routed["model"] = rt.resolve(key, model, "video")
+        x.model = routed["model"][0].name
         return submit.video_support(routed["model"][0])
 
     vreq = protocol.parse_create(req.headers.get(b"content-type", b""), body, support=support)
@@ -118,12 +120,13 @@ async def _create(x: Exchange) -> None:
               if (value := getattr(vreq, name)) is not None}
     job = Job(new_id(), key.name, served.name, vreq.prompt, vreq.seconds, vreq.size, int(time.time()),
               params=params, reference_type=reference_type if reference else None, callback_url=vreq.callback_url)
-    await _accept(x, served, strategy, job, reference)
+    await _accept(x, key, served, strategy, job, reference)
 
 
-async def _accept(x: Exchange, served, strategy, job: Job, reference: bytes | None) -> None:
-    await submit.accept(x, _videos(x.rt), served, strategy, job, reference)
-    await x.answer(200, _shown(x.req, x.rt, job), headers=_poll_after(x.rt))
+async def _accept(x: Exchange, key: Key, served: ServedModel, strategy: str | None, job: Job,
+                  reference: bytes | None) -> None:
+    await submit.accept(x, key, _videos(x.rt), served, strategy, job, reference)
+    await x.req.respond(200, _shown(x.req, x.rt, job), x.answering(200, *_poll_after(x.rt)))
 
 
 async def _list(req: Request, rt: Runtime) -> None:
@@ -207,7 +210,7 @@ async def _delete(req: Request, rt: Runtime, video_id: str) -> None:
 
 async def _from_source(x: Exchange, op: str, video_id: str | None) -> None:
     req, rt = x.req, x.rt
-    key = x.authenticate()
+    x.key = key = rt.keys.authenticate(req.headers)
     body = await req.body(min(rt.max_body, protocol.MAX_BODY_BYTES))
     sreq = protocol.parse_source(req.headers.get(b"content-type", b""), body,
                                  needs_video=video_id is None, needs_seconds=op == "extend")
@@ -215,14 +218,15 @@ async def _from_source(x: Exchange, op: str, video_id: str | None) -> None:
     if source.status != "completed":
         raise bad_request(f"Video '{source.id}' is {source.status}; only a completed video can be the "
                           f"source of a {op}.", param="video_id" if video_id else "video")
-    served, strategy = x.resolve(source.model)
+    served, strategy = rt.resolve(key, source.model, "video")
+    x.model = served.name
     await submit.check_urls(rt, sreq.callback_url, None)
     seconds = source.seconds if op != "extend" else str(int(source.seconds) + int(sreq.seconds or 0))
     job = Job(new_id(), key.name, served.name, sreq.prompt, seconds, source.size, int(time.time()), op=op,
               source_id=source.id, remixed_from_video_id=source.id if op == "remix" else None,
               params=dict(source.params), callback_url=sreq.callback_url, provider=source.provider,
               source_state=source.state, source_seconds=int(source.seconds) if op == "extend" else 0)
-    await _accept(x, served, strategy, job, None)
+    await _accept(x, key, served, strategy, job, None)
 
 
 # --- GET /v1/videos/{id}/content -------------------------------------------------

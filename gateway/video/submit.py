@@ -11,7 +11,8 @@ import logging
 
 import aiohttp
 
-from gateway import netguard
+from gateway import netguard, router
+from gateway.auth import Key
 from gateway.errors import ApiError, bad_request
 from gateway.exchange import Exchange
 from gateway.limits import TargetFull, Ticket
@@ -88,7 +89,7 @@ async def fetch_reference(rt: Runtime, url: str) -> tuple[bytes, str]:
     return data, media_type
 
 
-async def accept(x: Exchange, videos: Videos, served: ServedModel, strategy: str | None, job: Job,
+async def accept(x: Exchange, key: Key, videos: Videos, served: ServedModel, strategy: str | None, job: Job,
                  reference: bytes | None) -> None:
     """Route the job to the first target that takes it, store it and queue it.
     What it costs is charged on acceptance, through the exchange's end."""
@@ -102,9 +103,9 @@ async def accept(x: Exchange, videos: Videos, served: ServedModel, strategy: str
         raise bad_request(f"No backend of model '{served.name}' can {_VERBS[job.op]} at size {job.size} and "
                           f"{op_seconds} seconds.", param="model", code="unsupported_operation")
     allowed = {id(t) for t in eligible}
-    await x.admit_video(served, int(job.seconds), _QueueGate(rt, videos))
+    x.admitted(await rt.limiter.admit_video(key, served, int(job.seconds)), _QueueGate(rt, videos))
     call = Call("video", b"", {}, served.name, request_id=x.req.id.decode(), video=job.spec(reference))
-    outcome = await x.route(served, call, strategy, only=lambda t: id(t) in allowed)
+    outcome = x.routed(await router.send(served, call, strategy, x.gate, only=lambda t: id(t) in allowed))
     x.let_go_of_target()
     target = outcome.target
     if target.provider.name != source_provider:
