@@ -7,14 +7,14 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from gateway import config as config_loader
-from gateway import exchange, metrics
+from gateway import exchange, http_protocol, metrics
 from gateway.admin import config as admin_config
 from gateway.admin import keys as admin_keys
 from gateway.admin import providers as admin_providers
 from gateway.admin import spend as admin_spend
 from gateway.admin import videos as admin_videos
 from gateway.api import chat, health, models
-from gateway.asgi import ClientGone, Receive, Request, Scope, Send
+from gateway.asgi import AnswerCut, ClientGone, Receive, Request, Scope, Send
 from gateway.config import Checked
 from gateway.errors import ApiError
 from gateway.live_config import LiveConfig
@@ -101,6 +101,8 @@ class App:
                 await req.error(e)
         except ClientGone:
             pass
+        except AnswerCut as e:
+            log.warning("answer to %s %s (request %s) cut short: %s", req.method, req.path, req.id.decode(), e)
         except Exception:
             log.exception("unhandled error on %s %s (request %s)", req.method, req.path, req.id.decode())
             if not req.started_response:
@@ -161,4 +163,5 @@ def create_app(config_path: str | None = None) -> App:
     checked = config_loader.load(config_path or config_loader.default_path())
     for note in checked.notes:
         log.info(note)
+    http_protocol.configure(checked.config.server)   # this worker process's read deadline
     return App(checked, tune_gc=True)

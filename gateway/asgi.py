@@ -114,6 +114,12 @@ class ClientGone(Exception):
     """The client disconnected; there is no one to answer."""
 
 
+class AnswerCut(Exception):
+    """An answer already begun cannot be finished (what it was sending went
+    away): the connection is closed, HTTP/1.1's way of saying the body was cut
+    short, since a shorter body than its Content-Length cannot end cleanly."""
+
+
 def _too_large(limit: int) -> ApiError:
     return ApiError(413, f"The request body is larger than this gateway accepts ({limit} bytes).",
                     code="request_too_large")

@@ -1,7 +1,9 @@
 """Gateway keys: who is calling, and which models they may use.
 
 Keys are held only as SHA-256 digests; a request's key is hashed and looked up,
-then compared in constant time.
+then compared in constant time. A key's id (`key_` + the first 16 hex digits of
+its digest) is what owns its jobs, spend and limits: a name can be revoked and
+given to a new key, a secret cannot.
 """
 from __future__ import annotations
 
@@ -18,7 +20,8 @@ from gateway.errors import invalid_api_key
 
 @dataclass(frozen=True, slots=True)
 class Key:
-    name: str
+    name: str                     # for rules and display; reusable once revoked
+    id: str                       # owns jobs, spend and limits: key_id(digest)
     digest: bytes
     models: Pattern[str]          # the allow-list's globs as one regex
     limits: Limits
@@ -32,6 +35,24 @@ def digest_of(secret: str) -> bytes:
     return hashlib.sha256(secret.encode()).digest()
 
 
+def key_id(digest: bytes) -> str:
+    """A stable id from the secret's digest: 64 bits say nothing usable about the secret."""
+    return "key_" + digest[:8].hex()
+
+
+def is_key_id(text: str) -> bool:
+    return len(text) == 20 and text.startswith("key_") and all(c in "0123456789abcdef" for c in text[4:])
+
+
+def digest_of_config(k: KeyConfig) -> bytes | None:
+    """A configured key's digest; None when its secret came from an empty variable (that key is off)."""
+    if k.key_hash:
+        return bytes.fromhex(k.key_hash.removeprefix("sha256:"))
+    if k.key:
+        return digest_of(k.key)
+    return None
+
+
 def globs(patterns: list[str]) -> Pattern[str]:
     return re.compile("|".join(translate(p) for p in patterns) or r"(?!)")
 
@@ -40,13 +61,9 @@ class Keys:
     def __init__(self, configs: list[KeyConfig]) -> None:
         self._by_digest: dict[bytes, Key] = {}
         for k in configs:
-            if k.key_hash:
-                digest = bytes.fromhex(k.key_hash.removeprefix("sha256:"))
-            elif k.key:
-                digest = digest_of(k.key)
-            else:
-                continue   # its secret came from an empty variable: that key is off
-            self._by_digest[digest] = Key(k.name, digest, globs(k.models), k.limits, k.budget)
+            digest = digest_of_config(k)
+            if digest is not None:
+                self._by_digest[digest] = Key(k.name, key_id(digest), digest, globs(k.models), k.limits, k.budget)
 
     def __len__(self) -> int:
         return len(self._by_digest)

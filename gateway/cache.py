@@ -29,10 +29,10 @@ class Cached:
     usage: Usage
 
 
-def lookup_key(cache: CacheConfig, key_name: str, model: str, op: str, data: dict[str, Any]) -> str:
+def lookup_key(cache: CacheConfig, key_id: str, model: str, op: str, data: dict[str, Any]) -> str:
     request = {k: v for k, v in data.items() if k not in _NOT_IN_KEY}
     request["model"] = model
-    scope = "*" if cache.shared else key_name
+    scope = "*" if cache.shared else key_id     # by id: a reused name must not read the old key's answers
     digest = hashlib.sha256(orjson.dumps(request, option=orjson.OPT_SORT_KEYS)).hexdigest()
     return f"cache:{op}:{scope}:{digest}"
 

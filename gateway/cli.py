@@ -8,7 +8,7 @@ import os
 import sys
 from typing import Any
 
-from gateway import __version__, metrics
+from gateway import __version__, http_protocol, metrics
 from gateway import config as config_loader
 from gateway.config import ConfigError
 
@@ -88,7 +88,8 @@ def _serve(args: argparse.Namespace) -> int:
     metrics.clear(checked.config.state.data_dir)     # this run's counts start at zero, in every worker
     options: dict[str, Any] = dict(
         host=host, port=port, log_level=level, access_log=False, log_config=_log_config(level),
-        http="httptools", loop="uvloop" if _has_uvloop() else "asyncio", server_header=False, timeout_keep_alive=30,
+        http=http_protocol.configure(checked.config.server), loop="uvloop" if _has_uvloop() else "asyncio",
+        server_header=False, timeout_keep_alive=30,
         # Forwarded-for rewriting costs every request; nothing here reads the client address.
         proxy_headers=False)
     if workers > 1:

@@ -184,11 +184,11 @@ class Exchange:
         self.overhead = overhead = self.req.overhead_ms(self.upstream_s)
         return [*self.headers, (COST_USD, cost), *more, (OVERHEAD_MS, overhead)]
 
-    async def stream(self, first: bytes, chunks: AsyncIterator[bytes], content_type: bytes) -> int:
-        """Relay a stream; the number of events relayed."""
+    async def stream(self, first: bytes, chunks: AsyncIterator[bytes], content_type: bytes, timeout_s: float) -> int:
+        """Relay a stream, ended at the request's deadline; the number of events relayed."""
         self.status = 200
         events, first_at = await relay(self.req, first, chunks, [*self.headers, (OVERHEAD_MS, self._overhead())],
-                                       content_type, self.dialect.stream_error)
+                                       content_type, self.dialect.stream_error, timeout_s)
         if first_at is not None:
             TTFT.observe((self.model,), first_at - self.req.started)
         return events
@@ -260,7 +260,7 @@ async def serve(dialect: AnswerDialect, req: Request, rt: Runtime) -> None:
         cache_as = None
         if served.cache is not None and dialect.cacheable:
             read, write = cache.directives(req.headers)
-            lookup = cache.lookup_key(served.cache, key.name, served.name, dialect.op, inbound.data)
+            lookup = cache.lookup_key(served.cache, key.id, served.name, dialect.op, inbound.data)
             found = None
             if read:
                 try:
@@ -292,7 +292,7 @@ async def serve(dialect: AnswerDialect, req: Request, rt: Runtime) -> None:
             return
         events = 0
         try:
-            events = await x.stream(outcome.first_chunk or b"", reply.chunks, reply.content_type)
+            events = await x.stream(outcome.first_chunk or b"", reply.chunks, reply.content_type, served.timeout_s)
         finally:
             x.let_go_of_target()
             await reply.aclose()

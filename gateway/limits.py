@@ -33,7 +33,7 @@ Headers = list[tuple[bytes, bytes]]
 @dataclass(slots=True)
 class Ticket:
     """One admitted request: what it was charged, to settle afterwards."""
-    key: str
+    key: str                                   # the key's id: ledger rows are by id
     model: str
     estimate: int = 0                          # tokens charged up front
     admission: Admission | None = None
@@ -65,23 +65,23 @@ class Limiter:
         self.store_errors = 0
 
     async def admit(self, key: Key, served: ServedModel, data: dict[str, Any], body: bytes) -> Ticket:
-        ticket = Ticket(key.name, served.name)
+        ticket = Ticket(key.id, served.name)
         return await self._admit(key, self._admission(key, served, data, body, ticket), ticket)
 
     async def admit_video(self, key: Key, served: ServedModel, seconds: int) -> Ticket:
         """A video submission: the key's rpm, videos_per_hour and concurrency, the
         model's rpm, and a budget hold of the dearest target's price for `seconds`."""
-        ticket = Ticket(key.name, served.name)
+        ticket = Ticket(key.id, served.name)
         limits = key.limits
-        windows = _windows(f"key:{key.name}", limits.rpm, None, 0)
+        windows = _windows(f"key:{key.id}", limits.rpm, None, 0)
         if limits.videos_per_hour is not None:
-            windows.append(Window("videos", f"vph:key:{key.name}", limits.videos_per_hour, 3600, 1))
+            windows.append(Window("videos", f"vph:key:{key.id}", limits.videos_per_hour, 3600, 1))
         if served.limits is not None:
             windows += _windows(f"model:{served.name}", served.limits.rpm, None, 0)
         hold = None
         if key.budget is not None:
             hold = self._hold(key, cost_nano(served.hold_price, None, seconds=seconds))
-        lease = self._lease(f"key:{key.name}", limits.concurrent)
+        lease = self._lease(f"key:{key.id}", limits.concurrent)
         admission = Admission(windows, lease, hold, time.time()) if windows or lease or hold else None
         return await self._admit(key, admission, ticket)
 
@@ -133,10 +133,10 @@ class Limiter:
         windows: list[Window] = []
         if limits.tpm is not None or (model_limits is not None and model_limits.tpm is not None) or key.budget:
             ticket.estimate = estimate_tokens(data, body)
-        windows += _windows(f"key:{key.name}", limits.rpm, limits.tpm, ticket.estimate)
+        windows += _windows(f"key:{key.id}", limits.rpm, limits.tpm, ticket.estimate)
         if model_limits is not None:
             windows += _windows(f"model:{served.name}", model_limits.rpm, model_limits.tpm, ticket.estimate)
-        lease = self._lease(f"key:{key.name}", limits.concurrent)
+        lease = self._lease(f"key:{key.id}", limits.concurrent)
         hold = None
         if key.budget is not None:
             most = Usage(len(body) // 4, ticket.estimate - len(body) // 4)
@@ -148,7 +148,7 @@ class Limiter:
     @staticmethod
     def _hold(key: Key, amount: int) -> Hold:
         assert key.budget is not None
-        return Hold(budget_key(key.name, key.budget), round(key.budget.usd * NANO), amount)
+        return Hold(budget_key(key.id, key.budget), round(key.budget.usd * NANO), amount)
 
     async def _decide(self, admission: Admission, when_closed: Exception) -> Verdict | None:
         """The store's verdict; None (admit unchecked) while the store is down and the
@@ -206,10 +206,10 @@ class Limiter:
             log.warning("state store reachable again; limits enforced")
 
 
-def budget_key(key_name: str, budget: Budget) -> str:
-    """Where a key's spend in its budget's current period is counted."""
+def budget_key(key_id: str, budget: Budget) -> str:
+    """Where a key's spend in its budget's current period is counted (by id: a reused name starts afresh)."""
     day_from, day_to = period(budget)
-    return f"budget:{key_name}:{day_from}:{day_to}"
+    return f"budget:{key_id}:{day_from}:{day_to}"
 
 
 def _windows(scope: str, rpm: int | None, tpm: int | None, tokens: int) -> list[Window]:

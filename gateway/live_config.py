@@ -3,7 +3,8 @@
 The YAML file is the seed. At start, a process compares the file with the
 store's newest version: a file new to the store (first start, or edited since
 it was last applied) becomes the newest version; otherwise the newest version
-wins, so edits made through the admin API outlive restarts. An edit is
+wins, so edits made through the admin API outlive restarts, except one that
+left the admin API off: the file's admin key then comes back. An edit is
 checked, stored as a new version only if nobody else's came first, applied
 here at once, and announced: every replica applies it within a second (Redis
 pub/sub, with a look every two seconds behind it).
@@ -70,10 +71,31 @@ class LiveConfig:
                     log.info("config version %d: from the config file", made)
                 elif latest.version != rt.version:
                     self._apply(latest)
+                    await self._admin_key_from_file(rt)
                 break
         except StoreDown as e:
             log.warning("config versions unreachable at start (%s): running the file's config", e)
         self._tasks.append(asyncio.create_task(self._follow(), name="config-follow"))
+
+    async def _admin_key_from_file(self, file_rt: Runtime) -> None:
+        """A stored version that left the admin API off gives way to the file's admin key,
+        so the file given at start can always take control back."""
+        running = self.current()
+        if running.config.auth.admin_key or not file_rt.config.auth.admin_key:
+            return
+        auth = {**(running.document.get("auth") or {}), "admin_key": file_rt.document["auth"]["admin_key"]}
+        document = {**running.document, "auth": auth}
+        said = "auth.admin_key taken back from the config file (the stored version had the admin API off)"
+        made = await self.services.store.configs.put(ConfigVersion(
+            0, time.time(), "file", said, running.file_hash, orjson.dumps(document)), running.version)
+        if made is None:
+            return     # another replica starting beside us came first; it is followed like any edit
+        try:
+            self._swap(self.check(document), made)
+        except ConfigError as e:
+            log.error("config version %d does not check here: %s", made, "; ".join(e.errors[:5]))
+            return
+        log.warning("config version %d: %s", made, said)
 
     async def close(self) -> None:
         for task in self._tasks:
@@ -84,7 +106,7 @@ class LiveConfig:
 
     async def newest(self) -> tuple[int, dict[str, Any], str]:
         """(version, document, file hash) of the newest version."""
-        latest = await self.services.store.configs.latest()
+        latest = await self._latest()
         if latest is None:
             rt = self.current()
             return rt.version, rt.document, rt.file_hash
@@ -125,11 +147,28 @@ class LiveConfig:
                     if version > self.current().version:
                         await self._catch_up()
             except StoreDown:
-                await asyncio.sleep(1.0)
+                # Whatever was announced while the subscription was down is read at once.
+                await asyncio.sleep(0.2)
+                await self._catch_up()
+
+    async def _latest(self) -> ConfigVersion | None:
+        """The store's newest version. A store behind the version running here lost its
+        data (a Redis restarted empty): it is reseeded from this version first, under
+        the same number, so edits based on it do not conflict and replicas agree."""
+        configs = self.services.store.configs
+        latest = await configs.latest()
+        rt = self.current()
+        if rt.version > 0 and (latest is None or latest.version < rt.version):
+            said = f"reseeded from version {rt.version}: the store had lost its versions"
+            if await configs.seed(ConfigVersion(rt.version, time.time(), "gateway", said, rt.file_hash,
+                                                orjson.dumps(rt.document))):
+                log.warning("config version %d: %s", rt.version, said)
+            latest = await configs.latest()
+        return latest
 
     async def _catch_up(self) -> None:
         try:
-            latest = await self.services.store.configs.latest()
+            latest = await self._latest()
         except StoreDown:
             return
         if latest is not None and latest.version > self.current().version and latest.version not in self._skipped:

@@ -10,15 +10,16 @@ import asyncio
 import dataclasses
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 from gateway.errors import ApiError, from_provider
 from gateway.limits import Gate, TargetFull, Ticket
 from gateway.metrics import FAILOVERS, RETRIES
 from gateway.routes import ServedModel, Target
-from providers.base import Call, Reply
+from providers.base import Call, Provider, Reply
 from providers.errors import ProviderError, RateLimited, UpstreamFault, UpstreamTimeout
+from providers.redaction import scrub_bytes
 
 log = logging.getLogger("gateway.router")
 
@@ -104,6 +105,7 @@ async def send(model: ServedModel, call: Call, strategy: str | None = None,
         try:
             outcome = await _attempt(target, call, budget)
         except ProviderError as e:
+            e.scrubbed(target.provider.secrets)     # before it reaches the client, the log or last_error
             stats.in_flight -= 1
             if charged is not None and gate is not None:
                 await gate.release(charged, None)
@@ -157,10 +159,32 @@ async def _attempt(target: Target, call: Call, budget: float) -> Outcome:
                 except BaseException:
                     await reply.aclose()
                     raise
+                if provider.secret_bytes:
+                    first = scrub_bytes(first, provider.secret_bytes)
+                    reply.chunks = _scrubbed(reply.chunks, provider)
+            elif provider.secret_bytes:
+                reply.body = scrub_bytes(reply.body, provider.secret_bytes)
     except TimeoutError:
         raise UpstreamTimeout(f"provider '{provider.name}' did not answer within {budget:.3g}s",
                               provider=provider.name) from None
     return Outcome(reply, target, 0, 0.0, first)
+
+
+async def _scrubbed(chunks: AsyncIterator[bytes], provider: Provider) -> AsyncIterator[bytes]:
+    """A stream after its first chunk, with the provider's secrets hidden in
+    what it relays (an upstream's own error events) and in the failure that
+    ends it (the dialect's error event, the relay's log line)."""
+    secrets = provider.secret_bytes
+    try:
+        async for chunk in chunks:
+            yield scrub_bytes(chunk, secrets)
+    except ProviderError as e:
+        e.scrubbed(provider.secrets)
+        raise
+    finally:
+        closer = getattr(chunks, "aclose", None)
+        if closer is not None:
+            await closer()
 
 
 def _all_open(model: ServedModel, now: float) -> ApiError:

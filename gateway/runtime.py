@@ -20,6 +20,7 @@ from gateway.routes import Route, ServedModel, Target
 from gateway.rules import Rules
 from gateway.services import Services
 from providers.base import Provider
+from providers.options import BreakerConfig
 from providers.registry import TYPES
 
 log = logging.getLogger("gateway")
@@ -47,7 +48,7 @@ class Runtime:
             served = self._compile(m)
             if served is not None:
                 self.models[m.name] = served
-        self._direct: dict[tuple[str, str], ServedModel] = {}   # a memo of `provider/model` names seen
+        self._direct: dict[tuple[str, str], ServedModel] = {}   # `provider/model` names, least recently used first
         self.version = version                    # the config version this is (gateway/live_config.py)
         self.document = checked.document or {}    # the config as written, `${VAR}`s unfilled
         self.file_hash = checked.file_hash if file_hash is None else file_hash   # of the file it was seeded from
@@ -80,13 +81,16 @@ class Runtime:
                 nodes.append(self._target(t.provider, t.model or public, t.weight))
         return Route(rc.strategy, nodes, rc.weight) if nodes else None
 
-    def _target(self, provider: str, model: str, weight: float = 1.0) -> Target:
+    def _target(self, provider: str, model: str, weight: float = 1.0, *, direct: bool = False) -> Target:
         p = self.providers[provider]
         price = self.prices.get(provider, model, p.options.type)
         cost = float("inf") if price is None else \
             (price.input_per_mtok + price.output_per_mtok) / 1000 + price.per_request
-        breaker = p.options.breaker or self.config.breaker
-        return Target(p, model, weight, self.book.get(f"{provider}/{model}", breaker), cost, price)
+        book = self.book.direct if direct else self.book.get
+        return Target(p, model, weight, book(f"{provider}/{model}", self._breaker(p)), cost, price)
+
+    def _breaker(self, provider: Provider) -> BreakerConfig:
+        return provider.options.breaker or self.config.breaker
 
     # -- per request ---------------------------------------------------------
 
@@ -106,18 +110,25 @@ class Runtime:
         return served, decision.strategy
 
     def _direct_model(self, name: str, kind: str) -> ServedModel | None:
-        """`provider/model` reaches that provider directly, with no route configured."""
-        served = self._direct.get((name, kind))
-        if served is not None or "/" not in name:
-            return served
-        provider, _, model = name.partition("/")
-        if provider not in self.providers or not model:
-            return None
-        target = self._target(provider, model)
+        """`provider/model` reaches that provider directly, with no route configured.
+        Clients choose these names, so the memo (a price lookup saved: ~7 µs) keeps
+        the most recently used only, as many as the book keeps their targets."""
+        memo = self._direct
+        served = memo.pop((name, kind), None)
+        if served is not None:
+            target = served.targets[0]
+            if self.book.direct(target.id, self._breaker(target.provider)) is target.stats:
+                memo[(name, kind)] = served         # (re)inserted last: the most recently used
+                return served
+        provider, slash, model = name.partition("/")
+        if not slash or not model or provider not in self.providers:
+            return None                             # no state for a provider that is not there
+        target = self._target(provider, model, direct=True)
         served = ServedModel(name, kind, Route("fallback", [target]), 0, 60.0, None, [target], [target],
                              None, target.price, None, target.provider.options.limits is not None)
-        if len(self._direct) < 10_000:
-            self._direct[(name, kind)] = served
+        if len(memo) >= self.book.max_direct:
+            del memo[next(iter(memo))]              # the least recently used
+        memo[(name, kind)] = served
         return served
 
     def public_models(self, key: Key) -> list[ServedModel]:

@@ -18,22 +18,50 @@ if TYPE_CHECKING:      # annotations only: both are built on a Runtime, which ho
     from gateway.video.service import Videos
 
 
+# Direct-name targets (`provider/model` sent by a client, no route configured) kept;
+# clients choose these names, so the least recently used are forgotten past it.
+MAX_DIRECT_TARGETS = 1000
+
+
 class TargetBook:
-    """Per-target state that outlives a config version."""
+    """Per-target state that outlives a config version: every configured
+    target's, and the last `MAX_DIRECT_TARGETS` direct-name targets used."""
 
     def __init__(self) -> None:
         self._stats: dict[str, TargetStats] = {}
+        self._direct: dict[str, TargetStats] = {}     # in order of last use (dicts keep insertion order)
+        self.max_direct = MAX_DIRECT_TARGETS
 
     def get(self, target_id: str, breaker: BreakerConfig) -> TargetStats:
         stats = self._stats.get(target_id)
         if stats is None:
-            stats = self._stats[target_id] = TargetStats(Breaker(breaker.failures, breaker.cooldown_s))
+            stats = self._direct.pop(target_id, None)   # a direct name now configured keeps what it learned
+            if stats is None:
+                stats = TargetStats(Breaker(breaker.failures, breaker.cooldown_s))
+            self._stats[target_id] = stats
         else:   # a config edit may have changed the thresholds
             stats.breaker.threshold, stats.breaker.cooldown_s = breaker.failures, breaker.cooldown_s
         return stats
 
+    def direct(self, target_id: str, breaker: BreakerConfig) -> TargetStats:
+        """A direct-name target's state: a configured target's if it is one, else
+        from the bounded, least-recently-used part of the book."""
+        stats = self._stats.get(target_id)
+        if stats is not None:
+            return stats
+        book = self._direct
+        stats = book.pop(target_id, None)
+        if stats is None:
+            stats = TargetStats(Breaker(breaker.failures, breaker.cooldown_s))
+            if len(book) >= self.max_direct:
+                del book[next(iter(book))]      # the least recently used; a request using it keeps its own reference
+        else:
+            stats.breaker.threshold, stats.breaker.cooldown_s = breaker.failures, breaker.cooldown_s
+        book[target_id] = stats                 # (re)inserted last: the most recently used
+        return stats
+
     def items(self) -> Iterable[tuple[str, TargetStats]]:
-        return self._stats.items()
+        return [*self._stats.items(), *self._direct.items()]
 
 
 class Services:

@@ -3,10 +3,12 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, ClassVar, Generic, TypeVar
 
 from providers.errors import BadRequest
 from providers.options import ProviderConfig
+from providers.redaction import secrets_of
 
 
 @dataclass(slots=True)
@@ -181,6 +183,24 @@ class Provider(Generic[OptionsT]):
     async def video_cancel(self, spec: VideoSpec, state: dict[str, Any]) -> None:
         """Best effort: tell the upstream to stop (on DELETE)."""
         return None
+
+    @cached_property
+    def secrets(self) -> tuple[str, ...]:
+        """Every secret this provider sends upstream, longest first: what the
+        gateway hides from error texts, logs and admin views (see
+        providers/redaction.py). Adapters with credentials from elsewhere (the
+        environment) add them in `extra_secrets`."""
+        return secrets_of(self.options, self.extra_secrets())
+
+    @cached_property
+    def secret_bytes(self) -> tuple[bytes, ...]:
+        """The secrets looked for in answers relayed as they came (a stream's
+        events, a whole body): credentials only, never a header value such as
+        `x-title: My App` that an answer may hold as ordinary text."""
+        return tuple(s.encode() for s in secrets_of(self.options, self.extra_secrets(), credentials_only=True))
+
+    def extra_secrets(self) -> tuple[str, ...]:
+        return ()
 
     def unsupported(self, op: str) -> BadRequest:
         return BadRequest(f"provider '{self.name}' does not support {op}", provider=self.name,

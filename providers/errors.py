@@ -6,6 +6,17 @@ this or another target, may succeed".
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+from providers.redaction import scrub
+
+# The longest message a client, a log line or an admin view gets, cut only
+# after secrets are hidden (a secret cut in two would no longer be found).
+MESSAGE_LIMIT = 600
+# How much of a non-JSON error body adapters keep: more than MESSAGE_LIMIT, so
+# a secret that straddles the adapter's cut is never inside what is shown.
+_BODY_TEXT_LIMIT = 4096
+
 
 class ProviderError(Exception):
     retryable = True
@@ -22,6 +33,16 @@ class ProviderError(Exception):
         self.upstream_status = upstream_status
         if code is not None:
             self.code = code
+
+    def scrubbed(self, secrets: Sequence[str]) -> ProviderError:
+        """Hide `secrets` in the message, then cut it to MESSAGE_LIMIT: done
+        where a failure leaves its provider for the gateway (router, video runner)."""
+        message = scrub(self.message, secrets)
+        if len(message) > MESSAGE_LIMIT:
+            message = message[:MESSAGE_LIMIT - 1] + "…"
+        self.message = message
+        self.args = (message,)
+        return self
 
 
 class UpstreamFault(ProviderError):
@@ -66,6 +87,12 @@ class BadRequest(ProviderError):
         self.status = status
         if type:
             self.type = type
+
+
+def body_text(body: bytes) -> str:
+    """A non-JSON error body (a proxy's HTML page) as message text; cut short
+    to MESSAGE_LIMIT only once secrets are hidden (`ProviderError.scrubbed`)."""
+    return body[:_BODY_TEXT_LIMIT].decode("utf-8", "replace").strip()
 
 
 def from_status(status: int, message: str, *, provider: str, retry_after: float | None = None,

@@ -12,16 +12,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any, ClassVar, TypeVar
 
 from pydantic import Field
 
+from providers import http, netcheck
 from providers.base import Progress, VideoFiles, VideoSpec
 from providers.errors import ProviderError, RateLimited, UpstreamFault, UpstreamTimeout
-from providers.http import HttpOptions, HttpProvider, Upstream, UpstreamRequest
+from providers.http import HttpOptions, HttpProvider, Upstream, UpstreamRequest, origin
 
 log = logging.getLogger("gateway.video")
 
@@ -57,9 +58,18 @@ class VideoHttpOptions(HttpOptions):
     poll_interval_s: float = Field(2.0, gt=0)   # first wait between status checks
     poll_max_interval_s: float = Field(15.0, gt=0)   # the backoff's ceiling
     max_wait_s: float = Field(3600.0, gt=0)     # a job still running after this has failed
+    # File URLs the provider hands back may point at private, loopback or
+    # link-local (metadata) addresses only when this is on; its own origin is trusted.
+    allow_private_downloads: bool = False
 
 
 VideoOptionsT = TypeVar("VideoOptionsT", bound=VideoHttpOptions)
+
+
+def download_policy(o: VideoHttpOptions) -> dict[str, Any]:
+    """`fetch`'s trust for a provider: its own API's origin and the redirects it may follow."""
+    return {"trusted": [o.base_url, *o.follow_redirects] if o.base_url else o.follow_redirects,
+            "allow_private": o.allow_private_downloads}
 
 
 @dataclass(slots=True)
@@ -113,10 +123,30 @@ async def poll(check: Callable[[], Awaitable[Polled]], progress: Progress, optio
 
 
 async def fetch(upstream: Upstream, req: UpstreamRequest, error: Callable[[int, bytes, Any], ProviderError],
-                max_bytes: int = MAX_VIDEO_BYTES) -> bytes:
-    """GET a finished file (following redirects, as signed storage URLs need)."""
-    resp = await upstream.send(req)
-    if resp.status >= 400:
+                max_bytes: int = MAX_VIDEO_BYTES, *, trusted: Iterable[str] = (),
+                allow_private: bool = False) -> bytes:
+    """GET a finished file, following redirects (signed storage URLs need them).
+    The provider named the URL, so every hop outside `trusted` origins (its own
+    API) goes through the SSRF check, and the request's headers (its
+    credentials) never go to an origin other than the first."""
+    trusted = frozenset(origin(o) for o in trusted)
+    first = origin(req.url)
+    for _ in range(http.MAX_HOPS + 1):
+        if origin(req.url) not in trusted:
+            await _check_download(upstream.provider, req.url, allow_private)
+        resp = await upstream.open(req, guarded=not allow_private and origin(req.url) not in trusted)
+        if resp.status not in http.REDIRECTS:
+            break
+        resp.release()
+        target = http.redirect_target(req.url, resp.headers.get("location", ""))
+        if target is None:
+            raise upstream.redirect_fault(resp.status)
+        req = http.redirected(req, resp.status, target)
+        if origin(target) != first:
+            req.headers = {}
+    else:
+        raise upstream.redirect_fault(resp.status)
+    if resp.status >= 300:
         raise error(resp.status, await upstream.read_error(resp), resp.headers)
     if resp.content_length is not None and resp.content_length > max_bytes:
         resp.release()
@@ -129,6 +159,14 @@ async def fetch(upstream: Upstream, req: UpstreamRequest, error: Callable[[int, 
             raise UpstreamFault(f"provider '{upstream.provider}' sent a video over {max_bytes} bytes",
                                 provider=upstream.provider)
     return bytes(data)
+
+
+async def _check_download(provider: str, url: str, allow_private: bool) -> None:
+    try:
+        await netcheck.check_url(url, allow_private=allow_private)
+    except netcheck.BlockedURL as e:
+        raise UpstreamFault(f"provider '{provider}' gave a file URL the gateway may not fetch: {e}",
+                            provider=provider, code="upstream_url_refused") from None
 
 
 def rising(progress: Progress) -> Progress:
@@ -164,20 +202,34 @@ class HostedVideoProvider(HttpProvider[VideoOptionsT]):
         body = await self.roundtrip(self.translate.submit_request(self.options, spec))
         return self.translate.submit_state(body, provider=self.name)
 
+    def own(self, req: UpstreamRequest) -> UpstreamRequest:
+        """`req`, if it goes to the provider's own origin: a status or result URL
+        the upstream handed back must not take the credentials anywhere else."""
+        if origin(req.url) not in self._own_origins:
+            raise UpstreamFault(f"provider '{self.name}' handed back a URL on another origin; its credentials "
+                                "go only to base_url's origin and those in follow_redirects",
+                                provider=self.name, code="upstream_url_refused")
+        return req
+
+    @property
+    def _own_origins(self) -> frozenset[str]:
+        return frozenset(origin(o) for o in download_policy(self.options)["trusted"])
+
     async def check(self, state: dict[str, Any]) -> Polled:
-        body = await self.roundtrip(self.translate.status_request(self.options, state))
+        body = await self.roundtrip(self.own(self.translate.status_request(self.options, state)))
         return self.translate.read_status(body, provider=self.name)
 
     async def video_run(self, spec: VideoSpec, state: dict[str, Any], progress: Progress) -> VideoFiles:
         done = await poll(lambda: self.check(state), rising(progress), self.options, self.name)
         # The file URL is signed or public: no credentials go with it.
-        return VideoFiles(mp4=await fetch(self.upstream, UpstreamRequest(done.result, b"", {}, "GET"), self.error))
+        return VideoFiles(mp4=await fetch(self.upstream, UpstreamRequest(done.result, b"", {}, "GET"), self.error,
+                                          **download_policy(self.options)))
 
     async def video_cancel(self, spec: VideoSpec, state: dict[str, Any]) -> None:
         req = self.translate.cancel_request(self.options, state)
         if req is None:
             return
         try:
-            await self.roundtrip(req)
+            await self.roundtrip(self.own(req))
         except ProviderError as e:   # best effort: the job may be finished or gone already
-            log.info("provider '%s' did not cancel job %s: %s", self.name, state, e.message)
+            log.info("provider '%s' did not cancel job %s: %s", self.name, state, e.scrubbed(self.secrets).message)

@@ -5,21 +5,65 @@ times the requests per second at the same CPU (see README, Speed).
 """
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass
-from typing import ClassVar, Protocol, TypeVar
+from typing import Any, ClassVar, Protocol, TypeVar
 
 import aiohttp
+import orjson
 import yarl
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, field_validator
 
-from providers import sse
+from providers import netcheck, sse
 from providers.base import Call, Provider, Reply, Usage
 from providers.errors import ConnectionFailed, ProviderError, UpstreamFault, UpstreamTimeout
 from providers.options import ProviderConfig
 
 _MAX_ERROR_BODY = 64 * 1024
 _BROKEN = (aiohttp.ClientError, TimeoutError)
+REDIRECTS = frozenset({301, 302, 303, 307, 308})
+MAX_HOPS = 5
+MAX_EVENT_BYTES = 1024 * 1024    # one SSE event larger than this ends the stream (option max_event_bytes)
+MAX_ANSWER_BYTES = 256 * 1024 * 1024   # a whole answer (large embedding batches run to ~60 MB)
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+class _Public:
+    """The guarded session's policy: public addresses only, no host trusted as is."""
+    allow_private_urls = False
+    allow_hosts: tuple[str, ...] = ()
+
+
+def origin(url: str | yarl.URL) -> str:
+    """`scheme://host:port`, lower-cased, the port always written: what "same origin" compares."""
+    u = url if isinstance(url, yarl.URL) else yarl.URL(url, encoded=True)
+    scheme = (u.scheme or "").lower()
+    return f"{scheme}://{(u.host or '').lower().rstrip('.')}:{u.port or _DEFAULT_PORTS.get(scheme, 0)}"
+
+
+def redirect_target(url: str, location: str) -> yarl.URL | None:
+    """Where a redirect from `url` points (a relative Location resolved), or None if unusable."""
+    if not location:
+        return None
+    try:
+        target = yarl.URL(url, encoded=True).join(yarl.URL(location))
+    except ValueError:
+        return None
+    return target if target.scheme in _DEFAULT_PORTS and target.host else None
+
+
+def json_object(body: bytes, provider: str) -> dict[str, Any]:
+    """`body` parsed, when it is one JSON object; anything else (HTML, a cut-off or
+    non-JSON body, an array) is the upstream's fault, and fails over."""
+    try:
+        doc = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise UpstreamFault(f"provider '{provider}' answered 200 with a body that is not JSON",
+                            provider=provider, code="upstream_malformed") from None
+    if not isinstance(doc, dict):
+        raise UpstreamFault(f"provider '{provider}' answered 200 with JSON that is not an object",
+                            provider=provider, code="upstream_malformed")
+    return doc
 
 
 @dataclass(slots=True)
@@ -34,11 +78,17 @@ class UpstreamRequest:
 class Upstream:
     """One provider's connection pool (keep-alive, HTTP/1.1)."""
 
-    def __init__(self, provider: str, *, max_connections: int = 256, idle_timeout_s: float = 300) -> None:
+    def __init__(self, provider: str, *, max_connections: int = 256, idle_timeout_s: float = 300,
+                 follow_redirects: Iterable[str] = (), max_event_bytes: int = MAX_EVENT_BYTES,
+                 max_answer_bytes: int = MAX_ANSWER_BYTES) -> None:
         self.provider = provider
         self._max_connections = max_connections
         self._idle_timeout_s = idle_timeout_s   # longest silence between stream chunks
+        self.follow = frozenset(origin(o) for o in follow_redirects)
+        self.max_event_bytes = max_event_bytes
+        self.max_answer_bytes = max_answer_bytes
         self._session: aiohttp.ClientSession | None = None
+        self._guarded: aiohttp.ClientSession | None = None
 
     def _open(self) -> aiohttp.ClientSession:
         # Created lazily: a session belongs to the event loop that first uses it.
@@ -51,24 +101,73 @@ class Upstream:
         )
         return self._session
 
+    def _open_guarded(self) -> aiohttp.ClientSession:
+        # Its resolver drops non-public addresses, so a name that re-resolves after the check (DNS rebinding) fails.
+        connector = aiohttp.TCPConnector(limit=self._max_connections, resolver=netcheck.GuardedResolver(_Public))
+        self._guarded = aiohttp.ClientSession(
+            connector=connector, timeout=aiohttp.ClientTimeout(total=None, sock_read=self._idle_timeout_s),
+            skip_auto_headers=("User-Agent",))
+        return self._guarded
+
     async def send(self, req: UpstreamRequest) -> aiohttp.ClientResponse:
-        session = self._session or self._open()
+        """The answer to `req`. A redirect is followed only to an origin listed in
+        `follow_redirects` (the credentials and the prompt would go with it);
+        any other is the upstream's fault, so the call fails over."""
+        resp = await self.open(req)
+        for _ in range(MAX_HOPS):
+            if resp.status not in REDIRECTS:
+                return resp
+            resp.release()
+            target = redirect_target(req.url, resp.headers.get("location", ""))
+            if target is None or origin(target) not in self.follow:
+                raise self.redirect_fault(resp.status)
+            req = redirected(req, resp.status, target)
+            resp = await self.open(req)
+        if resp.status in REDIRECTS:
+            resp.release()
+            raise self.redirect_fault(resp.status)
+        return resp
+
+    def redirect_fault(self, status: int) -> UpstreamFault:
+        # The Location is left out: it is the upstream's choice, not something to relay.
+        return UpstreamFault(f"provider '{self.provider}' answered with a redirect ({status}); redirects are "
+                             "followed only to origins listed in the provider's follow_redirects",
+                             provider=self.provider, code="upstream_redirect", upstream_status=status)
+
+    async def open(self, req: UpstreamRequest, *, guarded: bool = False) -> aiohttp.ClientResponse:
+        """One HTTP exchange, exactly as `req` says: a redirect comes back as it is.
+        `guarded`: connect only to public addresses (a URL the provider handed back)."""
+        session = (self._guarded or self._open_guarded()) if guarded else (self._session or self._open())
         try:
             # encoded=True: the URL goes out exactly as the adapter built (and, for
             # Bedrock, signed) it; yarl would otherwise re-normalise escapes like %3A.
             return await session.request(req.method, yarl.URL(req.url, encoded=True), data=req.body,
-                                         headers=req.headers)
+                                         headers=req.headers, allow_redirects=False)
         except aiohttp.ClientConnectorError as e:
             raise ConnectionFailed(f"provider '{self.provider}' is unreachable: {e.os_error.strerror or e}",
                                    provider=self.provider) from None
         except _BROKEN as e:
             raise self._failure(e, "connection failed") from None
+        except ValueError:
+            # aiohttp refuses credentials in the URL beside an Authorization header (or a URL it can't
+            # use): a setting to fix, said as such, never a 500.
+            raise UpstreamFault(f"provider '{self.provider}' cannot call its URL as configured: credentials "
+                                "in base_url conflict with its own Authorization header, or the URL is invalid",
+                                provider=self.provider) from None
 
     async def read(self, resp: aiohttp.ClientResponse) -> bytes:
+        """A whole answer, at most `max_answer_bytes` of it (more is the upstream's fault)."""
         try:
-            return await resp.read()
+            if resp.content_length is not None and resp.content_length <= self.max_answer_bytes:
+                return await resp.read()      # the usual case: one read, no copy
+            data = await read_capped(resp, self.max_answer_bytes)
         except _BROKEN as e:
             raise self._failure(e, "broke the answer off") from None
+        finally:
+            resp.release()
+        if data is None:
+            raise self.malformed(f"answered with a body over {self.max_answer_bytes} bytes")
+        return data
 
     def _failure(self, e: BaseException, what: str) -> ProviderError:
         if isinstance(e, TimeoutError):    # aiohttp's read timeouts are these too
@@ -102,29 +201,75 @@ class Upstream:
 
     async def sse_blocks(self, resp: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
         """The stream's bytes, cut only between events, so an error that ends
-        the stream never lands in the middle of one."""
-        pending = b""
+        the stream never lands in the middle of one. Before the first block
+        goes out the stream must be one: an event-stream content type and a
+        first event whose data is a JSON object (or it fails over); an event
+        longer than `max_event_bytes` ends it."""
+        parts: list[bytes] = []     # the unfinished event, as it arrived: joined once, when it ends
+        size = 0
+        first = True
         try:
+            if resp.content_type != "text/event-stream":
+                raise self.malformed(f"streamed {resp.content_type or 'no content type'}, not an event stream")
             async for data in resp.content.iter_any():
-                if pending:
-                    data = pending + data
-                end = _events_end(data)
-                if not end:
-                    pending = data
+                # Only the new bytes are searched (and the 3 before them, for a
+                # separator cut in two), so a long event costs linear time.
+                tail = parts[-1][-3:] if parts else b""
+                end = _events_end(tail + data) - len(tail) if tail else _events_end(data)
+                if end <= 0:
+                    parts.append(data)
+                    size += len(data)
+                    if size > self.max_event_bytes:
+                        raise self.malformed(f"sent an event over {self.max_event_bytes} bytes")
                     continue
-                pending = data[end:]
-                yield data[:end] if pending else data
+                block = b"".join((*parts, data[:end])) if parts else data[:end]
+                rest = data[end:]
+                parts, size = ([rest], len(rest)) if rest else ([], 0)
+                if first:
+                    if not self.check_first(block):
+                        continue      # comments only (keep-alives): nothing for the client yet
+                    first = False
+                yield block
         except _BROKEN as e:
             raise self._failure(e, "broke the stream off") from None
         finally:
             resp.release()
-        if pending.strip():
+        pending = b"".join(parts)
+        if pending.strip() and not (first and not self.check_first(pending + b"\n\n")):
+            first = False
             yield pending + b"\n\n"
+        if first:
+            raise self.malformed("ended the stream before its first event")
+
+    def check_first(self, block: bytes) -> bool:
+        """Whether `block` holds the stream's first event (False: none yet). That
+        event must parse: garbage fails over instead of reaching the client."""
+        for _, data in sse.events(block):
+            try:
+                if isinstance(orjson.loads(data), dict):
+                    return True
+            except orjson.JSONDecodeError:
+                pass
+            raise self.malformed("streamed a first event that is not a JSON object")
+        return False
+
+    def malformed(self, what: str) -> UpstreamFault:
+        return UpstreamFault(f"provider '{self.provider}' {what}", provider=self.provider,
+                             code="upstream_malformed")
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        for session in (self._session, self._guarded):
+            if session is not None:
+                await session.close()
+        self._session = self._guarded = None
+
+
+def redirected(req: UpstreamRequest, status: int, target: yarl.URL) -> UpstreamRequest:
+    """The request a redirect asks for: 307/308 repeat it; 301/302/303 turn it into a GET."""
+    if status in (307, 308):
+        return UpstreamRequest(str(target), req.body, req.headers, req.method)
+    headers = {k: v for k, v in req.headers.items() if k.lower() not in ("content-type", "content-length")}
+    return UpstreamRequest(str(target), b"", headers, "GET" if req.method != "HEAD" else "HEAD")
 
 
 def _events_end(data: bytes) -> int:
@@ -132,6 +277,17 @@ def _events_end(data: bytes) -> int:
     lf = data.rfind(b"\n\n")
     crlf = data.rfind(b"\r\n\r\n")
     return max(lf + 2 if lf >= 0 else 0, crlf + 4 if crlf >= 0 else 0)
+
+
+async def read_capped(resp: aiohttp.ClientResponse, limit: int) -> bytes | None:
+    """The whole body, or None once it passes `limit` bytes. (One `content.read(n)`
+    returns after the first chunk that arrives: it is no way to read a body.)"""
+    data = bytearray()
+    async for chunk in resp.content.iter_chunked(64 * 1024):
+        data += chunk
+        if len(data) > limit:
+            return None
+    return bytes(data)
 
 
 def retry_after(headers) -> float | None:
@@ -159,6 +315,20 @@ class HttpOptions(ProviderConfig):
     headers: dict[str, str] = Field(default_factory=dict)   # sent on every call
     max_connections: int = Field(256, ge=1)                  # pooled keep-alive connections
     idle_timeout_s: float = Field(300, gt=0)                 # longest silence inside a stream
+    # Origins (scheme://host[:port]) a redirect may lead to, credentials and all;
+    # any other redirect is an upstream fault. Empty: redirects are never followed.
+    follow_redirects: list[str] = Field(default_factory=list)
+    max_event_bytes: int = Field(MAX_EVENT_BYTES, ge=1024)   # one streamed event, at most
+    max_answer_bytes: int = Field(MAX_ANSWER_BYTES, ge=1024)  # one whole (not streamed) answer, at most
+
+    @field_validator("follow_redirects")
+    @classmethod
+    def _origins(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            u = yarl.URL(entry)
+            if u.scheme not in _DEFAULT_PORTS or not u.host or u.path not in ("", "/") or u.query_string:
+                raise ValueError(f"'{entry}' is not an origin: write scheme://host[:port], e.g. https://api.example.com")
+        return value
 
 
 HttpOptionsT = TypeVar("HttpOptionsT", bound=HttpOptions)
@@ -183,7 +353,8 @@ class HttpProvider(Provider[HttpOptionsT]):
     def __init__(self, options: HttpOptionsT) -> None:
         super().__init__(options)
         self.upstream = Upstream(self.name, max_connections=options.max_connections,
-                                 idle_timeout_s=options.idle_timeout_s)
+                                 idle_timeout_s=options.idle_timeout_s, follow_redirects=options.follow_redirects,
+                                 max_event_bytes=options.max_event_bytes, max_answer_bytes=options.max_answer_bytes)
 
     # -- what each adapter provides -------------------------------------------
 
@@ -258,4 +429,5 @@ async def _translated(translator: StreamTranslator, batches: AsyncIterator[list[
     yield tail + sse.DONE
 
 
-__all__ = ["HttpOptions", "HttpProvider", "StreamTranslator", "Upstream", "UpstreamRequest", "retry_after"]
+__all__ = ["HttpOptions", "HttpProvider", "StreamTranslator", "Upstream", "UpstreamRequest", "json_object", "origin",
+           "read_capped", "redirect_target", "redirected", "retry_after"]

@@ -30,7 +30,8 @@ def promtool(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess
 class Prometheus:
     """`prometheus` scraping `targets` (host:port) as job `gateway` every `interval`, evaluating `rule_files`."""
 
-    def __init__(self, targets: list[str], rule_files: list[Path] = (), interval: str = "1s") -> None:
+    def __init__(self, targets: list[str], rule_files: list[Path] = (), interval: str = "1s",
+                 token: str | None = None) -> None:
         self.dir = Path(tempfile.mkdtemp(prefix="prometheus-test-"))
         config = {
             "global": {"scrape_interval": interval, "evaluation_interval": interval, "scrape_timeout": interval},
@@ -38,6 +39,8 @@ class Prometheus:
             "scrape_configs": [{"job_name": "gateway", "metrics_path": "/metrics",
                                 "static_configs": [{"targets": targets}]}],
         }
+        if token is not None:      # as deploy/prometheus/prometheus.yml sends the gateway's scrape token
+            config["scrape_configs"][0]["authorization"] = {"type": "Bearer", "credentials": token}
         (self.dir / "prometheus.yml").write_text(yaml.safe_dump(config))
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"

@@ -154,6 +154,7 @@ def test_promtool_checks_the_rules_and_the_example_config(tmp_path):
     assert config["rule_files"] == ["alerts.yml"]
     job, = config["scrape_configs"]
     assert job["job_name"] == "gateway" and job["metrics_path"] == "/metrics"
+    assert job["authorization"]["type"] == "Bearer"        # the gateway's scrape token (server.metrics)
     config["rule_files"] = [str(ALERTS)]
     (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
     r = promtool("check", "config", str(tmp_path / "prometheus.yml"))
@@ -173,6 +174,7 @@ def test_promtool_unit_tests_of_the_alerts_pass():
 # --- a real Prometheus scraping a real gateway ---------------------------------------------------------------
 
 MSG = [{"role": "user", "content": "hello there"}]
+SCRAPE_TOKEN = "scrape-token-for-prometheus"
 
 
 def _gateway_config(hook_url: str) -> dict:
@@ -195,6 +197,7 @@ def _gateway_config(hook_url: str) -> dict:
                   "backoff_s": 0.1})
     cfg["auth"]["keys"][0]["budget"] = {"usd": 100, "period": "month"}
     cfg["auth"]["keys"].append({"name": "limited", "key": "sk-limited", "models": ["*"], "limits": {"rpm": 1}})
+    cfg["server"] = {**cfg.get("server", {}), "metrics": {"auth": "token", "token": SCRAPE_TOKEN}}
     return cfg
 
 
@@ -257,9 +260,12 @@ def test_prometheus_scraping_a_gateway_answers_every_dashboard_query(start_gatew
     redis = own_redis()
     on_redis = start_gateway(base_config(
         [{"name": "mock", "type": "mock"}], [chat_model("plain", {"provider": "mock"})],
-        state={"redis_url": redis.url, "on_redis_error": "open", "redis_timeout_ms": 100}))
+        state={"redis_url": redis.url, "on_redis_error": "open", "redis_timeout_ms": 100},
+        server={"metrics": {"auth": "token", "token": SCRAPE_TOKEN}}))
     on_redis.client().chat.completions.create(model="plain", messages=MSG)
-    prom = prometheus([f"127.0.0.1:{gw.port}", f"127.0.0.1:{on_redis.port}"], rule_files=[ALERTS])
+    assert gw.http(key=None).get("/metrics").status_code == 401       # the token is needed, even on loopback
+    prom = prometheus([f"127.0.0.1:{gw.port}", f"127.0.0.1:{on_redis.port}"], rule_files=[ALERTS],
+                      token=SCRAPE_TOKEN)
     prom.wait_scrapes(1)
     redis.kill()
 

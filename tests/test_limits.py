@@ -9,6 +9,7 @@ import openai
 import orjson
 import pytest
 
+from gateway.auth import digest_of, key_id
 from gateway.spend import NANO, today
 from tests.harness import base_config, chat_model, free_port
 
@@ -48,7 +49,7 @@ def ledger(loop, gw):
 
 def spent(loop, gw):
     """What the key `test` has spent against its daily budget."""
-    return loop.run(gw.runtime.store.limits.budget_spent(f"budget:test:{today()}:{today()}"))
+    return loop.run(gw.runtime.store.limits.budget_spent(f"budget:{key_id(digest_of('sk-test'))}:{today()}:{today()}"))
 
 
 def test_requests_over_rpm_are_429_with_openai_headers(start_gateway):

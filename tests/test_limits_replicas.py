@@ -24,6 +24,7 @@ import pytest
 import yaml
 from redis.asyncio import Redis
 
+from gateway.auth import digest_of, key_id
 from gateway.spend import NANO, today
 from gateway.store.redis import RedisStore
 from tests.harness import free_port
@@ -182,7 +183,7 @@ def test_concurrency_is_exact_across_replicas(replicas, redis):
 
     async def in_flight():
         async with Redis.from_url(redis.url) as r:
-            return await r.zcard("gw:concurrent:key:concurrent")
+            return await r.zcard(f"gw:concurrent:key:{key_id(digest_of('sk-concurrent'))}")
     assert asyncio.run(_settled(in_flight, 0)) == 0      # every replica released its slots
 
 
@@ -200,7 +201,8 @@ def test_tpm_is_exact_across_replicas_and_reconciled_after(replicas, redis):
 
     async def counted():
         async with Redis.from_url(redis.url) as r:
-            return sum(int(v) for v in (await r.hgetall("gw:tpm:key:tpm")).values())
+            windows = await r.hgetall(f"gw:tpm:key:{key_id(digest_of('sk-tpm'))}")   # by the key's id
+            return sum(int(v) for v in windows.values())
     # Every replica corrected its estimates to the real usage.
     assert asyncio.run(_settled(counted, used)) == used
 
@@ -216,8 +218,9 @@ def test_budget_is_exact_across_replicas_and_spend_adds_up(replicas, redis):
         store = RedisStore(redis.url, timeout_s=2.0)
         try:
             rows = await store.ledger.rows(today(), today())
-            return sum(r.cost_nano for r in rows if r.key == "budget"), \
-                await store.limits.budget_spent(f"budget:budget:{today()}:{today()}")
+            budget = key_id(digest_of("sk-budget"))     # counted by the key's id, not its name
+            return sum(r.cost_nano for r in rows if r.key == budget), \
+                await store.limits.budget_spent(f"budget:{budget}:{today()}:{today()}")
         finally:
             await store.close()
     assert asyncio.run(_settled(ledger_total, (costs, costs))) == (costs, costs)

@@ -9,8 +9,8 @@ import asyncio
 
 import pytest
 
-from gateway import netguard
 from gateway.netguard import BlockedURL, blocked_reason, check_url
+from providers import netcheck
 
 
 def check(url: str, **kw) -> None:
@@ -116,7 +116,7 @@ def test_slow_resolution_is_refused(monkeypatch):
         monkeypatch.setattr(asyncio.get_running_loop(), "getaddrinfo", slow)
         await check_url("http://hooks.example.com/")
 
-    monkeypatch.setattr(netguard, "RESOLVE_TIMEOUT_S", 0.05)
+    monkeypatch.setattr(netcheck, "RESOLVE_TIMEOUT_S", 0.05)   # the check lives there
     with pytest.raises(BlockedURL, match="did not resolve within"):
         asyncio.run(go())
 

@@ -13,16 +13,20 @@ already there. An edit that does not check is refused with a 400 listing every
 error with its path, and nothing changes; a good one is stored, applied here,
 and applied by every replica within a second (gateway/live_config.py).
 `state` and `server.host/port/workers` take effect at a restart only, so edits
-to them are refused.
+to them are refused. An edit that switches something off (the admin API, a
+configured secret, a provider models route to, a key) needs `?confirm=disable`.
 """
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import orjson
 import yaml
 
 from gateway.admin import authorize
+from gateway.admin.switch_off import CONFIRM, switched_off
+from gateway.admin.yaml_body import parse_yaml
 from gateway.asgi import Request
 from gateway.config import ConfigError
 from gateway.config.edits import merge_patch, redact, restore_secrets
@@ -32,6 +36,7 @@ from gateway.runtime import Runtime
 from gateway.store import StoreDown
 
 _MAX_BODY = 4 * 1024 * 1024
+_YAML_MOST_S = 2.0
 _AT_RESTART = (("state",), ("server", "host"), ("server", "port"), ("server", "workers"))
 
 
@@ -53,8 +58,12 @@ async def _document(req: Request) -> Any:
     content_type = req.headers.get(b"content-type", b"").decode("latin-1").lower()
     try:
         if "yaml" in content_type:
-            return yaml.safe_load(body)
+            # In a thread, with bounded work (yaml_body.py), so the event loop keeps serving.
+            return await asyncio.wait_for(asyncio.to_thread(parse_yaml, body), _YAML_MOST_S)
         return orjson.loads(body)
+    except TimeoutError:
+        raise bad_request(f"The YAML body took over {_YAML_MOST_S:g} s to parse; send JSON or a smaller "
+                          "document.") from None
     except (orjson.JSONDecodeError, yaml.YAMLError) as e:
         raise bad_request(f"The body is not valid {'YAML' if 'yaml' in content_type else 'JSON'}: {e}") from None
 
@@ -126,6 +135,7 @@ async def edit_document(req: Request, rt: Runtime, make, note: str | None = None
         raise bad_request(f"{', '.join(restart)} take effect only at a restart: edit the config file and "
                           "restart the gateway.", code="restart_required")
     try:
+        _refuse_switching_off(req, live, old, new)
         made, said = await live.edit(new, "admin", version, old, file_hash, note)
     except ConfigError as e:
         raise _invalid(e.errors) from None
@@ -135,6 +145,23 @@ async def edit_document(req: Request, rt: Runtime, make, note: str | None = None
     except StoreDown:
         raise _unavailable() from None
     return {"version": made, "summary": said}
+
+
+def _refuse_switching_off(req: Request, live: LiveConfig, old: dict[str, Any], new: dict[str, Any]) -> None:
+    """400 `confirmation_required` when the edit switches something off, unless confirmed."""
+    if req.query().get("confirm") == CONFIRM:
+        return
+    checked = live.check(new)
+    try:
+        before = live.check(old)
+    except ConfigError:
+        return   # the base does not check in this environment: nothing to compare it with
+    reasons = switched_off(before, checked, new)
+    if reasons:
+        raise ApiError(400, f"This edit would switch off {len(reasons)} thing{'s' if len(reasons) != 1 else ''}; "
+                            f"nothing was changed. Send it again with ?confirm={CONFIRM} if that is meant. "
+                            f"First: {reasons[0]}", code="confirmation_required", param="confirm",
+                       extra={"errors": reasons})
 
 
 async def _edit(req: Request, rt: Runtime, make) -> None:

@@ -1,24 +1,28 @@
 """Gateway keys through the admin API (admin key only):
 
-GET    /admin/keys          every key: models, limits, budget, and this month's use
+GET    /admin/keys          every key: id, models, limits, budget, and this month's use
 POST   /admin/keys          {"name", "models"?, "limits"?, "budget"?}: a new key; its secret is in
                             this answer only (the config keeps its SHA-256)
-DELETE /admin/keys/{name}   revoke it
+DELETE /admin/keys/{ref}    revoke it: by id (`key_...`), or by name, URL-encoded if it holds `/`
 
 Creating and revoking are config edits (a new version), so every replica
-honours them within a second.
+honours them within a second. Jobs, spend and limits belong to the key's id
+(gateway/auth.py), so a revoked key's name can be reused without inheriting them.
 """
 from __future__ import annotations
 
 import hashlib
 import secrets
 from typing import Any
+from urllib.parse import unquote
 
 import orjson
 
 from gateway.admin import authorize
 from gateway.admin.config import edit_document
 from gateway.asgi import Request
+from gateway.auth import digest_of_config, is_key_id, key_id
+from gateway.config import ConfigError
 from gateway.errors import ApiError, bad_request
 from gateway.limits import budget_key
 from gateway.runtime import Runtime
@@ -37,22 +41,23 @@ async def _list(req: Request, rt: Runtime) -> None:
         rows = await rt.store.ledger.rows(day[:8] + "01", day)
     except StoreDown:
         rows = []
-    used: dict[str, dict[str, float]] = {}
+    used: dict[str, dict[str, float]] = {}    # by key id
     for r in rows:
         u = used.setdefault(r.key, {"requests": 0, "tokens": 0, "cost_usd": 0.0})
         u["requests"] += r.requests
         u["tokens"] += r.prompt_tokens + r.completion_tokens
         u["cost_usd"] += r.cost_nano / NANO
     out = []
-    active = {k.name for k in rt.keys.all()}
     for k in rt.config.auth.keys:
-        shown: dict[str, Any] = {"name": k.name, "models": k.models, "active": k.name in active,
+        digest = digest_of_config(k)
+        kid = key_id(digest) if digest is not None else None
+        shown: dict[str, Any] = {"id": kid, "name": k.name, "models": k.models, "active": kid is not None,
                                  "limits": k.limits.model_dump(exclude_none=True),
                                  "budget": k.budget.model_dump() if k.budget else None,
-                                 "this_month": used.get(k.name, {"requests": 0, "tokens": 0, "cost_usd": 0.0})}
-        if k.budget is not None:
+                                 "this_month": used.get(kid or "", {"requests": 0, "tokens": 0, "cost_usd": 0.0})}
+        if k.budget is not None and kid is not None:
             try:
-                spent = await rt.store.limits.budget_spent(budget_key(k.name, k.budget))
+                spent = await rt.store.limits.budget_spent(budget_key(kid, k.budget))
                 shown["budget"]["spent_usd"] = spent / NANO
             except StoreDown:
                 pass
@@ -73,6 +78,7 @@ async def _create(req: Request, rt: Runtime) -> None:
         raise bad_request(f"Unknown fields: {', '.join(sorted(unknown))}.", param=sorted(unknown)[0])
     name = body["name"].strip()
     secret = "sk-gw-" + secrets.token_urlsafe(32)
+    made_id = key_id(hashlib.sha256(secret.encode()).digest())
     entry = {"name": name, "key_hash": "sha256:" + hashlib.sha256(secret.encode()).hexdigest(),
              **{k: body[k] for k in ("models", "limits", "budget") if k in body}}
 
@@ -86,22 +92,55 @@ async def _create(req: Request, rt: Runtime) -> None:
         return {**document, "auth": auth}
 
     done = await edit_document(req, rt, add, f"key '{name}' created")
-    await req.respond(200, orjson.dumps({"name": name, "key": secret, **done,
+    await req.respond(200, orjson.dumps({"id": made_id, "name": name, "key": secret, **done,
                                          "note": "The secret is shown this once; the gateway keeps its hash."}))
 
 
 async def revoke(req: Request, rt: Runtime) -> None:
     authorize(req, rt)
-    name = req.path.rsplit("/", 1)[1]
+    ref = _ref(req)
+    gone: list[tuple[str, str | None]] = []    # (name, id) of what was removed
 
     def remove(document: dict) -> dict:
         auth = dict(document.get("auth") or {})
         keys = list(auth.get("keys") or [])
-        kept = [k for k in keys if not (isinstance(k, dict) and k.get("name") == name)]
-        if len(kept) == len(keys):
-            raise ApiError(404, f"No key named '{name[:100]}'.", code="not_found")
+        ids = _ids(rt, document, len(keys))
+        by_id = is_key_id(ref) and ref in ids
+        kept = []
+        for entry, kid in zip(keys, ids, strict=True):
+            if isinstance(entry, dict) and (kid == ref if by_id else entry.get("name") == ref):
+                gone.append((str(entry.get("name")), kid))
+            else:
+                kept.append(entry)
+        if not gone:
+            raise ApiError(404, f"No key with the id or name '{ref[:100]}'.", code="not_found")
         auth["keys"] = kept
         return {**document, "auth": auth}
 
-    done = await edit_document(req, rt, remove, f"key '{name}' revoked")
-    await req.respond(200, orjson.dumps({"name": name, "revoked": True, **done}))
+    done = await edit_document(req, rt, remove, f"key '{ref}' revoked")
+    name, kid = gone[-1]
+    await req.respond(200, orjson.dumps({"id": kid, "name": name, "revoked": True, **done}))
+
+
+def _ref(req: Request) -> str:
+    """What follows /admin/keys/, percent-decoded once: a name may hold `/` (sent as %2F)."""
+    raw = req.scope.get("raw_path")
+    if isinstance(raw, bytes) and raw.startswith(b"/admin/keys/"):
+        return unquote(raw[len(b"/admin/keys/"):].split(b"?", 1)[0].decode("latin-1"))
+    return req.path[len("/admin/keys/"):]
+
+
+def _ids(rt: Runtime, document: dict, count: int) -> list[str | None]:
+    """Each listed key's id, in the document's order (None for a key that is off)."""
+    live = rt.services.live
+    try:
+        if live is None:
+            raise ConfigError([])
+        resolved = live.check(document).config.auth.keys
+    except ConfigError:
+        return [None] * count     # the base does not check here: revoke by name only
+    out: list[str | None] = []
+    for k in resolved:
+        digest = digest_of_config(k)
+        out.append(key_id(digest) if digest is not None else None)
+    return out if len(out) == count else [None] * count

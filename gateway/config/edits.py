@@ -9,12 +9,14 @@ import re
 from typing import Any
 
 REDACTED = "***"
-# Fields that hold secrets, wherever they appear (keys, providers, webhooks...).
+# Fields that hold secrets, wherever they appear (keys, providers, webhooks...), and
+# any other field named like one (adapters accept options of their own).
 SECRET_FIELDS = frozenset({"key", "api_key", "admin_key", "secret", "secret_access_key", "session_token",
                            "azure_ad_token", "link_secret", "access_key_id"})
-_REFERENCE = re.compile(r"^\$\{[A-Za-z_][A-Za-z0-9_]*(:-[^}]*)?\}$")   # "${VAR}" shows no secret
-_URL_PASSWORD = re.compile(r"(://[^:/@]*:)[^@/]*@")
-
+_SECRET_NAME = re.compile(r"(key|token|secret|password|passwd|credentials?)$", re.I)
+_SECRET_PARAM = re.compile(r"key|token|secret|password|passwd|pass|pwd|auth|credential|^sig$|signature|^code$", re.I)
+_REFERENCE = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-(.*))?\}$", re.S)   # "${VAR}" shows no secret
+_BARE_REFERENCE = re.compile(r"^\$\{[A-Za-z_][A-Za-z0-9_]*\}$")
 
 def merge_patch(target: Any, patch: Any) -> Any:
     """RFC 7386: objects merge key by key, `null` removes a key, anything else
@@ -30,41 +32,89 @@ def merge_patch(target: Any, patch: Any) -> Any:
     return out
 
 
-def redact(document: Any) -> Any:
-    """The document with every literal secret replaced by "***" (references
-    to environment variables are shown: they hold no secret)."""
+def redact(document: Any, field: str = "") -> Any:
+    """The document with every literal secret replaced by "***": secret fields,
+    every `headers:` value, URL user-info and secret query values, and the
+    defaults of `${VAR:-default}` in any of them. References to environment
+    variables are shown (they hold no secret)."""
     if isinstance(document, dict):
-        return {k: _hidden(k, v) for k, v in document.items()}
+        if field == "headers":
+            return {k: _shown(v, secret=True) for k, v in document.items()}
+        return {k: redact(v, str(k)) for k, v in document.items()}
     if isinstance(document, list):
-        return [redact(v) for v in document]
+        return [redact(v, field) for v in document]
+    if isinstance(document, str):
+        return _shown(document, secret=field in SECRET_FIELDS or bool(_SECRET_NAME.search(field)))
     return document
 
 
-def _hidden(field: str, value: Any) -> Any:
-    if field in SECRET_FIELDS and isinstance(value, str) and value and not _REFERENCE.match(value):
+def _shown(value: Any, *, secret: bool) -> Any:
+    """How one value is shown: a secret as "***", a reference as written with
+    its default hidden by the same rules, a URL without its credentials."""
+    if not isinstance(value, str) or not value:
+        return value
+    ref = _REFERENCE.match(value)
+    if ref:
+        name, default = ref.groups()
+        if not default:
+            return value
+        return "${" + name + ":-" + _shown(default, secret=secret) + "}"
+    if secret:
         return REDACTED
-    if field == "redis_url" and isinstance(value, str):
-        return _URL_PASSWORD.sub(r"\1" + REDACTED + "@", value)
-    return redact(value)
+    if "://" in value:
+        return _url_shown(value)
+    return value
 
 
-def restore_secrets(new: Any, old: Any) -> Any:
-    """`new` with each "***" put back to the value at the same place in `old`
-    (a document read from GET /admin/config can be edited and sent back)."""
+def _url_shown(url: str) -> str:
+    """A URL with user-info and secret query values hidden. The user-info runs
+    to the last "@" before the query, so a password holding "@" is hidden whole."""
+    scheme, _, rest = url.partition("://")
+    end = min((i for i in (rest.find("?"), rest.find("#")) if i >= 0), default=len(rest))
+    at = rest.rfind("@", 0, end)
+    if at >= 0:
+        user, colon, password = rest[:at].partition(":")
+        if colon:
+            rest = f"{user}:{_hidden_part(password)}{rest[at:]}"
+        else:
+            rest = _hidden_part(user) + rest[at:]      # https://TOKEN@host: the user is the secret
+        end = min((i for i in (rest.find("?"), rest.find("#")) if i >= 0), default=len(rest))
+    if end < len(rest) and rest[end] == "?":
+        query_end = rest.find("#", end)
+        query_end = len(rest) if query_end < 0 else query_end
+        params = []
+        for part in rest[end + 1:query_end].split("&"):
+            k, eq, v = part.partition("=")
+            params.append(f"{k}={_hidden_part(v)}" if eq and v and _SECRET_PARAM.search(k) else part)
+        rest = rest[:end + 1] + "&".join(params) + rest[query_end:]
+    return f"{scheme}://{rest}"
+
+
+def _hidden_part(value: str) -> str:
+    return value if not value or _BARE_REFERENCE.match(value) else REDACTED
+
+
+def restore_secrets(new: Any, old: Any, field: str = "") -> Any:
+    """`new` with each hidden value put back to the value at the same place in
+    `old`: wherever `new` holds exactly what `old` is shown as (a document read
+    from GET /admin/config can be edited and sent back)."""
     if isinstance(new, dict):
         old_map = old if isinstance(old, dict) else {}
         out = {}
         for k, v in new.items():
+            before = old_map.get(k)
             if v == REDACTED and k in old_map:
-                out[k] = old_map[k]
-            elif k == "redis_url" and isinstance(v, str) and REDACTED in v and isinstance(old_map.get(k), str):
-                out[k] = old_map[k]
+                out[k] = before
+            elif isinstance(v, str) and REDACTED in v and k in old_map and v != before:
+                shown = redact({field: {k: before}} if field == "headers" else {k: before})
+                shown_value = shown[field][k] if field == "headers" else shown[k]
+                out[k] = before if shown_value == v else v
             else:
-                out[k] = restore_secrets(v, old_map.get(k))
+                out[k] = restore_secrets(v, before, str(k))
         return out
     if isinstance(new, list):
         old_list = old if isinstance(old, list) else []
-        return [restore_secrets(v, _same_item(v, old_list, i)) for i, v in enumerate(new)]
+        return [restore_secrets(v, _same_item(v, old_list, i), field) for i, v in enumerate(new)]
     return new
 
 

@@ -21,12 +21,23 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class MetricsAccess(_Strict):
+    """Who may read GET /metrics (and the details of GET /readyz): `auto` is open
+    while `host` is a loopback address, else as `token`; `token` wants
+    'Authorization: Bearer <token>' or the admin key; `admin_key` the admin key
+    alone; `none` lets anyone read them."""
+    auth: Literal["auto", "token", "admin_key", "none"] = "auto"
+    token: str = ""
+
+
 class ServerConfig(_Strict):
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)
     public_url: str | None = None
     workers: int = Field(1, ge=1)
     max_body_mb: float = Field(16, gt=0)   # larger bodies answer 413
+    read_timeout_s: float = Field(30, gt=0)   # a request's head and body must arrive within this (else 408 / closed)
+    metrics: MetricsAccess = Field(default_factory=MetricsAccess)
 
 
 class StateConfig(_Strict):

@@ -47,6 +47,12 @@ class Configs(ABC):
         """Store a new version if the newest is still `expected` (0: none yet), and
         tell every replica; its number, or None when another edit came first."""
 
+    @abstractmethod
+    async def seed(self, version: ConfigVersion) -> bool:
+        """Store `version` under its own number if the store's newest is older (a store
+        that lost its data, reseeded from a running version) and tell every replica;
+        False when the store already holds that number or a newer one."""
+
     async def events(self) -> AsyncIterator[int]:
         """New version numbers as any replica stores them; a store that cannot tell
         yields nothing (replicas also look every few seconds)."""

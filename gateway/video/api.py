@@ -8,7 +8,7 @@ import time
 
 import orjson
 
-from gateway.asgi import Headers, Request
+from gateway.asgi import AnswerCut, Headers, Request
 from gateway.auth import Key
 from gateway.errors import ApiError, bad_request
 from gateway.exchange import Dialect, Exchange
@@ -18,7 +18,7 @@ from gateway.runtime import Runtime
 from gateway.store import StoreDown
 from gateway.video import protocol, submit
 from gateway.video.assets import VARIANTS, parse_range
-from gateway.video.jobs import Job, new_id
+from gateway.video.jobs import Job, new_id, owned_by
 from gateway.video.service import Videos
 
 _CHUNK = 1024 * 1024       # file answers are sent in pieces this size
@@ -50,7 +50,7 @@ async def _own(rt: Runtime, key: Key, video_id: str) -> Job:
         record = await rt.store.jobs.get(video_id)
     except StoreDown:
         raise _unavailable() from None
-    if record is None or record.key != key.name:
+    if record is None or not owned_by(record.key, key.id, key.name):
         raise _not_found(video_id)
     return Job.of(record)
 
@@ -118,8 +118,9 @@ async def _create(x: Exchange) -> None:
         reference, reference_type = await submit.fetch_reference(rt, vreq.reference_url)
     params = {name: value for name in ("negative_prompt", "seed", "style_preset", "camera_movement")
               if (value := getattr(vreq, name)) is not None}
-    job = Job(new_id(), key.name, served.name, vreq.prompt, vreq.seconds, vreq.size, int(time.time()),
-              params=params, reference_type=reference_type if reference else None, callback_url=vreq.callback_url)
+    job = Job(new_id(), key.id, served.name, vreq.prompt, vreq.seconds, vreq.size, int(time.time()),
+              key_name=key.name, params=params, reference_type=reference_type if reference else None,
+              callback_url=vreq.callback_url)
     await _accept(x, key, served, strategy, job, reference)
 
 
@@ -136,11 +137,13 @@ async def _list(req: Request, rt: Runtime) -> None:
     if order not in ("asc", "desc"):
         raise bad_request("'order' must be 'asc' or 'desc'.", param="order")
     limit_text = q.get("limit", "20")
-    if not limit_text.isdigit() or not 1 <= int(limit_text) <= 100:
+    # ASCII digits: str.isdigit() also accepts '²' and other scripts' digits, which int() refuses
+    if not (limit_text.isascii() and limit_text.isdigit() and len(limit_text) <= 3
+            and 1 <= int(limit_text) <= 100):
         raise bad_request("'limit' must be an integer from 1 to 100.", param="limit")
     after = q.get("after") or None
     try:
-        records, more = await rt.store.jobs.page(key.name, after, int(limit_text), order)
+        records, more = await rt.store.jobs.page(key.id, after, int(limit_text), order)
     except StoreDown:
         raise _unavailable() from None
     data = [orjson.Fragment(_shown(req, rt, Job.of(r))) for r in records]
@@ -222,7 +225,8 @@ async def _from_source(x: Exchange, op: str, video_id: str | None) -> None:
     x.model = served.name
     await submit.check_urls(rt, sreq.callback_url, None)
     seconds = source.seconds if op != "extend" else str(int(source.seconds) + int(sreq.seconds or 0))
-    job = Job(new_id(), key.name, served.name, sreq.prompt, seconds, source.size, int(time.time()), op=op,
+    job = Job(new_id(), key.id, served.name, sreq.prompt, seconds, source.size, int(time.time()), op=op,
+              key_name=key.name,
               source_id=source.id, remixed_from_video_id=source.id if op == "remix" else None,
               params=dict(source.params), callback_url=sreq.callback_url, provider=source.provider,
               source_state=source.state, source_seconds=int(source.seconds) if op == "extend" else 0)
@@ -274,9 +278,13 @@ async def _content(req: Request, rt: Runtime, video_id: str) -> None:
     position = first
     while position <= last:
         end = min(last, position + _CHUNK - 1)
-        data = await asyncio.to_thread(videos.assets.read, asset, position, end)
-        if not data:        # the file shrank (deleted at expiry mid-download): end the answer short
-            break
+        try:
+            data = await asyncio.to_thread(videos.assets.read, asset, position, end)
+        except OSError:     # deleted at expiry (or the disk failed) mid-download
+            data = b""
+        if not data:
+            raise AnswerCut(f"video {job.id}'s {variant} file went after {position - first} of "
+                            f"{last - first + 1} bytes")
         await req.send_chunk(data)
         position += len(data)
     await req.end_stream()

@@ -11,8 +11,16 @@ from typing import Any
 
 import orjson
 
+from gateway.auth import is_key_id
 from gateway.store import JobRecord
 from providers.base import VideoSpec
+
+
+def owned_by(owner: str, key_id: str, key_name: str) -> bool:
+    """Jobs are owned by key id. A record stored before ids carries its key's name:
+    it stays with the key holding that name now (jobs made after the upgrade are by id,
+    so revoking and reusing a name hands over nothing made since)."""
+    return owner == key_id or (not is_key_id(owner) and owner == key_name)
 
 
 def new_id() -> str:
@@ -24,7 +32,7 @@ def new_id() -> str:
 @dataclass(slots=True)
 class Job:
     id: str
-    key: str                         # the gateway key (name) that owns it
+    key: str                         # the id of the gateway key that owns it (a name in records made before ids)
     model: str                       # the public model name the client asked for
     prompt: str
     seconds: str
@@ -51,6 +59,7 @@ class Job:
     cost_nano: int = 0                           # charged at acceptance; refunded if the job fails
     budget_hold: str | None = None               # the budget period that was charged (for the refund)
     runs: int = 0
+    key_name: str = ""                           # the owner's name when submitted, for display only
 
     @property
     def width(self) -> int:

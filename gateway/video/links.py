@@ -23,10 +23,12 @@ def verify(secret: bytes, video_id: str, variant: str, expires: str, signature: 
            now: float | None = None) -> bool:
     """True when the signature is ours for exactly this video, variant and expiry,
     and the link has not expired."""
-    try:
-        when = int(expires)
-    except ValueError:
+    # ASCII digits only: int() also takes other scripts' digits, signs, blanks and '_'
+    if not (expires.isascii() and expires.isdigit() and len(expires) <= 12):
         return False
+    when = int(expires)
     if when < (now if now is not None else time.time()):
         return False
-    return hmac.compare_digest(_mac(secret, video_id, variant, when), signature)
+    # bytes: compare_digest raises on a non-ASCII str, and a client sends any text
+    return hmac.compare_digest(_mac(secret, video_id, variant, when).encode(),
+                               signature.encode("utf-8", "surrogateescape"))

@@ -152,6 +152,7 @@ class Runner:
             await store.jobs.done(claim)
             return
         except ProviderError as e:
+            e.scrubbed(provider.secrets)     # the job's error is shown to its client
             log.info("video %s failed on %s: %s", job.id, job.provider, e.message)
             await self.finish_failed(job, claim.token, e.code or "video_generation_failed", e.message)
             await store.jobs.done(claim)
@@ -165,7 +166,11 @@ class Runner:
         renews the claim; a lost claim cancels the run."""
         reference = None
         if job.reference_type:
-            reference = await asyncio.to_thread(self.assets.read_whole, job.id, "reference")
+            try:
+                reference = await asyncio.to_thread(self.assets.read_whole, job.id, "reference")
+            except OSError as e:
+                raise ProviderError(f"the job's input_reference could not be read ({e.strerror or type(e).__name__})",
+                                    code="storage_error") from None
         latest = [job.progress]
 
         async def progress(percent: int) -> None:
@@ -214,8 +219,17 @@ class Runner:
                 await self.finish_failed(job, token, "invalid_video", f"the provider's video is unusable: {e}")
                 return False
             thumbnail, sheet = thumbnail or made[0], sheet or made[1]
-        await asyncio.to_thread(self.assets.put_all, job.id,
-                                {"video": files.mp4, "thumbnail": thumbnail, "spritesheet": sheet})
+        try:
+            await asyncio.to_thread(self.assets.put_all, job.id,
+                                    {"video": files.mp4, "thumbnail": thumbnail, "spritesheet": sheet})
+        except OSError as e:
+            # A disk that refuses now will refuse the next run too: fail at once, not after max_runs renders.
+            log.error("video %s: its files could not be stored: %s", job.id, e)
+            await asyncio.to_thread(self.assets.delete, job.id)
+            why = e.strerror or type(e).__name__
+            await self.finish_failed(job, token, "storage_error",
+                                     f"the gateway could not store the video's files ({why})")
+            return False
         now = int(time.time())
         job.status, job.progress, job.completed_at = "completed", 100, now
         job.expires_at = now + round(self._config().retention_hours * 3600)

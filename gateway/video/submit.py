@@ -26,6 +26,7 @@ from gateway.video.service import Videos
 from gateway.webhooks.delivery import check_url
 from providers.base import Call, Provider, Usage
 from providers.errors import ProviderError
+from providers.http import read_capped
 from providers.options import ProviderLimits
 
 log = logging.getLogger("gateway.video")
@@ -78,11 +79,13 @@ async def fetch_reference(rt: Runtime, url: str) -> tuple[bytes, str]:
             async with session.get(url, allow_redirects=False, timeout=aiohttp.ClientTimeout(total=15)) as resp:
                 if resp.status != 200:
                     raise refused(f"it answered {resp.status}")
-                data = await resp.content.read(MAX_REFERENCE_BYTES + 1)
+                if resp.content_length is not None and resp.content_length > MAX_REFERENCE_BYTES:
+                    raise refused("it is larger than 10 MB")
+                data = await read_capped(resp, MAX_REFERENCE_BYTES)
+                if data is None:
+                    raise refused("it is larger than 10 MB")
     except (TimeoutError, aiohttp.ClientError, OSError) as e:
         raise refused(type(e).__name__) from None
-    if len(data) > MAX_REFERENCE_BYTES:
-        raise refused("it is larger than 10 MB")
     media_type = media_type_of(data)
     if media_type is None:
         raise refused("it is not a PNG, JPEG or WEBP image")

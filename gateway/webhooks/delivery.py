@@ -6,6 +6,11 @@ sender that dies mid-attempt leaves the delivery to be taken again once its
 lease lapses. So an event is delivered at least once and, short of a crash
 between a receiver's 2xx and its record, exactly once.
 
+Attempts do not wait on each other: up to `_MOST_IN_FLIGHT` run at once, at
+most `_PER_DESTINATION` of them to one receiver (scheme, host and port), so a
+slow or dead receiver holds up only its own deliveries; one found busy goes
+back to the outbox for a moment, behind the others.
+
 Every attempt re-checks the URL against the SSRF guard, and connects only to
 addresses the guard allows (the resolver below), so a host that resolves to a
 public address at submission and a private one later (DNS rebinding) is refused.
@@ -15,7 +20,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable
+from urllib.parse import urlsplit
 
 import aiohttp
 
@@ -29,6 +36,9 @@ log = logging.getLogger("gateway.webhooks")
 
 _BATCH = 16
 _IDLE_S = 0.5          # between looks at the outbox when it is empty
+_MOST_IN_FLIGHT = 64   # attempts at once in one process
+_PER_DESTINATION = 4   # attempts at once to one receiver
+_BUSY_RETRY_S = 1.0    # a delivery whose receiver is busy goes back this long
 _MAX_ERROR_CHARS = 300
 
 
@@ -57,23 +67,51 @@ class Sender:
         self._store = store
         self._hooks = hooks
         self._session: aiohttp.ClientSession | None = None
-        self.wake = asyncio.Event()      # set when this process queued an event: look now
+        self.wake = asyncio.Event()      # set when this process queued an event, or an attempt ended: look now
+        self._running: set[asyncio.Task] = set()
+        self._busy: Counter[str] = Counter()     # attempts in flight per destination
 
     async def run(self) -> None:
-        while True:
-            try:
-                due = await self._store.jobs.outbox_claim(time.time(), _BATCH, self._lease_s())
-            except StoreDown as e:
-                log.warning("webhook outbox unreachable: %s", e)
-                due = []
-            if due:
-                await asyncio.gather(*(self._attempt(d) for d in due))
-                continue
-            self.wake.clear()
-            try:
-                await asyncio.wait_for(self.wake.wait(), _IDLE_S)
-            except TimeoutError:
-                pass
+        try:
+            while True:
+                room = _MOST_IN_FLIGHT - len(self._running)
+                due: list[Delivery] = []
+                if room > 0:
+                    try:
+                        due = await self._store.jobs.outbox_claim(time.time(), min(_BATCH, room), self._lease_s())
+                    except StoreDown as e:
+                        log.warning("webhook outbox unreachable: %s", e)
+                for d in due:
+                    await self._start(d)
+                if len(due) == min(_BATCH, room) and due:
+                    continue             # there may be more due right now
+                self.wake.clear()
+                try:
+                    await asyncio.wait_for(self.wake.wait(), _IDLE_S)
+                except TimeoutError:
+                    pass
+        finally:
+            for task in self._running:
+                task.cancel()
+            await asyncio.gather(*self._running, return_exceptions=True)
+
+    async def _start(self, d: Delivery) -> None:
+        destination = _destination(d.url)
+        if self._busy[destination] >= _PER_DESTINATION:
+            d.next_at = time.time() + _BUSY_RETRY_S     # back in line, behind the others
+            await self._save(d)
+            return
+        self._busy[destination] += 1
+        task = asyncio.create_task(self._attempt(d))
+        self._running.add(task)
+        task.add_done_callback(lambda t: self._ended(t, destination))
+
+    def _ended(self, task: asyncio.Task, destination: str) -> None:
+        self._running.discard(task)
+        self._busy[destination] -= 1
+        if self._busy[destination] <= 0:
+            del self._busy[destination]
+        self.wake.set()
 
     def _lease_s(self) -> float:
         return self._hooks().timeout_s * 2 + 5
@@ -95,6 +133,9 @@ class Sender:
         else:
             WEBHOOKS.inc(("retried",))
             d.next_at = time.time() + min(hooks.backoff_s * 2 ** (d.attempts - 1), hooks.max_backoff_s)
+        await self._save(d)
+
+    async def _save(self, d: Delivery) -> None:
         try:
             await self._store.jobs.outbox_save(d)
         except StoreDown as e:   # the lease lapses and the attempt is made again: at least once
@@ -124,7 +165,18 @@ class Sender:
         return self._session
 
     async def close(self) -> None:
+        for task in self._running:
+            task.cancel()
+        await asyncio.gather(*self._running, return_exceptions=True)
         if self._session is not None:
             await self._session.close()
             self._session = None
 
+
+def _destination(url: str) -> str:
+    """Who receives it: scheme, host and port (a receiver's paths share its capacity)."""
+    try:
+        parts = urlsplit(url)
+        return f"{parts.scheme}://{parts.hostname}:{parts.port or ''}"
+    except ValueError:
+        return url

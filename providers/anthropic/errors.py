@@ -35,7 +35,7 @@ def error_fields(body: bytes) -> tuple[str | None, str]:
         doc = orjson.loads(body)
     except orjson.JSONDecodeError:
         # e.g. the HTML page a proxy answers 413 with
-        return None, body[:300].decode("utf-8", "replace").strip()
+        return None, errors.body_text(body)
     err: Any = doc.get("error") if isinstance(doc, dict) else None
     if not isinstance(err, dict):
         return None, ""

@@ -31,6 +31,7 @@ class Translator:
         self._writer = ChunkWriter("", model)
         self._counts: dict[str, Any] = {}      # Anthropic's usage fields, latest value of each
         self._tools: dict[int | None, int] = {}   # content block index (None: not sent) -> OpenAI tool_calls index
+        self._silent: set[int | None] = set()      # tool blocks whose input has not streamed yet
         self._started = False                  # the role chunk went out
         self._finish: str | None = None
         self._stopped = False                  # message_stop arrived
@@ -43,11 +44,16 @@ class Translator:
         except orjson.JSONDecodeError:
             raise UpstreamFault(f"provider '{self._provider}' sent a stream event that is not JSON",
                                 provider=self._provider) from None
+        if not isinstance(doc, dict):
+            raise UpstreamFault(f"provider '{self._provider}' sent a stream event that is not an object",
+                                provider=self._provider)
         kind = doc.get("type") or event
         if kind == "content_block_delta":
             return self._delta(doc)
         if kind == "content_block_start":
             return self._block_start(doc)
+        if kind == "content_block_stop":
+            return self._block_stop(doc)
         if kind == "message_start":
             msg = doc.get("message") or {}
             self._writer.id = msg.get("id") or self._writer.id
@@ -84,9 +90,13 @@ class Translator:
         out = self._role()
         if block.get("type") == "tool_use":
             index = self._tools[doc.get("index")] = len(self._tools)
+            given = block.get("input")     # normally {} with the input streamed after; a whole one counts as sent
+            arguments = orjson.dumps(given).decode() if isinstance(given, dict) and given else ""
+            if not arguments:
+                self._silent.add(doc.get("index"))
             out.append(self._writer.delta({"tool_calls": [{
                 "index": index, "id": block.get("id"), "type": "function",
-                "function": {"name": block.get("name"), "arguments": ""}}]}))
+                "function": {"name": block.get("name"), "arguments": arguments}}]}))
         elif block.get("type") == "text" and block.get("text"):
             out.append(self._writer.delta({"content": block["text"]}))
         return out
@@ -101,9 +111,18 @@ class Translator:
             if index is None:
                 raise UpstreamFault(f"provider '{self._provider}' streamed tool input for a block it never started",
                                     provider=self._provider)
+            self._silent.discard(doc.get("index"))
             return [self._writer.delta({"tool_calls": [{"index": index,
                                                         "function": {"arguments": delta["partial_json"]}}]})]
         return []     # thinking, signature and citation deltas have no OpenAI counterpart
+
+    def _block_stop(self, doc: dict[str, Any]) -> list[dict]:
+        """A tool call whose input never streamed is `{}`, as in the whole answer (never "", which is not JSON)."""
+        if doc.get("index") not in self._silent:
+            return []
+        self._silent.discard(doc.get("index"))
+        return [self._writer.delta({"tool_calls": [{"index": self._tools[doc.get("index")],
+                                                    "function": {"arguments": "{}"}}]})]
 
     def _count(self, u: Any) -> None:
         if isinstance(u, dict):

@@ -25,6 +25,10 @@ class BedrockProvider(HttpProvider[api.Options]):
         creds = self.target.credentials
         self._secrets = tuple(s for s in (creds.secret_access_key, creds.session_token) if s)
 
+    def extra_secrets(self) -> tuple[str, ...]:
+        creds = self.target.credentials     # from the environment when the config names none
+        return (*self._secrets, creds.access_key_id)
+
     @classmethod
     def disabled_reason(cls, options: api.Options) -> str | None:
         if not options.enabled:

@@ -69,7 +69,7 @@ def _fields(body: bytes) -> tuple[str, str]:
     try:
         doc = orjson.loads(body) if body else {}
     except orjson.JSONDecodeError:
-        return "", body[:300].decode("utf-8", "replace").strip()
+        return "", errors.body_text(body)
     if not isinstance(doc, dict):
         return "", ""
     message = doc.get("message") or doc.get("Message") or ""

@@ -28,6 +28,7 @@ class ConverseStream:
         self._started = False
         self._finished = False
         self._tools: dict[int, int] = {}     # contentBlockIndex -> OpenAI tool_calls index
+        self._silent: set[int] = set()       # tool blocks whose input has not streamed yet
 
     def feed(self, event: str | None, data: bytes) -> list[dict]:
         if event and event.endswith("Exception"):
@@ -61,6 +62,7 @@ class ConverseStream:
         if not isinstance(use, dict):
             return []
         index = self._tools[doc.get("contentBlockIndex", -1)] = len(self._tools)
+        self._silent.add(doc.get("contentBlockIndex", -1))
         call = {"index": index, **cf.tool_call(use.get("toolUseId", ""), use.get("name", ""), "")}
         return self._start() + [self._out.delta({"tool_calls": [call]})]
 
@@ -71,9 +73,18 @@ class ConverseStream:
         use = delta.get("toolUse")
         index = self._tools.get(doc.get("contentBlockIndex", -1))
         if isinstance(use, dict) and index is not None and use.get("input"):
+            self._silent.discard(doc.get("contentBlockIndex", -1))
             call = {"index": index, "function": {"arguments": use["input"]}}
             return self._start() + [self._out.delta({"tool_calls": [call]})]
         return []                             # reasoning, citations: not in OpenAI's chunks
+
+    def _block_stop(self, doc: dict[str, Any]) -> list[dict]:
+        """A tool call whose input never streamed is `{}`, as in the whole answer (never "", which is not JSON)."""
+        block = doc.get("contentBlockIndex", -1)
+        if block not in self._silent:
+            return []
+        self._silent.discard(block)
+        return [self._out.delta({"tool_calls": [{"index": self._tools[block], "function": {"arguments": "{}"}}]})]
 
     def _message_stop(self, doc: dict[str, Any]) -> list[dict]:
         self._finished = True
@@ -100,7 +111,7 @@ _HANDLERS = {
     "messageStart": ConverseStream._message_start,
     "contentBlockStart": ConverseStream._block_start,
     "contentBlockDelta": ConverseStream._block_delta,
-    "contentBlockStop": lambda self, doc: [],
+    "contentBlockStop": ConverseStream._block_stop,
     "messageStop": ConverseStream._message_stop,
     "metadata": ConverseStream._metadata,
 }

@@ -19,6 +19,6 @@ class FalProvider(HostedVideoProvider[translate.Options]):
         polled = await super().check(state)
         if polled.status != "completed":
             return polled
-        resp = await self.upstream.send(translate.response_request(self.options, state))
+        resp = await self.upstream.send(self.own(translate.response_request(self.options, state)))
         body = await (self.upstream.read_error(resp) if resp.status >= 300 else self.upstream.read(resp))
         return translate.read_result(resp.status, body, resp.headers, provider=self.name, secret=self.options.api_key)

@@ -212,7 +212,7 @@ def parse_error(status: int, body: bytes, hdrs: Mapping[str, str], *, provider: 
     if isinstance(doc, dict):
         message = _detail(doc.get("detail"))
     else:
-        message = body[:300].decode("utf-8", "replace").strip()
+        message = errors.body_text(body)
     message = message or f"HTTP {status}"
     if secret:
         message = message.replace(secret, "***")

@@ -67,7 +67,7 @@ def _error_object(body: bytes) -> dict[str, Any]:
     try:
         doc = orjson.loads(body)
     except orjson.JSONDecodeError:
-        text = body[:300].decode("utf-8", "replace").strip()
+        text = errors.body_text(body)
         return {"message": text} if text else {}
     if isinstance(doc, list) and doc:       # the non-SSE stream wraps errors in an array
         doc = doc[0]

@@ -9,16 +9,18 @@ import asyncio
 import random
 import threading
 import time
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Callable
+from typing import Any, TypeVar
 
 from pydantic import ConfigDict, Field
 
 from providers import errors
 from providers.base import Call, Progress, Provider, Reply, Usage, VideoFiles, VideoSpec
-from providers.mock.answers import ChatAnswer, embedding_answer
+from providers.mock.answers import ChatAnswer, TooLarge, embedding_answer
 from providers.options import ProviderConfig
 from providers.video_hints import prompt_with_hints
+
+T = TypeVar("T")
 
 
 class Options(ProviderConfig):
@@ -45,6 +47,20 @@ class _Cancelled(Exception):
     pass
 
 
+_LARGE_BODY = 64 * 1024     # past this, an answer is built on a thread, so /healthz and others go on meanwhile
+
+
+def _values(data: dict[str, Any]) -> int:
+    """About how many numbers an embeddings answer holds (inputs x dimensions)."""
+    inputs, dims = data.get("input"), data.get("dimensions")
+    return (len(inputs) if isinstance(inputs, list) else 1) * (dims if isinstance(dims, int) else 8)
+
+
+async def _off_loop_if(large: bool, make: Callable[..., T], *args: Any) -> T:
+    """`make(*args)`, on a thread when `large`: its Python-level work yields the GIL every few ms."""
+    return await asyncio.to_thread(make, *args) if large else make(*args)
+
+
 class MockProvider(Provider[Options]):
     Options = Options
     operations = frozenset({"chat", "embeddings", "video"})
@@ -60,7 +76,11 @@ class MockProvider(Provider[Options]):
 
     async def chat(self, call: Call) -> Reply:
         await self._before_answer()
-        answer = ChatAnswer(call.data, call.model, self.options.reply_words, call.request_id)
+        try:
+            answer = await _off_loop_if(len(call.body) > _LARGE_BODY, ChatAnswer, call.data, call.model,
+                                        self.options.reply_words, call.request_id)
+        except TooLarge as e:
+            raise errors.BadRequest(str(e), provider=self.name, code="answer_too_large") from None
         usage = Usage(answer.prompt_tokens, answer.completion_tokens)
         if call.stream:
             # Like a real stream, usage is known only once it ends: one cut short is
@@ -68,7 +88,7 @@ class MockProvider(Provider[Options]):
             reply = Reply(content_type=b"text/event-stream")
             reply.chunks = self._stream(answer, reply, usage)
             return reply
-        return Reply(body=answer.body(), usage=usage)
+        return Reply(body=await _off_loop_if(len(call.body) > _LARGE_BODY or answer.n > 8, answer.body), usage=usage)
 
     async def _stream(self, answer: ChatAnswer, reply: Reply, usage: Usage) -> AsyncIterator[bytes]:
         delay = self.options.chunk_delay_ms / 1000
@@ -84,7 +104,11 @@ class MockProvider(Provider[Options]):
 
     async def embeddings(self, call: Call) -> Reply:
         await self._before_answer()
-        body, tokens = embedding_answer(call.data, call.model, self.options.embedding_dim)
+        try:
+            body, tokens = await _off_loop_if(len(call.body) > _LARGE_BODY or _values(call.data) > 4096,
+                                              embedding_answer, call.data, call.model, self.options.embedding_dim)
+        except TooLarge as e:
+            raise errors.BadRequest(str(e), provider=self.name, param="input", code="answer_too_large") from None
         return Reply(body=body, usage=Usage(tokens, 0))
 
     # -- video -----------------------------------------------------------------

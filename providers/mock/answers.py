@@ -10,11 +10,29 @@ import array
 import base64
 import hashlib
 import math
+import sys
 import time
 from collections.abc import Iterator
+from itertools import islice
 from typing import Any
 
 import orjson
+
+# What one answer may hold: the mock builds answers on the event loop, so a small
+# request must not turn into a huge answer (the gateway answers 400 past these).
+MAX_ANSWER_BYTES = 4 * 1024 * 1024
+MAX_EMBEDDING_INPUTS = 2048
+MAX_EMBEDDING_DIMENSIONS = 4096
+MAX_EMBEDDING_VALUES = 65_536       # inputs x dimensions: ~1.4 MB of JSON floats, ~12 ms to build
+MAX_TOOL_PROPERTIES = 1000          # a tool's properties given placeholder arguments; the rest are left out
+# Text is read in slices of this many characters, so a thread reading a large
+# body gives the event loop the GIL back between slices (every ~5 ms).
+_SLICE = 65_536
+
+
+class TooLarge(ValueError):
+    """The answer asked for is past the mock's bounds; the message says which."""
+
 
 _WORDS = ("alpha bravo charlie delta echo foxtrot golf hotel india juliet kilo lima mike "
           "november oscar papa quebec romeo sierra tango uniform victor whiskey xray yankee zulu").split()
@@ -23,45 +41,67 @@ _WORDS = ("alpha bravo charlie delta echo foxtrot golf hotel india juliet kilo l
 def _text_of(content: Any) -> str:
     if isinstance(content, str):
         return content
-    if isinstance(content, list):   # content parts
-        return " ".join(p.get("text", "") for p in content if isinstance(p, dict))
+    if isinstance(content, list):   # content parts; a part's `text` of another type counts as none
+        return " ".join(t for p in content if isinstance(p, dict) and isinstance(t := p.get("text"), str))
     return ""
 
 
+def _dict(v: Any) -> dict[str, Any]:
+    """`v` if it is an object, else an empty one: optional fields of the wrong type are ignored."""
+    return v if isinstance(v, dict) else {}
+
+
+def _word_count(text: str) -> int:
+    """len(text.split()), a slice at a time (one call on 15 MB holds the GIL ~240 ms)."""
+    if len(text) <= _SLICE:
+        return len(text.split())
+    count, in_word = 0, False
+    for at in range(0, len(text), _SLICE):
+        piece = text[at:at + _SLICE]
+        count += len(piece.split()) - (in_word and not piece[0].isspace())   # a word across the cut counts once
+        in_word = not piece[-1].isspace()
+    return count
+
+
 def prompt_tokens(messages: list[Any]) -> int:
-    return sum(len(_text_of(m.get("content")).split()) + 4 for m in messages if isinstance(m, dict))
+    return sum(_word_count(_text_of(m.get("content"))) + 4 for m in messages if isinstance(m, dict))
 
 
 def reply_words(messages: list[Any], count: int) -> list[str]:
     last = next((_text_of(m.get("content")) for m in reversed(messages)
                  if isinstance(m, dict) and m.get("role") == "user"), "")
-    seed = hashlib.sha256(last.encode()).digest()
+    seed = hashlib.sha256(last.encode("utf-8", "surrogatepass")).digest()
     return ["mock"] + [_WORDS[seed[i % 32] % len(_WORDS)] for i in range(max(0, count - 1))]
 
 
 def _tool_call(data: dict[str, Any]) -> dict[str, Any] | None:
     """The function the mock 'decides' to call: the named or required one, or with
     `auto` the first tool while the last message is the user's (not a tool result)."""
-    tools = [t for t in data.get("tools") or [] if isinstance(t, dict) and t.get("type") == "function"]
+    raw_tools = data.get("tools")
+    fns = [_dict(t.get("function")) for t in raw_tools if isinstance(t, dict) and t.get("type") == "function"] \
+        if isinstance(raw_tools, list) else []
     choice = data.get("tool_choice", "auto")
-    if not tools or choice == "none":
+    if not fns or choice == "none":
         return None
-    fn = tools[0].get("function") or {}
+    fn = fns[0]
     if isinstance(choice, dict):
-        wanted = (choice.get("function") or {}).get("name")
-        fn = next((t["function"] for t in tools if (t.get("function") or {}).get("name") == wanted), fn)
+        wanted = _dict(choice.get("function")).get("name")
+        fn = next((f for f in fns if f.get("name") == wanted), fn)
     elif choice == "auto":
-        messages = data.get("messages") or []
-        if not messages or not isinstance(messages[-1], dict) or messages[-1].get("role") != "user":
+        messages = data.get("messages")
+        if not isinstance(messages, list) or not messages or not isinstance(messages[-1], dict) \
+                or messages[-1].get("role") != "user":
             return None
-    props = ((fn.get("parameters") or {}).get("properties") or {})
-    args = {k: _placeholder(v) for k, v in props.items() if isinstance(v, dict)}
-    return {"name": fn.get("name", "tool"), "arguments": orjson.dumps(args).decode()}
+    props = _dict(_dict(fn.get("parameters")).get("properties"))
+    args = {k: _placeholder(v) for k, v in islice(props.items(), MAX_TOOL_PROPERTIES) if isinstance(v, dict)}
+    name = fn.get("name")
+    return {"name": name if isinstance(name, str) and name else "tool", "arguments": orjson.dumps(args).decode()}
 
 
 def _placeholder(schema: dict[str, Any]) -> Any:
-    if "enum" in schema and schema["enum"]:
-        return schema["enum"][0]
+    enum = schema.get("enum")
+    if isinstance(enum, list) and enum:
+        return enum[0]
     kind = schema.get("type")
     if not isinstance(kind, str):    # e.g. ["string", "null"]: a list is no dict key
         return None
@@ -81,15 +121,22 @@ class ChatAnswer:
     """What the mock says to one chat request, as a whole body or as chunks."""
 
     def __init__(self, data: dict[str, Any], model: str, words: int, request_id: str) -> None:
-        messages = data.get("messages") or []
+        messages = data.get("messages")
+        if not isinstance(messages, list):
+            messages = []
         limit = data.get("max_completion_tokens") or data.get("max_tokens")
         cut = limit if isinstance(limit, int) and 0 < limit < words else None
         self.truncated = cut is not None
         self.words = reply_words(messages, words if cut is None else cut)
         self.data = data
         self.model = model
-        self.n = data.get("n") or 1
+        n = data.get("n")
+        self.n = n if isinstance(n, int) and not isinstance(n, bool) and n > 0 else 1
         self.tool = _tool_call(data)
+        per_choice = len(self.tool["arguments"]) if self.tool else sum(map(len, self.words)) + len(self.words)
+        if per_choice * self.n > MAX_ANSWER_BYTES:
+            raise TooLarge(f"The mock provider answers at most {MAX_ANSWER_BYTES} bytes of content; "
+                           f"this request asks for about {per_choice * self.n} ({self.n} choices).")
         self.id = "chatcmpl-mock-" + hashlib.sha256(request_id.encode()).hexdigest()[:24]
         self.created = int(time.time())
         self.prompt_tokens = prompt_tokens(messages)
@@ -152,12 +199,24 @@ def embedding_answer(data: dict[str, Any], model: str, dim: int) -> tuple[bytes,
     """The embeddings list, and the input's token count."""
     raw = data.get("input")     # checked by the gateway: a string, or a list of strings, tokens or token lists
     inputs: list[Any] = raw if isinstance(raw, list) and not (raw and isinstance(raw[0], int)) else [raw]
+    inputs = [x for x in inputs if isinstance(x, (str, list))]
     as_base64 = data.get("encoding_format") == "base64"
+    asked = data.get("dimensions")
+    dimensions = asked if isinstance(asked, int) and not isinstance(asked, bool) and asked > 0 else dim
+    if len(inputs) > MAX_EMBEDDING_INPUTS:
+        raise TooLarge(f"The mock provider embeds at most {MAX_EMBEDDING_INPUTS} inputs per request, "
+                       f"got {len(inputs)}.")
+    if dimensions > MAX_EMBEDDING_DIMENSIONS:
+        raise TooLarge(f"The mock provider's embeddings have at most {MAX_EMBEDDING_DIMENSIONS} dimensions, "
+                       f"got {dimensions}.")
+    if len(inputs) * dimensions > MAX_EMBEDDING_VALUES:
+        raise TooLarge(f"The mock provider answers at most {MAX_EMBEDDING_VALUES} embedding values per request "
+                       f"(inputs x dimensions), got {len(inputs)} x {dimensions}.")
     items, tokens = [], 0
     for i, item in enumerate(inputs):
         text = item if isinstance(item, str) else " ".join(map(str, item))
         tokens += len(text.split()) if isinstance(item, str) else len(item)
-        vector = _unit_vector(text, data.get("dimensions") or dim)
+        vector = _unit_vector(text, dimensions)
         value: Any = base64.b64encode(array.array("f", vector).tobytes()).decode() if as_base64 else vector
         items.append({"object": "embedding", "index": i, "embedding": value})
     return orjson.dumps({"object": "list", "data": items, "model": model,
@@ -165,7 +224,9 @@ def embedding_answer(data: dict[str, Any], model: str, dim: int) -> tuple[bytes,
 
 
 def _unit_vector(text: str, dim: int) -> list[float]:
-    raw = hashlib.shake_256(text.encode()).digest(dim * 2)
-    v = [int.from_bytes(raw[i:i + 2], "little") / 32768.0 - 1.0 for i in range(0, dim * 2, 2)]
+    raw = array.array("H", hashlib.shake_256(text.encode("utf-8", "surrogatepass")).digest(dim * 2))
+    if sys.byteorder == "big":
+        raw.byteswap()      # the values are little-endian, as before: the same vectors on every machine
+    v = [x / 32768.0 - 1.0 for x in raw]
     norm = math.sqrt(sum(x * x for x in v)) or 1.0
     return [x / norm for x in v]

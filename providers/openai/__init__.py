@@ -10,7 +10,7 @@ from providers.base import VIDEO_OPS, Call, Progress, Reply, VideoFiles, VideoSp
 from providers.chat_format import wants_usage_chunk
 from providers.errors import ProviderError
 from providers.hosted_video import VideoOptionsT
-from providers.http import HttpOptionsT, HttpProvider, UpstreamRequest
+from providers.http import HttpOptionsT, HttpProvider, UpstreamRequest, json_object
 from providers.openai import api, chat, video
 from providers.options import ProviderConfig
 
@@ -22,7 +22,8 @@ class OpenAIFormat(HttpProvider[HttpOptionsT]):
     untouched, with usage read from them."""
 
     def answer(self, call: Call, body: bytes) -> Reply:
-        return Reply(body=body, usage_parser=chat.usage_of)
+        # Parsed here, once: a malformed 200 still fails over, and usage comes from the same parse.
+        return Reply(body=body, usage=chat.usage_in(json_object(body, self.name)))
 
     def relay(self, call: Call, blocks: AsyncIterator[bytes], reply: Reply) -> AsyncIterator[bytes]:
         asked = getattr(self.options, "stream_usage", False) and not wants_usage_chunk(call.data)
@@ -62,7 +63,8 @@ class OpenAIVideos(HttpProvider[VideoOptionsT]):
             return video.polled(await self.roundtrip(status), provider=self.name)
 
         await hosted_video.poll(check, progress, self.options, self.name)
-        mp4 = await hosted_video.fetch(self.upstream, self._content(vid, "video"), self.error)
+        mp4 = await hosted_video.fetch(self.upstream, self._content(vid, "video"), self.error,
+                                       **hosted_video.download_policy(self.options))
         return VideoFiles(mp4=mp4, thumbnail_webp=await self._preview(vid, "thumbnail"),
                           spritesheet_jpeg=await self._preview(vid, "spritesheet"))
 
@@ -70,9 +72,10 @@ class OpenAIVideos(HttpProvider[VideoOptionsT]):
         """A preview OpenAI made, or None (404, or any failure: the gateway makes its own)."""
         try:
             return await hosted_video.fetch(self.upstream, self._content(vid, variant), self.error,
-                                            max_bytes=64 * 1024 * 1024) or None
+                                            max_bytes=64 * 1024 * 1024,
+                                            **hosted_video.download_policy(self.options)) or None
         except ProviderError as e:
-            log.debug("provider %s: no %s for video %s: %s", self.name, variant, vid, e.message)
+            log.debug("provider %s: no %s for video %s: %s", self.name, variant, vid, e.scrubbed(self.secrets).message)
             return None
 
     def _content(self, vid: str, variant: str) -> UpstreamRequest:
@@ -85,7 +88,8 @@ class OpenAIVideos(HttpProvider[VideoOptionsT]):
         try:
             await self.roundtrip(video.delete_request(self.video_base, self.video_headers, vid))
         except ProviderError as e:
-            log.debug("provider %s: could not delete video %s: %s", self.name, vid, e.message)
+            log.debug("provider %s: could not delete video %s: %s", self.name, vid,
+                      e.scrubbed(self.secrets).message)
 
 
 class OpenAIProvider(OpenAIFormat[api.Options], OpenAIVideos[api.Options]):

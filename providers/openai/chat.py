@@ -13,21 +13,22 @@ from providers.http import retry_after
 
 
 def with_model(body: bytes, data: dict[str, Any], model: str) -> bytes:
-    """`body` with its top-level "model" set to `model`, without re-serialising.
+    """`body` with its top-level "model" set to `model`, without re-serialising
+    when that is sure to touch only the top-level key; re-encoded otherwise.
 
-    When `"model"` occurs once in the body it must be the top-level key, and its
-    value is spliced in place; any doubt (a nested "model" key, escapes,
-    duplicate keys) falls back to re-encoding the parsed body.
+    Sure means: no `\\u` escape in the body (the only escape that can spell a key
+    "model" another way) and `"model"` occurring exactly once, so that one
+    occurrence is the top-level key itself, not a nested one, a duplicate or text.
     """
-    current = data.get("model")
-    if current == model:
-        return body
-    at = body.find(b'"model"')
-    if at >= 0 and body.find(b'"model"', at + 7) < 0:
-        value_at = _skip_colon(body, at + 7)
+    if "model" in data and b"\\u" not in body and body.count(b'"model"') == 1:
+        current = data.get("model")
+        if current == model:
+            return body
+        value_at = _skip_colon(body, body.index(b'"model"') + 7)
         quoted = orjson.dumps(current)
         if value_at > 0 and body.startswith(quoted, value_at):
             return body[:value_at] + orjson.dumps(model) + body[value_at + len(quoted):]
+    # One key per name: upstreams differ on which duplicate wins, so none is left to choose.
     return orjson.dumps({**data, "model": model})
 
 
@@ -60,7 +61,7 @@ def _error_fields(body: bytes) -> tuple[str, str | None, str | None, str | None]
     try:
         doc = orjson.loads(body)
     except orjson.JSONDecodeError:
-        return body[:300].decode("utf-8", "replace").strip(), None, None, None
+        return errors.body_text(body), None, None, None
     if not isinstance(doc, dict):
         return "", None, None, None
     err = doc.get("error", doc)
@@ -83,9 +84,15 @@ def _str(v: Any) -> str | None:
 def usage_of(body: bytes) -> Usage | None:
     """The usage record of an OpenAI-shaped answer or chunk (None if it has none)."""
     try:
-        usage = orjson.loads(body).get("usage")
-    except (orjson.JSONDecodeError, AttributeError):
+        doc = orjson.loads(body)
+    except orjson.JSONDecodeError:
         return None
+    return usage_in(doc) if isinstance(doc, dict) else None
+
+
+def usage_in(doc: dict[str, Any]) -> Usage | None:
+    """The usage record of a parsed OpenAI-shaped answer (None if it has none)."""
+    usage = doc.get("usage")
     if not isinstance(usage, dict):
         return None
     details = usage.get("prompt_tokens_details") or {}
@@ -98,10 +105,11 @@ def with_usage_requested(body: bytes, data: dict[str, Any], model: str) -> bytes
     """A streaming body that asks for the final usage chunk: spliced in front when
     the client sent no `stream_options`, else re-encoded with include_usage on."""
     options = data.get("stream_options")
-    if options is None:
+    if "stream_options" not in data:   # absent, not null: a spliced key in front must not be a duplicate
         at = body.index(b"{") + 1
         return body[:at] + b'"stream_options":{"include_usage":true},' + body[at:]
-    return orjson.dumps({**data, "model": model, "stream_options": {**options, "include_usage": True}})
+    kept = options if isinstance(options, dict) else {}
+    return orjson.dumps({**data, "model": model, "stream_options": {**kept, "include_usage": True}})
 
 
 async def watch_usage(blocks: AsyncIterator[bytes], reply: Reply, *, hide: bool = False) -> AsyncIterator[bytes]:

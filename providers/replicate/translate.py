@@ -209,7 +209,7 @@ def parse_error(status: int, body: bytes, hdrs: Mapping[str, str], *, provider: 
         detail, title = doc.get("detail"), doc.get("title")
         message = detail if isinstance(detail, str) and detail else title if isinstance(title, str) else ""
     else:
-        message = body[:300].decode("utf-8", "replace").strip()
+        message = errors.body_text(body)
     message = message or f"HTTP {status}"
     if secret:
         message = message.replace(secret, "***")

@@ -173,7 +173,7 @@ def parse_error(status: int, body: bytes, hdrs: Mapping[str, str], *, provider: 
 def _error_message(body: bytes) -> str:
     doc = _json(body)
     if not isinstance(doc, dict):
-        return body[:300].decode("utf-8", "replace").strip()
+        return errors.body_text(body)
     err = doc.get("error")
     message = err if isinstance(err, str) else ""
     details = "; ".join(

@@ -75,7 +75,8 @@ class VeoProvider(HttpProvider[Options]):
         if isinstance(done.result, bytes):
             return VideoFiles(mp4=done.result)
         req = translate.download_request(done.result, o.base_url, self._headers)
-        return VideoFiles(mp4=await hosted_video.fetch(self.upstream, req, self.error))
+        return VideoFiles(mp4=await hosted_video.fetch(self.upstream, req, self.error,
+                                                       **hosted_video.download_policy(o)))
 
     async def video_cancel(self, spec: VideoSpec, state: dict[str, Any]) -> None:
         name = state.get("operation")
@@ -84,4 +85,4 @@ class VeoProvider(HttpProvider[Options]):
         try:
             await self.roundtrip(translate.cancel_request(self.options.base_url, self._headers, name))
         except ProviderError as e:
-            log.debug("provider %s: could not cancel %s: %s", self.name, name, e.message)
+            log.debug("provider %s: could not cancel %s: %s", self.name, name, e.scrubbed(self.secrets).message)

@@ -22,3 +22,16 @@ async def test_config_versions_are_compare_and_set(open_store):
             assert await store.configs.put(ConfigVersion(0, time.time(), "admin", str(n), "", b"{}"), n) == n + 1
         kept = await store.configs.versions(100)
         assert len(kept) == 50 and kept[0].version == 60 and await store.configs.version(1) is None
+
+
+async def test_a_store_that_lost_its_versions_is_reseeded_under_the_running_number(open_store):
+    async with open_store() as store:
+        running = ConfigVersion(7, time.time(), "gateway", "reseeded", "abc", b'{"a": 7}')
+        assert await store.configs.seed(running) is True                 # empty: takes version 7 as it is
+        assert await store.configs.seed(running) is False                # a replica seeding the same number
+        assert await store.configs.seed(ConfigVersion(5, time.time(), "gateway", "", "abc", b"{}")) is False
+        latest = await store.configs.latest()
+        assert latest.version == 7 and latest.config() == {"a": 7}
+        assert await store.configs.put(ConfigVersion(0, time.time(), "admin", "b", "abc", b'{"a": 8}'), 7) == 8
+        assert await store.configs.seed(ConfigVersion(9, time.time(), "gateway", "", "abc", b'{"a": 9}')) is True
+        assert (await store.configs.latest()).config() == {"a": 9}       # a replica further ahead wins

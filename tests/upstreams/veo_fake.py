@@ -37,6 +37,7 @@ class VeoBehaviour(Behaviour):
     inline_video: bool = False          # the sample carries the MP4 inline (encodedVideo) instead of a URI
     poll_failures: int = 0              # the first N operation checks answer 500
     redirect_download: bool = True      # the file URI answers 302 to /download/<id>.mp4, as Google's does
+    storage: str | None = None          # redirect there instead (another origin: signed storage, or an attacker)
 
 
 class FakeVeo(FakeServer):
@@ -137,7 +138,7 @@ class FakeVeo(FakeServer):
         if verb != "download" or request.query.get("alt") != "media":
             return json_response(404, _NOT_FOUND)
         if self.behaviour.redirect_download:
-            raise web.HTTPFound(f"/download/{file_id}.mp4?signature=fake")
+            raise web.HTTPFound(f"{self.behaviour.storage or ''}/download/{file_id}.mp4?signature=fake")
         return web.Response(body=sample().mp4, content_type="video/mp4")
 
     async def _download(self, request: web.Request) -> web.Response:

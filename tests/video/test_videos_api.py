@@ -265,3 +265,33 @@ def test_job_records_are_forgotten_keep_jobs_days_after_expiry(start_gateway):
         assert time.time() < deadline, "the record was kept"
         time.sleep(0.2)
     assert client.videos.list().data == []
+
+
+@pytest.mark.parametrize("blocker", ["file", "nested"])
+def test_an_unwritable_assets_dir_fails_the_job_at_once(start_gateway, loop, tmp_path, blocker):
+    """Storage that refuses fails the job with `storage_error` on its first run,
+    rather than rendering it again until it is given up as lost."""
+    wall = tmp_path / "not-a-dir"
+    wall.write_bytes(b"x")          # a file where the assets folder (or its parent) should be
+    assets = wall if blocker == "file" else wall / "videos"
+    gw = start_gateway(video_config(videos={"assets_dir": str(assets)}))
+    video = gw.client().videos.create_and_poll(model="mock-video", prompt="p", size="320x180", seconds="1")
+    assert video.status == "failed" and video.error is not None
+    assert video.error.code == "storage_error"
+    assert Job.of(loop.run(gw.runtime.store.jobs.get(video.id))).runs == 1
+
+
+def test_a_download_whose_file_goes_mid_way_ends_short_without_an_error(start_gateway, caplog):
+    gw = start_gateway(video_config())
+    video = gw.client().videos.create_and_poll(model="mock-video", prompt="p", size="320x180", seconds="1")
+    assets = gw.runtime.services.videos.assets
+
+    def gone(*args, **kwargs):
+        raise FileNotFoundError(2, "No such file or directory")
+
+    assets.read = gone              # the file is deleted between its size being read and its bytes
+    with httpx.Client(base_url=gw.url, headers={"authorization": "Bearer sk-test"}) as http:
+        with pytest.raises(httpx.HTTPError):       # fewer bytes than promised: the client sees a cut answer
+            http.get(f"/v1/videos/{video.id}/content").read()
+        assert http.get(f"/v1/videos/{video.id}").status_code == 200    # and the gateway goes on serving
+    assert not [r for r in caplog.records if "unhandled" in r.getMessage()]

@@ -44,3 +44,14 @@ class EmbeddedConfigs(Configs):
             db.execute("DELETE FROM config_versions WHERE version <= ?", (newest + 1 - KEPT,))
             return newest + 1
         return await self._db.run(step)
+
+    async def seed(self, version: ConfigVersion) -> bool:
+        def step(db: sqlite3.Connection) -> bool:
+            newest = db.execute("SELECT COALESCE(MAX(version), 0) FROM config_versions").fetchone()[0]
+            if newest >= version.version:
+                return False
+            db.execute(f"INSERT INTO config_versions ({_VERSION}) VALUES (?, ?, ?, ?, ?, ?)",
+                       (version.version, version.at, version.author, version.summary, version.file_hash,
+                        version.document))
+            return True
+        return await self._db.run(step)

@@ -31,6 +31,19 @@ redis.call('PUBLISH', ARGV[1] .. 'config', n)
 return n
 """
 
+# KEYS: config:current, config:log; ARGV: prefix, n, at, author, summary, file_hash, document
+SEED = r"""
+local current = tonumber(redis.call('GET', KEYS[1]) or '0')
+local n = tonumber(ARGV[2])
+if current >= n then return 0 end
+redis.call('HSET', ARGV[1] .. 'config:v:' .. n, 'at', ARGV[3], 'author', ARGV[4], 'summary', ARGV[5],
+           'file_hash', ARGV[6], 'document', ARGV[7])
+redis.call('SET', KEYS[1], n)
+redis.call('LPUSH', KEYS[2], n)
+redis.call('PUBLISH', ARGV[1] .. 'config', n)
+return n
+"""
+
 _FIELDS = ("at", "author", "summary", "file_hash", "document")
 
 
@@ -40,6 +53,7 @@ class RedisConfigs(Configs):
         self._redis = pool.redis
         self._p = pool.prefix
         self._put = Script(PUT)
+        self._seed = Script(SEED)
 
     async def latest(self) -> ConfigVersion | None:
         with talking():
@@ -70,6 +84,13 @@ class RedisConfigs(Configs):
                                  [p, expected, repr(version.at), version.author, version.summary, version.file_hash,
                                   version.document or b"{}", KEPT])
         return int(n) or None
+
+    async def seed(self, version: ConfigVersion) -> bool:
+        p = self._p
+        n = await self._pool.run(self._seed, [p + "config:current", p + "config:log"],
+                                 [p, version.version, repr(version.at), version.author, version.summary,
+                                  version.file_hash, version.document or b"{}"])
+        return bool(int(n))
 
     async def events(self) -> AsyncIterator[int]:
         with talking():

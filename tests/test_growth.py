@@ -1,0 +1,237 @@
+"""One client cannot grow the gateway without bound: metrics label sets are
+capped with an `other` bucket, direct-name targets are kept in a bounded book,
+the mock's answers have a size bound (400 past it), and nothing a request does
+holds the event loop long enough to delay /healthz by 50 ms."""
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+import uuid
+
+import httpx
+import orjson
+import pytest
+
+from gateway import metrics, services
+from gateway.metrics import OTHER, Counter, Counts, Histogram
+from gateway.services import TargetBook
+from providers.mock import answers
+from providers.options import BreakerConfig
+from tests.harness import base_config, chat_model
+from tests.test_metrics import Scrape
+
+
+@pytest.fixture
+def small_caps(monkeypatch):
+    monkeypatch.setattr(metrics, "MAX_LABEL_SETS", 5)
+    monkeypatch.setattr(services, "MAX_DIRECT_TARGETS", 4)
+
+
+# --- the label cap --------------------------------------------------------------------
+
+def test_counter_past_the_cap_counts_under_other(small_caps):
+    c = Counter("t_total", "t", ("model", "status"))
+    for i in range(5):
+        c.inc((f"m{i}", "200"))
+    c.inc(("m0", "200"), 2)                   # a kept label set still counts as itself
+    for i in range(5, 50):
+        c.inc((f"m{i}", "200"))
+    assert len(c.values) == 6
+    assert c.values[("m0", "200")] == 3
+    assert c.values[(OTHER, OTHER)] == 45     # the total is kept: 5 + 2 + 45 counts in all
+    assert sum(c.values.values()) == 52
+
+
+def test_histogram_past_the_cap_observes_under_other(small_caps):
+    h = Histogram("t_seconds", "t", ("model",), (0.1, 1.0))
+    for i in range(20):
+        h.observe((f"m{i}",), 0.5)
+    assert len(h.values) == 6
+    assert h.values[(OTHER,)] == [0, 15, 0, 7.5]
+
+
+def test_a_family_without_labels_is_never_capped(small_caps):
+    c = Counter("t_total", "t")
+    for _ in range(10):
+        c.inc()
+    assert c.values == {(): 10.0}
+
+
+def test_the_sum_over_processes_is_capped_too(small_caps):
+    counts = Counts()
+    counts.counter("t_total", "t", ("model",))
+    # Each process kept its own 5 label sets; added up they would be 15.
+    snaps = [{"t_total": [[[f"p{p}-m{i}"], 1.0] for i in range(5)]} for p in range(3)]
+    (family,) = counts.summed(snaps)
+    values = {tuple(s.labels.values()): s.value for s in family.samples}
+    assert len(values) == 6 and values[(OTHER,)] == 10 and sum(values.values()) == 15
+
+
+def test_a_new_label_set_costs_only_a_size_check():
+    """The cap is looked at on the first count of a label set only: the hot path stays one dict update."""
+    c = Counter("t_total", "t", ("model", "provider", "status"))
+    key = ("m", "p", "200")
+    c.inc(key)
+    n = 200_000
+    start = time.perf_counter()
+    for _ in range(n):
+        c.inc(key)
+    per_inc_us = (time.perf_counter() - start) / n * 1e6
+    assert per_inc_us < 2, per_inc_us        # ~0.15 µs on a quiet machine; generous for a shared one
+
+
+# --- the target book --------------------------------------------------------------------
+
+def test_direct_targets_are_bounded_least_recently_used_first(small_caps):
+    book, breaker = TargetBook(), BreakerConfig()
+    configured = book.get("mock/configured", breaker)
+    for i in range(4):
+        book.direct(f"mock/d{i}", breaker)
+    kept = book.direct("mock/d0", breaker)     # used again: now the most recent
+    for i in range(4, 40):
+        book.direct(f"mock/d{i}", breaker)
+        if i == 4:
+            assert book.direct("mock/d0", breaker) is kept
+    ids = [t for t, _ in book.items()]
+    assert len(ids) == 1 + 4 and "mock/configured" in ids and "mock/d0" not in ids
+    assert book.direct("mock/configured", breaker) is configured   # a configured target is never evicted
+
+
+def test_a_direct_target_later_configured_keeps_what_it_learned(small_caps):
+    book, breaker = TargetBook(), BreakerConfig()
+    stats = book.direct("mock/x", breaker)
+    stats.record_latency(0.5)
+    assert book.get("mock/x", breaker) is stats
+    assert [t for t, _ in book.items()] == ["mock/x"]     # once, under the configured part
+
+
+def test_random_direct_names_grow_neither_metrics_nor_the_book(start_gateway, small_caps):
+    gw = start_gateway(base_config([{"name": "mock", "type": "mock"}], [chat_model("chat", {"provider": "mock"})]))
+    before = sum(metrics.REQUESTS.values.values())      # the registry is the process's: other tests count too
+    with gw.http() as http:
+        for i in range(30):
+            r = http.post("/v1/chat/completions", json={
+                "model": f"mock/{uuid.uuid4()}", "messages": [{"role": "user", "content": "hi"}]})
+            assert r.status_code == 200, r.text
+            if i % 10 == 0:     # an unknown provider's names make no state at all
+                assert http.post("/v1/chat/completions", json={
+                    "model": f"nobody/{uuid.uuid4()}", "messages": [{"role": "user", "content": "hi"}]
+                }).status_code == 404
+        text = http.get("/metrics", headers={"authorization": "Bearer sk-test"}).text
+    ids = [t for t, _ in gw.runtime.book.items()]
+    assert len(ids) == 1 + 4 and ids[0] == "mock/chat"     # the configured target, then the 4 last direct ones
+    assert len(gw.runtime._direct) <= 4         # the memo of direct names is bounded alike
+    sets = [labels for name, labels, _ in Scrape(text).samples if name == "gateway_requests_total"]
+    assert len(sets) <= 6 and {"model": OTHER, "provider": OTHER, "status": OTHER} in sets
+    assert sum(labels["model"].startswith("mock/") for labels in sets) <= 5     # of the 30 names sent
+    assert sum(metrics.REQUESTS.values.values()) - before == 33     # nothing lost, only folded into `other`
+
+
+# --- answer sizes -------------------------------------------------------------------
+
+@pytest.fixture
+def mock_gateway(start_gateway):
+    return start_gateway(base_config(
+        [{"name": "mock", "type": "mock"}],
+        [chat_model("chat", {"provider": "mock"}),
+         {"name": "embed", "kind": "embedding", "route": {"targets": [{"provider": "mock"}]}}]))
+
+
+@pytest.mark.parametrize("body, bound", [
+    ({"input": ["x"] * 200, "dimensions": 65536}, str(answers.MAX_EMBEDDING_DIMENSIONS)),
+    ({"input": ["x"] * 200, "dimensions": 4096}, str(answers.MAX_EMBEDDING_VALUES)),
+    ({"input": ["x"] * 200, "dimensions": 4096, "encoding_format": "base64"}, str(answers.MAX_EMBEDDING_VALUES)),
+    ({"input": ["x"] * 3000}, str(answers.MAX_EMBEDDING_INPUTS)),
+    ({"input": [[1, 2]] * 3000}, str(answers.MAX_EMBEDDING_INPUTS)),
+])
+def test_embeddings_past_the_bound_answer_400_saying_it(mock_gateway, body, bound):
+    with mock_gateway.http() as http:
+        r = http.post("/v1/embeddings", json={"model": "embed", **body})
+    assert r.status_code == 400, r.text[:300]
+    err = r.json()["error"]
+    assert bound in err["message"] and err["code"] == "answer_too_large" and err["type"] == "invalid_request_error"
+    assert len(r.content) < 2000
+
+
+def test_embeddings_at_the_bound_are_served(mock_gateway):
+    with mock_gateway.http() as http:
+        r = http.post("/v1/embeddings", json={"model": "embed", "input": ["x"] * 16, "dimensions": 4096})
+    assert r.status_code == 200 and len(r.json()["data"]) == 16 and len(r.json()["data"][0]["embedding"]) == 4096
+
+
+def test_a_chat_answer_past_the_bound_answers_400(mock_gateway):
+    props = {f"p{i}": {"type": "string", "enum": ["x" * 200]} for i in range(2000)}
+    body = {"model": "chat", "n": 128, "messages": [{"role": "user", "content": "hi"}],
+            "tools": [{"type": "function", "function": {"name": "f", "parameters": {"properties": props}}}],
+            "tool_choice": "required"}
+    with mock_gateway.http() as http:
+        r = http.post("/v1/chat/completions", json=body)
+    assert r.status_code == 400, r.text[:300]
+    assert str(answers.MAX_ANSWER_BYTES) in r.json()["error"]["message"]
+
+
+def test_word_count_in_slices_is_exact():
+    for text in ["a b " * 40_000, "word" * 40_000, " x" * 70_000 + "y", "\n".join(["abc"] * 50_000) + "  "]:
+        assert answers._word_count(text) == len(text.split())
+
+
+# --- the event loop stays free ------------------------------------------------------------
+
+# On a shared machine a thread can wait for a CPU for 100+ ms whatever the gateway does:
+# a delay counts only as far as this process was busy meanwhile (wall time, capped by
+# the process's CPU time), which is what a request holding the loop or the GIL costs.
+
+def _delay(wall_0: float, cpu_0: float) -> float:
+    return min(time.perf_counter() - wall_0, time.process_time() - cpu_0)
+
+
+def _poll_healthz(url: str, stop: threading.Event, worst: list[float]) -> None:
+    with httpx.Client(base_url=url) as c:
+        c.get("/healthz")       # the connection is made before the measuring starts
+        while not stop.is_set():
+            wall_0, cpu_0 = time.perf_counter(), time.process_time()
+            assert c.get("/healthz").status_code == 200
+            worst.append(_delay(wall_0, cpu_0))
+            time.sleep(0.005)
+
+
+def _loop_lag(gw, seconds: float):
+    """The longest the gateway's event loop was late waking a 5 ms sleep, over `seconds`."""
+    async def watch() -> float:
+        worst, end = 0.0, time.perf_counter() + seconds
+        while time.perf_counter() < end:
+            wall_0, cpu_0 = time.perf_counter(), time.process_time()
+            await asyncio.sleep(0.005)
+            worst = max(worst, _delay(wall_0, cpu_0) - 0.005)
+        return worst
+    return asyncio.run_coroutine_threadsafe(watch(), gw._loop.loop)
+
+
+HEAVY = [
+    ("/v1/embeddings", {"model": "embed", "input": ["x"] * 200, "dimensions": 65536}),   # was 288 MB
+    ("/v1/embeddings", {"model": "embed", "input": ["x y z"] * 16, "dimensions": 4096}),  # the largest served
+    ("/v1/embeddings", {"model": "embed", "input": ["x"] * 2048, "dimensions": 32}),
+    ("/v1/chat/completions", {"model": "chat", "messages": [{"role": "user", "content": "word " * 3_000_000}]}),
+    ("/v1/chat/completions", {"model": "chat", "n": 128, "messages": [{"role": "user", "content": "hi"}],
+                              "tools": [{"type": "function", "function": {"name": "f", "parameters": {
+                                  "properties": {f"p{i}": {"type": "string"} for i in range(20_000)}}}}]}),
+]
+
+
+def test_heavy_requests_do_not_delay_healthz(mock_gateway):
+    """Each heavy request runs while /healthz is polled and the loop's lateness is watched."""
+    bodies = [(path, orjson.dumps(body)) for path, body in HEAVY]   # encoded first: the client shares the GIL
+    stop, worst = threading.Event(), []
+    poller = threading.Thread(target=_poll_healthz, args=(mock_gateway.url, stop, worst))
+    lag = _loop_lag(mock_gateway, 0.5 + 0.8 * len(HEAVY))
+    poller.start()
+    try:
+        with mock_gateway.http() as http:
+            for path, content in bodies:
+                http.post(path, content=content, headers={"content-type": "application/json"})
+    finally:
+        stop.set()
+        poller.join(10)
+    late = lag.result(30)
+    assert worst and late < 0.05, (late, max(worst))
