@@ -10,7 +10,7 @@ from typing import Any
 
 from gateway import __version__, http_protocol, metrics
 from gateway import config as config_loader
-from gateway.config import ConfigError
+from gateway.config import Checked, ConfigError
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -83,6 +83,14 @@ def _serve(args: argparse.Namespace) -> int:
     level = args.log_level or checked.config.logging.level
     logging.basicConfig(level=level.upper(), format=_LOG_FORMAT)
     _log_found(found)
+    counted = _counted_per_process(checked)
+    if workers > 1 and not checked.config.state.redis_url and counted:
+        # Each process would count on its own: rpm 10 would admit 10 per process, a budget
+        # be overspent N times. Refused rather than served wrong.
+        print(f"{found.path}: --workers {workers} without state.redis_url would multiply {', '.join(counted)} by "
+              f"{workers} (each process counts alone). Set state.redis_url to share them, or run one process.",
+              file=sys.stderr)
+        return 2
     for note in checked.notes:
         logging.getLogger("gateway").info(note)
     metrics.clear(checked.config.state.data_dir)     # this run's counts start at zero, in every worker
@@ -100,6 +108,21 @@ def _serve(args: argparse.Namespace) -> int:
         from gateway.app import App
         uvicorn.run(App(checked, tune_gc=True), **options)
     return 0
+
+
+def _counted_per_process(checked: Checked) -> list[str]:
+    """What an embedded store counts per process: limits and budgets, by where they are set."""
+    c = checked.config
+    found = []
+    if any(k.budget is not None for k in c.auth.keys):
+        found.append("key budgets")
+    if any(k.limits.model_dump(exclude_none=True) for k in c.auth.keys):
+        found.append("key limits")
+    if any(m.limits is not None and m.limits.model_dump(exclude_none=True) for m in c.models):
+        found.append("model limits")
+    if any(p.limits is not None and p.limits.model_dump(exclude_none=True) for p in c.providers):
+        found.append("provider limits")
+    return found
 
 
 _LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"

@@ -42,7 +42,8 @@ KEYS = {"rpm": {"limits": {"rpm": 100}},
         "tpm": {"limits": {"tpm": 100 * TOKENS_ESTIMATE}},
         "budget": {"budget": {"usd": 1, "period": "day"}},
         "flow": {"limits": {"rpm": 1_000_000, "concurrent": 10_000}},
-        "after": {"limits": {"rpm": 5}}}
+        "after": {"limits": {"rpm": 5}},
+        **{f"round{i}": {"limits": {"rpm": 50}} for i in range(3)}}
 
 
 @dataclass
@@ -57,7 +58,7 @@ class Answer:
 class Replicas:
     def __init__(self, redis: RedisServer, workdir: Path) -> None:
         config = {
-            "state": {"redis_url": redis.url, "data_dir": str(workdir / "data"), "redis_timeout_ms": 2000},
+            "state": {"redis_url": redis.url, "data_dir": str(workdir / "data")},     # default timeouts
             "auth": {"keys": [{"name": name, "key": f"sk-{name}", **extra} for name, extra in KEYS.items()]},
             "providers": [{"name": "mock", "type": "mock"},
                           {"name": "slow", "type": "mock", "latency_ms": LATENCY_MS}],
@@ -157,6 +158,7 @@ async def _settled(read, expected, timeout: float = 10.0):
 
 
 def test_rpm_is_exact_across_replicas(replicas):
+    # The module's first burst: every replica cold, 1,000 requests for a pool of 128 connections each.
     answers = burst(replicas, "rpm", chat())
     assert statuses(answers) == {200: 100, 429: 900}, replicas.output()
     admitted = [a for a in answers if a.status == 200]
@@ -170,6 +172,15 @@ def test_rpm_is_exact_across_replicas(replicas):
             assert 1 <= int(a.headers["retry-after"]) <= 60
             assert a.headers["x-ratelimit-remaining-requests"] == "0"
             assert a.body["error"]["code"] == "rate_limit_exceeded" and a.body["error"]["type"] == "requests"
+
+
+def test_bursts_larger_than_the_pool_stay_exact_round_after_round(replicas):
+    """A slow store is not a down one: bursts that queue for Redis connections are
+    waited for, never admitted unlimited."""
+    for i in range(3):
+        answers = burst(replicas, f"round{i}", chat(), n=600)
+        assert statuses(answers) == {200: 50, 429: 550}, (i, replicas.output())
+    assert "unreachable" not in replicas.output()     # the outage policy never tripped
 
 
 def test_concurrency_is_exact_across_replicas(replicas, redis):

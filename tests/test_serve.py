@@ -54,3 +54,17 @@ def test_serve_refuses_a_bad_config(tmp_path):
                        capture_output=True, text=True, timeout=30)
     assert r.returncode == 1
     assert "models[0].route.targets[0].provider: unknown provider 'nope'" in r.stdout
+
+
+def test_workers_without_redis_refuse_limits_they_would_multiply(tmp_path):
+    """Embedded state is per process: with limits or budgets, `--workers 2` would
+    count each twice over, so it is refused, saying why; without them it serves."""
+    cfg = tmp_path / "limited.yaml"
+    cfg.write_text("auth: {keys: [{name: a, key: sk-a, limits: {rpm: 10}, budget: {usd: 1}}]}\n"
+                   "providers: [{name: mock, type: mock}]\n"
+                   "models: [{name: m, route: {targets: [{provider: mock}]}}]\n"
+                   f"state: {{data_dir: {tmp_path}}}\n")
+    r = subprocess.run([sys.executable, "-m", "gateway", "serve", "--config", str(cfg), "--workers", "2"],
+                       cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2
+    assert "state.redis_url" in r.stderr and "key budgets" in r.stderr and "key limits" in r.stderr

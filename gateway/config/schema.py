@@ -44,7 +44,9 @@ class StateConfig(_Strict):
     redis_url: str = ""        # empty: embedded mode
     data_dir: str = "./data"
     on_redis_error: Literal["open", "closed"] = "open"   # admit (open) or refuse (closed) while Redis is down
-    redis_timeout_ms: float = Field(100, gt=0)          # a slower answer (queueing included) counts as Redis being down
+    # Silence this long (an answer, or a free pooled connection, not coming) counts as Redis being down;
+    # anything quicker is waited for, so a burst is slow, never unlimited. A refused connection counts at once.
+    redis_timeout_ms: float = Field(2000, gt=0)
     lease_ttl_s: float = Field(600, gt=0)               # a concurrency slot whose replica died frees itself after this
 
 
