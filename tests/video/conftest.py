@@ -2,7 +2,9 @@
 model, a webhook receiver on loopback, and helpers to decode what comes back."""
 from __future__ import annotations
 
+import asyncio
 import io
+import time
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -68,13 +70,16 @@ def decode_mp4(data: bytes) -> Decoded:
 class Received:
     body: bytes
     headers: dict[str, str]
+    at: float = 0.0          # time.monotonic() when it arrived
 
 
 @dataclass
 class Receiver:
-    """A webhook endpoint on loopback: answers `fail_first` requests with 500, then 200."""
+    """A webhook endpoint on loopback: answers `fail_first` requests with 500, then
+    200, each after `delay_s` (a slow receiver)."""
     loop: Loop
     fail_first: int = 0
+    delay_s: float = 0.0
     received: list[Received] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -91,7 +96,9 @@ class Receiver:
         await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
 
     async def _hook(self, request: web.Request) -> web.Response:
-        self.received.append(Received(await request.read(), dict(request.headers)))
+        self.received.append(Received(await request.read(), dict(request.headers), time.monotonic()))
+        if self.delay_s:
+            await asyncio.sleep(self.delay_s)
         if len(self.received) <= self.fail_first:
             return web.Response(status=500, text="receiver down")
         return web.Response(status=200, text="ok")
