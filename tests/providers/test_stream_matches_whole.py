@@ -1,4 +1,4 @@
-"""For every adapter that translates, the same upstream reply gives the same
+"""For every adapter that translates (Anthropic, Bedrock, Gemini), the same upstream reply gives the same
 answer whether it came whole or streamed: a stream of chunks, put back
 together, equals the whole answer's message (text, tool call ids, names and
 arguments, finish reason, usage). A property over generated replies, each
@@ -13,8 +13,11 @@ from hypothesis import strategies as st
 
 from providers.anthropic import answer as anthropic_answer
 from providers.anthropic.stream import Translator as AnthropicStream
+from providers.base import Call
 from providers.bedrock import reply as bedrock_reply
 from providers.bedrock.stream import ConverseStream
+from providers.gemini import answer as gemini_answer
+from providers.gemini.stream import GeminiStream
 
 _WORDS = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=12)
 _ARGS = st.dictionaries(st.text(min_size=1, max_size=6),
@@ -185,3 +188,47 @@ def test_a_tool_call_with_no_input_is_an_empty_object_in_both():
     assert _assemble(chunks)["calls"][0]["arguments"] == {}
     body, _ = anthropic_answer.translate(_anthropic_whole(r), provider="anthropic")
     assert orjson.loads(body)["choices"][0]["message"]["tool_calls"][0]["function"]["arguments"] == "{}"
+
+
+# --- Gemini generateContent -----------------------------------------------------------
+
+def _gemini_doc(parts: list[dict], *, reason: str | None = None, usage: tuple[int, int] | None = None) -> dict:
+    candidate: dict[str, Any] = {"content": {"role": "model", "parts": parts}, "index": 0}
+    if reason:
+        candidate["finishReason"] = reason
+    doc: dict[str, Any] = {"candidates": [candidate], "responseId": "r1", "modelVersion": "gemini-x"}
+    if usage is not None:
+        doc["usageMetadata"] = {"promptTokenCount": usage[0], "candidatesTokenCount": usage[1],
+                                "totalTokenCount": sum(usage)}
+    return doc
+
+
+def _gemini_parts(r: dict[str, Any]) -> list[dict]:
+    return ([{"text": t} for t in r["texts"]]
+            + [{"functionCall": {"id": c["id"], "name": c["name"], "args": c["args"]}} for c in r["calls"]])
+
+
+def _gemini_reason(r: dict[str, Any]) -> str:
+    return "MAX_TOKENS" if r["stop"] == "max_tokens" else "STOP"     # Gemini says STOP after calls too
+
+
+def _gemini_stream(draw, r: dict[str, Any]) -> list[dict]:
+    """Text in pieces, each call whole in a chunk of its own (as Gemini streams them), usage at the end."""
+    chunks = [_gemini_doc([{"text": piece}]) for text in r["texts"] for piece in _cuts(draw, text)]
+    chunks += [_gemini_doc([part]) for part in _gemini_parts(r) if "functionCall" in part]
+    chunks.append(_gemini_doc([], reason=_gemini_reason(r), usage=r["usage"]))
+    return chunks
+
+
+@settings(max_examples=150, deadline=None)
+@given(r=replies(), data=st.data())
+def test_gemini_stream_equals_whole_answer(r, data):
+    whole = orjson.dumps(_gemini_doc(_gemini_parts(r), reason=_gemini_reason(r), usage=r["usage"]))
+    body, _ = gemini_answer.completion(whole, "gemini-x")
+    stream = GeminiStream(Call("chat", b"", {"stream_options": {"include_usage": True}}, "gemini-x", True),
+                          provider="gemini")
+    chunks: list[dict] = []
+    for doc in _gemini_stream(data.draw, r):
+        chunks += stream.feed(None, orjson.dumps(doc))
+    chunks += stream.end()
+    assert _assemble(chunks) == _whole(body)
