@@ -200,8 +200,7 @@ class Exchange:
         if self._ended:
             return
         self._ended = True
-        if self._outcome is not None:
-            self.let_go_of_target()
+        self.let_go_of_target()
         try:
             if self.ticket is not None:
                 await self.rt.limiter.settle(self.ticket, self.provider or None, self.usage, self.cost,
@@ -281,7 +280,7 @@ async def serve(dialect: AnswerDialect, req: Request, rt: Runtime) -> None:
         reply = outcome.reply
         if reply.chunks is None:
             x.let_go_of_target()
-            x.priced(reply.read_usage())
+            x.priced(reply.usage)
             await req.respond(200, reply.body, x.answering(200), reply.content_type)
             if cache_as is not None and served.cache is not None:
                 try:

@@ -40,16 +40,10 @@ class Reply:
     chunks: AsyncIterator[bytes] | None = None
     content_type: bytes = b"application/json"
     close: Callable[[], Awaitable[None] | None] | None = None
-    # Streams fill `usage` in as they end; a body passed through untouched is
-    # read for it only when asked (`read_usage`), off the answer's path.
+    # A whole answer's usage is read with the parse that checks it (providers/http.py);
+    # a stream's is filled in as it ends.
     usage: Usage | None = None
-    usage_parser: Callable[[bytes], Usage | None] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
-
-    def read_usage(self) -> Usage | None:
-        if self.usage is None and self.usage_parser is not None and self.body:
-            self.usage = self.usage_parser(self.body)
-        return self.usage
 
     async def aclose(self) -> None:
         """Let go of the upstream answer, read to the end or not."""
