@@ -25,13 +25,12 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from gateway import access_log, cache, router
+from gateway import access_log, cache, protocol, router
 from gateway.asgi import ClientGone, Headers, Request
 from gateway.auth import Key
 from gateway.errors import ApiError
 from gateway.limits import Gate, TargetGate, Ticket
 from gateway.metrics import CACHE_HITS, CACHE_MISSES, COST, DURATION, OVERHEAD, REQUESTS, TOKENS, TTFT, UNPRICED
-from gateway.protocol import stream_error
 from gateway.relay import relay
 from gateway.routes import Target
 from gateway.runtime import Runtime
@@ -72,7 +71,7 @@ class Dialect:
 
     def stream_error(self, message: str, type: str, code: str | None) -> bytes:
         """A failure after the first streamed byte: one more event in the stream."""
-        return stream_error(message, type, code)
+        return protocol.stream_error(message, type, code)
 
     def replay(self, body: bytes, data: dict[str, Any]) -> bytes:
         """A cached whole answer, as the stream it would have been."""
@@ -251,6 +250,8 @@ async def serve(dialect: AnswerDialect, req: Request, rt: Runtime) -> None:
     try:
         x.key = key = rt.keys.authenticate(req.headers)
         body = await req.body(rt.max_body)
+        if len(body) >= protocol.ESTIMATE_FROM:
+            await protocol.check_parse_work(body, rt.max_parse_ms)
         inbound = dialect.parse(body)
         served, strategy = rt.resolve(key, inbound.model, dialect.kind)
         x.model, x.data = served.name, inbound.data

@@ -41,6 +41,7 @@ class Runtime:
         self.rules = Rules(config.rules)
         self.prices = Prices(config.prices)
         self.max_body = int(config.server.max_body_mb * 1024 * 1024)
+        self.max_parse_ms = config.server.max_json_parse_ms
         self.providers: dict[str, Provider] = {
             p.name: TYPES[p.type](p) for p in config.providers if p.name not in checked.disabled}
         self.models: dict[str, ServedModel] = {}

@@ -219,9 +219,19 @@ HEAVY = [
 ]
 
 
+def _many(value: bytes, size: int = 15 * 1024 * 1024) -> bytes:
+    """A chat body padded to `size` with one value repeated: parse work, not bytes."""
+    head = b'{"model": "chat", "messages": [{"role": "user", "content": "hi"}], "metadata": {"x": ['
+    return head + b",".join([value] * ((size - len(head)) // (len(value) + 1))) + b"]}}"
+
+
+MANY_VALUES = [b"[]", b"{}", b'"ab"', b"1.5", b"[[1,2],{}]", b'{"a":"b"}']   # each took 0.2-1.4 s to parse
+
+
 def test_heavy_requests_do_not_delay_healthz(mock_gateway):
     """Each heavy request runs while /healthz is polled and the loop's lateness is watched."""
     bodies = [(path, orjson.dumps(body)) for path, body in HEAVY]   # encoded first: the client shares the GIL
+    bodies += [("/v1/chat/completions", _many(v)) for v in MANY_VALUES]
     stop, worst = threading.Event(), []
     poller = threading.Thread(target=_poll_healthz, args=(mock_gateway.url, stop, worst))
     lag = _loop_lag(mock_gateway, 0.5 + 0.8 * len(HEAVY))
@@ -235,3 +245,27 @@ def test_heavy_requests_do_not_delay_healthz(mock_gateway):
         poller.join(10)
     late = lag.result(30)
     assert worst and late < 0.05, (late, max(worst))
+
+
+@pytest.mark.parametrize("value", MANY_VALUES)
+def test_a_body_of_many_values_answers_413_before_parsing(mock_gateway, value):
+    for path in ("/v1/chat/completions", "/v1/embeddings"):
+        r = mock_gateway.http().post(path, content=_many(value, 8 * 1024 * 1024),
+                                     headers={"content-type": "application/json"})
+        assert r.status_code == 413, r.text
+        error = r.json()["error"]
+        assert error["code"] == "request_too_large" and "too many JSON values" in error["message"]
+
+
+def test_a_large_prompt_of_code_is_served(mock_gateway):
+    """Braces, commas and quotes inside strings over-count only a little: a
+    prompt of ~1M tokens of code (this project's own) is far under the budget."""
+    from pathlib import Path
+
+    from gateway.protocol import parse_ns
+    sources = "".join(p.read_text() for p in sorted(Path(__file__).parents[1].glob("gateway/**/*.py")))
+    code = (sources * (4_000_000 // len(sources) + 1))[:4_000_000]
+    body = orjson.dumps({"model": "chat", "messages": [{"role": "user", "content": code}], "max_tokens": 1})
+    assert parse_ns(body) < 25e6, parse_ns(body)
+    r = mock_gateway.http().post("/v1/chat/completions", content=body, headers={"content-type": "application/json"})
+    assert r.status_code == 200, r.text

@@ -269,7 +269,7 @@ def _serve(tmp_path: Path, workers: int, **logging_cfg) -> tuple[subprocess.Pope
     config = tmp_path / "gateway.yaml"
     config.write_text(yaml.safe_dump({
         "server": {"workers": workers}, "state": {"data_dir": str(tmp_path / "data")},
-        "auth": {"keys": [{"name": "mp", "key": "sk-mp-secret"}]},
+        "auth": {"admin_key": "sk-mp-admin", "keys": [{"name": "mp", "key": "sk-mp-secret"}]},
         "providers": [{"name": "mock", "type": "mock"}],
         "models": [{"name": "mc", "kind": "chat", "route": {"targets": [{"provider": "mock"}]}}],
         "logging": {"access_log": True, **logging_cfg}}))
@@ -314,6 +314,17 @@ def test_workers_add_up(tmp_path):
         for _ in range(10):     # whichever process answers, it adds up all of them
             assert sum(v for _, v in scrape(url).series("gateway_requests_total")) == 50
         assert len(list((tmp_path / "data" / "metrics").glob("*.json"))) == 2
+        # Spend is one file both processes add to; whichever answers reports all of it.
+        admin = {"authorization": "Bearer sk-mp-admin"}
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            spent = [httpx.get(f"{url}/admin/spend", headers=admin).json()["data"] for _ in range(6)]
+            if all(sum(r["requests"] for r in d) == 50 for d in spent):
+                break
+            time.sleep(0.2)
+        assert [sum(r["requests"] for r in d) for d in spent] == [50] * 6, spent
+        keys = httpx.get(f"{url}/admin/keys", headers=admin).json()["keys"]
+        assert next(k for k in keys if k["name"] == "mp")["this_month"]["requests"] == 50, keys
     finally:
         _, err = _stop(proc)
     assert "Traceback" not in err, err

@@ -36,6 +36,8 @@ class ServerConfig(_Strict):
     public_url: str | None = None
     workers: int = Field(1, ge=1)
     max_body_mb: float = Field(16, gt=0)   # larger bodies answer 413
+    # A JSON body estimated to take longer to parse (on the event loop) answers 413.
+    max_json_parse_ms: float = Field(50, gt=0)
     read_timeout_s: float = Field(30, gt=0)   # a request's head and body must arrive within this (else 408 / closed)
     metrics: MetricsAccess = Field(default_factory=MetricsAccess)
 

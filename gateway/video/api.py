@@ -8,6 +8,7 @@ import time
 
 import orjson
 
+from gateway import protocol as json_protocol
 from gateway.asgi import AnswerCut, Headers, Request
 from gateway.auth import Key
 from gateway.errors import ApiError, bad_request
@@ -99,10 +100,17 @@ async def videos_root(req: Request, rt: Runtime) -> None:
         await _list(req, rt)
 
 
+async def _read_body(req: Request, rt: Runtime) -> bytes:
+    body = await req.body(min(rt.max_body, protocol.MAX_BODY_BYTES))
+    if len(body) >= json_protocol.ESTIMATE_FROM and not req.headers.get(b"content-type", b"").startswith(b"multipart/"):
+        await json_protocol.check_parse_work(body, rt.max_parse_ms)
+    return body
+
+
 async def _create(x: Exchange) -> None:
     req, rt = x.req, x.rt
     x.key = key = rt.keys.authenticate(req.headers)
-    body = await req.body(min(rt.max_body, protocol.MAX_BODY_BYTES))
+    body = await _read_body(req, rt)
     routed = {}
 
     def support(model: str):
@@ -214,7 +222,7 @@ async def _delete(req: Request, rt: Runtime, video_id: str) -> None:
 async def _from_source(x: Exchange, op: str, video_id: str | None) -> None:
     req, rt = x.req, x.rt
     x.key = key = rt.keys.authenticate(req.headers)
-    body = await req.body(min(rt.max_body, protocol.MAX_BODY_BYTES))
+    body = await _read_body(req, rt)
     sreq = protocol.parse_source(req.headers.get(b"content-type", b""), body,
                                  needs_video=video_id is None, needs_seconds=op == "extend")
     source = await _own(rt, key, video_id or sreq.video_id or "")

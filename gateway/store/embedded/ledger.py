@@ -7,6 +7,11 @@ one row per group rather than one per request, so neither the disk nor a busy
 writer thread holds up requests.
 
 A crash loses at most the last `flush_s` of spend; a clean shutdown loses nothing.
+
+Reports read the file, not the memory: `gateway serve --workers N` processes
+all add to the one file, so every process reports the server's whole spend
+(each process's own share up to the moment asked, the others' up to their
+last flush).
 """
 from __future__ import annotations
 
@@ -72,7 +77,8 @@ class EmbeddedLedger(Ledger):
         return sum(r.cost_nano for (day, k, _, _), r in self._rows.items() if k == key and day_from <= day <= day_to)
 
     async def rows(self, day_from: str, day_to: str) -> list[LedgerEntry]:
-        return [r for (day, *_), r in self._rows.items() if day_from <= day <= day_to]
+        self._file.flush()
+        return await asyncio.to_thread(self._file.read, day_from, day_to)
 
 
 class SpendFile:
@@ -118,6 +124,27 @@ class SpendFile:
             self._pending.append(self._dirty)
             self._dirty = {}
 
+    def read(self, day_from: str, day_to: str) -> list[LedgerEntry]:
+        """The file's rows for days in [day_from, day_to], after writing what is
+        pending (on a thread: the writer may be writing at the same time)."""
+        db = sqlite3.connect(self.path, timeout=10)
+        try:
+            self._write_pending(db)
+            return [LedgerEntry(*r) for r in db.execute(
+                f"SELECT day, key, model, provider, {', '.join(LEDGER_FIELDS)} FROM spend "
+                "WHERE day BETWEEN ? AND ?", (day_from, day_to))]
+        finally:
+            db.close()
+
+    def _write_pending(self, db: sqlite3.Connection) -> None:
+        # popleft is atomic: each batch is written once, by whichever thread takes it.
+        rows: list[tuple[Any, ...]] = []
+        while self._pending:
+            rows.extend((*group, *delta) for group, delta in self._pending.popleft().items())
+        if rows:
+            db.executemany(_UPSERT, rows)
+            db.commit()
+
     def close(self) -> None:
         self.flush()
         if self._thread is not None:
@@ -126,18 +153,13 @@ class SpendFile:
             self._thread = None
 
     def _write(self) -> None:
-        db = sqlite3.connect(self.path)
+        db = sqlite3.connect(self.path, timeout=10)    # other processes of the server write the file too
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=NORMAL")    # WAL + NORMAL: durable across process crashes
         try:
             while True:
                 stopping = self._stop.wait(self._flush_s)
-                rows: list[tuple[Any, ...]] = []
-                while self._pending:
-                    rows.extend((*group, *delta) for group, delta in self._pending.popleft().items())
-                if rows:
-                    db.executemany(_UPSERT, rows)
-                    db.commit()
+                self._write_pending(db)
                 if stopping:
                     return
         finally:
