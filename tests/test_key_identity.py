@@ -128,7 +128,7 @@ def test_a_file_key_has_an_id_from_its_secret_that_outlives_restarts(start_gatew
     assert listed["renamed"]["id"] == expected
 
 
-def test_job_records_from_before_ids_stay_with_the_named_key(start_gateway, loop, tmp_path):
+def test_job_records_from_before_ids_belong_to_no_key(start_gateway, loop, tmp_path):
     gw = start_gateway(config(tmp_path))
     now = int(time.time())
     legacy = Job("video_000000000001aaaaaaaaaaaaaaaa", "test", "mock-video", "old", "1", "320x180", now,
@@ -139,5 +139,6 @@ def test_job_records_from_before_ids_stay_with_the_named_key(start_gateway, loop
         record: JobRecord = job.record()
         loop.run(gw.runtime.store.jobs.create(record, "no-such-queue"))
     mine = gw.http()
-    assert mine.get(f"/v1/videos/{legacy.id}").status_code == 200        # a name-only record: the named key's
+    assert mine.get(f"/v1/videos/{legacy.id}").status_code == 404        # a name-only record: no key's
+    assert gw.http(key=ADMIN).get(f"/admin/videos/{legacy.id}").status_code == 200    # the admin still sees it
     assert mine.get(f"/v1/videos/{by_id.id}").status_code == 404         # an id-owned record: only that id's

@@ -51,7 +51,7 @@ async def _own(rt: Runtime, key: Key, video_id: str) -> Job:
         record = await rt.store.jobs.get(video_id)
     except StoreDown:
         raise _unavailable() from None
-    if record is None or not owned_by(record.key, key.id, key.name):
+    if record is None or not owned_by(record.key, key.id):
         raise _not_found(video_id)
     return Job.of(record)
 

@@ -16,11 +16,11 @@ from gateway.store import JobRecord
 from providers.base import VideoSpec
 
 
-def owned_by(owner: str, key_id: str, key_name: str) -> bool:
-    """Jobs are owned by key id. A record stored before ids carries its key's name:
-    it stays with the key holding that name now (jobs made after the upgrade are by id,
-    so revoking and reusing a name hands over nothing made since)."""
-    return owner == key_id or (not is_key_id(owner) and owner == key_name)
+def owned_by(owner: str, key_id: str) -> bool:
+    """Jobs are owned by key id, never by a name (names are reused). A record stored
+    before ids carries a name: it belongs to no key now, and only the admin API
+    shows it (a name cannot say which secret made it)."""
+    return owner == key_id and is_key_id(owner)
 
 
 def new_id() -> str:
