@@ -1,6 +1,7 @@
 -- wrk script: POST a small chat request, as the OpenAI SDK would.
 --   BENCH_MODEL  the "model" field (default bench-chat)
 --   BENCH_KEY    the bearer key (default sk-bench; nginx ignores it)
+--   BENCH_API    chat (default) or responses: the same question as a Responses request
 local model = os.getenv("BENCH_MODEL") or "bench-chat"
 local key = os.getenv("BENCH_KEY") or "sk-bench"
 
@@ -11,3 +12,8 @@ wrk.body = '{"model":"' .. model .. '","messages":['
   .. '{"role":"system","content":"You are a terse assistant."},'
   .. '{"role":"user","content":"In one sentence, what does an AI gateway add in front of a model server?"}'
   .. '],"max_tokens":64,"temperature":0}'
+if os.getenv("BENCH_API") == "responses" then
+  wrk.body = '{"model":"' .. model .. '","instructions":"You are a terse assistant.",'
+    .. '"input":"In one sentence, what does an AI gateway add in front of a model server?",'
+    .. '"max_output_tokens":64,"temperature":0' .. (os.getenv("BENCH_STORE") == "1" and '' or ',"store":false') .. '}'
+end

@@ -79,6 +79,10 @@ cpu_s() { sed 's/.*) //' "/proc/$1/stat" | awk -v hz="$(getconf CLK_TCK)" '{prin
 # wrk_run name conns url model: warm up, then the measured run into $WORK/wrk-name-cC.txt
 wrk_run() {
     local name=$1 c=$2 url=$3 model=$4 out="$WORK/wrk-$1-c$2.txt" cpu0 cpu1
+    local api=chat store=0
+    [[ $name == responses* ]] && api=responses
+    [[ $name == responses-stored ]] && store=1
+    export BENCH_API=$api BENCH_STORE=$store
     local t=$(( c < WRK_THREADS ? c : WRK_THREADS ))   # wrk wants connections >= threads
     BENCH_MODEL=$model "$WRK" -t"$t" -c"$c" -d"$WARMUP" -s "$HERE/post.lua" "$url" >/dev/null
     [[ $name == direct ]] || cpu0=$(cpu_s "$GATEWAY_PID")
@@ -119,6 +123,13 @@ for c in $CONNS; do
 done
 for c in $MOCK_CONNS; do
     wrk_run mock "$c" "$GATEWAY_URL" mock-chat
+done
+# The Responses API, translated to the same chat upstream (store false; then stored, as by default).
+for c in $CONNS; do
+    wrk_run responses "$c" "$GATEWAY/v1/responses" bench-chat
+done
+for c in $MOCK_CONNS; do
+    wrk_run responses-stored "$c" "$GATEWAY/v1/responses" bench-chat
 done
 
 echo "bench: streaming time to first byte, $TTFB_N sequential requests each"

@@ -13,7 +13,7 @@ from gateway.admin import keys as admin_keys
 from gateway.admin import providers as admin_providers
 from gateway.admin import spend as admin_spend
 from gateway.admin import videos as admin_videos
-from gateway.api import chat, health, models
+from gateway.api import chat, health, models, responses
 from gateway.asgi import AnswerCut, ClientGone, Receive, Request, Scope, Send
 from gateway.config import Checked
 from gateway.errors import ApiError
@@ -33,6 +33,7 @@ _EXACT: dict[str, dict[str, Handler]] = {}
 for _prefix in ("/v1", ""):
     _EXACT[f"{_prefix}/chat/completions"] = {"POST": exchange.handler(chat.CHAT)}
     _EXACT[f"{_prefix}/embeddings"] = {"POST": exchange.handler(chat.EMBEDDINGS)}
+    _EXACT[f"{_prefix}/responses"] = {"POST": exchange.handler(responses.RESPONSES)}
     _EXACT[f"{_prefix}/models"] = {"GET": models.list_models}
     _EXACT[f"{_prefix}/videos"] = {"POST": videos_api.videos_root, "GET": videos_api.videos_root}
 _EXACT["/healthz"] = {"GET": health.healthz}
@@ -47,12 +48,15 @@ _EXACT["/admin/config/rollback"] = {"POST": admin_config.rollback}
 _EXACT["/admin/providers"] = {"GET": admin_providers.providers}
 _EXACT["/admin/keys"] = {"GET": admin_keys.keys_root, "POST": admin_keys.keys_root}
 _VIDEO_PATHS: dict[str, Handler] = dict.fromkeys(("GET", "POST", "DELETE"), videos_api.videos_path)
+_RESPONSE_PATHS: dict[str, Handler] = dict.fromkeys(("GET", "POST", "DELETE"), responses.response_path)
 _PREFIX: list[tuple[str, dict[str, Handler]]] = [
     ("/v1/models/", {"GET": models.retrieve_model}),
     ("/models/", {"GET": models.retrieve_model}),
     ("/admin/videos/", {"GET": admin_videos.video_job}),
     ("/admin/keys/", {"DELETE": admin_keys.revoke}),
     ("/v1/videos/", _VIDEO_PATHS),
+    ("/v1/responses/", _RESPONSE_PATHS),
+    ("/responses/", _RESPONSE_PATHS),
     ("/videos/", _VIDEO_PATHS),
 ]
 

@@ -21,7 +21,7 @@ import functools
 import logging
 import time
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,7 +36,7 @@ from gateway.routes import Target
 from gateway.runtime import Runtime
 from gateway.spend import NANO, cost_nano, usd
 from gateway.store import StoreDown
-from providers.base import Call, Usage
+from providers.base import Call, Native, Reply, Usage
 
 log = logging.getLogger("gateway")
 
@@ -53,10 +53,38 @@ _CLIENT_GONE = 499     # as nginx logs a client that left before its answer
 
 @dataclass(slots=True)
 class Inbound:
-    """A request as its dialect read it: the parsed body, and what routing needs of it."""
+    """A request as its dialect read it: the parsed body, and what routing needs of it.
+
+    A dialect that translates (the client speaks one format, providers another)
+    sets `prepare`, awaited once the model is known: it may read state (history)
+    and sets `data` and `send` to the provider-format request, and `answer` to
+    what turns the provider's answer back into the client's format."""
     model: str
     data: dict[str, Any]
     stream: bool = False
+    send: bytes | None = None              # the body providers get, when not the client's own
+    native: Native | None = None           # the client's own request, for providers that speak its API
+    answer: Translation | None = None
+    prepare: Callable[[Exchange], Awaitable[None]] | None = None
+
+
+class Translation(ABC):
+    """One request's answer, turned from the providers' chat format into its dialect's."""
+    content_type = b"application/json"
+    stream_content_type = b"text/event-stream"
+
+    @abstractmethod
+    async def whole(self, x: Exchange, reply: Reply) -> bytes:
+        """A whole answer (x.usage and x.cost are known)."""
+
+    @abstractmethod
+    def stream(self, x: Exchange, reply: Reply, first: bytes) -> AsyncGenerator[bytes, None]:
+        """The stream (`first`, then `reply.chunks`) as the client's events (an
+        async generator; it ends what it began)."""
+
+    @abstractmethod
+    def stream_error(self, message: str, type: str, code: str | None) -> bytes:
+        """A failure after the first streamed byte, as this stream's closing event."""
 
 
 class Dialect:
@@ -183,11 +211,12 @@ class Exchange:
         self.overhead = overhead = self.req.overhead_ms(self.upstream_s)
         return [*self.headers, (COST_USD, cost), *more, (OVERHEAD_MS, overhead)]
 
-    async def stream(self, first: bytes, chunks: AsyncIterator[bytes], content_type: bytes, timeout_s: float) -> int:
+    async def stream(self, first: bytes, chunks: AsyncIterator[bytes], content_type: bytes, timeout_s: float,
+                     stream_error: Callable[[str, str, str | None], bytes] | None = None) -> int:
         """Relay a stream, ended at the request's deadline; the number of events relayed."""
         self.status = 200
         events, first_at = await relay(self.req, first, chunks, [*self.headers, (OVERHEAD_MS, self._overhead())],
-                                       content_type, self.dialect.stream_error, timeout_s)
+                                       content_type, stream_error or self.dialect.stream_error, timeout_s)
         if first_at is not None:
             TTFT.observe((self.model,), first_at - self.req.started)
         return events
@@ -254,11 +283,15 @@ async def serve(dialect: AnswerDialect, req: Request, rt: Runtime) -> None:
             await protocol.check_parse_work(body, rt.max_parse_ms)
         inbound = dialect.parse(body)
         served, strategy = rt.resolve(key, inbound.model, dialect.kind)
-        x.model, x.data = served.name, inbound.data
+        x.model = served.name
+        if inbound.prepare is not None:
+            await inbound.prepare(x)
+            body = inbound.send or body
+        x.data = inbound.data
         x.admitted(await rt.limiter.admit(key, served, inbound.data, body),
                    TargetGate(rt.limiter, inbound.data, body) if served.gated else None)
         cache_as = None
-        if served.cache is not None and dialect.cacheable:
+        if served.cache is not None and dialect.cacheable and inbound.answer is None:
             read, write = cache.directives(req.headers)
             lookup = cache.lookup_key(served.cache, key.id, served.name, dialect.op, inbound.data)
             found = None
@@ -274,14 +307,19 @@ async def serve(dialect: AnswerDialect, req: Request, rt: Runtime) -> None:
             CACHE_MISSES.inc((served.name,))
             if write and not inbound.stream:
                 cache_as = lookup
-        call = Call(dialect.op, body, inbound.data, served.name, inbound.stream, req.id.decode())
+        call = Call(dialect.op, body, inbound.data, served.name, inbound.stream, req.id.decode(),
+                    native=inbound.native)
         outcome = x.routed(await router.send(served, call, strategy, x.gate))
         if served.cache is not None:
             x.headers.append((CACHE, b"miss"))
         reply = outcome.reply
+        answer = inbound.answer
         if reply.chunks is None:
             x.let_go_of_target()
             x.priced(reply.usage)
+            if answer is not None:
+                await req.respond(200, await answer.whole(x, reply), x.answering(200), answer.content_type)
+                return
             await req.respond(200, reply.body, x.answering(200), reply.content_type)
             if cache_as is not None and served.cache is not None:
                 try:
@@ -291,10 +329,19 @@ async def serve(dialect: AnswerDialect, req: Request, rt: Runtime) -> None:
                     pass
             return
         events = 0
+        translated = None
         try:
-            events = await x.stream(outcome.first_chunk or b"", reply.chunks, reply.content_type, served.timeout_s)
+            if answer is not None:
+                translated = answer.stream(x, reply, outcome.first_chunk or b"")
+                events = await x.stream(await anext(translated), translated, answer.stream_content_type,
+                                        served.timeout_s, answer.stream_error)
+            else:
+                events = await x.stream(outcome.first_chunk or b"", reply.chunks, reply.content_type,
+                                        served.timeout_s)
         finally:
             x.let_go_of_target()
+            if translated is not None:
+                await translated.aclose()
             await reply.aclose()
             x.priced(reply.usage or _streamed_usage(call, events))
     except ApiError as e:

@@ -12,15 +12,30 @@ from providers.redaction import secrets_of
 
 
 @dataclass(slots=True)
+class Native:
+    """The client's request in an API besides chat that some upstreams speak
+    themselves (`op`: "responses"). A provider that speaks it sends `body` with
+    only `model` changed and answers in that API, saying so in the reply's
+    `extra["native"]`; every other provider sends the chat translation in
+    `Call.body`. `holder`: the provider that keeps this conversation's state
+    upstream (from an earlier native answer); then only it may answer natively."""
+    op: str
+    body: bytes
+    data: dict[str, Any]
+    holder: str | None = None
+
+
+@dataclass(slots=True)
 class Call:
     """One attempt, as the router hands it to a provider."""
     op: str                  # "chat" | "embeddings"
-    body: bytes              # the client's JSON body, untouched
+    body: bytes              # the client's JSON body, untouched (or its chat translation)
     data: dict[str, Any]     # the same body, parsed; read-only
     model: str               # the upstream model name for this target
     stream: bool = False
     request_id: str = ""
     video: VideoSpec | None = None   # op "video": the job to hand over
+    native: Native | None = None     # the client's own request, where it spoke another API than chat
 
 
 @dataclass(slots=True)

@@ -170,6 +170,12 @@ class WebhooksConfig(_Strict):
     timeout_s: float = Field(10, gt=0)                 # per attempt
 
 
+class ResponsesConfig(_Strict):
+    """/v1/responses: how long stored responses (`store: true`) are kept."""
+    keep_days: float = Field(30, gt=0)              # then GET, input_items and previous_response_id answer 404/400
+    max_chain: int = Field(1000, ge=1)              # previous_response_id links followed to rebuild a conversation
+
+
 class LoggingConfig(_Strict):
     level: Literal["debug", "info", "warning", "error"] = "info"   # the gateway's own logs; `--log-level` overrides
     access_log: bool = False       # one JSON line per request on stderr (off: ~15 us a request; docs/performance.md)
@@ -187,4 +193,5 @@ class Config(_Strict):
     prices: dict[str, Price] = Field(default_factory=dict)
     videos: VideosConfig = Field(default_factory=VideosConfig)
     webhooks: WebhooksConfig = Field(default_factory=WebhooksConfig)
+    responses: ResponsesConfig = Field(default_factory=ResponsesConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)

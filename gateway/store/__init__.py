@@ -6,6 +6,7 @@
   store.jobs      video jobs, their work queues and the webhook outbox (jobs.py)
   store.configs   versions of the running config (configs.py)
   store.workers   which workers are alive (workers.py)
+  store.responses stored responses of the Responses API (responses.py)
 
 plus `start`, `close`, `ping` and shared `secret`s on the store itself (base.py).
 
@@ -25,6 +26,7 @@ from gateway.store.embedded import EmbeddedStore
 from gateway.store.jobs import TERMINAL, Claim, Delivery, JobRecord, Jobs
 from gateway.store.ledger import LEDGER_FIELDS, Ledger, LedgerEntry
 from gateway.store.limits import Admission, Hold, Lease, Limits, Settlement, Verdict, Window, budget_span
+from gateway.store.responses import ResponseRecord, Responses
 from gateway.store.workers import Workers
 
 __all__ = [
@@ -35,6 +37,7 @@ __all__ = [
     "Jobs", "JobRecord", "Claim", "Delivery", "TERMINAL",
     "Configs", "ConfigVersion",
     "Workers",
+    "Responses", "ResponseRecord",
 ]
 
 

@@ -9,6 +9,7 @@ from gateway.store.configs import Configs
 from gateway.store.jobs import Jobs
 from gateway.store.ledger import Ledger
 from gateway.store.limits import Limits
+from gateway.store.responses import Responses
 from gateway.store.workers import Workers
 
 
@@ -24,6 +25,7 @@ class Store(ABC):
     jobs: Jobs
     configs: Configs
     workers: Workers
+    responses: Responses
 
     async def start(self) -> None:
         return None

@@ -24,6 +24,8 @@ class AzureOpenAIProvider(OpenAIFormat[api.Options], OpenAIVideos[api.Options]):
         self._urls: dict[tuple[str, str], str] = {}
         self.video_base = api.video_base(options)
         self.video_headers = video_headers(self._headers)
+        if options.responses == "native" or (options.responses == "auto" and options.api_version == "v1"):
+            self.native_ops = frozenset({"responses"})
 
     @classmethod
     def disabled_reason(cls, options: api.Options) -> str | None:
@@ -34,9 +36,10 @@ class AzureOpenAIProvider(OpenAIFormat[api.Options], OpenAIVideos[api.Options]):
         return None
 
     def request(self, call: Call) -> UpstreamRequest:
-        url = self._urls.get((call.op, call.model))
+        op = "responses" if self.native(call) is not None else call.op
+        url = self._urls.get((op, call.model))
         if url is None:
-            url = self._urls[(call.op, call.model)] = api.url(self.options, call.op, call.model)
+            url = self._urls[(op, call.model)] = api.url(self.options, op, call.model)
         return UpstreamRequest(url, self.body(call), self._headers)
 
     def error(self, status: int, body: bytes, headers: Mapping[str, str]) -> ProviderError:

@@ -2,13 +2,14 @@
 `api-key` header (or a Microsoft Entra token)."""
 from __future__ import annotations
 
+from typing import Literal
 from urllib.parse import quote
 
 from pydantic import Field
 
 from providers.hosted_video import VideoHttpOptions
 
-PATHS = {"chat": "chat/completions", "embeddings": "embeddings"}
+PATHS = {"chat": "chat/completions", "embeddings": "embeddings", "responses": "responses"}
 
 
 class Options(VideoHttpOptions):
@@ -16,6 +17,9 @@ class Options(VideoHttpOptions):
     api_version: str = "2024-10-21"        # "v1": the versionless /openai/v1 API
     azure_ad_token: str = ""               # instead of api_key: sent as a bearer token
     stream_usage: bool = True              # see providers/openai/api.py
+    # /v1/responses requests: "native" to the resource's own Responses API, "chat"
+    # translated to chat completions; "auto": native on the v1 API, chat on dated versions.
+    responses: Literal["auto", "native", "chat"] = "auto"
 
 
 def url(options: Options, op: str, deployment: str) -> str:
@@ -25,6 +29,8 @@ def url(options: Options, op: str, deployment: str) -> str:
         base += "/openai"
     if options.api_version == "v1":
         return f"{base}/v1/{PATHS[op]}"
+    if op == "responses":    # not per deployment: the deployment is the body's model
+        return f"{base}/responses?api-version={options.api_version}"
     return f"{base}/deployments/{quote(deployment, safe='')}/{PATHS[op]}?api-version={options.api_version}"
 
 

@@ -6,32 +6,63 @@ from collections.abc import AsyncIterator, Mapping
 from typing import Any, ClassVar
 
 from providers import hosted_video
-from providers.base import VIDEO_OPS, Call, Progress, Reply, VideoFiles, VideoSpec
+from providers.base import VIDEO_OPS, Call, Native, Progress, Reply, VideoFiles, VideoSpec
 from providers.chat_format import wants_usage_chunk
 from providers.errors import ProviderError
 from providers.hosted_video import VideoOptionsT
 from providers.http import HttpOptionsT, HttpProvider, UpstreamRequest, json_object
-from providers.openai import api, chat, video
+from providers.openai import api, chat, responses, video
 from providers.options import ProviderConfig
 
 log = logging.getLogger("gateway.providers")
 
+# The list a client reads an answer from, by operation. A JSON object without it
+# (`{"object":"list"}`, a proxy's `{"status":"ok"}`) is no answer: relayed as a 200,
+# the client would find nothing in it, so it fails over like any malformed 200.
+_ANSWER_LIST = {"chat": "choices", "embeddings": "data"}
+
 
 class OpenAIFormat(HttpProvider[HttpOptionsT]):
     """Any provider whose answers are already in OpenAI's format: passed through
-    untouched, with usage read from them."""
+    untouched, with usage read from them. Where the upstream speaks the Responses
+    API itself (`native_ops`), a Responses request goes up as the client sent it."""
+
+    native_ops: frozenset[str] = frozenset()
+
+    def native(self, call: Call) -> Native | None:
+        """The client's own request, when this upstream takes it as it is."""
+        n = call.native
+        if n is not None and n.op in self.native_ops and n.holder in (None, self.name):
+            return n
+        return None
 
     def answer(self, call: Call, body: bytes) -> Reply:
         # Parsed here, once: a malformed 200 still fails over, and usage comes from the same parse.
-        return Reply(body=body, usage=chat.usage_in(json_object(body, self.name)))
+        doc = json_object(body, self.name)
+        n = self.native(call)
+        if n is not None:
+            if not isinstance(doc.get("output"), list):
+                raise self.upstream.malformed("answered 200 without an 'output' list")
+            return Reply(body=body, usage=responses.usage_in(doc), extra={"native": n.op, "response": doc})
+        field = _ANSWER_LIST.get(call.op)
+        if field is not None and not isinstance(doc.get(field), list):
+            raise self.upstream.malformed(f"answered 200 without a '{field}' list")
+        return Reply(body=body, usage=chat.usage_in(doc))
 
     def relay(self, call: Call, blocks: AsyncIterator[bytes], reply: Reply) -> AsyncIterator[bytes]:
+        n = self.native(call)
+        if n is not None:
+            reply.extra["native"] = n.op
+            return responses.watch(blocks, reply)
         asked = getattr(self.options, "stream_usage", False) and not wants_usage_chunk(call.data)
         return chat.watch_usage(blocks, reply, hide=asked)
 
     def body(self, call: Call) -> bytes:
         """What to send: the client's bytes with the target's model, and on streams
         the request for a usage chunk."""
+        n = self.native(call)
+        if n is not None:
+            return chat.with_model(n.body, n.data, call.model)
         body = chat.with_model(call.body, call.data, call.model)
         if call.stream and getattr(self.options, "stream_usage", False) and not wants_usage_chunk(call.data):
             body = chat.with_usage_requested(body, call.data, call.model)
@@ -104,9 +135,12 @@ class OpenAIProvider(OpenAIFormat[api.Options], OpenAIVideos[api.Options]):
         self._urls = {op: api.url(options, op) for op in api.PATHS}
         self.video_base = options.base_url
         self.video_headers = api.video_headers(self._headers)
+        if options.responses == "native":
+            self.native_ops = frozenset({"responses"})
 
     def request(self, call: Call) -> UpstreamRequest:
-        return UpstreamRequest(self._urls[call.op], self.body(call), self._headers)
+        url = self._urls["responses" if self.native(call) is not None else call.op]
+        return UpstreamRequest(url, self.body(call), self._headers)
 
     def error(self, status: int, body: bytes, headers: Mapping[str, str]) -> ProviderError:
         return chat.parse_error(status, body, headers, provider=self.name, secret=self.options.api_key)

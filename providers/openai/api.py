@@ -1,11 +1,13 @@
 """Where OpenAI (and any server that speaks its API) is called, and with what headers."""
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 
 from providers.hosted_video import VideoHttpOptions
 
-PATHS = {"chat": "/chat/completions", "embeddings": "/embeddings"}
+PATHS = {"chat": "/chat/completions", "embeddings": "/embeddings", "responses": "/responses"}
 
 
 class Options(VideoHttpOptions):     # video_* and poll_* options: hosted_video.VideoHttpOptions
@@ -16,11 +18,15 @@ class Options(VideoHttpOptions):     # video_* and poll_* options: hosted_video.
     # not), so streams are charged what they used; off for servers that reject
     # `stream_options`.
     stream_usage: bool = True
+    # How /v1/responses requests reach it: "native" sends them to its own /responses
+    # as the client wrote them; "chat" translates them to chat completions.
+    responses: Literal["native", "chat"] = "native"
 
 
 class CompatibleOptions(Options):
     base_url: str = Field(min_length=1)      # no default: it is the point of this type
     stream_usage: bool = False               # not every OpenAI-like server knows stream_options
+    responses: Literal["native", "chat"] = "chat"   # few OpenAI-like servers serve /responses
 
 
 def url(options: Options, op: str) -> str:

@@ -8,7 +8,7 @@ import time
 import pytest
 from redis.asyncio import Redis
 
-from gateway.store import Admission, Hold, Lease, LedgerEntry, Settlement, StoreDown, Window
+from gateway.store import Admission, Hold, Lease, LedgerEntry, ResponseRecord, Settlement, StoreDown, Window
 from gateway.store.redis import RedisStore
 from tests.harness import free_port
 from tests.redis_server import RedisServer
@@ -52,6 +52,30 @@ async def test_one_round_trip_to_admit_and_one_to_settle(redis_url):
     assert sent == ["EVALSHA", "EVALSHA", "EVALSHA"]
 
 
+async def test_one_round_trip_per_stored_response_call(redis_url):
+    store = RedisStore(redis_url, timeout_s=2.0)
+    await store.ping()          # the connection is set up (CLIENT SETNAME) before watching
+    seen: list[dict] = []
+    monitor_client = Redis.from_url(redis_url)
+    try:
+        async with monitor_client.monitor() as m:
+            async def watch():
+                while True:
+                    seen.append(await m.next_command())
+            watching = asyncio.create_task(watch())
+            await store.responses.put(ResponseRecord("resp_1", "key_a", 0, b"{}"), 60)
+            await store.responses.get("resp_1")
+            await store.responses.delete("resp_1")
+            await asyncio.sleep(0.2)
+            watching.cancel()
+    finally:
+        await monitor_client.aclose()
+        await store.close()
+    sent = [c["command"].split()[0].upper() for c in seen]
+    # a put is one MULTI/EXEC block, sent as one pipeline
+    assert sent == ["MULTI", "HSET", "PEXPIRE", "EXEC", "HMGET", "DEL"]
+
+
 async def test_redis_clock_decides(redis_url):
     async with Redis.from_url(redis_url) as r:
         sec, usec = await r.time()
@@ -71,6 +95,7 @@ async def test_every_key_is_under_the_prefix(redis_url):
         verdict = await store.limits.admit(full_admission())
         await store.limits.settle(full_settlement(verdict))
         await store.cache.put("k", b"v", 10)
+        await store.responses.put(ResponseRecord("resp_1", "key_a", 0, b"{}"), 10)
         async with Redis.from_url(redis_url) as r:
             keys = await r.keys("*")
     finally:
@@ -96,7 +121,9 @@ async def test_redis_gone_is_store_down():
         for call in (store.limits.admit(full_admission()),
                      store.limits.settle(Settlement(lease=full_admission().lease)),
                      store.cache.get("k"), store.cache.put("k", b"v", 1), store.ledger.rows("2026-11-01", "2026-11-30"),
-                     store.limits.budget_spent("budget:alice:2026-11-01:2026-11-30")):
+                     store.limits.budget_spent("budget:alice:2026-11-01:2026-11-30"),
+                     store.responses.put(ResponseRecord("resp_1", "key_a", 0, b"{}"), 60),
+                     store.responses.get("resp_1"), store.responses.delete("resp_1")):
             with pytest.raises(StoreDown):
                 await call
         assert await store.ping() is False

@@ -20,11 +20,36 @@ class FakeOpenAI(FakeServer):
         self.name = name
         self.chat_body = recorded("chat_completion.json")
         self.stream_body = recorded("chat_stream.sse")
+        self.responses_made: list[str] = []     # ids of the responses it answered (and so knows)
         super().__init__(loop, "/v1")
 
     def routes(self, app: web.Application) -> None:
         app.router.add_post("/v1/chat/completions", self._chat)
         app.router.add_post("/v1/embeddings", self._embeddings)
+        app.router.add_post("/v1/responses", self._responses)
+
+    async def _responses(self, request: web.Request) -> web.StreamResponse:
+        """The Responses API: recorded answers under a new id each time; a
+        previous_response_id it did not make is a 400, as OpenAI answers."""
+        body = await self.record(request)
+        failed = await self.fail_or_wait()
+        if failed is not None:
+            return failed
+        doc = orjson.loads(body)
+        previous = doc.get("previous_response_id")
+        if previous is not None and previous not in self.responses_made:
+            return web.Response(status=400, content_type="application/json", body=orjson.dumps({"error": {
+                "message": f"Previous response with id '{previous}' not found.", "type": "invalid_request_error",
+                "param": "previous_response_id", "code": "previous_response_not_found"}}))
+        made = f"resp_{self.name}{len(self.responses_made):04d}" + "0" * 40
+        self.responses_made.append(made)
+        if not doc.get("stream"):
+            answer = orjson.loads(recorded("response.json"))
+            answer.update(id=made, previous_response_id=previous)
+            return web.Response(body=orjson.dumps(answer), content_type="application/json")
+        stream = recorded("response_stream.sse").replace(b"resp_67c9fdcecf488190bdd9a0409de3a1ec07b8b0ad4e5eb654",
+                                                         made.encode())
+        return await self.stream(request, sse_events(stream))
 
     async def _chat(self, request: web.Request) -> web.StreamResponse:
         body = await self.record(request)

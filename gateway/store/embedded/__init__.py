@@ -14,6 +14,7 @@ from gateway.store.embedded.database import Database
 from gateway.store.embedded.jobs import EmbeddedJobs
 from gateway.store.embedded.ledger import EmbeddedLedger
 from gateway.store.embedded.limits import EmbeddedLimits
+from gateway.store.embedded.responses import EmbeddedResponses
 from gateway.store.embedded.workers import EmbeddedWorkers
 
 
@@ -26,9 +27,11 @@ class EmbeddedStore(Store):
         self.jobs = EmbeddedJobs(self._db)
         self.configs = EmbeddedConfigs(self._db)
         self.workers = EmbeddedWorkers(self._db)
+        self.responses = self._responses = EmbeddedResponses(self._db)
 
     async def start(self) -> None:
         await self._ledger.start()
+        await self._responses.sweep()   # those that expired while no gateway ran
 
     async def close(self) -> None:
         await self._ledger.close()

@@ -1,11 +1,14 @@
 """The embedded store's durable file for everything but spend: video jobs,
-their queues and webhook outbox, config versions, workers and secrets, in one
-SQLite file (`jobs.sqlite3` under `state.data_dir`), so a restart loses none.
+their queues and webhook outbox, config versions, workers, secrets and stored
+responses, in one SQLite file (`jobs.sqlite3` under `state.data_dir`), so a
+restart loses none. The schema only adds tables (`IF NOT EXISTS`), so a file
+an older gateway wrote gains the new ones when opened.
 
 Every step is one transaction; `BEGIN IMMEDIATE` takes the write lock up front,
 so `gateway serve --workers N` processes sharing the file claim each job once.
 SQLite calls run on one thread of their own (they block), never on the event
-loop; none is on the chat path.
+loop; none is on the chat path, and a Responses API request makes at most a
+read and a write (its stored responses).
 """
 from __future__ import annotations
 
@@ -42,6 +45,10 @@ CREATE TABLE IF NOT EXISTS config_versions (
     file_hash TEXT NOT NULL, document BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS workers (
     queue TEXT NOT NULL, id TEXT NOT NULL, until REAL NOT NULL, info BLOB NOT NULL, PRIMARY KEY (queue, id));
+CREATE TABLE IF NOT EXISTS responses (
+    id TEXT PRIMARY KEY, owner TEXT NOT NULL, created_at INTEGER NOT NULL, expires_at REAL NOT NULL,
+    data BLOB NOT NULL);
+CREATE INDEX IF NOT EXISTS responses_by_expiry ON responses (expires_at);
 """
 
 

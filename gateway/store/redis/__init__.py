@@ -1,12 +1,12 @@
 """The Redis store: any number of gateway replicas share limits, leases, budgets,
-the spend ledger, the response cache, video jobs and config versions through
-one Redis. Nothing else in the gateway talks to Redis.
+the spend ledger, the response cache, stored responses, video jobs and config
+versions through one Redis. Nothing else in the gateway talks to Redis.
 
-Two pools of connections: the request path's (limits, ledger, cache) with a
-short timeout, and a smaller one for jobs, config versions, workers and
-secrets with a longer one: they are off the chat path, a claim may scan a
-pending list, and a slow job call must not take connections the next
-admission needs.
+Two pools of connections: the request path's (limits, ledger, cache, stored
+responses) with a short timeout, and a smaller one for jobs, config versions,
+workers and secrets with a longer one: they are off the chat path, a claim
+may scan a pending list, and a slow job call must not take connections the
+next admission needs.
 
 Keys are under a prefix (`gw:` by default); each part's module lists its own,
 and `secret:<name>` (STRING, 32 random bytes) is here.
@@ -23,6 +23,7 @@ from gateway.store.redis.configs import RedisConfigs
 from gateway.store.redis.jobs import RedisJobs
 from gateway.store.redis.ledger import RedisLedger
 from gateway.store.redis.limits import RedisLimits
+from gateway.store.redis.responses import RedisResponses
 from gateway.store.redis.workers import RedisWorkers
 
 log = logging.getLogger("gateway.store")
@@ -39,6 +40,11 @@ class RedisStore(Store):
         self.limits = self._limits = RedisLimits(self._fast)
         self.ledger = RedisLedger(self._fast)
         self.cache = RedisCache(self._fast)
+        # Stored responses are read before and written after each Responses API request, at chat
+        # rates, like the cache: the request path's pool, not the 16 job connections behind claims
+        # that scan pending lists. A big record holds a connection for milliseconds (4 MB on
+        # loopback: 3.5 ms to put, 9 ms to get), well inside `state.redis_timeout_ms`'s default.
+        self.responses = RedisResponses(self._fast)
         self.jobs = RedisJobs(self._slow)
         self.configs = RedisConfigs(self._slow)
         self.workers = RedisWorkers(self._slow)

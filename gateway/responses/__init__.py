@@ -1,0 +1,1 @@
+"""The Responses API dialect: `translate` maps a request to chat and a chat answer back; `events` maps a chat stream."""

@@ -1,0 +1,517 @@
+"""The Responses API (`POST /v1/responses`) as a dialect over chat completions.
+
+A Responses request becomes a chat request (`to_chat`), a whole chat answer becomes a Response object
+(`response_from_chat`); `events.StreamTranslator` does the same for a chat stream. Pure dict work, no I/O.
+
+What a chat backend cannot do is refused with a 400 rather than dropped in silence:
+- hosted tools (web search, file search, code interpreter, MCP, shells, ...) and `custom` tools: a chat
+  backend has no free-form tool call, and answering a `function_call` where the client declared a custom
+  tool would hand it an item it does not expect;
+- `file_id`/`file_url` inputs (no files API), `background: true`, `prompt` and `conversation`;
+- an `item_reference` to an item not in `history` or earlier in `input`, and a `function_call_output`
+  whose `call_id` no earlier `function_call` has.
+What has no slot in chat and no effect on the answer is left out: `reasoning` items sent back (chat has no
+place for them; the model reasons afresh), `metadata`, `store`, `include`, `truncation`, `max_tool_calls`,
+`previous_response_id` (the caller resolves it into `history`; earlier `instructions` are not carried over,
+as OpenAI does). `strict` on a function tool is passed only when given, since most client schemas are not
+written for strict mode. `top_logprobs` turns chat's `logprobs` on, which chat needs to answer them.
+"""
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from gateway.errors import ApiError, bad_request
+
+HOSTED_TOOLS = frozenset({
+    "web_search", "web_search_preview", "web_search_preview_2025_03_11", "file_search", "code_interpreter",
+    "computer_use_preview", "computer_use", "image_generation", "mcp", "local_shell", "shell", "apply_patch",
+})
+_ROLES = ("user", "system", "developer", "assistant")
+_TOOL_CHOICE_MODES = ("auto", "none", "required")
+_FORMATS = ("text", "json_object", "json_schema")
+# OpenAI's item id prefixes, as `GET /v1/responses/{id}/input_items` shows them.
+_ID_PREFIX = {"message": "msg_", "function_call": "fc_", "function_call_output": "fco_", "reasoning": "rs_"}
+
+
+def new_id(prefix: str) -> str:
+    """A random id in OpenAI's style: the prefix and 48 hex characters."""
+    return prefix + secrets.token_hex(24)
+
+
+# --- checks: each returns the value or raises a 400 naming where it is ---
+
+def _need(value: Any, kind: type | tuple[type, ...], param: str, what: str) -> Any:
+    # bool is an int in Python, but not a number in JSON
+    if not isinstance(value, kind) or (isinstance(value, bool) and bool not in _as_tuple(kind)):
+        raise bad_request(f"Invalid type for '{param}': expected {what}.", param=param, code="invalid_type")
+    return value
+
+
+def _as_tuple(kind: type | tuple[type, ...]) -> tuple[type, ...]:
+    return kind if isinstance(kind, tuple) else (kind,)
+
+
+def _obj(value: Any, param: str) -> dict:
+    return _need(value, dict, param, "an object")
+
+
+def _str(value: Any, param: str) -> str:
+    return _need(value, str, param, "a string")
+
+
+def _list(value: Any, param: str) -> list:
+    return _need(value, list, param, "an array")
+
+
+def _in_range(value: Any, bounds: tuple[float, float] | None, param: str) -> Any:
+    if bounds is not None and not bounds[0] <= value <= bounds[1]:
+        raise bad_request(f"Invalid '{param}': expected a value between {bounds[0]:g} and {bounds[1]:g}, got {value}.",
+                          param=param, code="invalid_value")
+    return value
+
+
+def _missing(param: str) -> ApiError:
+    return bad_request(f"Missing required parameter: '{param}'.", param=param, code="missing_required_parameter")
+
+
+def _field(obj: dict, key: str, param: str) -> Any:
+    if obj.get(key) is None:
+        raise _missing(f"{param}.{key}")
+    return obj[key]
+
+
+def _unsupported(message: str, param: str) -> ApiError:
+    return bad_request(message, param=param, code="unsupported_parameter")
+
+
+# --- request -> chat ---
+
+# Responses field -> (chat field, JSON type the value must have, that type in words, allowed range)
+_PASSED: dict[str, tuple[str, type | tuple[type, ...], str, tuple[float, float] | None]] = {
+    "temperature": ("temperature", (int, float), "a number", (0, 2)),
+    "top_p": ("top_p", (int, float), "a number", (0, 1)),
+    "user": ("user", str, "a string", None),
+    "max_output_tokens": ("max_completion_tokens", int, "an integer", (1, 10_000_000)),
+    "top_logprobs": ("top_logprobs", int, "an integer", (0, 20)),
+    "parallel_tool_calls": ("parallel_tool_calls", bool, "a boolean", None),
+    "service_tier": ("service_tier", str, "a string", None),
+    "safety_identifier": ("safety_identifier", str, "a string", None),
+    "prompt_cache_key": ("prompt_cache_key", str, "a string", None),
+}
+_CHECKED_ONLY: dict[str, tuple[type, str]] = {  # Responses-only fields: checked for type, not sent to chat
+    "metadata": (dict, "an object"), "store": (bool, "a boolean"), "previous_response_id": (str, "a string"),
+    "include": (list, "an array"), "max_tool_calls": (int, "an integer"),
+}
+
+
+def to_chat(request: dict, history: Sequence[dict] = ()) -> dict:
+    """The chat completions request for a Responses create request; `history` holds the items of earlier
+    responses (from `previous_response_id`) that come before this request's `input`."""
+    _refuse_unsupported(request)
+    chat: dict[str, Any] = {"model": request["model"]}
+    chat["messages"] = _messages(request, history)
+    for name, (chat_name, kind, what, bounds) in _PASSED.items():
+        if request.get(name) is not None:
+            chat[chat_name] = _in_range(_need(request[name], kind, name, what), bounds, name)
+    for name, (kind, what) in _CHECKED_ONLY.items():
+        if request.get(name) is not None:
+            _need(request[name], kind, name, what)
+    if "top_logprobs" in chat:
+        chat["logprobs"] = True     # chat answers top_logprobs only with logprobs on
+    if request.get("tools") is not None:
+        chat["tools"] = _tools(request["tools"])
+    if request.get("tool_choice") is not None:
+        chat["tool_choice"] = _tool_choice(request["tool_choice"])
+    if request.get("text") is not None:
+        chat.update(_text(_obj(request["text"], "text")))
+    if request.get("reasoning") is not None:
+        effort = _obj(request["reasoning"], "reasoning").get("effort")
+        if effort is not None:
+            chat["reasoning_effort"] = _str(effort, "reasoning.effort")
+    if request.get("stream") is not None and _need(request["stream"], bool, "stream", "a boolean"):
+        chat["stream"] = True
+        chat["stream_options"] = {"include_usage": True}    # the Response carries usage at its end
+    return chat
+
+
+def _refuse_unsupported(request: dict) -> None:
+    if request.get("background") is not None and _need(request["background"], bool, "background", "a boolean"):
+        raise _unsupported("Background responses are not supported by this gateway.", "background")
+    if request.get("prompt") is not None:
+        raise _unsupported("Stored prompt templates are not supported by this gateway.", "prompt")
+    if request.get("conversation") is not None:
+        raise _unsupported("Conversations are not supported by this gateway; use previous_response_id.",
+                           "conversation")
+    truncation = request.get("truncation")
+    if truncation is not None and truncation not in ("auto", "disabled"):
+        raise bad_request("Invalid value for 'truncation': expected 'auto' or 'disabled'.", param="truncation",
+                          code="invalid_value")
+
+
+def _messages(request: dict, history: Sequence[dict]) -> list[dict]:
+    messages = _Messages()
+    if request.get("instructions") is not None:
+        messages.out.append({"role": "system", "content": _str(request["instructions"], "instructions")})
+    # history was stored by the gateway after its own checks; an error there is named after its source
+    messages.add_all(history, lambda i: "previous_response_id")
+    raw = request.get("input")
+    if raw is None:
+        if not history:
+            raise _missing("input")
+    elif isinstance(raw, str):
+        messages.out.append({"role": "user", "content": raw})
+    else:
+        messages.add_all(_list(raw, "input"), lambda i: f"input[{i}]")
+    if not messages.out:
+        raise bad_request("The request has no messages for the model: 'input' is empty.", param="input",
+                          code="invalid_value")
+    return messages.out
+
+
+class _Messages:
+    """Chat messages built from Responses items, in order, with the tool calls seen so far."""
+
+    def __init__(self) -> None:
+        self.out: list[dict] = []
+        self.call_ids: set[str] = set()
+        self.by_id: dict[str, dict] = {}      # items by id, for item_reference
+
+    def add_all(self, items: Iterable[Any], param_of: Any) -> None:
+        for i, item in enumerate(items):
+            self.add(item, param_of(i))
+
+    def add(self, item: Any, param: str) -> None:
+        _obj(item, param)
+        kind = item.get("type", "message" if "role" in item else None)
+        if kind == "item_reference":
+            item, kind = self._resolve(item, param)
+        if isinstance(item.get("id"), str):
+            self.by_id[item["id"]] = item
+        if kind == "message":
+            self.out.append(_message(item, param))
+        elif kind == "function_call":
+            self._function_call(item, param)
+        elif kind == "function_call_output":
+            self._function_call_output(item, param)
+        elif kind == "reasoning":
+            pass    # chat has no slot for earlier reasoning; the model reasons afresh
+        elif kind is None:
+            raise _missing(f"{param}.type")
+        else:
+            raise bad_request(f"Invalid value for '{param}.type': item type {kind!r} is not supported.",
+                              param=f"{param}.type", code="invalid_value")
+
+    def _resolve(self, ref: dict, param: str) -> tuple[dict, Any]:
+        ref_id = _str(_field(ref, "id", param), f"{param}.id")
+        if ref_id not in self.by_id:
+            raise bad_request(f"Item with id '{ref_id}' not found.", param=f"{param}.id", code="invalid_value")
+        item = self.by_id[ref_id]
+        return item, item.get("type", "message")
+
+    def _function_call(self, item: dict, param: str) -> None:
+        call_id = _str(_field(item, "call_id", param), f"{param}.call_id")
+        call = {"id": call_id, "type": "function", "function": {
+            "name": _str(_field(item, "name", param), f"{param}.name"),
+            "arguments": _str(_field(item, "arguments", param), f"{param}.arguments")}}
+        self.call_ids.add(call_id)
+        last = self.out[-1] if self.out else None
+        # a reply's text and its calls, or several calls in a row, are one assistant turn in chat
+        if last is not None and last["role"] == "assistant":
+            last.setdefault("tool_calls", []).append(call)
+        else:
+            self.out.append({"role": "assistant", "content": None, "tool_calls": [call]})
+
+    def _function_call_output(self, item: dict, param: str) -> None:
+        call_id = _str(_field(item, "call_id", param), f"{param}.call_id")
+        if call_id not in self.call_ids:
+            raise bad_request(f"No tool call found for function call output with call_id {call_id}.",
+                              param=f"{param}.call_id", code="invalid_value")
+        output = _field(item, "output", param)
+        if not isinstance(output, str):
+            output = _text_of(_list(output, f"{param}.output"), f"{param}.output", ("input_text", "output_text"))
+        self.out.append({"role": "tool", "tool_call_id": call_id, "content": output})
+
+
+def _message(item: dict, param: str) -> dict:
+    role = _str(_field(item, "role", param), f"{param}.role")
+    if role not in _ROLES:
+        raise bad_request(f"Invalid value for '{param}.role': expected one of {', '.join(_ROLES)}.",
+                          param=f"{param}.role", code="invalid_value")
+    content = _field(item, "content", param)
+    if isinstance(content, str):
+        return {"role": role, "content": content}
+    parts = _list(content, f"{param}.content")
+    if role == "assistant":
+        kinds = ("output_text", "refusal", "input_text")
+        return {"role": role, "content": _text_of(parts, f"{param}.content", kinds)}
+    return {"role": role, "content": [_input_part(p, f"{param}.content[{i}]") for i, p in enumerate(parts)]}
+
+
+def _text_of(parts: list, param: str, kinds: tuple[str, ...]) -> str:
+    """Text-only parts joined: what chat takes where it takes a plain string."""
+    texts = []
+    for i, part in enumerate(parts):
+        where = f"{param}[{i}]"
+        kind = _str(_field(_obj(part, where), "type", where), f"{where}.type")
+        if kind not in kinds:
+            raise bad_request(f"Invalid value for '{where}.type': expected one of {', '.join(kinds)}.",
+                              param=f"{where}.type", code="invalid_value")
+        key = "refusal" if kind == "refusal" else "text"
+        texts.append(_str(_field(part, key, where), f"{where}.{key}"))
+    return "".join(texts)
+
+
+def _input_part(part: Any, param: str) -> dict:
+    kind = _str(_field(_obj(part, param), "type", param), f"{param}.type")
+    if kind == "input_text":
+        return {"type": "text", "text": _str(_field(part, "text", param), f"{param}.text")}
+    if kind == "input_image":
+        return _image(part, param)
+    if kind == "input_file":
+        return _file(part, param)
+    raise bad_request(f"Invalid value for '{param}.type': expected one of input_text, input_image, input_file.",
+                      param=f"{param}.type", code="invalid_value")
+
+
+def _image(part: dict, param: str) -> dict:
+    if part.get("file_id") is not None:
+        raise _unsupported("Images by file_id are not supported by this gateway; send image_url.", f"{param}.file_id")
+    url = _str(_field(part, "image_url", param), f"{param}.image_url")
+    image = {"url": url}
+    if part.get("detail") is not None:
+        image["detail"] = _str(part["detail"], f"{param}.detail")
+    return {"type": "image_url", "image_url": image}
+
+
+def _file(part: dict, param: str) -> dict:
+    if part.get("file_id") is not None or part.get("file_url") is not None:
+        key = "file_id" if part.get("file_id") is not None else "file_url"
+        raise _unsupported(f"Files by {key} are not supported by this gateway; send file_data.", f"{param}.{key}")
+    file = {"file_data": _str(_field(part, "file_data", param), f"{param}.file_data")}
+    if part.get("filename") is not None:
+        file["filename"] = _str(part["filename"], f"{param}.filename")
+    return {"type": "file", "file": file}
+
+
+def _tools(raw: Any) -> list[dict]:
+    tools = []
+    for i, tool in enumerate(_list(raw, "tools")):
+        param = f"tools[{i}]"
+        kind = _str(_field(_obj(tool, param), "type", param), f"{param}.type")
+        if kind != "function":
+            raise _unsupported(_tool_refusal(kind), param)
+        function: dict[str, Any] = {"name": _str(_field(tool, "name", param), f"{param}.name")}
+        if tool.get("description") is not None:
+            function["description"] = _str(tool["description"], f"{param}.description")
+        if tool.get("parameters") is not None:
+            function["parameters"] = _obj(tool["parameters"], f"{param}.parameters")
+        if tool.get("strict") is not None:
+            function["strict"] = _need(tool["strict"], bool, f"{param}.strict", "a boolean")
+        tools.append({"type": "function", "function": function})
+    return tools
+
+
+def _tool_refusal(kind: str) -> str:
+    if kind in HOSTED_TOOLS:
+        # hosted tools run on OpenAI's side; a chat backend would answer as if they were not there
+        return f"Tool type '{kind}' is a hosted tool this gateway cannot run; only function tools are supported."
+    if kind == "custom":
+        return "Tool type 'custom' (free-form input) is not supported by this gateway; declare a function tool."
+    return f"Tool type '{kind}' is not supported by this gateway; only function tools are."
+
+
+def _tool_choice(raw: Any) -> Any:
+    if isinstance(raw, str):
+        if raw not in _TOOL_CHOICE_MODES:
+            raise bad_request("Invalid value for 'tool_choice': expected auto, none or required.",
+                              param="tool_choice", code="invalid_value")
+        return raw
+    kind = _field(_obj(raw, "tool_choice"), "type", "tool_choice")
+    if kind == "function":
+        return {"type": "function", "function": {"name": _str(_field(raw, "name", "tool_choice"),
+                                                               "tool_choice.name")}}
+    if kind == "allowed_tools":
+        return _allowed_tools(raw)
+    raise _unsupported(f"Tool choice type {kind!r} is not supported by this gateway.", "tool_choice.type")
+
+
+def _allowed_tools(raw: dict) -> dict:
+    mode = _field(raw, "mode", "tool_choice")
+    if mode not in ("auto", "required"):
+        raise bad_request("Invalid value for 'tool_choice.mode': expected auto or required.",
+                          param="tool_choice.mode", code="invalid_value")
+    names = []
+    for i, tool in enumerate(_list(_field(raw, "tools", "tool_choice"), "tool_choice.tools")):
+        param = f"tool_choice.tools[{i}]"
+        if _field(_obj(tool, param), "type", param) != "function":
+            raise _unsupported("Only function tools can be allowed by this gateway.", f"{param}.type")
+        names.append({"type": "function", "function": {"name": _str(_field(tool, "name", param), f"{param}.name")}})
+    return {"type": "allowed_tools", "allowed_tools": {"mode": mode, "tools": names}}
+
+
+def _text(text: dict) -> dict:
+    chat: dict[str, Any] = {}
+    if text.get("verbosity") is not None:
+        chat["verbosity"] = _str(text["verbosity"], "text.verbosity")
+    if text.get("format") is None:
+        return chat
+    fmt = _obj(text["format"], "text.format")
+    kind = _field(fmt, "type", "text.format")
+    if kind not in _FORMATS:
+        raise bad_request("Invalid value for 'text.format.type': expected text, json_object or json_schema.",
+                          param="text.format.type", code="invalid_value")
+    if kind == "json_object":
+        chat["response_format"] = {"type": "json_object"}
+    elif kind == "json_schema":
+        schema = {"name": _str(_field(fmt, "name", "text.format"), "text.format.name"),
+                  "schema": _obj(_field(fmt, "schema", "text.format"), "text.format.schema")}
+        if fmt.get("description") is not None:
+            schema["description"] = _str(fmt["description"], "text.format.description")
+        if fmt.get("strict") is not None:
+            schema["strict"] = _need(fmt["strict"], bool, "text.format.strict", "a boolean")
+        chat["response_format"] = {"type": "json_schema", "json_schema": schema}
+    return chat
+
+
+# --- input items, as stored and listed ---
+
+def input_items(request: dict) -> list[dict]:
+    """The request's `input` as `GET /v1/responses/{id}/input_items` lists it; call it after `to_chat`
+    accepted the request. `item_reference` items are kept as given."""
+    raw = request.get("input")
+    if raw is None:
+        return []
+    if isinstance(raw, str):
+        raw = [{"role": "user", "content": raw}]
+    return [_stored_item(item) for item in raw]
+
+
+def _stored_item(item: dict) -> dict:
+    kind = item.get("type", "message")
+    stored = {**item, "type": kind}
+    if kind in _ID_PREFIX and not isinstance(stored.get("id"), str):
+        stored["id"] = new_id(_ID_PREFIX[kind])
+    if kind == "message":
+        if isinstance(stored["content"], str):
+            part_type = "output_text" if stored["role"] == "assistant" else "input_text"
+            stored["content"] = [_text_part(stored["content"]) if part_type == "output_text"
+                                 else {"type": "input_text", "text": stored["content"]}]
+        stored.setdefault("status", "completed")
+    elif kind in ("function_call", "function_call_output"):
+        stored.setdefault("status", "completed")
+    return stored
+
+
+# --- chat answer -> Response ---
+
+def response_from_chat(chat: dict, request: dict, *, response_id: str, created_at: int, model: str) -> dict:
+    """The Response object for a whole `chat.completion` answer to the chat form of `request`."""
+    choices = chat.get("choices") or [{}]
+    choice = choices[0] if isinstance(choices[0], dict) else {}
+    message: dict = choice["message"] if isinstance(choice.get("message"), dict) else {}
+    status, reason = finish_status(choice.get("finish_reason"))
+    output = []
+    if message.get("reasoning_content"):
+        output.append(reasoning_item(new_id("rs_"), message["reasoning_content"]))
+    parts = []
+    if message.get("content"):
+        parts.append(_text_part(message["content"]))
+    if message.get("refusal"):
+        parts.append({"type": "refusal", "refusal": message["refusal"]})
+    if parts:
+        output.append(message_item(new_id("msg_"), parts, "incomplete" if status == "incomplete" else "completed"))
+    for call in message.get("tool_calls") or ():
+        function = call.get("function") or {}
+        output.append(function_call_item(new_id("fc_"), call.get("id") or new_id("call_"),
+                                         function.get("name") or "", function.get("arguments") or ""))
+    return build_response(request, response_id=response_id, created_at=created_at, model=model, status=status,
+                          output=output, usage=chat.get("usage"), incomplete_reason=reason,
+                          service_tier=chat.get("service_tier"))
+
+
+def finish_status(finish_reason: Any) -> tuple[str, str | None]:
+    """The Response status and `incomplete_details.reason` for a chat finish reason."""
+    if finish_reason == "length":
+        return "incomplete", "max_output_tokens"
+    if finish_reason == "content_filter":
+        return "incomplete", "content_filter"
+    return "completed", None
+
+
+def _text_part(text: str) -> dict:
+    return {"type": "output_text", "text": text, "annotations": [], "logprobs": []}
+
+
+def message_item(item_id: str, content: list[dict], status: str) -> dict:
+    return {"id": item_id, "type": "message", "status": status, "role": "assistant", "content": content}
+
+
+def reasoning_item(item_id: str, text: str | None) -> dict:
+    summary = [{"type": "summary_text", "text": text}] if text is not None else []
+    return {"id": item_id, "type": "reasoning", "summary": summary}
+
+
+def function_call_item(item_id: str, call_id: str, name: str, arguments: str, status: str = "completed") -> dict:
+    return {"id": item_id, "type": "function_call", "status": status, "arguments": arguments, "call_id": call_id,
+            "name": name}
+
+
+def response_usage(usage: Any) -> dict | None:
+    """Chat usage in the Response's terms; None when the upstream told nothing."""
+    if not isinstance(usage, dict):
+        return None
+    prompt, completion = _count(usage.get("prompt_tokens")), _count(usage.get("completion_tokens"))
+    prompt_details = _details(usage, "prompt_tokens_details")
+    # cache writes have no standard chat field; Anthropic-style upstreams put them beside cached_tokens
+    cached = {"cached_tokens": _count(prompt_details.get("cached_tokens")),
+              "cache_write_tokens": _count(prompt_details.get("cache_write_tokens"))}
+    reasoning = _count(_details(usage, "completion_tokens_details").get("reasoning_tokens"))
+    total = usage.get("total_tokens")
+    return {"input_tokens": prompt, "input_tokens_details": cached,
+            "output_tokens": completion, "output_tokens_details": {"reasoning_tokens": reasoning},
+            "total_tokens": total if isinstance(total, int) else prompt + completion}
+
+
+def _details(usage: dict, key: str) -> dict:
+    details = usage.get(key)
+    return details if isinstance(details, dict) else {}
+
+
+def _count(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def build_response(request: dict, *, response_id: str, created_at: int, model: str, status: str, output: list,
+                   usage: Any = None, incomplete_reason: str | None = None, error: dict | None = None,
+                   service_tier: Any = None) -> dict:
+    """A Response object: the answer's parts plus the request's settings echoed as OpenAI echoes them."""
+    reasoning: dict = request["reasoning"] if isinstance(request.get("reasoning"), dict) else {}
+    text: dict = request["text"] if isinstance(request.get("text"), dict) else {}
+    response = {
+        "id": response_id, "object": "response", "created_at": created_at, "status": status,
+        "background": False, "error": error,
+        "incomplete_details": {"reason": incomplete_reason} if incomplete_reason else None,
+        "instructions": request.get("instructions"), "max_output_tokens": request.get("max_output_tokens"),
+        "max_tool_calls": request.get("max_tool_calls"), "model": model, "output": output,
+        "parallel_tool_calls": request.get("parallel_tool_calls", True),
+        "previous_response_id": request.get("previous_response_id"),
+        "prompt_cache_key": request.get("prompt_cache_key"),
+        "reasoning": {"effort": reasoning.get("effort"), "summary": reasoning.get("summary")},
+        "safety_identifier": request.get("safety_identifier"), "store": request.get("store", True),
+        "temperature": request.get("temperature", 1.0),
+        "text": {"format": text.get("format") or {"type": "text"}, "verbosity": text.get("verbosity", "medium")},
+        "tool_choice": request.get("tool_choice", "auto"), "tools": _echoed_tools(request.get("tools")),
+        "top_logprobs": request.get("top_logprobs", 0), "top_p": request.get("top_p", 1.0),
+        "truncation": request.get("truncation") or "disabled", "usage": response_usage(usage),
+        "user": request.get("user"), "metadata": request.get("metadata") or {},
+    }
+    if service_tier is not None:
+        response["service_tier"] = service_tier
+    return response
+
+
+def _echoed_tools(tools: Any) -> list:
+    # fields the client left out are echoed as null, as OpenAI's Response object always carries them
+    return [{"description": None, "parameters": None, "strict": None, **tool} for tool in tools or ()]
