@@ -85,15 +85,14 @@ class _Preparing:
         self.inbound.send = orjson.dumps(chat)
         if previous is None or holder is not None:     # else no upstream knows the conversation by that id
             self.inbound.native = Native("responses", self.body, request, holder)
-        self.inbound.answer = ResponseAnswer(request, translate.input_items(request))
+        self.inbound.answer = ResponseAnswer(request)
 
 
 class ResponseAnswer(Translation):
     """The chat answer as a `response`, kept in the store when `store` is not false."""
 
-    def __init__(self, request: dict[str, Any], items: list[dict[str, Any]]) -> None:
+    def __init__(self, request: dict[str, Any]) -> None:
         self.request = request
-        self.items = items
         self.id = translate.new_id("resp_")
         self.created_at = int(time.time())
         self.events: StreamTranslator | None = None
@@ -121,11 +120,16 @@ class ResponseAnswer(Translation):
             return
         self.events = events = StreamTranslator(self.request, response_id=self.id, created_at=self.created_at,
                                                 model=x.model)
-        yield events.start() + events.feed(first)
-        async for chunk in reply.chunks:
-            out = events.feed(chunk)
-            if out:
-                yield out
+        try:
+            yield events.start() + events.feed(first)
+            async for chunk in reply.chunks:
+                out = events.feed(chunk)
+                if out:
+                    yield out
+        except ValueError:      # an event that is not JSON, past the first: the stream ends failed, not cut
+            log.warning("response %s: the upstream stream sent an event that is not JSON", self.id)
+            yield events.fail("The upstream sent a malformed event.", "server_error", "upstream_malformed")
+            return
         closing = events.finish()
         await self._keep(x, events.response)     # before the last event: a client reading on finds it stored
         yield closing
@@ -146,7 +150,7 @@ class ResponseAnswer(Translation):
         if not isinstance(response_id, str) or not response_id:
             return
         record = ResponseRecord(response_id, x.key.id, self.created_at, orjson.dumps({
-            "response": response, "input": self.items,
+            "response": response, "input": translate.input_items(self.request),
             "previous": self.request.get("previous_response_id"),
             # the provider that keeps this conversation upstream too (it stored its answer)
             "holder": x.provider if native else None}))

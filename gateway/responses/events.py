@@ -12,10 +12,10 @@ from typing import Any
 
 import orjson
 
+from gateway.responses import tools
 from gateway.responses.translate import (
     build_response,
     finish_status,
-    function_call_item,
     message_item,
     new_id,
     reasoning_item,
@@ -73,6 +73,7 @@ class StreamTranslator:
         self._finish_reason: Any = None
         self._service_tier: Any = None
         self._final: dict | None = None
+        self._names = tools.declared_names(request)    # custom and namespaced tools, by chat name
         self.usage: dict | None = None
 
     # --- the public steps ---
@@ -179,14 +180,19 @@ class StreamTranslator:
             out += self._close_reasoning() + self._close_message("completed")
             call = _Call(len(self._output), fragment.get("id") or new_id("call_"), function.get("name") or "")
             self._calls[index] = call
-            self._output.append(function_call_item(call.item_id, call.call_id, call.name, "", "in_progress"))
+            item = tools.call_item(call.item_id, call.call_id, call.name, "", self._names, "in_progress")
+            if item["type"] == "custom_tool_call":
+                call.item_id = item["id"] = new_id("ctc_")
+            self._output.append(item)
             out += self._item_event("response.output_item.added", call.output_index)
         elif function.get("name"):
             call.name += function["name"]     # a few upstreams send the name in pieces
         if function.get("arguments"):
             call.arguments += function["arguments"]
-            out += self._event("response.function_call_arguments.delta", item_id=call.item_id,
-                               output_index=call.output_index, delta=function["arguments"])
+            if self._output[call.output_index]["type"] == "function_call":
+                out += self._event("response.function_call_arguments.delta", item_id=call.item_id,
+                                   output_index=call.output_index, delta=function["arguments"])
+            # a custom tool's input is the text inside {"input": ...}: sent whole when the call ends
         return out
 
     # --- closing items ---
@@ -225,9 +231,17 @@ class StreamTranslator:
         return out + self._part_event("response.content_part.done", part=part.value())
 
     def _close_call(self, call: _Call) -> bytes:
-        out = self._event("response.function_call_arguments.done", item_id=call.item_id,
-                          output_index=call.output_index, name=call.name, arguments=call.arguments)
-        self._output[call.output_index] = function_call_item(call.item_id, call.call_id, call.name, call.arguments)
+        item = tools.call_item(call.item_id, call.call_id, call.name, call.arguments, self._names)
+        self._output[call.output_index] = item
+        if item["type"] == "custom_tool_call":
+            text = item["input"]
+            out = self._event("response.custom_tool_call_input.delta", item_id=call.item_id,
+                              output_index=call.output_index, delta=text)
+            out += self._event("response.custom_tool_call_input.done", item_id=call.item_id,
+                               output_index=call.output_index, input=text)
+        else:
+            out = self._event("response.function_call_arguments.done", item_id=call.item_id,
+                              output_index=call.output_index, name=item["name"], arguments=call.arguments)
         return out + self._item_event("response.output_item.done", call.output_index)
 
     # --- rendering ---

@@ -23,16 +23,17 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from gateway.errors import ApiError, bad_request
+from gateway.responses import tools
+from gateway.responses.tools import HOSTED_TOOLS
 
-HOSTED_TOOLS = frozenset({
-    "web_search", "web_search_preview", "web_search_preview_2025_03_11", "file_search", "code_interpreter",
-    "computer_use_preview", "computer_use", "image_generation", "mcp", "local_shell", "shell", "apply_patch",
-})
+__all__ = ["HOSTED_TOOLS", "to_chat", "input_items", "response_from_chat", "new_id"]
+
 _ROLES = ("user", "system", "developer", "assistant")
 _TOOL_CHOICE_MODES = ("auto", "none", "required")
 _FORMATS = ("text", "json_object", "json_schema")
 # OpenAI's item id prefixes, as `GET /v1/responses/{id}/input_items` shows them.
-_ID_PREFIX = {"message": "msg_", "function_call": "fc_", "function_call_output": "fco_", "reasoning": "rs_"}
+_ID_PREFIX = {"message": "msg_", "function_call": "fc_", "function_call_output": "fco_", "reasoning": "rs_",
+              "custom_tool_call": "ctc_", "custom_tool_call_output": "ctco_"}
 
 
 def new_id(prefix: str) -> str:
@@ -111,7 +112,8 @@ def to_chat(request: dict, history: Sequence[dict] = ()) -> dict:
     responses (from `previous_response_id`) that come before this request's `input`."""
     _refuse_unsupported(request)
     chat: dict[str, Any] = {"model": request["model"]}
-    chat["messages"] = _messages(request, history)
+    messages = _messages(request, history)
+    chat["messages"] = messages.out
     for name, (chat_name, kind, what, bounds) in _PASSED.items():
         if request.get(name) is not None:
             chat[chat_name] = _in_range(_need(request[name], kind, name, what), bounds, name)
@@ -120,8 +122,10 @@ def to_chat(request: dict, history: Sequence[dict] = ()) -> dict:
             _need(request[name], kind, name, what)
     if "top_logprobs" in chat:
         chat["logprobs"] = True     # chat answers top_logprobs only with logprobs on
-    if request.get("tools") is not None:
-        chat["tools"] = _tools(request["tools"])
+    declared = [(request["tools"], "tools")] if request.get("tools") is not None else []
+    declared_tools, _ = tools.chat_tools([*declared, *messages.additional_tools])
+    if declared_tools:
+        chat["tools"] = declared_tools
     if request.get("tool_choice") is not None:
         chat["tool_choice"] = _tool_choice(request["tool_choice"])
     if request.get("text") is not None:
@@ -150,7 +154,7 @@ def _refuse_unsupported(request: dict) -> None:
                           code="invalid_value")
 
 
-def _messages(request: dict, history: Sequence[dict]) -> list[dict]:
+def _messages(request: dict, history: Sequence[dict]) -> _Messages:
     messages = _Messages()
     if request.get("instructions") is not None:
         messages.out.append({"role": "system", "content": _str(request["instructions"], "instructions")})
@@ -167,7 +171,7 @@ def _messages(request: dict, history: Sequence[dict]) -> list[dict]:
     if not messages.out:
         raise bad_request("The request has no messages for the model: 'input' is empty.", param="input",
                           code="invalid_value")
-    return messages.out
+    return messages
 
 
 class _Messages:
@@ -177,6 +181,7 @@ class _Messages:
         self.out: list[dict] = []
         self.call_ids: set[str] = set()
         self.by_id: dict[str, dict] = {}      # items by id, for item_reference
+        self.additional_tools: list[tuple[Any, str]] = []   # tools declared by `additional_tools` items
 
     def add_all(self, items: Iterable[Any], param_of: Any) -> None:
         for i, item in enumerate(items):
@@ -192,9 +197,14 @@ class _Messages:
         if kind == "message":
             self.out.append(_message(item, param))
         elif kind == "function_call":
-            self._function_call(item, param)
-        elif kind == "function_call_output":
+            self._function_call(item, param, _str(_field(item, "arguments", param), f"{param}.arguments"))
+        elif kind == "custom_tool_call":
+            self._function_call(item, param, tools.custom_arguments(_str(_field(item, "input", param),
+                                                                         f"{param}.input")))
+        elif kind in ("function_call_output", "custom_tool_call_output"):
             self._function_call_output(item, param)
+        elif kind == "additional_tools":
+            self.additional_tools.append((item.get("tools"), f"{param}.tools"))
         elif kind == "reasoning":
             pass    # chat has no slot for earlier reasoning; the model reasons afresh
         elif kind is None:
@@ -210,11 +220,13 @@ class _Messages:
         item = self.by_id[ref_id]
         return item, item.get("type", "message")
 
-    def _function_call(self, item: dict, param: str) -> None:
+    def _function_call(self, item: dict, param: str, arguments: str) -> None:
         call_id = _str(_field(item, "call_id", param), f"{param}.call_id")
-        call = {"id": call_id, "type": "function", "function": {
-            "name": _str(_field(item, "name", param), f"{param}.name"),
-            "arguments": _str(_field(item, "arguments", param), f"{param}.arguments")}}
+        namespace = item.get("namespace")
+        if namespace is not None:
+            _str(namespace, f"{param}.namespace")
+        name = tools.chat_name(_str(_field(item, "name", param), f"{param}.name"), namespace)
+        call = {"id": call_id, "type": "function", "function": {"name": name, "arguments": arguments}}
         self.call_ids.add(call_id)
         last = self.out[-1] if self.out else None
         # a reply's text and its calls, or several calls in a row, are one assistant turn in chat
@@ -295,33 +307,6 @@ def _file(part: dict, param: str) -> dict:
     return {"type": "file", "file": file}
 
 
-def _tools(raw: Any) -> list[dict]:
-    tools = []
-    for i, tool in enumerate(_list(raw, "tools")):
-        param = f"tools[{i}]"
-        kind = _str(_field(_obj(tool, param), "type", param), f"{param}.type")
-        if kind != "function":
-            raise _unsupported(_tool_refusal(kind), param)
-        function: dict[str, Any] = {"name": _str(_field(tool, "name", param), f"{param}.name")}
-        if tool.get("description") is not None:
-            function["description"] = _str(tool["description"], f"{param}.description")
-        if tool.get("parameters") is not None:
-            function["parameters"] = _obj(tool["parameters"], f"{param}.parameters")
-        if tool.get("strict") is not None:
-            function["strict"] = _need(tool["strict"], bool, f"{param}.strict", "a boolean")
-        tools.append({"type": "function", "function": function})
-    return tools
-
-
-def _tool_refusal(kind: str) -> str:
-    if kind in HOSTED_TOOLS:
-        # hosted tools run on OpenAI's side; a chat backend would answer as if they were not there
-        return f"Tool type '{kind}' is a hosted tool this gateway cannot run; only function tools are supported."
-    if kind == "custom":
-        return "Tool type 'custom' (free-form input) is not supported by this gateway; declare a function tool."
-    return f"Tool type '{kind}' is not supported by this gateway; only function tools are."
-
-
 def _tool_choice(raw: Any) -> Any:
     if isinstance(raw, str):
         if raw not in _TOOL_CHOICE_MODES:
@@ -329,7 +314,7 @@ def _tool_choice(raw: Any) -> Any:
                               param="tool_choice", code="invalid_value")
         return raw
     kind = _field(_obj(raw, "tool_choice"), "type", "tool_choice")
-    if kind == "function":
+    if kind in ("function", "custom"):
         return {"type": "function", "function": {"name": _str(_field(raw, "name", "tool_choice"),
                                                                "tool_choice.name")}}
     if kind == "allowed_tools":
@@ -399,7 +384,7 @@ def _stored_item(item: dict) -> dict:
             stored["content"] = [_text_part(stored["content"]) if part_type == "output_text"
                                  else {"type": "input_text", "text": stored["content"]}]
         stored.setdefault("status", "completed")
-    elif kind in ("function_call", "function_call_output"):
+    elif kind in ("function_call", "function_call_output", "custom_tool_call", "custom_tool_call_output"):
         stored.setdefault("status", "completed")
     return stored
 
@@ -422,10 +407,11 @@ def response_from_chat(chat: dict, request: dict, *, response_id: str, created_a
         parts.append({"type": "refusal", "refusal": message["refusal"]})
     if parts:
         output.append(message_item(new_id("msg_"), parts, "incomplete" if status == "incomplete" else "completed"))
+    names = tools.declared_names(request) if message.get("tool_calls") else {}
     for call in message.get("tool_calls") or ():
         function = call.get("function") or {}
-        output.append(function_call_item(new_id("fc_"), call.get("id") or new_id("call_"),
-                                         function.get("name") or "", function.get("arguments") or ""))
+        output.append(tools.call_item(new_id("fc_"), call.get("id") or new_id("call_"), function.get("name") or "",
+                                      function.get("arguments") or "", names))
     return build_response(request, response_id=response_id, created_at=created_at, model=model, status=status,
                           output=output, usage=chat.get("usage"), incomplete_reason=reason,
                           service_tier=chat.get("service_tier"))

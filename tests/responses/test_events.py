@@ -193,3 +193,39 @@ def test_chunks_that_say_nothing_give_no_events():
     translator.start()
     keepalive = b": keep-alive\n\ndata: {\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\"}}]}\n\n"
     assert translator.feed(keepalive) == b"" and translator.feed(b"") == b""
+
+
+def test_a_custom_tool_call_streams_as_the_custom_item_the_client_declared():
+    """Codex's apply_patch is a custom tool: its call streams as custom_tool_call input, whole, when it ends;
+    a namespaced function keeps its namespace; the final Response equals the whole answer's."""
+    request = {"model": "gpt-4o", "input": "hi", "stream": True, "tools": [
+        {"type": "custom", "name": "apply_patch"},
+        {"type": "namespace", "name": "mcp_x", "description": "x", "tools": [{"type": "function", "name": "run"}]}]}
+    arguments = orjson.dumps({"input": "*** Begin Patch\n*** End Patch"}).decode()
+    chunks = [
+        {"choices": [{"index": 0, "delta": {"role": "assistant", "tool_calls": [
+            {"index": 0, "id": "call_1", "type": "function", "function": {"name": "apply_patch", "arguments": ""}}]}}]},
+        {"choices": [{"index": 0, "delta": {"tool_calls": [{"index": 0, "function": {"arguments": arguments[:9]}}]}}]},
+        {"choices": [{"index": 0, "delta": {"tool_calls": [{"index": 0, "function": {"arguments": arguments[9:]}}]}}]},
+        {"choices": [{"index": 0, "delta": {"tool_calls": [
+            {"index": 1, "id": "call_2", "type": "function",
+             "function": {"name": "mcp_x__run", "arguments": "{}"}}]}}]},
+        {"choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]}]
+    sse = b"".join(b"data: " + orjson.dumps(c) + b"\n\n" for c in chunks) + b"data: [DONE]\n\n"
+    translator = StreamTranslator(request, response_id="resp_1", created_at=1, model="gpt-4o")
+    events = parse(translator.start() + translator.feed(sse) + translator.finish())
+    for event in events:
+        EVENTS.validate_python(event)
+    kinds = [e["type"] for e in events]
+    assert "response.custom_tool_call_input.done" in kinds and "response.function_call_arguments.done" in kinds
+    done = next(e for e in events if e["type"] == "response.custom_tool_call_input.done")
+    assert done["input"] == "*** Begin Patch\n*** End Patch"
+    final = translator.response
+    assert [(i["type"], i["name"], i.get("namespace")) for i in final["output"]] == [
+        ("custom_tool_call", "apply_patch", None), ("function_call", "run", "mcp_x")]
+    check_response(final)
+    whole = {"choices": [{"finish_reason": "tool_calls", "message": {"role": "assistant", "tool_calls": [
+        {"id": "call_1", "type": "function", "function": {"name": "apply_patch", "arguments": arguments}},
+        {"id": "call_2", "type": "function", "function": {"name": "mcp_x__run", "arguments": "{}"}}]}}]}
+    expected = response_from_chat(whole, request, response_id="resp_1", created_at=1, model="gpt-4o")
+    assert without_ids(final) == without_ids(expected)

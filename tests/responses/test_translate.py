@@ -210,11 +210,20 @@ def test_tool_choices_a_chat_backend_cannot_follow_are_refused(choice, param):
     assert refused({"input": "hi", "tool_choice": choice}).param == param
 
 
-@pytest.mark.parametrize("kind", sorted(HOSTED_TOOLS) + ["custom", "namespace", "tool_search"])
-def test_tools_other_than_functions_are_refused_by_name_and_place(kind):
+@pytest.mark.parametrize("kind", sorted(HOSTED_TOOLS) + ["tool_search", "unheard_of"])
+def test_tools_a_chat_backend_cannot_run_are_refused_by_name_and_place(kind):
     tools = [{"type": "function", "name": f"f{i}"} for i in range(3)] + [{"type": kind}]
     err = refused({"input": "hi", "tools": tools})
     assert err.param == "tools[3]" and kind in err.message
+
+
+@pytest.mark.parametrize("tool, param", [
+    ({"type": "custom"}, "tools[0].name"), ({"type": "namespace", "name": "ns"}, "tools[0].tools"),
+    ({"type": "namespace", "name": "ns", "tools": [{"type": "web_search"}]}, "tools[0].tools[0]"),
+    ({"type": "function", "name": 3}, "tools[0].name"),
+])
+def test_malformed_custom_and_namespace_tools_are_refused(tool, param):
+    assert refused({"input": "hi", "tools": [tool]}).param == param
 
 
 def test_text_formats():
@@ -459,3 +468,56 @@ def test_an_answer_without_usage_has_null_usage():
     response = response_from_chat(completion, {"model": "m", "input": "hi"}, response_id="r", created_at=1, model="m")
     assert response["usage"] is None
     check_response(response)
+
+
+# --- Codex's tool shapes: custom tools, namespaces, additional_tools items ---
+
+CODEX_TOOLS = [
+    {"type": "custom", "name": "apply_patch", "description": "Apply a patch.",
+     "format": {"type": "grammar", "syntax": "lark", "definition": "start: /.+/"}},
+    {"type": "namespace", "name": "mcp_github", "description": "GitHub.", "tools": [
+        {"type": "function", "name": "create_issue", "parameters": {"type": "object", "properties": {}}},
+        {"type": "custom", "name": "comment"}]},
+]
+
+
+def test_custom_and_namespaced_tools_become_chat_functions():
+    sent = chat({"input": "hi", "tools": CODEX_TOOLS})
+    assert [t["function"]["name"] for t in sent["tools"]] == ["apply_patch", "mcp_github__create_issue",
+                                                               "mcp_github__comment"]
+    assert sent["tools"][0]["function"]["parameters"]["required"] == ["input"]
+
+
+def test_additional_tools_items_declare_tools_and_the_first_name_wins():
+    sent = chat({"input": [{"type": "additional_tools", "tools": CODEX_TOOLS},
+                           {"role": "user", "content": "go"},
+                           {"type": "additional_tools", "tools": [{"type": "function", "name": "apply_patch"}]}]})
+    assert [m["role"] for m in sent["messages"]] == ["user"]
+    assert [t["function"]["name"] for t in sent["tools"]] == ["apply_patch", "mcp_github__create_issue",
+                                                               "mcp_github__comment"]
+    assert refused({"input": [{"type": "additional_tools", "tools": [{"type": "web_search"}]},
+                              {"role": "user", "content": "x"}]}).param == "input[0].tools[0]"
+
+
+def test_calls_come_back_as_the_items_the_client_declared():
+    request = {"model": "m", "input": "hi", "tools": CODEX_TOOLS}
+    answer = {"choices": [{"finish_reason": "tool_calls", "message": {"role": "assistant", "tool_calls": [
+        {"id": "c1", "type": "function", "function": {"name": "apply_patch",
+                                                      "arguments": '{"input": "*** Begin Patch"}'}},
+        {"id": "c2", "type": "function", "function": {"name": "mcp_github__create_issue", "arguments": "{}"}},
+        {"id": "c3", "type": "function", "function": {"name": "mcp_github__comment", "arguments": "not json"}}]}}]}
+    out = response_from_chat(answer, request, response_id="resp_1", created_at=1, model="m")["output"]
+    assert [(i["type"], i["name"], i.get("namespace")) for i in out] == [
+        ("custom_tool_call", "apply_patch", None), ("function_call", "create_issue", "mcp_github"),
+        ("custom_tool_call", "comment", "mcp_github")]
+    assert out[0]["input"] == "*** Begin Patch" and out[2]["input"] == "not json"
+    # ...and sent back, they are the same chat calls again, with their outputs
+    again = chat({"input": [*out, {"type": "custom_tool_call_output", "call_id": "c1", "output": "done"},
+                            {"type": "function_call_output", "call_id": "c2", "output": "#1"},
+                            {"type": "custom_tool_call_output", "call_id": "c3", "output": "ok"}],
+                  "tools": CODEX_TOOLS})
+    calls = again["messages"][0]["tool_calls"]
+    assert [c["function"]["name"] for c in calls] == ["apply_patch", "mcp_github__create_issue",
+                                                      "mcp_github__comment"]
+    assert orjson.loads(calls[0]["function"]["arguments"]) == {"input": "*** Begin Patch"}
+    assert [m["role"] for m in again["messages"]] == ["assistant", "tool", "tool", "tool"]
