@@ -116,3 +116,14 @@ async def _embedded(data_dir):
         yield store
     finally:
         await store.close()
+
+
+async def test_puts_at_once_are_all_kept(open_store):
+    """Concurrent puts share writes (embedded: one transaction for those that wait together);
+    each put returns only once its own record reads back."""
+    async with open_store() as store:
+        async def put(i: int) -> ResponseRecord | None:
+            await store.responses.put(ResponseRecord(f"resp_{i}", f"key_{i % 3}", i, b"x" * i), 60)
+            return await store.responses.get(f"resp_{i}")
+        got = await asyncio.gather(*(put(i) for i in range(40)))
+        assert [(r.owner, r.data) for r in got if r] == [(f"key_{i % 3}", b"x" * i) for i in range(40)]
