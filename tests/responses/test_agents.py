@@ -63,3 +63,50 @@ def test_an_agent_keeps_state_on_the_gateway(gw):
         again = await agents.Runner.run(agent, "And tomorrow?", previous_response_id=first.last_response_id)
         return str(again.final_output)
     assert asyncio.run(run()).startswith("mock")
+
+
+def test_an_agent_on_claude_through_the_anthropic_fake(start_gateway, loop):
+    """The fake answers a turn with tools with its recorded tool_use (get_weather for two cities),
+    and the turn carrying their results with text: the agent runs both calls, then finishes."""
+    from functools import partial
+
+    from tests.harness import closed_after
+    from tests.upstreams.anthropic_fake import FakeAnthropic
+    with closed_after(partial(FakeAnthropic, loop)) as make:
+        fake = make()
+        gw = start_gateway(base_config(
+            [{"name": "anthropic", "type": "anthropic", "base_url": fake.url, "api_key": fake.api_key}],
+            [chat_model("claude", {"provider": "anthropic", "model": "claude-sonnet-4-5"}, retries=0)]))
+        agents.set_tracing_disabled(True)
+        asked: list[str] = []
+
+        @agents.function_tool
+        def get_weather(location: str, unit: str = "c") -> str:
+            """The weather somewhere."""
+            asked.append(location)
+            return f"sunny in {location}"
+
+        client = openai.AsyncOpenAI(base_url=f"{gw.url}/v1", api_key="sk-test", max_retries=0)
+        agent = agents.Agent(name="forecaster", tools=[get_weather],
+                             model=agents.OpenAIResponsesModel(model="claude", openai_client=client),
+                             model_settings=agents.ModelSettings(max_tokens=512))
+        result = asyncio.run(agents.Runner.run(agent, "Weather in Paris and Tokyo?"))
+        assert len(asked) == 2 and isinstance(result.final_output, str) and result.final_output
+
+
+def test_an_agent_streams_on_gemini(start_gateway, loop):
+    from tests.upstreams.gemini_fake import FakeGemini
+    with FakeGemini(loop) as fake:
+        gw = start_gateway(base_config(
+            [{"name": "gem", "type": "gemini", "base_url": fake.url, "api_key": fake.key}],
+            [chat_model("flash", {"provider": "gem", "model": "gemini-2.5-flash"}, retries=0)]))
+        agents.set_tracing_disabled(True)
+        client = openai.AsyncOpenAI(base_url=f"{gw.url}/v1", api_key="sk-test", max_retries=0)
+        agent = agents.Agent(name="plain", model=agents.OpenAIResponsesModel(model="flash", openai_client=client))
+
+        async def run() -> object:
+            streamed = agents.Runner.run_streamed(agent, "Say hello.")
+            [event async for event in streamed.stream_events()]
+            return streamed.final_output
+        final = asyncio.run(run())
+        assert isinstance(final, str) and final
