@@ -21,8 +21,10 @@ from gateway.responses.translate import (
     reasoning_item,
 )
 
-# codes a Response's error may carry (ResponseErrorCode in OpenAI's document); anything else is a server_error
-_ERROR_CODES = frozenset({"server_error", "rate_limit_exceeded", "invalid_prompt", "invalid_image",
+# codes a Response's error may carry (ResponseErrorCode in OpenAI's document, and the two more that Codex acts
+# on, as OpenAI sends them); anything else is a server_error
+_ERROR_CODES = frozenset({"context_length_exceeded", "insufficient_quota",
+                          "server_error", "rate_limit_exceeded", "invalid_prompt", "invalid_image",
                           "invalid_image_format", "invalid_base64_image", "invalid_image_url", "image_too_large",
                           "image_too_small", "image_parse_error", "image_content_policy_violation",
                           "invalid_image_mode", "image_file_too_large", "unsupported_image_media_type",

@@ -229,3 +229,16 @@ def test_a_custom_tool_call_streams_as_the_custom_item_the_client_declared():
         {"id": "call_2", "type": "function", "function": {"name": "mcp_x__run", "arguments": "{}"}}]}}]}
     expected = response_from_chat(whole, request, response_id="resp_1", created_at=1, model="gpt-4o")
     assert without_ids(final) == without_ids(expected)
+
+
+@pytest.mark.parametrize("code, type_, expected", [
+    ("context_length_exceeded", "invalid_request_error", "context_length_exceeded"),   # codes Codex acts on
+    ("insufficient_quota", "insufficient_quota", "insufficient_quota"),
+    (None, "rate_limit_error", "rate_limit_exceeded"),
+    ("upstream_malformed", "server_error", "server_error"),
+])
+def test_a_failed_stream_keeps_the_codes_clients_act_on(code, type_, expected):
+    translator = StreamTranslator(REQUEST, response_id="resp_1", created_at=1, model="gpt-4o")
+    events = parse(translator.start() + translator.fail("It went wrong. Please try again in 2s.", type_, code))
+    assert events[-1]["type"] == "response.failed"
+    assert events[-1]["response"]["error"] == {"code": expected, "message": "It went wrong. Please try again in 2s."}
