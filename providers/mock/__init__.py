@@ -16,7 +16,7 @@ from pydantic import ConfigDict, Field
 
 from providers import errors
 from providers.base import Call, Progress, Provider, Reply, Usage, VideoFiles, VideoSpec
-from providers.mock.answers import ChatAnswer, TooLarge, embedding_answer
+from providers.mock.answers import BadFormat, ChatAnswer, TooLarge, embedding_answer
 from providers.options import ProviderConfig
 from providers.video_hints import prompt_with_hints
 
@@ -56,6 +56,12 @@ def _values(data: dict[str, Any]) -> int:
     return (len(inputs) if isinstance(inputs, list) else 1) * (dims if isinstance(dims, int) else 8)
 
 
+def _wants_schema(data: dict[str, Any]) -> bool:
+    """An instance of a schema is made on a thread: a hostile one takes up to ~40 ms to refuse."""
+    fmt = data.get("response_format")
+    return isinstance(fmt, dict) and fmt.get("type") == "json_schema"
+
+
 async def _off_loop_if(large: bool, make: Callable[..., T], *args: Any) -> T:
     """`make(*args)`, on a thread when `large`: its Python-level work yields the GIL every few ms."""
     return await asyncio.to_thread(make, *args) if large else make(*args)
@@ -77,10 +83,12 @@ class MockProvider(Provider[Options]):
     async def chat(self, call: Call) -> Reply:
         await self._before_answer()
         try:
-            answer = await _off_loop_if(len(call.body) > _LARGE_BODY, ChatAnswer, call.data, call.model,
-                                        self.options.reply_words, call.request_id)
+            answer = await _off_loop_if(len(call.body) > _LARGE_BODY or _wants_schema(call.data), ChatAnswer,
+                                        call.data, call.model, self.options.reply_words, call.request_id)
         except TooLarge as e:
             raise errors.BadRequest(str(e), provider=self.name, code="answer_too_large") from None
+        except BadFormat as e:
+            raise errors.BadRequest(str(e), provider=self.name, param="response_format") from None
         usage = Usage(answer.prompt_tokens, answer.completion_tokens)
         if call.stream:
             # Like a real stream, usage is known only once it ends: one cut short is

@@ -18,6 +18,9 @@ from typing import Any
 
 import orjson
 
+from providers.mock.schema_check import Unsatisfiable
+from providers.mock.schema_instance import instance
+
 # What one answer may hold: the mock builds answers on the event loop, so a small
 # request must not turn into a huge answer (the gateway answers 400 past these).
 MAX_ANSWER_BYTES = 4 * 1024 * 1024
@@ -32,6 +35,10 @@ _SLICE = 65_536
 
 class TooLarge(ValueError):
     """The answer asked for is past the mock's bounds; the message says which."""
+
+
+class BadFormat(ValueError):
+    """`response_format` is malformed, or its schema has no instance the mock can find."""
 
 
 _WORDS = ("alpha bravo charlie delta echo foxtrot golf hotel india juliet kilo lima mike "
@@ -67,10 +74,15 @@ def prompt_tokens(messages: list[Any]) -> int:
     return sum(_word_count(_text_of(m.get("content"))) + 4 for m in messages if isinstance(m, dict))
 
 
-def reply_words(messages: list[Any], count: int) -> list[str]:
+def prompt_seed(messages: list[Any]) -> bytes:
+    """A hash of the last user message: what makes one answer differ from another."""
     last = next((_text_of(m.get("content")) for m in reversed(messages)
                  if isinstance(m, dict) and m.get("role") == "user"), "")
-    seed = hashlib.sha256(last.encode("utf-8", "surrogatepass")).digest()
+    return hashlib.sha256(last.encode("utf-8", "surrogatepass")).digest()
+
+
+def reply_words(messages: list[Any], count: int) -> list[str]:
+    seed = prompt_seed(messages)
     return ["mock"] + [_WORDS[seed[i % 32] % len(_WORDS)] for i in range(max(0, count - 1))]
 
 
@@ -109,9 +121,31 @@ def _placeholder(schema: dict[str, Any]) -> Any:
             "array": [], "object": {}}.get(kind)
 
 
-def _content(data: dict[str, Any], words: list[str]) -> str:
+def _json_schema(fmt: Any) -> tuple[str, dict[str, Any]] | None:
+    """`response_format`'s schema and its name, when it asks for one; malformed is a BadFormat.
+    Any other `type` is read as plain text, as the mock reads other malformed optional fields."""
+    if not isinstance(fmt, dict) or fmt.get("type") != "json_schema":
+        return None
+    spec = fmt.get("json_schema")
+    if not isinstance(spec, dict):
+        raise BadFormat("'response_format.json_schema' must be an object with a 'name' and a 'schema'")
+    name, schema = spec.get("name"), spec.get("schema", {})
+    if not isinstance(name, str) or not name:
+        raise BadFormat("'response_format.json_schema.name' must be a non-empty string")
+    if not isinstance(schema, dict):
+        raise BadFormat("'response_format.json_schema.schema' must be a JSON Schema object")
+    return name, schema
+
+
+def _content(data: dict[str, Any], words: list[str], seed: bytes, asked: tuple[str, dict[str, Any]] | None) -> str:
     text = " ".join(words)
     fmt = data.get("response_format")
+    if asked and asked[1]:
+        name, schema = asked
+        try:
+            return orjson.dumps(instance(schema, seed)).decode()
+        except (Unsatisfiable, orjson.JSONEncodeError) as e:   # e.g. an enum value too deep or large for JSON
+            raise BadFormat(f"Invalid schema for response_format '{name[:64]}': {e}") from None
     if isinstance(fmt, dict) and fmt.get("type") in ("json_object", "json_schema"):
         return orjson.dumps({"mock": True, "answer": text}).decode()
     return text
@@ -125,7 +159,9 @@ class ChatAnswer:
         if not isinstance(messages, list):
             messages = []
         limit = data.get("max_completion_tokens") or data.get("max_tokens")
-        cut = limit if isinstance(limit, int) and 0 < limit < words else None
+        asked = _json_schema(data.get("response_format"))
+        structured = asked is not None      # a whole instance, never cut
+        cut = limit if isinstance(limit, int) and 0 < limit < words and not structured else None
         self.truncated = cut is not None
         self.words = reply_words(messages, words if cut is None else cut)
         self.data = data
@@ -133,14 +169,18 @@ class ChatAnswer:
         n = data.get("n")
         self.n = n if isinstance(n, int) and not isinstance(n, bool) and n > 0 else 1
         self.tool = _tool_call(data)
-        per_choice = len(self.tool["arguments"]) if self.tool else sum(map(len, self.words)) + len(self.words)
+        self.content = "" if self.tool else _content(data, self.words, prompt_seed(messages), asked)
+        per_choice = len(self.tool["arguments"]) if self.tool else len(self.content)
         if per_choice * self.n > MAX_ANSWER_BYTES:
             raise TooLarge(f"The mock provider answers at most {MAX_ANSWER_BYTES} bytes of content; "
                            f"this request asks for about {per_choice * self.n} ({self.n} choices).")
         self.id = "chatcmpl-mock-" + hashlib.sha256(request_id.encode()).hexdigest()[:24]
         self.created = int(time.time())
         self.prompt_tokens = prompt_tokens(messages)
-        per_choice = len(self.words) if self.tool is None else len(self.tool["arguments"].split()) + 1
+        if self.tool:
+            per_choice = len(self.tool["arguments"].split()) + 1
+        else:
+            per_choice = max(1, len(self.content.split())) if structured else len(self.words)
         self.completion_tokens = per_choice * self.n
         self.finish_reason = "tool_calls" if self.tool else ("length" if self.truncated else "stop")
 
@@ -161,7 +201,7 @@ class ChatAnswer:
             if self.tool:
                 message["tool_calls"] = self._tool_calls(i)
             else:
-                message["content"] = _content(self.data, self.words)
+                message["content"] = self.content
             choices.append({"index": i, "message": message, "logprobs": None,
                             "finish_reason": self.finish_reason})
         return orjson.dumps({"id": self.id, "object": "chat.completion", "created": self.created,
@@ -174,7 +214,7 @@ class ChatAnswer:
         if self.tool:
             deltas.append({"tool_calls": [{"index": 0, **self._tool_calls(0)[0]}]})
         else:
-            text = _content(self.data, self.words)
+            text = self.content
             step = max(1, math.ceil(len(text) / max(1, pieces)))
             deltas += [{"content": text[at:at + step]} for at in range(0, len(text), step)]
         for delta in deltas:
