@@ -55,12 +55,18 @@ class BedrockProvider(HttpProvider[api.Options]):
     async def events(self, resp: aiohttp.ClientResponse) -> AsyncIterator[list[tuple[str | None, bytes]]]:
         """Frames as (event or exception type, payload), one batch per read."""
         decoder = eventstream.Decoder(self.name)
+        framed = False
         async for data in self.upstream.chunks(resp):
             batch = [_event(m) for m in decoder.feed(data)]
             if batch:
+                framed = True
                 yield batch
         if decoder.pending:
             raise UpstreamFault(f"provider '{self.name}' ended the stream inside a frame", provider=self.name)
+        if not framed:
+            # An empty 200 is no answer: without this the translator's closing chunks
+            # (role, "stop", [DONE]) would go out as a served, empty reply, and never fail over.
+            raise self.upstream.malformed("ended the stream before its first event")
 
 
 def _event(m: eventstream.Message) -> tuple[str | None, bytes]:
