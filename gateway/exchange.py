@@ -92,6 +92,7 @@ class Dialect:
     envelope, answers passed through as the provider adapter made them."""
     kind = "chat"            # the kind of model it routes to: chat | embedding | video
     op = "chat"              # the provider operation a call asks for
+    endpoint = "chat"        # the `endpoint` label of gateway_requests_total
     cacheable = True         # whole answers may be kept by models with `cache:`
 
     def error(self, err: ApiError) -> bytes:
@@ -241,7 +242,7 @@ class Exchange:
     def _count(self) -> None:
         model, provider, usage, cost = self.model, self.provider, self.usage, self.cost
         latency_s = time.perf_counter() - self.req.started
-        REQUESTS.inc((model, provider, _STATUS.get(self.status) or str(self.status)))
+        REQUESTS.inc((model, provider, _STATUS.get(self.status) or str(self.status), self.dialect.endpoint))
         DURATION.observe((model,), latency_s)
         overhead_s = None
         if self.overhead is not None:

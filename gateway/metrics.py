@@ -197,8 +197,9 @@ OVERHEAD_BUCKETS = (0.0001, 0.00025, 0.0005, 0.00075, 0.001, 0.0025, 0.005, 0.01
 VIDEO_BUCKETS = (1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1200, 1800, 3600)
 
 REQUESTS = _m.counter("gateway_requests_total",
-                      "Answered /v1 chat, embeddings and video-creation requests, by public model, the provider "
-                      "that answered (\"\" if none) and HTTP status.", ("model", "provider", "status"))
+                      "Answered /v1 chat, embeddings, responses and video-creation requests, by public model, the "
+                      "provider that answered (\"\" if none), HTTP status and the API called.",
+                      ("model", "provider", "status", "endpoint"))
 TOKENS = _m.counter("gateway_tokens_total", "Tokens, by direction: in (prompt) and out (completion).",
                     ("model", "provider", "direction"))
 COST = _m.counter("gateway_cost_usd_total", "What answered requests cost, in USD, at the configured prices.",

@@ -123,7 +123,7 @@ def test_random_direct_names_grow_neither_metrics_nor_the_book(start_gateway, sm
     assert len(ids) == 1 + 4 and ids[0] == "mock/chat"     # the configured target, then the 4 last direct ones
     assert len(gw.runtime._direct) <= 4         # the memo of direct names is bounded alike
     sets = [labels for name, labels, _ in Scrape(text).samples if name == "gateway_requests_total"]
-    assert len(sets) <= 6 and {"model": OTHER, "provider": OTHER, "status": OTHER} in sets
+    assert len(sets) <= 6 and {"model": OTHER, "provider": OTHER, "status": OTHER, "endpoint": OTHER} in sets
     assert sum(labels["model"].startswith("mock/") for labels in sets) <= 5     # of the 30 names sent
     assert sum(metrics.REQUESTS.values.values()) - before == 33     # nothing lost, only folded into `other`
 

@@ -155,15 +155,15 @@ def test_every_family_after_real_traffic(start_gateway, fake_openai, tmp_path):
         time.sleep(0.05)
 
     req = "gateway_requests_total"
-    assert m.value(req, model="mt-chat", provider="mtup", status="200") == 4
-    assert m.value(req, model="mt-chat", provider="", status="429") == 1
-    assert m.value(req, model="mt-emb", provider="mtup", status="200") == 1
-    assert m.value(req, model="mt-fail", provider="mtup", status="200") == 1
-    assert m.value(req, model="mt-retry", provider="", status=str(retried.status_code)) == 1
-    assert m.value(req, model="mt-cached", provider="mtup", status="200") == 2
-    assert m.value(req, model="mt-video", provider="mtmock", status="200") == 1
-    assert m.value(req, model="", provider="", status="401") - before.value(req, model="", provider="",
-                                                                           status="401") == 1
+    assert m.value(req, endpoint="chat", model="mt-chat", provider="mtup", status="200") == 4
+    assert m.value(req, endpoint="chat", model="mt-chat", provider="", status="429") == 1
+    assert m.value(req, endpoint="embeddings", model="mt-emb", provider="mtup", status="200") == 1
+    assert m.value(req, endpoint="chat", model="mt-fail", provider="mtup", status="200") == 1
+    assert m.value(req, endpoint="chat", model="mt-retry", provider="", status=str(retried.status_code)) == 1
+    assert m.value(req, endpoint="chat", model="mt-cached", provider="mtup", status="200") == 2
+    assert m.value(req, endpoint="videos", model="mt-video", provider="mtmock", status="200") == 1
+    assert m.value(req, endpoint="chat", model="", provider="", status="401") - before.value(
+        req, endpoint="chat", model="", provider="", status="401") == 1
 
     tok = "gateway_tokens_total"
     assert m.value(tok, model="mt-chat", provider="mtup", direction="in") == 19 * 3 + 9
@@ -220,7 +220,8 @@ def test_escaped_label_values_parse(start_gateway, fake_openai, tmp_path):
                                    state={"data_dir": str(tmp_path)}))
     gw.client().chat.completions.create(model=odd, messages=MSG)
     m = scrape(gw.url)
-    assert m.value("gateway_requests_total", model='mt-\\"odd\\"\\\\name', provider="mtesc", status="200") == 1
+    assert m.value("gateway_requests_total", model='mt-\\"odd\\"\\\\name', provider="mtesc", status="200",
+                   endpoint="chat") == 1
 
 
 def test_the_scrape_reads_back_through_prometheus_client(start_gateway, fake_openai, tmp_path):
@@ -234,7 +235,8 @@ def test_the_scrape_reads_back_through_prometheus_client(start_gateway, fake_ope
     assert families["gateway_request_duration_seconds"].type == "histogram"
     assert families["gateway_circuit_state"].type == "gauge"
     (sample,) = [s for s in families["gateway_requests"].samples if s.labels.get("model") == "mt-pc"]
-    assert sample.value == 1 and sample.labels == {"model": "mt-pc", "provider": "mtpc", "status": "200"}
+    assert sample.value == 1 and sample.labels == {"model": "mt-pc", "provider": "mtpc", "status": "200",
+                                                   "endpoint": "chat"}
 
 
 # --- every process's snapshot, added up --------------------------------------------
@@ -242,12 +244,13 @@ def test_the_scrape_reads_back_through_prometheus_client(start_gateway, fake_ope
 def test_snapshots_add_up_and_foreign_rows_are_skipped():
     from gateway import metrics
     row = [1] + [0] * len(metrics.REQUEST_BUCKETS) + [0.0004]           # one observation in the first bucket
-    one = {"gateway_requests_total": [[["m", "p", "200"], 2]], "gateway_request_duration_seconds": [[["m"], row]]}
-    other = {"gateway_requests_total": [[["m", "p", "200"], 3], [["m", "p"], 9]],     # a row of other labels
+    one = {"gateway_requests_total": [[["m", "p", "200", "chat"], 2]],
+           "gateway_request_duration_seconds": [[["m"], row]]}
+    other = {"gateway_requests_total": [[["m", "p", "200", "chat"], 3], [["m", "p"], 9]],   # a row of other labels
              "gateway_request_duration_seconds": [[["m"], row], [["m"], [1, 0.1]]],  # a row of another layout
              "gateway_gone_total": [[["x"], 1]]}                                       # a family since removed
     m = Scrape(metrics.render([one, other]).decode())
-    assert m.value("gateway_requests_total", model="m", provider="p", status="200") == 5
+    assert m.value("gateway_requests_total", model="m", provider="p", status="200", endpoint="chat") == 5
     buckets, total, count = m.histogram("gateway_request_duration_seconds", model="m")
     assert count == 2 and total == pytest.approx(0.0008) and buckets[0] == (0.0005, 2)
     assert m.value("gateway_state_store_errors_total") == 0                # no labels: a series from the start
@@ -333,10 +336,11 @@ def test_workers_add_up(tmp_path):
 def test_serve_clears_earlier_counts(tmp_path):
     folder = tmp_path / "data" / "metrics"
     folder.mkdir(parents=True)
-    (folder / "1-1.json").write_bytes(orjson.dumps({"gateway_requests_total": [[["mc", "mock", "200"], 7]]}))
+    (folder / "1-1.json").write_bytes(orjson.dumps({"gateway_requests_total": [[["mc", "mock", "200", "chat"], 7]]}))
     proc, url = _serve(tmp_path, workers=1)
     try:
-        assert scrape(url).value("gateway_requests_total", model="mc", provider="mock", status="200") == 0
+        assert scrape(url).value("gateway_requests_total", model="mc", provider="mock", status="200",
+                                 endpoint="chat") == 0
     finally:
         _stop(proc)
 

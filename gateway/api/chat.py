@@ -20,6 +20,7 @@ class ChatCompletions(AnswerDialect):
 class Embeddings(AnswerDialect):
     """POST /v1/embeddings"""
     kind = "embedding"
+    endpoint = "embeddings"
     op = "embeddings"
 
     def parse(self, body: bytes) -> Inbound:

@@ -44,6 +44,7 @@ class ResponsesApi(AnswerDialect):
     """POST /v1/responses"""
     kind = "chat"
     op = "chat"
+    endpoint = "responses"
     cacheable = False      # every answer is a new response with an id of its own
 
     def parse(self, body: bytes) -> Inbound:

@@ -86,6 +86,7 @@ class VideoSubmission(Dialect):
     same exchange as every routed request."""
     kind = "video"
     op = "video"
+    endpoint = "videos"
     cacheable = False
 
 

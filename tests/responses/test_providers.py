@@ -97,3 +97,45 @@ def test_gemini_answers_streams_and_calls_tools(gemini):
         streamed_tools = stream.get_final_response()
     assert [(c.name, c.arguments) for c in streamed_tools.output if c.type == "function_call"] == \
         [(c.name, c.arguments) for c in calls]
+
+
+def test_azure_v1_takes_responses_natively(start_gateway, loop):
+    from tests.upstreams.azure_fake import FakeAzure
+    with FakeAzure(loop) as fake:
+        gw = start_gateway(base_config(
+            [{"name": "az", "type": "azure_openai", "base_url": fake.base, "api_key": fake.key, "api_version": "v1"},
+             {"name": "az-dated", "type": "azure_openai", "base_url": fake.base, "api_key": fake.key}],
+            [chat_model("az", {"provider": "az", "model": "my-deployment"}),
+             chat_model("az-dated", {"provider": "az-dated", "model": "my-deployment"})]))
+        r = gw.client().responses.create(model="az", input="hi")
+        assert fake.seen[-1].path == "/openai/v1/responses" and r.id == fake.responses_made[-1]
+        assert orjson.loads(fake.seen[-1].body)["model"] == "my-deployment"
+        gw.client().responses.create(model="az-dated", input="hi")      # dated versions: translated to chat
+        assert fake.seen[-1].path == "/openai/deployments/my-deployment/chat/completions"
+
+
+def test_bedrock_answers_through_the_translation(start_gateway, loop):
+    from tests.upstreams.bedrock_fake import FakeBedrock
+    with closed_after(partial(FakeBedrock, loop)) as make:
+        fake = make()
+        gw = start_gateway(base_config([fake.provider()], [
+            chat_model("claude", {"provider": "bedrock", "model": "anthropic.claude-3-5-haiku-20241022-v1:0"},
+                       retries=0)]))
+        client = gw.client()
+        whole = client.responses.create(model="claude", input="hi", max_output_tokens=64, instructions="Be brief.")
+        assert whole.output_text and whole.usage.input_tokens_details.cached_tokens >= 0
+        with client.responses.stream(model="claude", input="hi", max_output_tokens=64) as stream:
+            streamed = stream.get_final_response()
+        assert streamed.status == "completed" and streamed.output_text
+        assert fake.seen[-1].path.endswith("/converse-stream")
+
+
+def test_limits_apply_to_responses_in_openais_shape(start_gateway):
+    cfg = base_config([{"name": "mock", "type": "mock"}], [chat_model("mock-chat", {"provider": "mock"})])
+    cfg["auth"]["keys"][0]["limits"] = {"rpm": 1}
+    gw = start_gateway(cfg)
+    assert gw.http().post("/v1/responses", json={"model": "mock-chat", "input": "one"}).status_code == 200
+    refused = gw.http().post("/v1/responses", json={"model": "mock-chat", "input": "two"})
+    assert refused.status_code == 429 and refused.headers["retry-after"]
+    error = refused.json()["error"]
+    assert error["code"] == "rate_limit_exceeded" and "try again in" in error["message"].lower()

@@ -27,6 +27,7 @@ class FakeAzure(FakeOpenAI):
         app.router.add_post("/openai/deployments/{deployment}/chat/completions", self._deployment(self._chat))
         app.router.add_post("/openai/deployments/{deployment}/embeddings", self._deployment(self._embeddings))
         app.router.add_post("/openai/v1/chat/completions", self._deployment(self._chat))
+        app.router.add_post("/openai/v1/responses", self._deployment(self._responses))
 
     def _deployment(self, handler):
         async def checked(request: web.Request) -> web.StreamResponse:
