@@ -151,3 +151,14 @@ def test_input_tokens_counts_an_estimate(gw):
     r = gw.http().post("/v1/responses/input_tokens", json={"model": "mock-chat", "input": "hello " * 100})
     assert r.status_code == 200, r.text
     assert r.json()["object"] == "response.input_tokens" and r.json()["input_tokens"] > 100
+
+
+def test_refused_requests_store_nothing(gw, loop):
+    http = gw.http()
+    for body in ({"input": "x", "tools": [{"type": "web_search"}]}, {"input": [{"type": "no_such_item"}]},
+                 {"input": "x", "previous_response_id": "resp_nope"}, {"input": "x", "max_output_tokens": 0},
+                 {"input": [{"type": "function_call_output", "call_id": "c", "output": "y"}]}):
+        assert http.post("/v1/responses", json={"model": "mock-chat", **body}).status_code == 400
+    store = gw.runtime.store
+    count = loop.run(store._db.run(lambda db: db.execute("SELECT count(*) FROM responses").fetchone()[0]))
+    assert count == 0
