@@ -13,7 +13,7 @@ from gateway.admin import keys as admin_keys
 from gateway.admin import providers as admin_providers
 from gateway.admin import spend as admin_spend
 from gateway.admin import videos as admin_videos
-from gateway.api import chat, health, models, responses
+from gateway.api import chat, health, messages, models, responses
 from gateway.asgi import AnswerCut, ClientGone, Receive, Request, Scope, Send
 from gateway.config import Checked
 from gateway.errors import ApiError
@@ -34,6 +34,8 @@ for _prefix in ("/v1", ""):
     _EXACT[f"{_prefix}/chat/completions"] = {"POST": exchange.handler(chat.CHAT)}
     _EXACT[f"{_prefix}/embeddings"] = {"POST": exchange.handler(chat.EMBEDDINGS)}
     _EXACT[f"{_prefix}/responses"] = {"POST": exchange.handler(responses.RESPONSES)}
+    _EXACT[f"{_prefix}/messages"] = {"POST": exchange.handler(messages.MESSAGES)}
+    _EXACT[f"{_prefix}/messages/count_tokens"] = {"POST": messages.count_tokens}
     _EXACT[f"{_prefix}/models"] = {"GET": models.list_models}
     _EXACT[f"{_prefix}/videos"] = {"POST": videos_api.videos_root, "GET": videos_api.videos_root}
 _EXACT["/healthz"] = {"GET": health.healthz}

@@ -72,7 +72,8 @@ class Keys:
         return list(self._by_digest.values())
 
     def authenticate(self, headers: dict[bytes, bytes]) -> Key:
-        """The caller's key from `Authorization: Bearer` or Azure's `api-key`; else 401."""
+        """The caller's key from `Authorization: Bearer`, Azure's `api-key` or Anthropic's
+        `x-api-key`; else 401."""
         raw = headers.get(b"authorization")
         if raw is not None:
             scheme, _, secret = raw.partition(b" ")
@@ -80,7 +81,7 @@ class Keys:
                 raise invalid_api_key()
             secret = secret.strip()
         else:
-            secret = headers.get(b"api-key", b"")
+            secret = headers.get(b"x-api-key") or headers.get(b"api-key", b"")
         if not secret:
             raise invalid_api_key()
         digest = hashlib.sha256(secret).digest()

@@ -22,6 +22,7 @@ class ApiError(Exception):
         self.code = code
         self.headers = headers or []
         self.extra = extra       # more fields in the error object, e.g. "errors" for a config edit
+        self.upstream_status: int | None = None    # what the provider answered, when it ended the request
 
     def body(self) -> bytes:
         if self.extra:
@@ -53,4 +54,6 @@ def from_provider(err: ProviderError) -> ApiError:
     headers = []
     if isinstance(err, RateLimited) and err.retry_after is not None:
         headers.append((b"retry-after", str(max(1, round(err.retry_after))).encode()))
-    return ApiError(err.status, err.message, type=err.type, param=err.param, code=err.code, headers=headers)
+    answer = ApiError(err.status, err.message, type=err.type, param=err.param, code=err.code, headers=headers)
+    answer.upstream_status = err.upstream_status
+    return answer

@@ -98,6 +98,10 @@ class Dialect:
     def error(self, err: ApiError) -> bytes:
         return err.body()
 
+    def status_of(self, err: ApiError) -> int:
+        """The HTTP status this API answers an error with (some APIs number a few differently)."""
+        return err.status
+
     def stream_error(self, message: str, type: str, code: str | None) -> bytes:
         """A failure after the first streamed byte: one more event in the stream."""
         return protocol.stream_error(message, type, code)
@@ -159,13 +163,13 @@ class Exchange:
 
     async def refuse(self, err: ApiError) -> None:
         """An error answer in the dialect's shape (unless an answer has begun already)."""
-        self.status = err.status
+        self.status = self.dialect.status_of(err)
         if self.req.started_response:
             return
         if isinstance(err, router.RouteFailed):     # no target answered: say how far it got
             self.attempts, self.upstream_s = err.attempts, err.upstream_s
             self.headers += [(ATTEMPTS, str(err.attempts).encode()), (OVERHEAD_MS, self._overhead())]
-        await self.req.respond(err.status, self.dialect.error(err), [*err.headers, *self.headers])
+        await self.req.respond(self.status, self.dialect.error(err), [*err.headers, *self.headers])
 
     # -- on the way ----------------------------------------------------------------
     # (Callers set `key` and `model` themselves as they learn them: a call saved is ~0.2 µs.)

@@ -48,6 +48,7 @@ class RouteFailed(ApiError):
                          code=error.code, headers=error.headers)
         self.attempts = attempts
         self.upstream_s = upstream_s
+        self.upstream_status = error.upstream_status
 
 
 async def send(model: ServedModel, call: Call, strategy: str | None = None,

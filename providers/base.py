@@ -23,6 +23,7 @@ class Native:
     body: bytes
     data: dict[str, Any]
     holder: str | None = None
+    headers: dict[str, str] = field(default_factory=dict)   # client headers that API defines (anthropic-beta)
 
 
 @dataclass(slots=True)

@@ -1,15 +1,17 @@
 """`type: anthropic`: Claude through Anthropic's Messages API, translated to
-and from OpenAI's chat format."""
+and from OpenAI's chat format; a client that speaks Messages itself
+(`/v1/messages`) is passed through natively."""
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 
-from providers.anthropic import answer, api, chat
+from providers.anthropic import answer, api, chat, native
 from providers.anthropic.errors import parse_error
 from providers.anthropic.stream import Translator
-from providers.base import Call, Reply
+from providers.base import Call, Native, Reply
 from providers.errors import ProviderError
-from providers.http import HttpProvider, UpstreamRequest
+from providers.http import HttpProvider, UpstreamRequest, json_object
+from providers.openai.chat import with_model
 
 
 class AnthropicProvider(HttpProvider[api.Options]):
@@ -22,18 +24,37 @@ class AnthropicProvider(HttpProvider[api.Options]):
         self._headers = api.headers(options)
         self._url = api.url(options)
 
+    def native(self, call: Call) -> Native | None:
+        n = call.native
+        return n if n is not None and n.op == "messages" and n.holder in (None, self.name) else None
+
     def request(self, call: Call) -> UpstreamRequest:
         if call.op != "chat":
             raise self.unsupported(call.op)
+        n = self.native(call)
+        if n is not None:
+            return UpstreamRequest(self._url, with_model(n.body, n.data, call.model),
+                                   native.headers(self._headers, n.headers))
         return UpstreamRequest(self._url, chat.body(call.data, call.model, self.options, self.name, call.stream),
                                self._headers)
 
     def answer(self, call: Call, body: bytes) -> Reply:
+        if self.native(call) is not None:
+            doc = json_object(body, self.name)
+            if not isinstance(doc.get("content"), list):
+                raise self.upstream.malformed("answered 200 without a 'content' list")
+            return Reply(body=body, usage=answer.usage(doc.get("usage")), extra={"native": "messages"})
         out, usage = answer.translate(body, provider=self.name)
         return Reply(body=out, usage=usage)
 
-    def translator(self, call: Call) -> Translator:
+    def translator(self, call: Call) -> Translator | None:
+        if self.native(call) is not None:
+            return None             # relayed as it is (`relay`)
         return Translator(call.data, call.model, provider=self.name, secret=self.options.api_key)
+
+    def relay(self, call: Call, blocks: AsyncIterator[bytes], reply: Reply) -> AsyncIterator[bytes]:
+        reply.extra["native"] = "messages"
+        return native.watch(blocks, reply)
 
     def error(self, status: int, body: bytes, headers: Mapping[str, str]) -> ProviderError:
         return parse_error(status, body, headers, provider=self.name, secret=self.options.api_key)
