@@ -88,7 +88,8 @@ def reply_words(messages: list[Any], count: int) -> list[str]:
 
 def _tool_call(data: dict[str, Any]) -> dict[str, Any] | None:
     """The function the mock 'decides' to call: the named or required one, or with
-    `auto` the first tool while the last message is the user's (not a tool result)."""
+    `auto` the first tool while the last message is the user's and no tool result
+    came since the last assistant turn (agents add reminders after results)."""
     raw_tools = data.get("tools")
     fns = [_dict(t.get("function")) for t in raw_tools if isinstance(t, dict) and t.get("type") == "function"] \
         if isinstance(raw_tools, list) else []
@@ -102,12 +103,23 @@ def _tool_call(data: dict[str, Any]) -> dict[str, Any] | None:
     elif choice == "auto":
         messages = data.get("messages")
         if not isinstance(messages, list) or not messages or not isinstance(messages[-1], dict) \
-                or messages[-1].get("role") != "user":
+                or messages[-1].get("role") != "user" or _answered_tools(messages):
             return None
     props = _dict(_dict(fn.get("parameters")).get("properties"))
     args = {k: _placeholder(v) for k, v in islice(props.items(), MAX_TOOL_PROPERTIES) if isinstance(v, dict)}
     name = fn.get("name")
     return {"name": name if isinstance(name, str) and name else "tool", "arguments": orjson.dumps(args).decode()}
+
+
+def _answered_tools(messages: list[Any]) -> bool:
+    """Whether a tool result came after the last assistant message."""
+    for m in reversed(messages):
+        role = m.get("role") if isinstance(m, dict) else None
+        if role == "tool":
+            return True
+        if role == "assistant":
+            return False
+    return False
 
 
 def _placeholder(schema: dict[str, Any]) -> Any:
