@@ -28,7 +28,9 @@ _TOOL_CHOICE = {"auto": "AUTO", "required": "ANY", "none": "NONE"}
 # Fields that change the answer in ways Gemini has no switch for.
 _REFUSED = {"logit_bias": "logit_bias", "audio": "audio output", "prediction": "predicted outputs",
             "web_search_options": "web search", "functions": "legacy 'functions' (use 'tools')",
-            "function_call": "legacy 'function_call' (use 'tool_choice')", "reasoning_effort": "reasoning_effort"}
+            "function_call": "legacy 'function_call' (use 'tool_choice')"}
+# reasoning_effort as a thinking budget, as Gemini's own OpenAI-compatible endpoint maps it.
+_THINKING_BUDGETS = {"none": 0, "low": 1024, "medium": 8192, "high": 24576}
 
 
 def generate_body(data: dict[str, Any]) -> bytes:
@@ -56,6 +58,10 @@ def _refuse_unsupported(data: dict[str, Any]) -> None:
             raise BadRequest(f"Gemini does not support {what}", param=field, code="unsupported_parameter")
     if data.get("logprobs"):
         raise BadRequest("Gemini adapter does not return logprobs", param="logprobs", code="unsupported_parameter")
+    effort = data.get("reasoning_effort")
+    if effort is not None and effort not in _THINKING_BUDGETS:
+        raise BadRequest(f"Gemini takes reasoning_effort {', '.join(_THINKING_BUDGETS)}; not {effort!r}",
+                         param="reasoning_effort", code="unsupported_parameter")
     modalities = data.get("modalities")
     if modalities and list(modalities) != ["text"]:
         raise BadRequest("Gemini adapter answers with text only", param="modalities", code="unsupported_parameter")
@@ -265,6 +271,8 @@ def _generation_config(data: dict[str, Any]) -> dict[str, Any]:
     if stop:
         config["stopSequences"] = stop
     config.update(_response_format(data.get("response_format")))
+    if data.get("reasoning_effort") is not None:
+        config["thinkingConfig"] = {"thinkingBudget": _THINKING_BUDGETS[data["reasoning_effort"]]}
     return config
 
 

@@ -140,7 +140,7 @@ def test_tools_and_tool_choice():
     ({"tools": [{"type": "function", "function": {"name": "f", "parameters": [1]}}]}, "tools"),
     ({"logprobs": True}, "logprobs"),
     ({"logit_bias": {"50256": -100}}, "logit_bias"),
-    ({"reasoning_effort": "low"}, "reasoning_effort"),
+    ({"reasoning_effort": "extreme"}, "reasoning_effort"),
     ({"modalities": ["text", "audio"]}, "modalities"),
     ({"functions": [{"name": "f"}]}, "functions"),
     ({"response_format": {"type": "xml"}}, "response_format"),
@@ -493,3 +493,9 @@ def test_embedding_answer_that_does_not_match_is_a_fault():
         embeddings.answer({"input": ["a", "b", "c"]}, recorded("batch_embed_contents.json"), "m")
     with pytest.raises(errors.UpstreamFault):
         embeddings.answer({"input": "a"}, b'{"nothing": 1}', "m")
+
+
+@pytest.mark.parametrize("effort, budget", [("none", 0), ("low", 1024), ("medium", 8192), ("high", 24576)])
+def test_reasoning_effort_is_a_thinking_budget(effort, budget):
+    assert body(reasoning_effort=effort)["generationConfig"]["thinkingConfig"] == {
+        "thinkingBudget": budget}
