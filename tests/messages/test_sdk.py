@@ -183,3 +183,25 @@ def test_anthropic_upstream_natively(claude):
                                     messages=[{"role": "user", "content": "weather?"}]) as stream:
         final = stream.get_final_message()
     assert final.stop_reason == "tool_use" and any(b.type == "tool_use" for b in final.content)
+
+
+def test_images_and_thinking_sent_back_reach_a_chat_upstream_as_chat(start_gateway, fake_openai):
+    fake = fake_openai("oa")
+    gw = start_gateway(base_config([{"name": "oa", "type": "openai", "base_url": fake.url, "api_key": "k"}],
+                                   [chat_model("gpt", {"provider": "oa", "model": "gpt-4.1"})]))
+    pixel = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
+    client(gw).messages.create(model="gpt", max_tokens=64, thinking={"type": "enabled", "budget_tokens": 2048},
+                               messages=[
+        {"role": "user", "content": [{"type": "image", "source": {"type": "base64", "media_type": "image/png",
+                                                                   "data": pixel}},
+                                     {"type": "text", "text": "what is this?"}]},
+        {"role": "assistant", "content": [{"type": "thinking", "thinking": "a pixel", "signature": "sig=="},
+                                          {"type": "text", "text": "A pixel."}]},
+        {"role": "user", "content": [{"type": "image", "source": {"type": "url", "url": "https://x.test/a.png"}},
+                                     {"type": "text", "text": "and this?"}]}])
+    sent = orjson.loads(fake.seen[-1].body)
+    first, answer, second = sent["messages"]
+    assert first["content"][0] == {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{pixel}"}}
+    assert answer == {"role": "assistant", "content": "A pixel."}                 # thinking left out
+    assert second["content"][0]["image_url"]["url"] == "https://x.test/a.png"
+    assert sent["reasoning_effort"] == "low"
