@@ -20,11 +20,12 @@ import orjson
 from gateway import protocol
 from gateway.asgi import Request
 from gateway.errors import ApiError
-from gateway.exchange import AnswerDialect, Exchange, Inbound, Translation
+from gateway.exchange import PROVIDER, AnswerDialect, Exchange, Inbound, Translation
 from gateway.messages import translate
 from gateway.messages.events import StreamTranslator
 from gateway.runtime import Runtime
 from providers.base import Native, Reply
+from providers.errors import ProviderError
 
 log = logging.getLogger("gateway")
 
@@ -154,8 +155,9 @@ def _error_event(type: str, message: str) -> bytes:
 
 
 async def count_tokens(req: Request, rt: Runtime) -> None:
-    """POST /v1/messages/count_tokens: the gateway's estimate, `{"input_tokens": N}`
-    (the chat request it would send, at ~4 bytes a token, as limits count it)."""
+    """POST /v1/messages/count_tokens: `{"input_tokens": N}`, counted by the model's first
+    target that counts (Anthropic), else the gateway's estimate (the chat request it would
+    send, at ~4 bytes a token, as limits count it)."""
     try:
         key = rt.keys.authenticate(req.headers)
         body = await req.body(rt.max_body)
@@ -165,7 +167,7 @@ async def count_tokens(req: Request, rt: Runtime) -> None:
         model = data.get("model")
         if not isinstance(model, str) or not model:
             raise ApiError(400, "model: Field required (a non-empty string).")
-        rt.resolve(key, model, "chat")           # a model the key may not use is refused as it would be
+        served, strategy = rt.resolve(key, model, "chat")   # a model the key may not use is refused as it would be
         try:
             tokens = translate.count_tokens_estimate(data)
         except translate.MessagesError as e:
@@ -173,7 +175,20 @@ async def count_tokens(req: Request, rt: Runtime) -> None:
     except ApiError as e:
         await req.respond(MESSAGES.status_of(e), MESSAGES.error(e), e.headers)
         return
-    await req.respond(200, orjson.dumps({"input_tokens": tokens}))
+    headers: list[tuple[bytes, bytes]] = []
+    for target in served.plan(strategy):
+        counter = getattr(target.provider, "count_tokens", None)
+        if counter is None:
+            continue
+        client_headers = {name.decode(): value.decode("latin-1") for name in _FORWARDED
+                          if (value := req.headers.get(name)) is not None}
+        try:
+            tokens = await counter(body, data, target.model, client_headers)
+            headers = [(PROVIDER, target.provider.name.encode())]     # counted by it, not estimated
+        except ProviderError as e:      # the estimate stands in; the count is advisory
+            log.warning("count_tokens via %s failed: %s", target.id, e.scrubbed(target.provider.secrets).message)
+        break
+    await req.respond(200, orjson.dumps({"input_tokens": tokens}), headers)
 
 
 MESSAGES = MessagesApi()

@@ -4,6 +4,7 @@ and from OpenAI's chat format; a client that speaks Messages itself
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
+from typing import Any
 
 from providers.anthropic import answer, api, chat, native
 from providers.anthropic.errors import parse_error
@@ -51,6 +52,15 @@ class AnthropicProvider(HttpProvider[api.Options]):
         if self.native(call) is not None:
             return None             # relayed as it is (`relay`)
         return Translator(call.data, call.model, provider=self.name, secret=self.options.api_key)
+
+    async def count_tokens(self, body: bytes, data: dict[str, Any], model: str, client_headers: dict[str, str]) -> int:
+        """Anthropic's own count for a `/v1/messages/count_tokens` body (only `model` changed)."""
+        req = UpstreamRequest(self._url + "/count_tokens", with_model(body, data, model),
+                              native.headers(self._headers, client_headers))
+        counted = json_object(await self.roundtrip(req), self.name).get("input_tokens")
+        if not isinstance(counted, int) or isinstance(counted, bool) or counted < 0:
+            raise self.upstream.malformed("answered count_tokens without an 'input_tokens' count")
+        return counted
 
     def relay(self, call: Call, blocks: AsyncIterator[bytes], reply: Reply) -> AsyncIterator[bytes]:
         reply.extra["native"] = "messages"

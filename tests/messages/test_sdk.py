@@ -205,3 +205,18 @@ def test_images_and_thinking_sent_back_reach_a_chat_upstream_as_chat(start_gatew
     assert answer == {"role": "assistant", "content": "A pixel."}                 # thinking left out
     assert second["content"][0]["image_url"]["url"] == "https://x.test/a.png"
     assert sent["reasoning_effort"] == "low"
+
+
+def test_count_tokens_asks_anthropic_where_it_can(claude):
+    gw, fake = claude
+    body = {"model": "claude", "system": "Be brief.", "messages": [{"role": "user", "content": "hi " * 40}]}
+    r = gw.http().post("/v1/messages/count_tokens", json=body, headers={"anthropic-beta": "token-counting-2024-11-01"})
+    assert r.status_code == 200 and r.headers["x-gateway-provider"] == "anthropic"
+    seen = fake.seen[-1]
+    assert seen.path == "/v1/messages/count_tokens" and "token-counting-2024-11-01" in seen.headers["anthropic-beta"]
+    assert r.json() == {"input_tokens": len(seen.body) // 3}
+    assert orjson.loads(seen.body)["model"] == "claude-sonnet-4-5"
+    fake.fail(500, '{"type": "error", "error": {"type": "api_error", "message": "boom"}}')
+    fallback = gw.http().post("/v1/messages/count_tokens", json=body)
+    assert fallback.status_code == 200 and "x-gateway-provider" not in fallback.headers     # the estimate
+    assert fallback.json()["input_tokens"] > 20

@@ -35,6 +35,19 @@ class FakeAnthropic(FakeServer):
 
     def routes(self, app: web.Application) -> None:
         app.router.add_post("/v1/messages", self._messages)
+        app.router.add_post("/v1/messages/count_tokens", self._count_tokens)
+
+    async def _count_tokens(self, request: web.Request) -> web.StreamResponse:
+        """A count by the body's size (Anthropic's own tokenizer stands behind the real one)."""
+        body = await self.record(request)
+        failed = await self.fail_or_wait()
+        if failed is not None:
+            return failed
+        if request.headers.get("x-api-key") != self.api_key:
+            return json_response(401, recorded("error_401.json"))
+        if "max_tokens" in orjson.loads(body):
+            return _invalid("max_tokens: Extra inputs are not permitted")
+        return json_response(200, orjson.dumps({"input_tokens": len(body) // 3}))
 
     async def _messages(self, request: web.Request) -> web.StreamResponse:
         body = await self.record(request)
