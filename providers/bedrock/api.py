@@ -75,8 +75,8 @@ def target(options: Options, env: Mapping[str, str] = os.environ) -> Target:
     return Target(where, base, host, credentials(options, env))
 
 
-def url(t: Target, model: str, stream: bool) -> str:
-    return f"{t.base_url}/model/{_segment(model)}/{PATHS[stream]}"
+def url(t: Target, model: str, stream: bool, paths: Mapping[bool, str] = PATHS) -> str:
+    return f"{t.base_url}/model/{_segment(model)}/{paths[stream]}"
 
 
 @lru_cache(maxsize=1024)

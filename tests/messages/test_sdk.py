@@ -220,3 +220,30 @@ def test_count_tokens_asks_anthropic_where_it_can(claude):
     fallback = gw.http().post("/v1/messages/count_tokens", json=body)
     assert fallback.status_code == 200 and "x-gateway-provider" not in fallback.headers     # the estimate
     assert fallback.json()["input_tokens"] > 20
+
+
+def test_bedrocks_claude_natively_through_invoke_model(start_gateway, loop):
+    from tests.upstreams.anthropic_fake import recorded
+    from tests.upstreams.bedrock_fake import FakeBedrock
+    with closed_after(partial(FakeBedrock, loop)) as make:
+        fake = make()
+        gw = start_gateway(base_config([fake.provider()], [
+            chat_model("claude", {"provider": "bedrock", "model": "us.anthropic.claude-sonnet-4-5-20250929-v1:0"}),
+            chat_model("nova", {"provider": "bedrock", "model": "amazon.nova-pro-v1:0"})]))
+        c = client(gw, default_headers={"anthropic-beta": "context-1m-2025-08-07"})
+        raw = c.messages.with_raw_response.create(model="claude", max_tokens=100,
+                                                  messages=[{"role": "user", "content": "hi"}])
+        assert raw.http_response.content == recorded("message.json")
+        seen = fake.seen[-1]
+        assert seen.path.endswith("/invoke")
+        assert orjson.loads(seen.body) == {"max_tokens": 100, "messages": [{"role": "user", "content": "hi"}],
+                                           "anthropic_version": "bedrock-2023-05-31",
+                                           "anthropic_beta": ["context-1m-2025-08-07"]}
+        with c.messages.stream(model="claude", max_tokens=100, tools=[WEATHER],
+                               messages=[{"role": "user", "content": "weather?"}]) as stream:
+            final = stream.get_final_message()
+        assert fake.seen[-1].path.endswith("/invoke-with-response-stream")
+        assert final.stop_reason == "tool_use" and [b.type for b in final.content].count("tool_use") >= 1
+        assert final.usage.output_tokens > 0
+        other = c.messages.create(model="nova", max_tokens=50, messages=[{"role": "user", "content": "hi"}])
+        assert fake.seen[-1].path.endswith("/converse") and other.content[0].text    # not Anthropic's: translated

@@ -4,6 +4,7 @@ recorded JSON and ConverseStream with binary event-stream frames, and fails
 on purpose with Bedrock's recorded errors and exception frames."""
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import re
@@ -19,7 +20,8 @@ from aiohttp import web
 
 from providers.bedrock import sigv4
 from tests.harness import DATA, Loop
-from tests.upstreams.server import Behaviour, FakeServer, json_response
+from tests.upstreams.anthropic_fake import recorded as anthropic_recorded
+from tests.upstreams.server import Behaviour, FakeServer, json_response, sse_events
 
 RECORDED = DATA / "bedrock"
 ACCESS_KEY_ID = "AKIDFAKEBEDROCK0001"
@@ -102,19 +104,41 @@ class FakeBedrock(FakeServer):
         refused = self._check_signature(request, body)
         if refused is not None:
             return refused
-        m = re.fullmatch(r"/model/([^/]+)/(converse|converse-stream)", request.raw_path)
+        m = re.fullmatch(r"/model/([^/]+)/(converse|converse-stream|invoke|invoke-with-response-stream)",
+                         request.raw_path)
         if m is None:
             return _error(404, "UnknownOperationException", "")
         await self.record(request, path=request.raw_path, model=unquote(m.group(1)))   # the path with its escapes
         failed = await self.fail_or_wait()
         if failed is not None:
             return failed
+        if m.group(2).startswith("invoke"):
+            return await self._invoke(request, orjson.loads(body), m.group(2) == "invoke")
         uses_tool = _wants_tool(orjson.loads(body))
         if m.group(2) == "converse":
             answer = self.chat_body or recorded("converse_tool_use.json" if uses_tool else "converse_text.json")
             return web.Response(body=answer, content_type="application/json")
         events = self.stream_events or recorded_events("stream_tool_use.json" if uses_tool else "stream_text.json")
         return await self.stream(request, self._frames(events), "application/vnd.amazon.eventstream")
+
+    async def _invoke(self, request: web.Request, doc: dict[str, Any], whole: bool) -> web.StreamResponse:
+        """InvokeModel for Anthropic's models: Anthropic's own body (with `anthropic_version`,
+        without model or stream), answered with Anthropic's recorded message, or its recorded
+        stream as `chunk` frames of base64 events."""
+        if doc.get("anthropic_version") != "bedrock-2023-05-31" or "model" in doc or "stream" in doc:
+            return _error(400, "ValidationException",
+                          "Malformed input request, please reformat your input and try again.")
+        uses_tool = bool(doc.get("tools"))
+        if whole:
+            return web.Response(body=anthropic_recorded("message_tool_use.json" if uses_tool else "message.json"),
+                                content_type="application/json")
+        stream = anthropic_recorded("stream_tool_use.sse" if uses_tool else "stream_text.sse")
+        frames = []
+        for block in sse_events(stream):
+            data = next((line[6:] for line in block.split(b"\n") if line.startswith(b"data: ")), None)
+            if data and orjson.loads(data).get("type") != "ping":
+                frames.append(event_frame("chunk", {"bytes": base64.b64encode(data).decode()}))
+        return await self.stream(request, frames, "application/vnd.amazon.eventstream")
 
     def _frames(self, events: list[tuple[str, dict[str, Any]]]) -> list[bytes]:
         b = self.behaviour
