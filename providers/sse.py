@@ -28,3 +28,17 @@ def events(block: bytes) -> Iterator[tuple[str | None, bytes]]:
 
 def encode(doc: dict[str, Any]) -> bytes:
     return b"data: " + orjson.dumps(doc) + b"\n\n"
+
+
+def objects_if(block: bytes, marks: tuple[bytes, ...]) -> Iterator[dict[str, Any]]:
+    """The JSON objects of a block's events, when the block holds any of `marks`
+    (a substring test first: most blocks of a stream are passed on unparsed)."""
+    if not any(mark in block for mark in marks):
+        return
+    for _, data in events(block):
+        try:
+            doc = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            continue
+        if isinstance(doc, dict):
+            yield doc

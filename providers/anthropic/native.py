@@ -8,8 +8,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
-import orjson
-
 from providers import sse
 from providers.anthropic.answer import usage
 from providers.base import Reply
@@ -34,17 +32,10 @@ async def watch(blocks: AsyncIterator[bytes], reply: Reply) -> AsyncIterator[byt
     """Relays a Messages stream untouched, counting its usage as it goes by."""
     counts: dict[str, Any] = {}
     async for block in blocks:
-        if any(name in block for name in _COUNTED):
-            for _, data in sse.events(block):
-                try:
-                    event = orjson.loads(data)
-                except orjson.JSONDecodeError:
-                    continue
-                if not isinstance(event, dict):
-                    continue
-                found = (event.get("message") or {}).get("usage") if event.get("type") == "message_start" \
-                    else event.get("usage")
-                if isinstance(found, dict):
-                    counts.update((k, v) for k, v in found.items() if v is not None)
-                    reply.usage = usage(counts)
+        for event in sse.objects_if(block, _COUNTED):
+            found = (event.get("message") or {}).get("usage") if event.get("type") == "message_start" \
+                else event.get("usage")
+            if isinstance(found, dict):
+                counts.update((k, v) for k, v in found.items() if v is not None)
+                reply.usage = usage(counts)
         yield block

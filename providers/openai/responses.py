@@ -7,8 +7,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
-import orjson
-
 from providers import sse
 from providers.base import Reply, Usage
 
@@ -36,14 +34,9 @@ async def watch(blocks: AsyncIterator[bytes], reply: Reply) -> AsyncIterator[byt
     """Relays a Responses stream untouched, keeping the closing event's response
     (and its usage) in the reply. Only a block naming a closing event is parsed."""
     async for block in blocks:
-        if any(name in block for name in _CLOSING):
-            for _, data in sse.events(block):
-                try:
-                    event = orjson.loads(data)
-                except orjson.JSONDecodeError:
-                    continue
-                response = event.get("response") if isinstance(event, dict) else None
-                if isinstance(response, dict):
-                    reply.extra["response"] = response
-                    reply.usage = usage_in(response)
+        for event in sse.objects_if(block, _CLOSING):
+            response = event.get("response")
+            if isinstance(response, dict):
+                reply.extra["response"] = response
+                reply.usage = usage_in(response)
         yield block
