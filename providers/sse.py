@@ -42,3 +42,11 @@ def objects_if(block: bytes, marks: tuple[bytes, ...]) -> Iterator[dict[str, Any
             continue
         if isinstance(doc, dict):
             yield doc
+
+
+def chat_chunks(block: bytes) -> Iterator[Any]:
+    """The parsed chunks of chat SSE bytes holding whole events, `[DONE]` and
+    comments aside. Data that is not JSON raises ValueError (orjson's)."""
+    for _, data in events(block):
+        if data.strip() != b"[DONE]":
+            yield orjson.loads(data)

@@ -18,6 +18,7 @@ from typing import Any
 import orjson
 
 from gateway.messages.translate import message_usage, stop_reason, tool_input, tool_use_block
+from providers import sse
 
 
 class _Call:
@@ -58,14 +59,7 @@ class StreamTranslator:
     def feed(self, chunk_bytes: bytes) -> bytes:
         """Anthropic events for chat SSE bytes holding whole events; `[DONE]` and comments give nothing.
         A data line that is not JSON raises ValueError (orjson's): the caller ends the stream with `fail`."""
-        out = []
-        for line in chunk_bytes.split(b"\n"):
-            if not line.startswith(b"data:"):
-                continue
-            data = line[5:].strip()
-            if data and data != b"[DONE]":
-                out.append(self._chunk(orjson.loads(data)))
-        return b"".join(out)
+        return b"".join([self._chunk(chunk) for chunk in sse.chat_chunks(chunk_bytes)])
 
     def finish(self) -> bytes:
         out = self._close()

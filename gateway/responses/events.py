@@ -20,6 +20,7 @@ from gateway.responses.translate import (
     new_id,
     reasoning_item,
 )
+from providers import sse
 
 # codes a Response's error may carry (ResponseErrorCode in OpenAI's document, and the two more that Codex acts
 # on, as OpenAI sends them); anything else is a server_error
@@ -88,14 +89,7 @@ class StreamTranslator:
     def feed(self, chunk_bytes: bytes) -> bytes:
         """Responses events for chat SSE bytes holding whole events; `[DONE]` and comments give nothing.
         A data line that is not JSON raises ValueError (orjson's): the caller ends the stream with `fail`."""
-        out = []
-        for line in chunk_bytes.split(b"\n"):
-            if not line.startswith(b"data:"):
-                continue
-            data = line[5:].strip()
-            if data and data != b"[DONE]":
-                out.append(self._chunk(orjson.loads(data)))
-        return b"".join(out)
+        return b"".join([self._chunk(chunk) for chunk in sse.chat_chunks(chunk_bytes)])
 
     def finish(self) -> bytes:
         status, reason = finish_status(self._finish_reason)
