@@ -24,7 +24,7 @@ from gateway.exchange import PROVIDER, AnswerDialect, Exchange, Inbound, Transla
 from gateway.messages import translate
 from gateway.messages.events import StreamTranslator
 from gateway.runtime import Runtime
-from providers.base import Native, Reply
+from providers.base import Call, Native, Reply
 from providers.errors import ProviderError
 
 log = logging.getLogger("gateway")
@@ -170,6 +170,7 @@ async def count_tokens(req: Request, rt: Runtime) -> None:
         served, strategy = rt.resolve(key, model, "chat")   # a model the key may not use is refused as it would be
         try:
             tokens = translate.count_tokens_estimate(data)
+            chat = translate.to_chat({**data, "max_tokens": 1})     # what a chat provider would count
         except translate.MessagesError as e:
             raise ApiError(e.status, e.message) from None
     except ApiError as e:
@@ -182,8 +183,9 @@ async def count_tokens(req: Request, rt: Runtime) -> None:
             continue
         client_headers = {name.decode(): value.decode("latin-1") for name in _FORWARDED
                           if (value := req.headers.get(name)) is not None}
+        call = Call("chat", b"", chat, target.model, native=Native("messages", body, data))
         try:
-            tokens = await counter(body, data, target.model, client_headers)
+            tokens = await counter(call, client_headers)
             headers = [(PROVIDER, target.provider.name.encode())]     # counted by it, not estimated
         except ProviderError as e:      # the estimate stands in; the count is advisory
             log.warning("count_tokens via %s failed: %s", target.id, e.scrubbed(target.provider.secrets).message)

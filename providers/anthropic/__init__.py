@@ -4,7 +4,6 @@ and from OpenAI's chat format; a client that speaks Messages itself
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
-from typing import Any
 
 from providers.anthropic import answer, api, chat, native
 from providers.anthropic.errors import parse_error
@@ -53,9 +52,13 @@ class AnthropicProvider(HttpProvider[api.Options]):
             return None             # relayed as it is (`relay`)
         return Translator(call.data, call.model, provider=self.name, secret=self.options.api_key)
 
-    async def count_tokens(self, body: bytes, data: dict[str, Any], model: str, client_headers: dict[str, str]) -> int:
-        """Anthropic's own count for a `/v1/messages/count_tokens` body (only `model` changed)."""
-        req = UpstreamRequest(self._url + "/count_tokens", with_model(body, data, model),
+    async def count_tokens(self, call: Call, client_headers: dict[str, str]) -> int:
+        """Anthropic's own count for a `/v1/messages/count_tokens` body (`call.native`, only
+        `model` changed)."""
+        n = call.native
+        if n is None or n.op != "messages":
+            raise self.unsupported("count_tokens")
+        req = UpstreamRequest(self._url + "/count_tokens", with_model(n.body, n.data, call.model),
                               native.headers(self._headers, client_headers))
         counted = json_object(await self.roundtrip(req), self.name).get("input_tokens")
         if not isinstance(counted, int) or isinstance(counted, bool) or counted < 0:

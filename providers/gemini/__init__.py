@@ -3,13 +3,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+import orjson
+
 from providers.base import Call, Reply
 from providers.errors import ProviderError
 from providers.gemini import api, chat, embeddings
 from providers.gemini.answer import completion
 from providers.gemini.errors import parse_error
 from providers.gemini.stream import GeminiStream
-from providers.http import HttpProvider, UpstreamRequest
+from providers.http import HttpProvider, UpstreamRequest, json_object
 
 
 class GeminiProvider(HttpProvider[api.Options]):
@@ -47,3 +49,15 @@ class GeminiProvider(HttpProvider[api.Options]):
 
     def translator(self, call: Call) -> GeminiStream:
         return GeminiStream(call, provider=self.name, secret=self.options.api_key)
+
+    async def count_tokens(self, call: Call, client_headers: dict[str, str]) -> int:
+        """Gemini's own count (`countTokens`) for the chat form of a request: its
+        contents, system instruction and tools, as generateContent would get them."""
+        request = {"model": api.resource(call.model), **orjson.loads(chat.generate_body(call.data))}
+        request.pop("generationConfig", None)      # countTokens counts the input only
+        req = UpstreamRequest(api.url(self.options, call.model, "countTokens"),
+                              orjson.dumps({"generateContentRequest": request}), self._headers)
+        counted = json_object(await self.roundtrip(req), self.name).get("totalTokens")
+        if not isinstance(counted, int) or isinstance(counted, bool) or counted < 0:
+            raise self.upstream.malformed("answered countTokens without a 'totalTokens' count")
+        return counted

@@ -247,3 +247,19 @@ def test_bedrocks_claude_natively_through_invoke_model(start_gateway, loop):
         assert final.usage.output_tokens > 0
         other = c.messages.create(model="nova", max_tokens=50, messages=[{"role": "user", "content": "hi"}])
         assert fake.seen[-1].path.endswith("/converse") and other.content[0].text    # not Anthropic's: translated
+
+
+def test_count_tokens_asks_gemini_where_it_can(start_gateway, loop):
+    with FakeGemini(loop) as fake:
+        gw = start_gateway(base_config([{"name": "gem", "type": "gemini", "base_url": fake.url, "api_key": fake.key}],
+                                       [chat_model("flash", {"provider": "gem", "model": "gemini-2.5-flash"})]))
+        r = gw.http().post("/v1/messages/count_tokens", json={
+            "model": "flash", "system": "Be brief.", "tools": [WEATHER],
+            "messages": [{"role": "user", "content": "hi " * 40}]})
+        assert r.status_code == 200 and r.headers["x-gateway-provider"] == "gem"
+        seen = fake.seen[-1]
+        assert seen.method == "countTokens" and seen.model == "gemini-2.5-flash"
+        sent = orjson.loads(seen.body)["generateContentRequest"]
+        assert sent["model"] == "models/gemini-2.5-flash" and sent["systemInstruction"] and sent["tools"]
+        assert "generationConfig" not in sent
+        assert r.json() == {"input_tokens": len(orjson.dumps(sent["contents"])) // 4}

@@ -43,6 +43,9 @@ class FakeGemini(FakeServer):
             return json_response(200, self.chat_body)
         if method == "streamGenerateContent" and request.query.get("alt") == "sse":
             return await self.stream(request, _EVENT.findall(self.stream_body))
+        if method == "countTokens":     # by size: Google's tokenizer stands behind the real one
+            request = orjson.loads(body).get("generateContentRequest") or {}
+            return json_response(200, orjson.dumps({"totalTokens": len(orjson.dumps(request.get("contents"))) // 4}))
         if method in ("embedContent", "batchEmbedContents"):
             return json_response(200, _embeddings(orjson.loads(body), method))
         return json_response(404, b'{"error": {"code": 404, "message": "Method not found.", "status": "NOT_FOUND"}}')
