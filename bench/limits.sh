@@ -53,17 +53,35 @@ start_gateway() {
     wait_http "$GATEWAY/healthz"
 }
 
-measure() {  # label model key
+commands() {  # "sent,run": commands the gateway sent so far (scripts and the cache's GET/SET: the scripts
+              # never call GET or SET), and all Redis ran (the scripts' own calls too)
+    redis-cli -p "$REDIS_PORT" info commandstats | awk -F'[=,:]' '
+        /^cmdstat_/ { all += $3 }
+        /^cmdstat_(evalsha|eval|get|set|script\|load|client\|setname):/ { sent += $3 }
+        END { printf "%d,%d", sent, all }'
+}
+
+# measure LABEL MODEL KEY [STREAM]: a row per connection count; with a Redis store, the
+# commands Redis ran per request (scripts count as one, the commands inside them too).
+measure() {
     for c in $CONNS; do
-        local t=$(( c < 2 ? c : 2 ))
-        BENCH_MODEL=$2 BENCH_KEY=$3 wrk -t"$t" -c"$c" -d2s -s "$HERE/post.lua" "$GATEWAY/v1/chat/completions" >/dev/null
-        BENCH_MODEL=$2 BENCH_KEY=$3 wrk -t"$t" -c"$c" -d"$DURATION" --latency -s "$HERE/post.lua" \
-            "$GATEWAY/v1/chat/completions" >"$WORK/wrk.txt"
+        local t=$(( c < 2 ? c : 2 )) before after
+        BENCH_MODEL=$2 BENCH_KEY=$3 BENCH_STREAM=${4:-0} wrk -t"$t" -c"$c" -d2s -s "$HERE/post.lua" \
+            "$GATEWAY/v1/chat/completions" >/dev/null
+        before=$([[ -n ${REDIS_ON:-} ]] && commands || echo 0,0)
+        BENCH_MODEL=$2 BENCH_KEY=$3 BENCH_STREAM=${4:-0} wrk -t"$t" -c"$c" -d"$DURATION" --latency \
+            -s "$HERE/post.lua" "$GATEWAY/v1/chat/completions" >"$WORK/wrk.txt"
+        after=$([[ -n ${REDIS_ON:-} ]] && commands || echo 0,0)
         "$PY" -c "
 import sys; sys.path.insert(0, sys.argv[1]); from report import parse_wrk
 r = parse_wrk(open(sys.argv[2]).read())
-print(f'| {sys.argv[3]} | {sys.argv[4]} | {r[\"rps\"]:,.0f} | {r[\"p50\"]:.2f} | {r[\"p99\"]:.2f} | {r[\"non2xx\"] + r[\"socket_errors\"]} |')
-" "$HERE" "$WORK/wrk.txt" "$1" "$c"
+per = ''
+if sys.argv[7] and r['requests']:
+    (s0, a0), (s1, a1) = (map(int, x.split(',')) for x in (sys.argv[5], sys.argv[6]))
+    per = f'{(s1 - s0) / r[\"requests\"]:.2f} ({(a1 - a0) / r[\"requests\"]:.0f})'
+print(f'| {sys.argv[3]} | {sys.argv[4]} | {r[\"rps\"]:,.0f} | {r[\"p50\"]:.2f} | {r[\"p99\"]:.2f} | '
+      f'{r[\"non2xx\"] + r[\"socket_errors\"]} | {per} |')
+" "$HERE" "$WORK/wrk.txt" "$1" "$c" "$before" "$after" "${REDIS_ON:-}"
     done
 }
 
@@ -71,18 +89,49 @@ print(f'| {sys.argv[3]} | {sys.argv[4]} | {r[\"rps\"]:,.0f} | {r[\"p50\"]:.2f} |
 # out of reach of the cleanup trap.
 exec 3>"$WORK/table.md"
 {
-echo "| gateway → nginx | conns | req/s | p50 ms | p99 ms | errors |"
-echo "|---|---:|---:|---:|---:|---:|"
+echo "| gateway → nginx | conns | req/s | p50 ms | p99 ms | errors | Redis commands sent / request (all run) |"
+echo "|---|---:|---:|---:|---:|---:|---:|"
 start_gateway embedded
-measure "no limits (key without limits or budget)" bench-chat sk-bench
-measure "limits + budget + cost, embedded store" bench-chat sk-bench-limits
-measure "cache hit (embedded)" bench-cached sk-bench
+measure "no limits, embedded" bench-chat sk-bench
+measure "no limits, embedded, stream" bench-stream sk-bench 1
+measure "limits + budget, embedded" bench-chat sk-bench-limits
+measure "limits + budget, embedded, stream" bench-stream sk-bench-limits 1
+measure "cache hit, embedded" bench-cached sk-bench
+RSS_EMBEDDED=$(awk '/^VmRSS:/ {print $2}' "/proc/$GATEWAY_PID/status")
 kill "$GATEWAY_PID"; wait "$GATEWAY_PID" 2>/dev/null || true
 start_gateway redis "redis://127.0.0.1:$REDIS_PORT/0"
-measure "limits + budget + cost, Redis store" bench-chat sk-bench-limits
-measure "cache hit (Redis)" bench-cached sk-bench
+REDIS_ON=1
+measure "no limits, Redis" bench-chat sk-bench
+measure "no limits, Redis, stream" bench-stream sk-bench 1
+measure "limits + budget, Redis" bench-chat sk-bench-limits
+measure "limits + budget, Redis, stream" bench-stream sk-bench-limits 1
+measure "cache hit, Redis" bench-cached sk-bench
+RSS_REDIS=$(awk '/^VmRSS:/ {print $2}' "/proc/$GATEWAY_PID/status")
+echo
+echo "RSS after the runs: embedded $((RSS_EMBEDDED / 1024)) MiB, Redis $((RSS_REDIS / 1024)) MiB"
 } >&3
 exec 3>&-
+"$PY" - "$WORK/table.md" <<'PYEOF' >>"$WORK/table.md"
+import re, sys
+rows = {}
+for line in open(sys.argv[1]):
+    cells = [c.strip() for c in line.strip().strip("|").split("|")]
+    if len(cells) >= 3 and cells[1].isdigit():
+        rows[(cells[0], cells[1])] = float(cells[2].replace(",", ""))
+def ratio(a, b, c):
+    return f"{rows[(a, c)] / rows[(b, c)]:.2f}" if (a, c) in rows and (b, c) in rows and rows[(b, c)] else "n/a"
+conns = sorted({c for _, c in rows}, key=int)
+print("\n| ratio (req/s) | " + " | ".join(f"c={c}" for c in conns) + " |")
+print("|---|" + "---:|" * len(conns))
+for label, a, b in [
+        ("Redis ÷ embedded, limits + budget", "limits + budget, Redis", "limits + budget, embedded"),
+        ("Redis ÷ embedded, limits + budget, stream", "limits + budget, Redis, stream",
+         "limits + budget, embedded, stream"),
+        ("Redis ÷ embedded, no limits", "no limits, Redis", "no limits, embedded"),
+        ("stream ÷ whole, embedded, no limits", "no limits, embedded, stream", "no limits, embedded"),
+        ("stream ÷ whole, Redis, limits + budget", "limits + budget, Redis, stream", "limits + budget, Redis")]:
+    print(f"| {label} | " + " | ".join(ratio(a, b, c) for c in conns) + " |")
+PYEOF
 cat "$WORK/table.md"
 mkdir -p "$RESULTS"; cp "$WORK/table.md" "$RESULTS/limits.md"
 echo "bench: written to ${RESULTS#"$ROOT"/}/limits.md"

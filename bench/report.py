@@ -75,8 +75,9 @@ def table(work: Path) -> str:
     labels = {"direct": "direct → nginx", "gateway": "gateway → nginx (`bench-chat`)",
               "mock": "gateway, `mock-chat` (no upstream)",
               "responses": "`/v1/responses` → chat upstream (`store: false`)",
-              "responses-stored": "`/v1/responses` → chat upstream (stored)"}
-    for name in ("direct", "gateway", "mock", "responses", "responses-stored"):
+              "responses-stored": "`/v1/responses` → chat upstream (stored)",
+              "messages": "`/v1/messages` → chat upstream"}
+    for name in ("direct", "gateway", "mock", "responses", "responses-stored", "messages"):
         for c in conns:
             text = _read(work / f"wrk-{name}-c{c}.txt")
             if text is None:
@@ -96,13 +97,14 @@ def table(work: Path) -> str:
         if d and g:
             ratio = f"{g['rps'] / d['rps']:.2f}" if d["rps"] and g["rps"] else "n/a"
             lines.append(f"| {c} | {_plus(g['p50'], d['p50'])} | {_plus(g['p99'], d['p99'])} | {ratio} |")
-    lines += ["", "Responses against chat, through the gateway (responses − gateway):", "",
-              "| conns | p50 ms | req/s ratio |", "|---:|---:|---:|"]
-    for c in conns:
-        g, r = runs.get(("gateway", c)), runs.get(("responses", c))
-        if g and r:
-            ratio = f"{r['rps'] / g['rps']:.2f}" if g["rps"] and r["rps"] else "n/a"
-            lines.append(f"| {c} | {_plus(r['p50'], g['p50'])} | {ratio} |")
+    for api in ("responses", "messages"):
+        lines += ["", f"{api.capitalize()} against chat, through the gateway ({api} − gateway):", "",
+                  "| conns | p50 ms | req/s ratio |", "|---:|---:|---:|"]
+        for c in conns:
+            g, r = runs.get(("gateway", c)), runs.get((api, c))
+            if g and r:
+                ratio = f"{r['rps'] / g['rps']:.2f}" if g["rps"] and r["rps"] else "n/a"
+                lines.append(f"| {c} | {_plus(r['p50'], g['p50'])} | {ratio} |")
 
     td, tg = _read(work / "ttfb-direct.json"), _read(work / "ttfb-gateway.json")
     if td and tg:

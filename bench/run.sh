@@ -81,6 +81,7 @@ wrk_run() {
     local name=$1 c=$2 url=$3 model=$4 out="$WORK/wrk-$1-c$2.txt" cpu0 cpu1
     local api=chat store=0
     [[ $name == responses* ]] && api=responses
+    [[ $name == messages ]] && api=messages
     [[ $name == responses-stored ]] && store=1
     export BENCH_API=$api BENCH_STORE=$store
     local t=$(( c < WRK_THREADS ? c : WRK_THREADS ))   # wrk wants connections >= threads
@@ -130,6 +131,10 @@ for c in $CONNS; do
 done
 for c in $MOCK_CONNS; do
     wrk_run responses-stored "$c" "$GATEWAY/v1/responses" bench-chat
+done
+# Anthropic's Messages API, translated to the same chat upstream.
+for c in $CONNS; do
+    wrk_run messages "$c" "$GATEWAY/v1/messages" bench-chat
 done
 
 echo "bench: streaming time to first byte, $TTFB_N sequential requests each"

@@ -93,6 +93,8 @@ class SpendFile:
         self._pending: deque[dict[Group, list[int]]] = deque()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        # Held from taking a batch until it is committed: a report waits for a write under way.
+        self._writing = threading.Lock()
 
     def open(self) -> list[LedgerEntry]:
         """Create the file if need be, start the writer, and return every row."""
@@ -129,7 +131,7 @@ class SpendFile:
         pending (on a thread: the writer may be writing at the same time)."""
         db = sqlite3.connect(self.path, timeout=10)
         try:
-            self._write_pending(db)
+            self._write_pending(db)     # waits for a batch the writer took to be committed
             return [LedgerEntry(*r) for r in db.execute(
                 f"SELECT day, key, model, provider, {', '.join(LEDGER_FIELDS)} FROM spend "
                 "WHERE day BETWEEN ? AND ?", (day_from, day_to))]
@@ -137,13 +139,14 @@ class SpendFile:
             db.close()
 
     def _write_pending(self, db: sqlite3.Connection) -> None:
-        # popleft is atomic: each batch is written once, by whichever thread takes it.
-        rows: list[tuple[Any, ...]] = []
-        while self._pending:
-            rows.extend((*group, *delta) for group, delta in self._pending.popleft().items())
-        if rows:
-            db.executemany(_UPSERT, rows)
-            db.commit()
+        # Each batch is written once, by whichever thread takes it, under the lock.
+        with self._writing:
+            rows: list[tuple[Any, ...]] = []
+            while self._pending:
+                rows.extend((*group, *delta) for group, delta in self._pending.popleft().items())
+            if rows:
+                db.executemany(_UPSERT, rows)
+                db.commit()
 
     def close(self) -> None:
         self.flush()

@@ -23,6 +23,7 @@ from gateway.store.redis.configs import RedisConfigs
 from gateway.store.redis.jobs import RedisJobs
 from gateway.store.redis.ledger import RedisLedger
 from gateway.store.redis.limits import RedisLimits
+from gateway.store.redis.pipe import Pipe
 from gateway.store.redis.responses import RedisResponses
 from gateway.store.redis.workers import RedisWorkers
 
@@ -37,8 +38,10 @@ class RedisStore(Store):
     def __init__(self, url: str, timeout_s: float = 0.05, prefix: str = "gw:") -> None:
         self._fast = Pool(url, prefix, timeout_s, _CONNECTIONS, "gateway")
         self._slow = Pool(url, prefix, _JOB_TIMEOUT_S, _JOB_CONNECTIONS, "gateway-jobs")
-        self.limits = self._limits = RedisLimits(self._fast)
-        self.ledger = RedisLedger(self._fast)
+        # The request path's scripts go through one pipelined connection (pipe.py).
+        self._pipe = Pipe(url, timeout_s, "gateway-requests")
+        self.limits = self._limits = RedisLimits(self._fast, self._pipe)
+        self.ledger = RedisLedger(self._fast, self._limits.flush)
         self.cache = RedisCache(self._fast)
         # Stored responses are read before and written after each Responses API request, at chat
         # rates, like the cache: the request path's pool, not the 16 job connections behind claims
@@ -54,10 +57,13 @@ class RedisStore(Store):
         # the limiter's policy applies, and the scripts load on first use.
         try:
             await self._limits.load()
+            await self._pipe.connect()
         except StoreDown as e:
             log.warning("Redis is not reachable at start (%s); retried on every request", e)
 
     async def close(self) -> None:
+        await self._limits.close()
+        await self._pipe.close()
         await self._fast.close()
         await self._slow.close()
 

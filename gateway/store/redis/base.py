@@ -21,6 +21,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import NoScriptError
 
 from gateway.store.base import StoreDown
+from gateway.store.redis.pipe import Pipe, ReplyError
 
 
 class Script:
@@ -65,6 +66,20 @@ class Pool:
 
     async def close(self) -> None:
         await self.redis.aclose()
+
+
+async def run_script(pipe: Pipe, script: Script, keys: list[str], args: list[Any]) -> Any:
+    """One EVALSHA on the pipelined connection (loading the script when Redis forgot it)."""
+    try:
+        return await pipe.call("EVALSHA", script.sha, len(keys), *keys, *args)
+    except ReplyError as e:
+        if not str(e).startswith("NOSCRIPT"):
+            raise StoreDown(f"Redis: {e}") from None
+    try:
+        await pipe.call("SCRIPT", "LOAD", script.text)
+        return await pipe.call("EVALSHA", script.sha, len(keys), *keys, *args)
+    except ReplyError as e:
+        raise StoreDown(f"Redis: {e}") from None
 
 
 @contextmanager

@@ -1,6 +1,9 @@
 """The spend ledger of the Redis store: one HASH per day, written by the
-limits' SETTLE script (limits_lua.py has the key layout), read back here."""
+limits' SETTLE script (limits_lua.py has the key layout; rows without a budget
+hold are added up in the replica first, limits.py), read back here."""
 from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
 
 import orjson
 
@@ -9,11 +12,13 @@ from gateway.store.redis.base import Pool, talking
 
 
 class RedisLedger(Ledger):
-    def __init__(self, pool: Pool) -> None:
+    def __init__(self, pool: Pool, flush: Callable[[], Awaitable[None]]) -> None:
         self._pool = pool
         self._p = pool.prefix
+        self._flush = flush     # this replica's rows not written yet (RedisLimits.flush)
 
     async def rows(self, day_from: str, day_to: str) -> list[LedgerEntry]:
+        await self._flush()
         redis = self._pool.redis
         with talking():
             days = [d.decode() for d in await redis.zrangebylex(

@@ -1,10 +1,20 @@
 """Limits of the Redis store: any number of gateway replicas share windows,
 leases and budgets through one Redis.
 
-On the request path it costs one round trip before the answer (`admit`: one
-EVALSHA that checks and charges every limit atomically) and one after
-(`settle`: one EVALSHA, which also writes the ledger row). The scripts and the
-key layout are in limits_lua.py.
+On the request path it costs one round trip before the answer (`admit`: a
+script that checks and charges every limit atomically) and one after
+(`settle`, which also writes the ledger row). The admissions and settlements
+asked for in the same turn of the event loop go to Redis together, as one
+EVALSHA of the BATCH script on the pipelined connection (pipe.py): under load
+a Redis command serves many requests, each still decided atomically and in
+the order asked. The scripts and the key layout are in limits_lua.py.
+
+A ledger row without a budget hold (a key with no budget) decides nothing:
+such rows are added up in the replica and written every `LEDGER_FLUSH_S`, one
+row per (day, key, model, provider), in one batch. Spend reports flush this
+replica's rows first; other replicas' show within that interval; a replica
+that crashes loses at most that much of its rows. A row with a hold is
+written in the same step that turns the hold into spend, as before.
 
 Windows and leases count by Redis's clock, not the caller's (`Admission.now` is
 not used): replicas with skewed clocks agree. `Verdict.at` says which instant
@@ -12,32 +22,77 @@ was charged, so settling corrects that bucket.
 """
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+import logging
 import math
 from typing import Any
 
-from gateway.store.ledger import LEDGER_FIELDS
+from gateway.store.base import StoreDown
+from gateway.store.ledger import LEDGER_FIELDS, LedgerEntry
 from gateway.store.limits import Admission, Limits, Settlement, Verdict, budget_span
-from gateway.store.redis.base import Pool, Script, talking
+from gateway.store.redis.base import Pool, Script, run_script, talking
 from gateway.store.redis.ledger import row_field
-from gateway.store.redis.limits_lua import ADMIT, SETTLE
+from gateway.store.redis.limits_lua import BATCH
+from gateway.store.redis.pipe import Pipe
 from gateway.store.windows import bucket_of
 
+log = logging.getLogger("gateway.store")
+
 _REFUSED_BY = {-1: "concurrent", -2: "budget"}
+_MOST_PER_BATCH = 256   # operations in one script call: a burst goes as several, none holding Redis long
+LEDGER_FLUSH_S = 0.2
+_Group = tuple[str, str, str, str]     # (day, key, model, provider)
 _GRACE_DAYS = 7     # a budget period is kept this long after it ends, for requests still settling
 
 
 class RedisLimits(Limits):
-    def __init__(self, pool: Pool) -> None:
+    def __init__(self, pool: Pool, pipe: Pipe) -> None:
         self._pool = pool
+        self._pipe = pipe
         self._p = pool.prefix
-        self._admit = Script(ADMIT)
-        self._settle = Script(SETTLE)
+        self._batch = Script(BATCH)
+        self._waiting: list[tuple[str, list[str], list[Any], asyncio.Future[Any]]] = []
+        self._sending = False
+        self._rows: dict[_Group, LedgerEntry] = {}      # ledger rows not written yet
+        self._flusher: asyncio.Task[None] | None = None
 
     async def load(self) -> None:
         """Load the scripts now rather than on the first request."""
-        for script in (self._admit, self._settle):
-            await self._pool.load(script)
+        await self._pool.load(self._batch)
+
+    def _run(self, kind: str, keys: list[str], args: list[Any]) -> asyncio.Future[Any]:
+        """Queue one operation for this turn's batch; its reply when the batch is answered."""
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[Any] = loop.create_future()
+        self._waiting.append((kind, keys, args, done))
+        if not self._sending:
+            self._sending = True
+            loop.call_soon(self._send)
+        return done
+
+    def _send(self) -> None:
+        self._sending = False
+        while self._waiting:
+            ops, self._waiting = self._waiting[:_MOST_PER_BATCH], self._waiting[_MOST_PER_BATCH:]
+            asyncio.get_running_loop().create_task(self._send_batch(ops))
+
+    async def _send_batch(self, ops: list[tuple[str, list[str], list[Any], asyncio.Future[Any]]]) -> None:
+        keys: list[str] = []
+        args: list[Any] = [len(ops)]
+        for kind, op_keys, op_args, _ in ops:
+            keys += op_keys
+            args += (kind, len(op_keys), len(op_args), *op_args)
+        try:
+            replies = await run_script(self._pipe, self._batch, keys, args)
+        except Exception as e:      # StoreDown, or anything else: each caller gets it
+            for *_, done in ops:
+                if not done.done():
+                    done.set_exception(e)
+            return
+        for (*_, done), reply in zip(ops, replies, strict=True):
+            if not done.done():
+                done.set_result(reply)
 
     async def admit(self, a: Admission) -> Verdict:
         p = self._p
@@ -52,7 +107,7 @@ class RedisLimits(Limits):
             key, day_from, day_to = budget_span(a.hold.key)
             keys += (p + a.hold.key, p + "cost:" + key)
             args += (a.hold.limit, a.hold.amount, day_from, day_to, _expire_at(day_to))
-        reply = await self._pool.run(self._admit, keys, args)
+        reply = await self._run("a", keys, args)
         allowed, refused, retry_after, sec, usec = reply[:5]
         at = int(sec) + int(usec) / 1_000_000     # as the script computed it, so the buckets agree
         if not allowed:
@@ -63,6 +118,52 @@ class RedisLimits(Limits):
                        reset_s=[float(r) for r in per_window[1::2]], at=at)
 
     async def settle(self, s: Settlement) -> None:
+        if s.entry is not None and s.hold is None:
+            self._add_row(s.entry)
+            if not s.corrections and s.lease is None:
+                return
+            s = Settlement(s.corrections, s.lease)
+        await self._run("s", *self._settlement(s))
+
+    def _add_row(self, e: LedgerEntry) -> None:
+        row = self._rows.get((e.day, e.key, e.model, e.provider))
+        if row is None:
+            self._rows[(e.day, e.key, e.model, e.provider)] = LedgerEntry(
+                e.day, e.key, e.model, e.provider, *(getattr(e, f) for f in LEDGER_FIELDS))
+        else:
+            for f in LEDGER_FIELDS:
+                setattr(row, f, getattr(row, f) + getattr(e, f))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.get_running_loop().create_task(self._flush_later())
+
+    async def _flush_later(self) -> None:
+        await asyncio.sleep(LEDGER_FLUSH_S)
+        await self.flush()
+
+    async def flush(self) -> None:
+        """Write the ledger rows added up so far (kept for the next try if Redis is down)."""
+        rows, self._rows = self._rows, {}
+        if not rows:
+            return
+        try:
+            await asyncio.gather(*(self._run("s", *self._settlement(Settlement(entry=row)))
+                                   for row in rows.values()))
+        except StoreDown as e:
+            log.debug("ledger rows kept for the next flush: %s", e)
+            for row in rows.values():
+                self._add_row(row)
+            raise
+
+    async def close(self) -> None:
+        if self._flusher is not None:
+            self._flusher.cancel()
+        try:
+            await self.flush()
+        except StoreDown as e:
+            log.warning("%d ledger rows could not be written at shutdown: %s", len(self._rows), e)
+
+    def _settlement(self, s: Settlement) -> tuple[list[str], list[Any]]:
+        """SETTLE's keys and arguments for `s`."""
         p = self._p
         keys: list[str] = []
         args: list[Any] = [len(s.corrections), int(s.lease is not None), int(s.hold is not None),
@@ -83,7 +184,7 @@ class RedisLimits(Limits):
             for f in LEDGER_FIELDS:
                 if getattr(e, f):
                     args += (row_field(e.key, e.model, e.provider, f), getattr(e, f))
-        await self._pool.run(self._settle, keys, args)
+        return keys, args
 
     async def budget_spent(self, hold_key: str) -> int:
         key, day_from, day_to = budget_span(hold_key)

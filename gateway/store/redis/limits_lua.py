@@ -1,7 +1,9 @@
-"""The two Lua scripts of the Redis store's limits (limits.py): `ADMIT` decides
+"""The Lua scripts of the Redis store's limits (limits.py): `ADMIT` decides
 and charges all of a request's limits in one atomic step, `SETTLE` writes back
-what the request really used and its ledger row. Each is one EVALSHA, so one
-round trip each way.
+what the request really used and its ledger row. `BATCH` runs any number of
+them, in order, in one EVALSHA: the admissions and settlements a replica asks
+for in one turn of its event loop go together, each still decided atomically
+and in the order asked.
 
 Keys (all under the store's prefix, `gw:` by default):
   <window key>, e.g. rpm:key:demo     HASH  bucket index -> units counted in it
@@ -166,4 +168,27 @@ if ARGV[4] == '1' then
   for j = a + 2, #ARGV, 2 do redis.call('HINCRBY', KEYS[k], ARGV[j], ARGV[j + 1]) end
 end
 return 1
+"""
+
+
+def _function(name: str, body: str) -> str:
+    # The script body as a Lua function of its own KEYS and ARGV (the parameters shadow the globals).
+    return f"local function {name}(KEYS, ARGV)\n{body}\nend\n"
+
+
+# KEYS: every operation's keys, one after the other.
+# ARGV: n_ops, then per operation: kind ("a" admit, "s" settle), n_keys, n_args, its args.
+# Returns one reply per operation, in order, as ADMIT or SETTLE returns it.
+BATCH = _function("admit", ADMIT) + _function("settle", SETTLE) + r"""
+local out = {}
+local k, a = 1, 2
+for i = 1, tonumber(ARGV[1]) do
+  local kind, nk, na = ARGV[a], tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2])
+  local keys, args = {}, {}
+  for j = 1, nk do keys[j] = KEYS[k + j - 1] end
+  for j = 1, na do args[j] = ARGV[a + 2 + j] end
+  if kind == 'a' then out[i] = admit(keys, args) else out[i] = settle(keys, args) end
+  k, a = k + nk, a + 3 + na
+end
+return out
 """

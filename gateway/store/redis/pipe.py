@@ -1,0 +1,228 @@
+"""One pipelined connection to Redis for the request path.
+
+Every command is written as soon as it is asked for, on one connection, and
+answered in order: no pool to wait on, no connection per request, and a burst
+of a thousand requests is a thousand commands in flight, not a queue for
+connections that times out and fails open. Commands asked for in the same
+turn of the event loop go out in one write.
+
+Redis runs the commands of one connection in the order they arrive, and each
+script atomically, so admission stays exact. A Redis that has not answered
+the oldest command within the outage threshold is down: every command in
+flight fails with `StoreDown` and the connection is dropped (the next command
+connects again). A refused or broken connection is down at once.
+
+Only what the request path sends goes here (EVALSHA and a few reads); the
+control plane keeps redis-py.
+"""
+from __future__ import annotations
+
+import asyncio
+import collections
+import ssl
+import time
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from gateway.store.base import StoreDown
+
+
+class ReplyError(Exception):
+    """An error reply (`-ERR ...`, `-NOSCRIPT ...`): Redis is up, the command failed."""
+
+
+def encode(args: tuple[Any, ...] | list[Any]) -> bytes:
+    """A command as RESP: an array of bulk strings. (Exact type tests and one growing
+    buffer: a batch of admissions is hundreds of arguments, on every request's path.)"""
+    out = bytearray(b"*%d\r\n" % len(args))
+    for a in args:
+        kind = type(a)
+        if kind is str:
+            b = a.encode()
+        elif kind is int:
+            b = b"%d" % a
+        elif kind is bytes:
+            b = a
+        else:
+            b = str(a).encode()
+        out += b"$%d\r\n" % len(b)
+        out += b
+        out += b"\r\n"
+    return bytes(out)
+
+
+class _Incomplete(Exception):
+    pass
+
+
+def _parse(buf: bytearray, at: int) -> tuple[Any, int]:
+    """One reply from `buf` at `at`: (value, where the next begins); _Incomplete if cut short."""
+    end = buf.find(b"\r\n", at)
+    if end < 0:
+        raise _Incomplete
+    kind, line = buf[at], bytes(buf[at + 1:end])
+    at = end + 2
+    if kind == 58:          # ':' integer
+        return int(line), at
+    if kind == 36:          # '$' bulk string
+        n = int(line)
+        if n < 0:
+            return None, at
+        if len(buf) < at + n + 2:
+            raise _Incomplete
+        return bytes(buf[at:at + n]), at + n + 2
+    if kind == 42:          # '*' array
+        n = int(line)
+        if n < 0:
+            return None, at
+        items = []
+        for _ in range(n):
+            item, at = _parse(buf, at)
+            items.append(item)
+        return items, at
+    if kind == 43:          # '+' simple string
+        return line, at
+    if kind == 45:          # '-' error
+        return ReplyError(line.decode(errors="replace")), at
+    raise StoreDown(f"Redis: a reply of unknown type {kind!r}")
+
+
+class _Protocol(asyncio.Protocol):
+    def __init__(self, pipe: Pipe) -> None:
+        self.pipe = pipe
+        self.buf = bytearray()
+
+    def data_received(self, data: bytes) -> None:
+        self.buf += data
+        at = 0
+        waiting = self.pipe.waiting
+        try:
+            while at < len(self.buf):
+                value, at = _parse(self.buf, at)
+                if not waiting:
+                    raise StoreDown("Redis: a reply no command asked for")
+                done, _ = waiting.popleft()
+                if not done.done():
+                    if isinstance(value, ReplyError):
+                        done.set_exception(value)
+                    else:
+                        done.set_result(value)
+        except _Incomplete:
+            pass
+        except (StoreDown, ValueError) as e:       # a stream that makes no sense: start afresh
+            self.pipe.down(StoreDown(str(e)))
+            return
+        del self.buf[:at]
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.pipe.down(StoreDown(f"Redis closed the connection: {exc!r}" if exc else "Redis closed the connection"))
+
+
+class Pipe:
+    """The pipelined connection; `call(*args)` sends a command and awaits its reply."""
+
+    def __init__(self, url: str, timeout_s: float, name: str) -> None:
+        u = urlsplit(url)
+        if u.scheme not in ("redis", "rediss"):
+            raise ValueError(f"the pipelined client takes redis:// and rediss:// URLs, not {u.scheme}://")
+        self.host, self.port = u.hostname or "127.0.0.1", u.port or 6379
+        self.ssl = ssl.create_default_context() if u.scheme == "rediss" else None
+        self.timeout_s = timeout_s
+        hello: list[tuple[Any, ...]] = []
+        if u.password is not None:
+            user = unquote(u.username) if u.username else None
+            hello.append(("AUTH", user, unquote(u.password)) if user else ("AUTH", unquote(u.password)))
+        db = u.path.strip("/")
+        if db and db != "0":
+            hello.append(("SELECT", int(db)))
+        hello.append(("CLIENT", "SETNAME", name))
+        self._hello = hello
+        self.waiting: collections.deque[tuple[asyncio.Future[Any], float]] = collections.deque()
+        self._transport: asyncio.Transport | None = None
+        self._connecting: asyncio.Future[None] | None = None
+        self._out: list[bytes] = []
+        self._flush_soon = False
+        self._watch: asyncio.TimerHandle | None = None
+
+    async def connect(self) -> None:
+        """Connect now rather than on the first command (StoreDown if Redis is not there)."""
+        if self._transport is None:
+            await self._connect()
+
+    async def call(self, *args: Any) -> Any:
+        """The reply to one command; ReplyError for an error reply; StoreDown when Redis is down."""
+        if self._transport is None:
+            await self._connect()
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[Any] = loop.create_future()
+        self.waiting.append((done, time.monotonic()))
+        self._out.append(encode(args))
+        if not self._flush_soon:
+            self._flush_soon = True
+            loop.call_soon(self._flush)
+        return await done
+
+    def _flush(self) -> None:
+        self._flush_soon = False
+        if self._transport is not None and self._out:
+            self._transport.write(b"".join(self._out))
+        self._out.clear()
+
+    async def _connect(self) -> None:
+        if self._connecting is not None:        # someone else is connecting: wait for it
+            await asyncio.shield(self._connecting)
+            if self._transport is None:
+                raise StoreDown("Redis: not connected")
+            return
+        loop = asyncio.get_running_loop()
+        self._connecting = loop.create_future()
+        try:
+            try:
+                async with asyncio.timeout(self.timeout_s):
+                    transport, _ = await loop.create_connection(lambda: _Protocol(self), self.host, self.port,
+                                                                ssl=self.ssl)
+            except (OSError, TimeoutError) as e:
+                raise StoreDown(f"Redis: cannot connect to {self.host}:{self.port}: {e!r}") from e
+            self._transport = transport
+            self._watch = loop.call_later(self.timeout_s / 4, self._check)
+            for command in self._hello:
+                self._out.append(encode([c for c in command if c is not None]))
+                self.waiting.append((loop.create_future(), time.monotonic()))
+            hellos = [done for done, _ in list(self.waiting)[-len(self._hello):]]
+            self._flush()
+            for done in hellos:
+                try:
+                    await done
+                except ReplyError as e:        # a wrong password or database: Redis is unusable as configured
+                    self.down(StoreDown(f"Redis refused the connection's set-up: {e}"))
+                    raise StoreDown(f"Redis refused the connection's set-up: {e}") from None
+        finally:
+            self._connecting.set_result(None)
+            self._connecting = None
+
+    def _check(self) -> None:
+        """Down when the oldest command in flight has waited past the threshold."""
+        if self._transport is None:
+            return
+        if self.waiting and time.monotonic() - self.waiting[0][1] > self.timeout_s:
+            self.down(StoreDown(f"Redis did not answer within {self.timeout_s:g}s"))
+            return
+        self._watch = asyncio.get_running_loop().call_later(self.timeout_s / 4, self._check)
+
+    def down(self, why: StoreDown) -> None:
+        """Fail everything in flight and drop the connection."""
+        transport, self._transport = self._transport, None
+        if self._watch is not None:
+            self._watch.cancel()
+            self._watch = None
+        while self.waiting:
+            done, _ = self.waiting.popleft()
+            if not done.done():
+                done.set_exception(why)
+        self._out.clear()
+        if transport is not None:
+            transport.abort()
+
+    async def close(self) -> None:
+        if self._transport is not None:
+            self.down(StoreDown("Redis: the store closed"))
