@@ -43,7 +43,8 @@ KEYS = {"rpm": {"limits": {"rpm": 100}},
         "budget": {"budget": {"usd": 1, "period": "day"}},
         "flow": {"limits": {"rpm": 1_000_000, "concurrent": 10_000}},
         "after": {"limits": {"rpm": 5}},
-        **{f"round{i}": {"limits": {"rpm": 50}} for i in range(3)}}
+        **{f"round{i}": {"limits": {"rpm": 50}} for i in range(3)},
+        **{f"eight{i}": {"limits": {"rpm": 40}} for i in range(10)}}
 
 
 @dataclass
@@ -56,7 +57,7 @@ class Answer:
 
 
 class Replicas:
-    def __init__(self, redis: RedisServer, workdir: Path) -> None:
+    def __init__(self, redis: RedisServer, workdir: Path, n: int = REPLICAS) -> None:
         config = {
             "state": {"redis_url": redis.url, "data_dir": str(workdir / "data")},     # default timeouts
             "auth": {"keys": [{"name": name, "key": f"sk-{name}", **extra} for name, extra in KEYS.items()]},
@@ -68,8 +69,8 @@ class Replicas:
         }
         path = workdir / "gateway.yaml"
         path.write_text(yaml.safe_dump(config))
-        self.ports = [free_port() for _ in range(REPLICAS)]
-        self.logs = [workdir / f"replica-{i}.log" for i in range(REPLICAS)]
+        self.ports = [free_port() for _ in range(n)]
+        self.logs = [workdir / f"replica-{i}.log" for i in range(n)]
         self.procs = [subprocess.Popen([sys.executable, "-m", "gateway", "serve", "--config", str(path),
                                         "--port", str(port), "--log-level", "warning"],
                                        cwd=ROOT, stdout=log.open("wb"), stderr=subprocess.STDOUT,
@@ -130,7 +131,7 @@ def burst(replicas: Replicas, key: str, body: bytes, n: int = BURST) -> list[Ans
     async def run() -> list[Answer]:
         async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0),
                                          timeout=aiohttp.ClientTimeout(total=60)) as session:
-            return await asyncio.gather(*(_send(session, replicas.ports[i % REPLICAS], key, body)
+            return await asyncio.gather(*(_send(session, replicas.ports[i % len(replicas.ports)], key, body)
                                           for i in range(n)))
     return asyncio.run(run())
 
@@ -181,6 +182,19 @@ def test_bursts_larger_than_the_pool_stay_exact_round_after_round(replicas):
         answers = burst(replicas, f"round{i}", chat(), n=600)
         assert statuses(answers) == {200: 50, 429: 550}, (i, replicas.output())
     assert "unreachable" not in replicas.output()     # the outage policy never tripped
+
+
+def test_eight_replicas_stay_exact_burst_after_burst(redis, tmp_path_factory):
+    """8 replicas on a 2-core machine, 1,000 requests at once, ten bursts in a row, at the
+    default outage threshold: each admits exactly the limit, and Redis is never taken for down."""
+    eight = Replicas(redis, tmp_path_factory.mktemp("eight"), n=8)
+    try:
+        for i in range(10):
+            answers = burst(eight, f"eight{i}", chat())
+            assert statuses(answers) == {200: 40, 429: 960}, (i, eight.output())
+        assert "unreachable" not in eight.output()
+    finally:
+        eight.close()
 
 
 def test_concurrency_is_exact_across_replicas(replicas, redis):
