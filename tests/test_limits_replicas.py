@@ -165,7 +165,8 @@ def test_rpm_is_exact_across_replicas(replicas):
     admitted = [a for a in answers if a.status == 200]
     # One atomic step per request: each admitted request saw a different count.
     assert sorted(int(a.headers["x-ratelimit-remaining-requests"]) for a in admitted) == list(range(100))
-    assert len({a.port for a in admitted}) > 1
+    # Every replica counted against the one limit (which of them admitted depends on whose batch came first).
+    assert len({a.port for a in answers if a.status == 429}) == REPLICAS
     for a in answers:
         assert a.headers["x-ratelimit-limit-requests"] == "100"
         assert a.headers["x-ratelimit-reset-requests"].endswith("s")

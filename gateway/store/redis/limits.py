@@ -9,12 +9,15 @@ EVALSHA of the BATCH script on the pipelined connection (pipe.py): under load
 a Redis command serves many requests, each still decided atomically and in
 the order asked. The scripts and the key layout are in limits_lua.py.
 
-A ledger row without a budget hold (a key with no budget) decides nothing:
-such rows are added up in the replica and written every `LEDGER_FLUSH_S`, one
-row per (day, key, model, provider), in one batch. Spend reports flush this
-replica's rows first; other replicas' show within that interval; a replica
-that crashes loses at most that much of its rows. A row with a hold is
-written in the same step that turns the hold into spend, as before.
+Ledger rows decide nothing (a budget is decided by its period's `spent`,
+which settling updates in the same step that frees the hold): they are added
+up in the replica and written every `LEDGER_FLUSH_S`, one row per (day, key,
+model, provider), in one batch. Spend reports flush this replica's rows
+first; other replicas' show within that interval; a replica that crashes
+loses at most that much of its rows. A budget period is started from the
+ledger's days (when its HASH is first made): an admission with a hold sends
+its key's rows not written yet ahead of it, in the same batch, so that start
+counts them all.
 
 Windows and leases count by Redis's clock, not the caller's (`Admission.now` is
 not used): replicas with skewed clocks agree. `Verdict.at` says which instant
@@ -24,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
 import logging
 import math
 from typing import Any
@@ -54,7 +58,7 @@ class RedisLimits(Limits):
         self._batch = Script(BATCH)
         self._waiting: list[tuple[str, list[str], list[Any], asyncio.Future[Any]]] = []
         self._sending = False
-        self._rows: dict[_Group, LedgerEntry] = {}      # ledger rows not written yet
+        self._rows: dict[str, dict[_Group, LedgerEntry]] = {}    # ledger rows not written yet, by key
         self._flusher: asyncio.Task[None] | None = None
 
     async def load(self) -> None:
@@ -107,6 +111,8 @@ class RedisLimits(Limits):
             key, day_from, day_to = budget_span(a.hold.key)
             keys += (p + a.hold.key, p + "cost:" + key)
             args += (a.hold.limit, a.hold.amount, day_from, day_to, _expire_at(day_to))
+            for row in self._rows.pop(key, {}).values():     # ahead of the admission, in its batch
+                self._write_row(row)
         reply = await self._run("a", keys, args)
         allowed, refused, retry_after, sec, usec = reply[:5]
         at = int(sec) + int(usec) / 1_000_000     # as the script computed it, so the buckets agree
@@ -118,17 +124,20 @@ class RedisLimits(Limits):
                        reset_s=[float(r) for r in per_window[1::2]], at=at)
 
     async def settle(self, s: Settlement) -> None:
-        if s.entry is not None and s.hold is None:
+        if s.entry is not None:
             self._add_row(s.entry)
-            if not s.corrections and s.lease is None:
+            if not s.corrections and s.lease is None and s.hold is None:
                 return
-            s = Settlement(s.corrections, s.lease)
+            s = Settlement(s.corrections, s.lease, s.hold, s.spent_nano)
         await self._run("s", *self._settlement(s))
 
     def _add_row(self, e: LedgerEntry) -> None:
-        row = self._rows.get((e.day, e.key, e.model, e.provider))
+        rows = self._rows.get(e.key)
+        if rows is None:
+            rows = self._rows[e.key] = {}
+        row = rows.get((e.day, e.key, e.model, e.provider))
         if row is None:
-            self._rows[(e.day, e.key, e.model, e.provider)] = LedgerEntry(
+            rows[(e.day, e.key, e.model, e.provider)] = LedgerEntry(
                 e.day, e.key, e.model, e.provider, *(getattr(e, f) for f in LEDGER_FIELDS))
         else:
             for f in LEDGER_FIELDS:
@@ -142,17 +151,25 @@ class RedisLimits(Limits):
 
     async def flush(self) -> None:
         """Write the ledger rows added up so far (kept for the next try if Redis is down)."""
-        rows, self._rows = self._rows, {}
+        by_key, self._rows = self._rows, {}
+        rows = [row for rows in by_key.values() for row in rows.values()]
         if not rows:
             return
-        try:
-            await asyncio.gather(*(self._run("s", *self._settlement(Settlement(entry=row)))
-                                   for row in rows.values()))
-        except StoreDown as e:
-            log.debug("ledger rows kept for the next flush: %s", e)
-            for row in rows.values():
-                self._add_row(row)
-            raise
+        outcomes = await asyncio.gather(*(self._write_row(row) for row in rows), return_exceptions=True)
+        failed = next((e for e in outcomes if isinstance(e, BaseException)), None)
+        if failed is not None:
+            raise failed
+
+    def _write_row(self, row: LedgerEntry) -> asyncio.Future[Any]:
+        """Queue one row for this turn's batch; back among the rows not written if Redis does not take it."""
+        written = self._run("s", *self._settlement(Settlement(entry=row)))
+        written.add_done_callback(functools.partial(self._kept_if_lost, row))
+        return written
+
+    def _kept_if_lost(self, row: LedgerEntry, written: asyncio.Future[Any]) -> None:
+        if not written.cancelled() and written.exception() is not None:
+            log.debug("a ledger row is kept for the next flush: %s", written.exception())
+            self._add_row(row)
 
     async def close(self) -> None:
         if self._flusher is not None:
@@ -160,7 +177,8 @@ class RedisLimits(Limits):
         try:
             await self.flush()
         except StoreDown as e:
-            log.warning("%d ledger rows could not be written at shutdown: %s", len(self._rows), e)
+            log.warning("%d ledger rows could not be written at shutdown: %s",
+                        sum(map(len, self._rows.values())), e)
 
     def _settlement(self, s: Settlement) -> tuple[list[str], list[Any]]:
         """SETTLE's keys and arguments for `s`."""
@@ -188,6 +206,8 @@ class RedisLimits(Limits):
 
     async def budget_spent(self, hold_key: str) -> int:
         key, day_from, day_to = budget_span(hold_key)
+        for row in self._rows.pop(key, {}).values():     # a period not tracked yet counts them
+            await self._write_row(row)
         with talking():
             pipe = self._pool.redis.pipeline(transaction=False)
             pipe.hget(self._p + hold_key, "spent")
