@@ -15,9 +15,10 @@ up in the replica and written every `LEDGER_FLUSH_S`, one row per (day, key,
 model, provider), in one batch. Spend reports flush this replica's rows
 first; other replicas' show within that interval; a replica that crashes
 loses at most that much of its rows. A budget period is started from the
-ledger's days (when its HASH is first made): an admission with a hold sends
-its key's rows not written yet ahead of it, in the same batch, so that start
-counts them all.
+ledger's days (when its HASH is first made): the first admission a replica
+makes in a period sends its key's rows not written yet ahead of it, in the
+same batch, so that start counts them all. (After Redis lost its data, a
+period started again misses at most a flush interval of each replica's rows.)
 
 Windows and leases count by Redis's clock, not the caller's (`Admission.now` is
 not used): replicas with skewed clocks agree. `Verdict.at` says which instant
@@ -46,6 +47,7 @@ log = logging.getLogger("gateway.store")
 _REFUSED_BY = {-1: "concurrent", -2: "budget"}
 _MOST_PER_BATCH = 256   # operations in one script call: a burst goes as several, none holding Redis long
 LEDGER_FLUSH_S = 0.2
+_MOST_PERIODS = 10_000   # remembered started budget periods; forgetting one costs a write ahead, no more
 _Group = tuple[str, str, str, str]     # (day, key, model, provider)
 _GRACE_DAYS = 7     # a budget period is kept this long after it ends, for requests still settling
 
@@ -59,6 +61,7 @@ class RedisLimits(Limits):
         self._waiting: list[tuple[str, list[str], list[Any], asyncio.Future[Any]]] = []
         self._sending = False
         self._rows: dict[str, dict[_Group, LedgerEntry]] = {}    # ledger rows not written yet, by key
+        self._periods: set[str] = set()     # budget periods this replica has seen started (their hold keys)
         self._flusher: asyncio.Task[None] | None = None
 
     async def load(self) -> None:
@@ -111,10 +114,16 @@ class RedisLimits(Limits):
             key, day_from, day_to = budget_span(a.hold.key)
             keys += (p + a.hold.key, p + "cost:" + key)
             args += (a.hold.limit, a.hold.amount, day_from, day_to, _expire_at(day_to))
-            for row in self._rows.pop(key, {}).values():     # ahead of the admission, in its batch
-                self._write_row(row)
+            if a.hold.key not in self._periods:
+                for row in self._rows.pop(key, {}).values():     # ahead of the admission, in its batch
+                    self._write_row(row)
         reply = await self._run("a", keys, args)
         allowed, refused, retry_after, sec, usec = reply[:5]
+        if a.hold is not None and (allowed or refused == -2) and a.hold.key not in self._periods:
+            # the script got as far as the budget, so its period's HASH exists now
+            if len(self._periods) >= _MOST_PERIODS:
+                self._periods.clear()
+            self._periods.add(a.hold.key)
         at = int(sec) + int(usec) / 1_000_000     # as the script computed it, so the buckets agree
         if not allowed:
             by = _REFUSED_BY.get(refused) or a.windows[refused - 1].family
