@@ -143,3 +143,20 @@ async def test_budget_spent_starts_from_the_ledger(open_store):
         await store.limits.settle(Settlement(hold=Hold(MONTH, 400, 80), spent_nano=60, entry=entry("2026-11-20", 60)))
         assert await store.limits.budget_spent(MONTH) == 380
         assert await store.limits.budget_spent("budget:alice:0000-01-01:9999-12-31") == 381
+
+
+async def test_a_window_forgets_its_oldest_buckets_as_they_leave(open_store):
+    """Both stores agree on what a sliding window still counts as its buckets leave one by one
+    (Redis keeps a running sum, dropping a bucket when its time comes)."""
+    async with open_store() as store:
+        async def remaining() -> int:
+            verdict = await store.limits.admit(admission(rpm(4, window_s=2)))
+            assert verdict.allowed
+            return verdict.remaining[0]
+        assert await remaining() == 3                        # t0: one
+        await asyncio.sleep(1.0)
+        assert [await remaining(), await remaining()] == [2, 1]    # t0+1: two more
+        await asyncio.sleep(1.2)
+        assert await remaining() == 1                        # t0+2.2: the first left; two stay, one more
+        await asyncio.sleep(1.1)
+        assert await remaining() == 2                        # t0+3.3: the two left; one stays, one more

@@ -6,7 +6,9 @@ for in one turn of its event loop go together, each still decided atomically
 and in the order asked.
 
 Keys (all under the store's prefix, `gw:` by default):
-  <window key>, e.g. rpm:key:demo     HASH  bucket index -> units counted in it
+  <window key>, e.g. rpm:key:demo     HASH  bucket index -> units counted in it; `n`: their sum;
+                                            `o`: no bucket older than this counts (so a check
+                                            reads two fields, not sixty buckets)
   concurrent:key:demo                 ZSET  lease id, scored by its expiry (ms)
   budget:<key>:<from>:<to>            HASH  spent, held (nano-USD) for one budget period
   cost:<key>                          HASH  day -> nano-USD the key spent that day
@@ -48,24 +50,65 @@ local function retry_after(buckets, used, size, window_s, need, limit)
   return 0
 end
 
+-- Every live bucket of a window, {index, units}, after dropping the expired ones (and their sum).
+local function live(key, oldest)
+  local flat = redis.call('HGETALL', key)
+  local buckets, dead, used = {}, {}, 0
+  for j = 1, #flat, 2 do
+    local b = tonumber(flat[j])
+    if b ~= nil then                    -- 'n' and 'o' are not buckets
+      local v = tonumber(flat[j + 1])
+      if b < oldest then dead[#dead + 1] = flat[j] else buckets[#buckets + 1] = {b, v}; used = used + v end
+    end
+  end
+  if #dead > 0 then redis.call('HDEL', key, unpack(dead)) end
+  return buckets, used
+end
+
+-- The units a window counts now, dropping the buckets that left it. With the running sum `n` and
+-- the oldest counting bucket `o`, that reads two fields and, once a bucket's time, drops it.
+local function counted(key, oldest, current)
+  local state = redis.call('HMGET', key, 'n', 'o')
+  local used, o = tonumber(state[1]), tonumber(state[2])
+  local was = o
+  if used == nil or o == nil or oldest - o >= BUCKETS then
+    -- a new window, one kept without the sum, or one whose every bucket left: sum what is there
+    local buckets
+    buckets, used = live(key, oldest)
+    o, was = current, nil
+    for _, bv in ipairs(buckets) do if bv[2] > 0 and bv[1] < o then o = bv[1] end end
+  elseif o < oldest then
+    for b = o, oldest - 1 do
+      local v = redis.call('HGET', key, b)
+      if v then used = used - tonumber(v); redis.call('HDEL', key, b) end
+    end
+    o = oldest
+  end
+  -- the oldest bucket still holding units (what the reset time counts from)
+  while o < current do
+    local v = tonumber(redis.call('HGET', key, o))
+    if v ~= nil and v > 0 then break end
+    o = o + 1
+  end
+  if o ~= was then   -- kept even if a later limit refuses: the sum must match the buckets left
+    redis.call('HSET', key, 'n', string.format('%d', used), 'o', string.format('%d', o))
+  end
+  return used, o
+end
+
 local charges = {}
 for i = 1, n_windows do
   local limit, window_s, amount = tonumber(ARGV[a]), tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2])
   local size = window_s / BUCKETS
   local current = math.floor(now / size)
   local oldest = current - BUCKETS + 1
-  local flat = redis.call('HGETALL', KEYS[i])
-  local buckets, dead, used = {}, {}, 0
-  for j = 1, #flat, 2 do
-    local b, v = tonumber(flat[j]), tonumber(flat[j + 1])
-    if b < oldest then dead[#dead + 1] = flat[j] else buckets[#buckets + 1] = {b, v}; used = used + v end
-  end
-  if #dead > 0 then redis.call('HDEL', KEYS[i], unpack(dead)) end
+  local used, o = counted(KEYS[i], oldest, current)
   if used + amount > limit then
+    local buckets = live(KEYS[i], oldest)
     return {0, i, seconds(retry_after(buckets, used, size, window_s, amount, limit)), t[1], t[2]}
   end
   charges[i] = {limit = limit, amount = ARGV[a + 2], used = used, size = size, current = current,
-                buckets = buckets, ttl_ms = math.ceil((window_s + size) * 1000)}
+                oldest_counted = o, ttl_ms = math.ceil((window_s + size) * 1000)}
   a = a + 3
 end
 
@@ -108,13 +151,16 @@ local out = {1, 0, seconds(0), t[1], t[2]}
 for i = 1, n_windows do
   local c = charges[i]
   local field = string.format('%d', c.current)
-  redis.call('HINCRBY', KEYS[i], field, c.amount)
+  if tonumber(c.amount) > 0 then redis.call('HINCRBY', KEYS[i], field, c.amount) end
+  redis.call('HSET', KEYS[i], 'n', string.format('%d', c.used + tonumber(c.amount)),
+             'o', string.format('%d', c.oldest_counted))
   redis.call('PEXPIRE', KEYS[i], c.ttl_ms)
   -- Mirrors windows.reset_after: until the oldest counted unit leaves.
   local oldest
   if tonumber(c.amount) > 0 then oldest = c.current end
-  for _, bv in ipairs(c.buckets) do
-    if bv[2] > 0 and (oldest == nil or bv[1] < oldest) then oldest = bv[1] end
+  if c.oldest_counted < c.current or c.used > 0 then
+    local v = tonumber(redis.call('HGET', KEYS[i], string.format('%d', c.oldest_counted)))
+    if v ~= nil and v > 0 and (oldest == nil or c.oldest_counted < oldest) then oldest = c.oldest_counted end
   end
   local reset = 0
   if oldest ~= nil then reset = math.max(0, (oldest + BUCKETS) * c.size - now) end
@@ -145,6 +191,8 @@ for _ = 1, tonumber(ARGV[1]) do
   if v then
     local n = math.max(0, tonumber(v) + tonumber(ARGV[a + 1]))
     redis.call('HSET', KEYS[k], ARGV[a], string.format('%d', n))
+    -- the window's running sum follows (a window kept without one is summed at its next check)
+    if redis.call('HEXISTS', KEYS[k], 'n') == 1 then redis.call('HINCRBY', KEYS[k], 'n', n - tonumber(v)) end
   end
   k, a = k + 1, a + 2
 end
