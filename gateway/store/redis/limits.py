@@ -39,7 +39,7 @@ from gateway.store.limits import Admission, Limits, Settlement, Verdict, budget_
 from gateway.store.redis.base import Pool, Script, run_script, talking
 from gateway.store.redis.ledger import row_field
 from gateway.store.redis.limits_lua import BATCH
-from gateway.store.redis.pipe import Pipe
+from gateway.store.redis.pipe import Pipe, ReplyError
 from gateway.store.windows import bucket_of
 
 log = logging.getLogger("gateway.store")
@@ -58,7 +58,7 @@ class RedisLimits(Limits):
         self._pipe = pipe
         self._p = pool.prefix
         self._batch = Script(BATCH)
-        self._waiting: list[tuple[str, list[str], list[Any], asyncio.Future[Any]]] = []
+        self._waiting: list[_Op] = []
         self._sending = False
         self._rows: dict[str, dict[_Group, LedgerEntry]] = {}    # ledger rows not written yet, by key
         self._periods: set[str] = set()     # budget periods this replica has seen started (their hold keys)
@@ -79,27 +79,34 @@ class RedisLimits(Limits):
         return done
 
     def _send(self) -> None:
+        """The turn's operations, as batches written at once; a batch's reply is handed out by a
+        callback (no task, no extra turn of the loop, on the common path)."""
         self._sending = False
         while self._waiting:
             ops, self._waiting = self._waiting[:_MOST_PER_BATCH], self._waiting[_MOST_PER_BATCH:]
-            asyncio.get_running_loop().create_task(self._send_batch(ops))
+            keys, args = _batch_call(ops)
+            sent = self._pipe.send_now("EVALSHA", self._batch.sha, len(keys), *keys, *args)
+            if sent is None:            # not connected yet: connect and send, as a task
+                asyncio.get_running_loop().create_task(self._send_batch(ops))
+            else:
+                sent.add_done_callback(functools.partial(self._answered, ops))
 
-    async def _send_batch(self, ops: list[tuple[str, list[str], list[Any], asyncio.Future[Any]]]) -> None:
-        keys: list[str] = []
-        args: list[Any] = [len(ops)]
-        for kind, op_keys, op_args, _ in ops:
-            keys += op_keys
-            args += (kind, len(op_keys), len(op_args), *op_args)
+    def _answered(self, ops: list[_Op], sent: asyncio.Future[Any]) -> None:
+        error = sent.exception()
+        if isinstance(error, ReplyError) and str(error).startswith("NOSCRIPT"):
+            asyncio.get_running_loop().create_task(self._send_batch(ops))    # Redis forgot it: load, again
+            return
+        _hand_out(ops, None if error is None else StoreDown(f"Redis: {error}") if isinstance(error, ReplyError)
+                  else error, None if error is not None else sent.result())
+
+    async def _send_batch(self, ops: list[_Op]) -> None:
+        keys, args = _batch_call(ops)
         try:
             replies = await run_script(self._pipe, self._batch, keys, args)
         except Exception as e:      # StoreDown, or anything else: each caller gets it
-            for *_, done in ops:
-                if not done.done():
-                    done.set_exception(e)
+            _hand_out(ops, e, None)
             return
-        for (*_, done), reply in zip(ops, replies, strict=True):
-            if not done.done():
-                done.set_result(reply)
+        _hand_out(ops, None, replies)
 
     async def admit(self, a: Admission) -> Verdict:
         p = self._p
@@ -226,6 +233,31 @@ class RedisLimits(Limits):
             return int(spent)
         # Not tracked yet: what admit would start it from.
         return sum(int(v) for d, v in days.items() if day_from <= d.decode() <= day_to)
+
+
+_Op = tuple[str, list[str], list[Any], "asyncio.Future[Any]"]
+
+
+def _batch_call(ops: list[_Op]) -> tuple[list[str], list[Any]]:
+    """BATCH's keys and arguments for these operations."""
+    keys: list[str] = []
+    args: list[Any] = [len(ops)]
+    for kind, op_keys, op_args, _ in ops:
+        keys += op_keys
+        args += (kind, len(op_keys), len(op_args), *op_args)
+    return keys, args
+
+
+def _hand_out(ops: list[_Op], error: BaseException | None, replies: Any) -> None:
+    """Each operation's reply, or the batch's failure, to whoever asked."""
+    if error is None and (not isinstance(replies, list) or len(replies) != len(ops)):
+        error = StoreDown("Redis: a batch answered with the wrong number of replies")
+    for i, (*_, done) in enumerate(ops):
+        if not done.done():
+            if error is not None:
+                done.set_exception(error)
+            else:
+                done.set_result(replies[i])
 
 
 def _expire_at(day_to: str) -> int:

@@ -149,6 +149,17 @@ class Pipe:
         if self._transport is None:
             await self._connect()
 
+    def send_now(self, *args: Any) -> asyncio.Future[Any] | None:
+        """Write a command at once (no wait for the turn's other commands); its reply's
+        future, or None while not connected (then use `call`, which connects)."""
+        if self._transport is None:
+            return None
+        done: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self.waiting.append((done, time.monotonic()))
+        self._out.append(encode(args))
+        self._flush()       # with any command asked for before it: replies pair with commands in order
+        return done
+
     async def call(self, *args: Any) -> Any:
         """The reply to one command; ReplyError for an error reply; StoreDown when Redis is down."""
         if self._transport is None:
@@ -163,7 +174,7 @@ class Pipe:
         return await done
 
     def _flush(self) -> None:
-        self._flush_soon = False
+        self._flush_soon = False      # (a flush scheduled meanwhile finds nothing left to write)
         if self._transport is not None and self._out:
             self._transport.write(b"".join(self._out))
         self._out.clear()
