@@ -2,11 +2,13 @@
 the spend ledger, the response cache, stored responses, video jobs and config
 versions through one Redis. Nothing else in the gateway talks to Redis.
 
-Two pools of connections: the request path's (limits, ledger, cache, stored
-responses) with a short timeout, and a smaller one for jobs, config versions,
-workers and secrets with a longer one: they are off the chat path, a claim
-may scan a pending list, and a slow job call must not take connections the
-next admission needs.
+The limits' scripts (every request's admission and settlement) go over one
+pipelined connection, batched per turn of the event loop (pipe.py,
+limits.py). Two pools of connections serve the rest: the request path's
+(cache, stored responses, ledger reports) with the outage threshold as its
+timeout, and a smaller one for jobs, config versions, workers and secrets
+with a longer one: they are off the chat path, a claim may scan a pending
+list, and a slow job call must not take connections the request path needs.
 
 Keys are under a prefix (`gw:` by default); each part's module lists its own,
 and `secret:<name>` (STRING, 32 random bytes) is here.
