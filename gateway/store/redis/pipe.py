@@ -93,6 +93,8 @@ class _Protocol(asyncio.Protocol):
         self.buf = bytearray()
 
     def data_received(self, data: bytes) -> None:
+        if self.pipe.protocol is not self:      # a connection already given up on
+            return
         self.buf += data
         at = 0
         waiting = self.pipe.waiting
@@ -115,7 +117,9 @@ class _Protocol(asyncio.Protocol):
         del self.buf[:at]
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.pipe.down(StoreDown(f"Redis closed the connection: {exc!r}" if exc else "Redis closed the connection"))
+        if self.pipe.protocol is self:          # not an old connection, closed after a new one opened
+            self.pipe.down(StoreDown(f"Redis closed the connection: {exc!r}" if exc
+                                     else "Redis closed the connection"))
 
 
 class Pipe:
@@ -139,6 +143,7 @@ class Pipe:
         self._hello = hello
         self.waiting: collections.deque[tuple[asyncio.Future[Any], float]] = collections.deque()
         self._transport: asyncio.Transport | None = None
+        self.protocol: _Protocol | None = None         # the connection's, while it is the current one
         self._connecting: asyncio.Future[None] | None = None
         self._out: list[bytes] = []
         self._flush_soon = False
@@ -190,11 +195,11 @@ class Pipe:
         try:
             try:
                 async with asyncio.timeout(self.timeout_s):
-                    transport, _ = await loop.create_connection(lambda: _Protocol(self), self.host, self.port,
-                                                                ssl=self.ssl)
+                    transport, protocol = await loop.create_connection(lambda: _Protocol(self), self.host,
+                                                                       self.port, ssl=self.ssl)
             except (OSError, TimeoutError) as e:
                 raise StoreDown(f"Redis: cannot connect to {self.host}:{self.port}: {e!r}") from e
-            self._transport = transport
+            self._transport, self.protocol = transport, protocol
             self._watch = loop.call_later(self.timeout_s / 4, self._check)
             for command in self._hello:
                 self._out.append(encode([c for c in command if c is not None]))
@@ -222,7 +227,7 @@ class Pipe:
 
     def down(self, why: StoreDown) -> None:
         """Fail everything in flight and drop the connection."""
-        transport, self._transport = self._transport, None
+        transport, self._transport, self.protocol = self._transport, None, None
         if self._watch is not None:
             self._watch.cancel()
             self._watch = None
