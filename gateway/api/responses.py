@@ -30,7 +30,7 @@ from gateway.asgi import Request
 from gateway.auth import Key
 from gateway.errors import ApiError, bad_request
 from gateway.exchange import AnswerDialect, Exchange, Inbound, Translation
-from gateway.responses import translate
+from gateway.responses import answer, translate
 from gateway.responses.events import StreamTranslator
 from gateway.runtime import Runtime
 from gateway.store import StoreDown
@@ -94,7 +94,7 @@ class ResponseAnswer(Translation):
 
     def __init__(self, request: dict[str, Any]) -> None:
         self.request = request
-        self.id = translate.new_id("resp_")
+        self.id = answer.new_id("resp_")
         self.created_at = int(time.time())
         self.events: StreamTranslator | None = None
         self.relayed = 0          # native stream events passed on: the next one's sequence number
@@ -103,7 +103,7 @@ class ResponseAnswer(Translation):
         if reply.extra.get("native") == "responses":
             await self._keep(x, reply.extra["response"], native=True)
             return reply.body
-        response = translate.response_from_chat(orjson.loads(reply.body), self.request, response_id=self.id,
+        response = answer.response_from_chat(orjson.loads(reply.body), self.request, response_id=self.id,
                                                 created_at=self.created_at, model=x.model)
         await self._keep(x, response)
         return orjson.dumps(response)

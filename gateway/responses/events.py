@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 
 from gateway.responses import tools
-from gateway.responses.translate import (
+from gateway.responses.answer import (
     build_response,
     finish_status,
     message_item,

@@ -1,7 +1,7 @@
 """The Responses API (`POST /v1/responses`) as a dialect over chat completions.
 
-A Responses request becomes a chat request (`to_chat`), a whole chat answer becomes a Response object
-(`response_from_chat`); `events.StreamTranslator` does the same for a chat stream. Pure dict work, no I/O.
+A Responses request becomes a chat request (`to_chat`); answer.py turns a whole chat answer into a Response
+object, and `events.StreamTranslator` a chat stream into its events. Pure dict work, no I/O.
 
 What a chat backend cannot do is refused with a 400 rather than dropped in silence:
 - hosted tools (web search, file search, code interpreter, MCP, shells, ...) and `custom` tools: a chat
@@ -18,15 +18,15 @@ written for strict mode. `top_logprobs` turns chat's `logprobs` on, which chat n
 """
 from __future__ import annotations
 
-import secrets
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 from gateway.errors import ApiError, bad_request
 from gateway.responses import tools
+from gateway.responses.answer import new_id, text_part
 from gateway.responses.tools import HOSTED_TOOLS
 
-__all__ = ["HOSTED_TOOLS", "to_chat", "input_items", "response_from_chat", "new_id"]
+__all__ = ["HOSTED_TOOLS", "to_chat", "input_items"]
 
 _ROLES = ("user", "system", "developer", "assistant")
 _TOOL_CHOICE_MODES = ("auto", "none", "required")
@@ -34,11 +34,6 @@ _FORMATS = ("text", "json_object", "json_schema")
 # OpenAI's item id prefixes, as `GET /v1/responses/{id}/input_items` shows them.
 _ID_PREFIX = {"message": "msg_", "function_call": "fc_", "function_call_output": "fco_", "reasoning": "rs_",
               "custom_tool_call": "ctc_", "custom_tool_call_output": "ctco_"}
-
-
-def new_id(prefix: str) -> str:
-    """A random id in OpenAI's style: the prefix and 48 hex characters."""
-    return prefix + secrets.token_hex(24)
 
 
 # --- checks: each returns the value or raises a 400 naming where it is ---
@@ -381,123 +376,9 @@ def _stored_item(item: dict) -> dict:
     if kind == "message":
         if isinstance(stored["content"], str):
             part_type = "output_text" if stored["role"] == "assistant" else "input_text"
-            stored["content"] = [_text_part(stored["content"]) if part_type == "output_text"
+            stored["content"] = [text_part(stored["content"]) if part_type == "output_text"
                                  else {"type": "input_text", "text": stored["content"]}]
         stored.setdefault("status", "completed")
     elif kind in ("function_call", "function_call_output", "custom_tool_call", "custom_tool_call_output"):
         stored.setdefault("status", "completed")
     return stored
-
-
-# --- chat answer -> Response ---
-
-def response_from_chat(chat: dict, request: dict, *, response_id: str, created_at: int, model: str) -> dict:
-    """The Response object for a whole `chat.completion` answer to the chat form of `request`."""
-    choices = chat.get("choices") or [{}]
-    choice = choices[0] if isinstance(choices[0], dict) else {}
-    message: dict = choice["message"] if isinstance(choice.get("message"), dict) else {}
-    status, reason = finish_status(choice.get("finish_reason"))
-    output = []
-    if message.get("reasoning_content"):
-        output.append(reasoning_item(new_id("rs_"), message["reasoning_content"]))
-    parts = []
-    if message.get("content"):
-        parts.append(_text_part(message["content"]))
-    if message.get("refusal"):
-        parts.append({"type": "refusal", "refusal": message["refusal"]})
-    if parts:
-        output.append(message_item(new_id("msg_"), parts, "incomplete" if status == "incomplete" else "completed"))
-    names = tools.declared_names(request) if message.get("tool_calls") else {}
-    for call in message.get("tool_calls") or ():
-        function = call.get("function") or {}
-        output.append(tools.call_item(new_id("fc_"), call.get("id") or new_id("call_"), function.get("name") or "",
-                                      function.get("arguments") or "", names))
-    return build_response(request, response_id=response_id, created_at=created_at, model=model, status=status,
-                          output=output, usage=chat.get("usage"), incomplete_reason=reason,
-                          service_tier=chat.get("service_tier"))
-
-
-def finish_status(finish_reason: Any) -> tuple[str, str | None]:
-    """The Response status and `incomplete_details.reason` for a chat finish reason."""
-    if finish_reason == "length":
-        return "incomplete", "max_output_tokens"
-    if finish_reason == "content_filter":
-        return "incomplete", "content_filter"
-    return "completed", None
-
-
-def _text_part(text: str) -> dict:
-    return {"type": "output_text", "text": text, "annotations": [], "logprobs": []}
-
-
-def message_item(item_id: str, content: list[dict], status: str) -> dict:
-    return {"id": item_id, "type": "message", "status": status, "role": "assistant", "content": content}
-
-
-def reasoning_item(item_id: str, text: str | None) -> dict:
-    summary = [{"type": "summary_text", "text": text}] if text is not None else []
-    return {"id": item_id, "type": "reasoning", "summary": summary}
-
-
-def function_call_item(item_id: str, call_id: str, name: str, arguments: str, status: str = "completed") -> dict:
-    return {"id": item_id, "type": "function_call", "status": status, "arguments": arguments, "call_id": call_id,
-            "name": name}
-
-
-def response_usage(usage: Any) -> dict | None:
-    """Chat usage in the Response's terms; None when the upstream told nothing."""
-    if not isinstance(usage, dict):
-        return None
-    prompt, completion = _count(usage.get("prompt_tokens")), _count(usage.get("completion_tokens"))
-    prompt_details = _details(usage, "prompt_tokens_details")
-    # cache writes have no standard chat field; Anthropic-style upstreams put them beside cached_tokens
-    cached = {"cached_tokens": _count(prompt_details.get("cached_tokens")),
-              "cache_write_tokens": _count(prompt_details.get("cache_write_tokens"))}
-    reasoning = _count(_details(usage, "completion_tokens_details").get("reasoning_tokens"))
-    total = usage.get("total_tokens")
-    return {"input_tokens": prompt, "input_tokens_details": cached,
-            "output_tokens": completion, "output_tokens_details": {"reasoning_tokens": reasoning},
-            "total_tokens": total if isinstance(total, int) else prompt + completion}
-
-
-def _details(usage: dict, key: str) -> dict:
-    details = usage.get(key)
-    return details if isinstance(details, dict) else {}
-
-
-def _count(value: Any) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) else 0
-
-
-def build_response(request: dict, *, response_id: str, created_at: int, model: str, status: str, output: list,
-                   usage: Any = None, incomplete_reason: str | None = None, error: dict | None = None,
-                   service_tier: Any = None) -> dict:
-    """A Response object: the answer's parts plus the request's settings echoed as OpenAI echoes them."""
-    reasoning: dict = request["reasoning"] if isinstance(request.get("reasoning"), dict) else {}
-    text: dict = request["text"] if isinstance(request.get("text"), dict) else {}
-    response = {
-        "id": response_id, "object": "response", "created_at": created_at, "status": status,
-        "background": False, "error": error,
-        "incomplete_details": {"reason": incomplete_reason} if incomplete_reason else None,
-        "instructions": request.get("instructions"), "max_output_tokens": request.get("max_output_tokens"),
-        "max_tool_calls": request.get("max_tool_calls"), "model": model, "output": output,
-        "parallel_tool_calls": request.get("parallel_tool_calls", True),
-        "previous_response_id": request.get("previous_response_id"),
-        "prompt_cache_key": request.get("prompt_cache_key"),
-        "reasoning": {"effort": reasoning.get("effort"), "summary": reasoning.get("summary")},
-        "safety_identifier": request.get("safety_identifier"), "store": request.get("store", True),
-        "temperature": request.get("temperature", 1.0),
-        "text": {"format": text.get("format") or {"type": "text"}, "verbosity": text.get("verbosity", "medium")},
-        "tool_choice": request.get("tool_choice", "auto"), "tools": _echoed_tools(request.get("tools")),
-        "top_logprobs": request.get("top_logprobs", 0), "top_p": request.get("top_p", 1.0),
-        "truncation": request.get("truncation") or "disabled", "usage": response_usage(usage),
-        "user": request.get("user"), "metadata": request.get("metadata") or {},
-    }
-    if service_tier is not None:
-        response["service_tier"] = service_tier
-    return response
-
-
-def _echoed_tools(tools: Any) -> list:
-    # fields the client left out are echoed as null, as OpenAI's Response object always carries them
-    return [{"description": None, "parameters": None, "strict": None, **tool} for tool in tools or ()]

@@ -15,8 +15,8 @@ from openai.lib.streaming.responses._responses import ResponseStreamState
 from openai.types.responses import Response, ResponseStreamEvent
 from pydantic import TypeAdapter
 
+from gateway.responses.answer import response_from_chat
 from gateway.responses.events import StreamTranslator
-from gateway.responses.translate import response_from_chat
 from tests.responses.schema import validate
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "responses"

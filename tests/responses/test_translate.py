@@ -16,7 +16,8 @@ from pydantic import TypeAdapter
 
 from gateway.errors import ApiError
 from gateway.protocol import chat_request
-from gateway.responses.translate import HOSTED_TOOLS, input_items, new_id, response_from_chat, to_chat
+from gateway.responses.answer import new_id, response_from_chat
+from gateway.responses.translate import HOSTED_TOOLS, input_items, to_chat
 from tests.responses.schema import validate
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "responses"
