@@ -27,6 +27,7 @@ from redis.asyncio import Redis
 from gateway.auth import digest_of, key_id
 from gateway.spend import NANO, today
 from gateway.store.redis import RedisStore
+from gateway.store.redis.limits import LEDGER_FLUSH_S
 from tests.harness import free_port
 from tests.redis_server import RedisServer
 
@@ -257,6 +258,7 @@ def test_one_redis_round_trip_to_admit_and_one_to_settle(replicas, redis):
     port = replicas.ports[0]
     assert httpx.post(f"http://127.0.0.1:{port}/v1/chat/completions", content=chat(),
                       headers={"authorization": "Bearer sk-flow"}).status_code == 200   # warm connections
+    time.sleep(3 * LEDGER_FLUSH_S)      # that request's ledger row is written before the watching starts
 
     async def watch() -> list[str]:
         seen: list[dict] = []
