@@ -10,6 +10,7 @@ from redis.asyncio import Redis
 
 from gateway.store import Admission, Hold, Lease, LedgerEntry, ResponseRecord, Settlement, StoreDown, Window
 from gateway.store.redis import RedisStore
+from gateway.store.redis.limits import LEDGER_FLUSH_S
 from tests.harness import free_port
 from tests.redis_server import RedisServer
 
@@ -42,7 +43,7 @@ async def test_one_round_trip_to_admit_and_one_to_settle(redis_url):
             verdict = await store.limits.admit(full_admission())
             await store.limits.settle(full_settlement(verdict))
             await store.limits.admit(full_admission())     # the budget period is tracked now: still one
-            await asyncio.sleep(0.2)
+            await asyncio.sleep(LEDGER_FLUSH_S / 4)     # MONITOR shows them; the ledger's flush comes later
             watching.cancel()
     finally:
         await monitor_client.aclose()
@@ -175,3 +176,32 @@ async def test_connections_left_over_from_a_dead_redis_are_replaced_not_failed()
     finally:
         await store.close()
         server.close()
+
+
+async def test_ledger_rows_settled_while_redis_is_down_are_written_when_it_is_back(caplog):
+    """The flush in the background keeps its rows and tries again, less often, logging the outage
+    once: no task dies with an exception nobody reads."""
+    server = RedisServer()       # this test's own: it dies
+    store = RedisStore(server.url, timeout_s=0.2)
+    loop = asyncio.get_running_loop()
+    unread: list[dict] = []
+    loop.set_exception_handler(lambda _loop, context: unread.append(context))
+    try:
+        await store.start()
+        server.kill()
+        for _ in range(3):
+            await store.limits.settle(Settlement(entry=LedgerEntry("2026-11-25", "alice", "m", "p", 1, 10, 30, 0, 7)))
+        await asyncio.sleep(1.0)     # several failed tries
+        failures = [r for r in caplog.records if "could not be written" in r.getMessage()]
+        assert len(failures) == 1
+        server.start()
+        deadline = time.monotonic() + 10
+        while not await store.ledger.rows("2026-11-25", "2026-11-25"):
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.1)
+        [row] = await store.ledger.rows("2026-11-25", "2026-11-25")
+        assert (row.requests, row.cost_nano) == (3, 21)
+    finally:
+        await store.close()
+        server.close()
+    assert unread == []

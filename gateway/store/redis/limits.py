@@ -47,6 +47,7 @@ log = logging.getLogger("gateway.store")
 _REFUSED_BY = {-1: "concurrent", -2: "budget"}
 _MOST_PER_BATCH = 256   # operations in one script call: a burst goes as several, none holding Redis long
 LEDGER_FLUSH_S = 0.2
+_MOST_FLUSH_WAIT_S = 5.0    # between tries to write ledger rows while Redis is down
 _MOST_PERIODS = 10_000   # remembered started budget periods; forgetting one costs a write ahead, no more
 _Group = tuple[str, str, str, str]     # (day, key, model, provider)
 _GRACE_DAYS = 7     # a budget period is kept this long after it ends, for requests still settling
@@ -162,8 +163,20 @@ class RedisLimits(Limits):
             self._flusher = asyncio.get_running_loop().create_task(self._flush_later())
 
     async def _flush_later(self) -> None:
-        await asyncio.sleep(LEDGER_FLUSH_S)
-        await self.flush()
+        """Write the rows after the flush interval; while Redis is down, try again less often
+        (the rows are kept, the outage is logged once)."""
+        wait, failing = LEDGER_FLUSH_S, False
+        while True:
+            await asyncio.sleep(wait)
+            try:
+                await self.flush()
+                return
+            except Exception as e:      # StoreDown, or a reply Redis refused: keep the rows, try later
+                if not failing:
+                    log.warning("ledger rows could not be written, will try again: %s", e)
+                failing, wait = True, min(wait * 2, _MOST_FLUSH_WAIT_S)
+                if not self._rows:
+                    return
 
     async def flush(self) -> None:
         """Write the ledger rows added up so far (kept for the next try if Redis is down)."""
