@@ -30,12 +30,33 @@ def encode(doc: dict[str, Any]) -> bytes:
     return b"data: " + orjson.dumps(doc) + b"\n\n"
 
 
+_SEPARATORS = (b"\n\n", b"\r\n\r\n", b"\r\r")
+
+
+def spans_with(block: bytes, marks: tuple[bytes, ...]) -> Iterator[tuple[int, int, bytes]]:
+    """(start, end, data) of each event in `block` (whole events) that holds any of
+    `marks`: found by substring search, so the events without one are not split
+    up or parsed (a provider may send a whole answer's events in one block)."""
+    at = 0
+    while True:
+        found = [i for i in (block.find(mark, at) for mark in marks) if i >= 0]
+        if not found:
+            return
+        mark_at = min(found)
+        start = max(block.rfind(sep, 0, mark_at) + len(sep) if block.rfind(sep, 0, mark_at) >= 0 else 0
+                    for sep in _SEPARATORS)
+        ends = [i + len(sep) for sep in _SEPARATORS if (i := block.find(sep, mark_at)) >= 0]
+        end = min(ends) if ends else len(block)
+        for _, data in events(block[start:end]):
+            if any(mark in data for mark in marks):     # not a comment or an event name
+                yield start, end, data
+        at = end
+
+
 def objects_if(block: bytes, marks: tuple[bytes, ...]) -> Iterator[dict[str, Any]]:
-    """The JSON objects of a block's events, when the block holds any of `marks`
-    (a substring test first: most blocks of a stream are passed on unparsed)."""
-    if not any(mark in block for mark in marks):
-        return
-    for _, data in events(block):
+    """The JSON objects of the events that hold any of `marks` (most events of a
+    stream are passed on unsplit and unparsed)."""
+    for _, _, data in spans_with(block, marks):
         try:
             doc = orjson.loads(data)
         except orjson.JSONDecodeError:

@@ -112,22 +112,28 @@ def with_usage_requested(body: bytes, data: dict[str, Any], model: str) -> bytes
     return orjson.dumps({**data, "model": model, "stream_options": {**kept, "include_usage": True}})
 
 
+_USAGE = (b'"usage":{', b'"usage": {')
+
+
 async def watch_usage(blocks: AsyncIterator[bytes], reply: Reply, *, hide: bool = False) -> AsyncIterator[bytes]:
     """Relays a stream untouched, noting the usage chunk when one goes by (and
     leaving it out when `hide`: the gateway asked for it, not the client). Only
-    blocks that hold a usage object are parsed (a substring test finds them)."""
+    the events that hold a usage object are parsed (a substring search finds them)."""
     async for block in blocks:
-        if b'"usage":{' in block or b'"usage": {' in block:
-            kept = []
-            for _, data in sse.events(block):
-                found = usage_of(data)
-                if found is not None:
-                    reply.usage = found
-                    if hide and b'"choices":[]' in data.replace(b" ", b""):
-                        continue
-                kept.append(b"data: " + data + b"\n\n")
-            if hide:
-                block = b"".join(kept)
-                if not block:
-                    continue
+        cut: list[tuple[int, int]] = []
+        for start, end, data in sse.spans_with(block, _USAGE):
+            found = usage_of(data)
+            if found is not None:
+                reply.usage = found
+                if hide and b'"choices":[]' in data.replace(b" ", b""):
+                    cut.append((start, end))
+        if cut:
+            kept, at = [], 0
+            for start, end in cut:
+                kept.append(block[at:start])
+                at = end
+            kept.append(block[at:])
+            block = b"".join(kept)
+            if not block.strip():
+                continue
         yield block

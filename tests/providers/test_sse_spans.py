@@ -1,0 +1,74 @@
+"""Finding the events of a stream block that matter (the usage chunk, a closing
+event) by substring search: the same events a full split finds, whatever the
+separators, comments and event names around them; and the usage chunk the
+gateway asked for taken out of a block without touching the rest of its bytes."""
+from __future__ import annotations
+
+import asyncio
+
+import orjson
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from providers import sse
+from providers.base import Reply
+from providers.openai.chat import watch_usage
+
+MARK = (b'"usage":{', b'"usage": {')
+
+_event = st.builds(
+    lambda name, comment, payload, sep, with_usage, spaced: (
+        (b": " + comment + b"\n" if comment else b"")
+        + (b"event: " + name + b"\n" if name else b"")
+        + b"data: " + orjson.dumps({"x": payload, **({"usage": {"prompt_tokens": 1}} if with_usage else {"usage": None})},
+                                   option=orjson.OPT_INDENT_2 if spaced else 0).replace(b"\n", b" ")
+        + sep),
+    st.sampled_from([b"", b"message", b"delta"]),
+    st.sampled_from([b"", b"keep-alive", b'"usage":{ in a comment']),
+    st.text(max_size=30),
+    st.sampled_from([b"\n\n", b"\r\n\r\n"]),
+    st.booleans(), st.booleans())
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_event, max_size=8))
+def test_the_spans_are_the_events_that_hold_a_mark(events):
+    block = b"".join(events)
+    expected = [data for _, data in sse.events(block) if any(m in data for m in MARK)]
+    spans = list(sse.spans_with(block, MARK))
+    assert [data for _, _, data in spans] == expected
+    for start, end, data in spans:                  # each span is its event's own bytes
+        assert [d for _, d in sse.events(block[start:end])] == [data]
+
+
+CHUNK = (b'data: {"id":"c","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"content":"hi"}}],'
+         b'"usage":null}\n\n')
+USAGE = (b'data: {"id":"c","object":"chat.completion.chunk","choices":[],'
+         b'"usage":{"prompt_tokens":7,"completion_tokens":3,"total_tokens":10}}\n\n')
+DONE = b"data: [DONE]\n\n"
+
+
+def relayed(blocks: list[bytes], hide: bool) -> tuple[bytes, Reply]:
+    async def go():
+        async def source():
+            for b in blocks:
+                yield b
+        reply = Reply()
+        return b"".join([b async for b in watch_usage(source(), reply, hide=hide)]), reply
+    return asyncio.run(go())
+
+
+def test_the_usage_chunk_asked_for_by_the_gateway_is_cut_out_of_a_whole_stream_in_one_block():
+    for blocks in ([CHUNK * 3 + USAGE + DONE], [CHUNK, CHUNK * 2 + USAGE, DONE], [CHUNK * 3, USAGE, DONE],
+                   [(CHUNK * 3 + USAGE + DONE).replace(b"\n\n", b"\r\n\r\n")]):
+        out, reply = relayed(blocks, hide=True)
+        assert out.replace(b"\r\n", b"\n") == CHUNK * 3 + DONE
+        assert (reply.usage.prompt_tokens, reply.usage.completion_tokens) == (7, 3)
+        out, reply = relayed(blocks, hide=False)                  # the client asked: untouched
+        assert out == b"".join(blocks) and reply.usage.prompt_tokens == 7
+
+
+def test_a_usage_chunk_that_also_carries_a_choice_stays():
+    both = USAGE.replace(b'"choices":[]', b'"choices":[{"index":0,"delta":{"content":"!"}}]')
+    out, reply = relayed([CHUNK + both + DONE], hide=True)
+    assert out == CHUNK + both + DONE and reply.usage.completion_tokens == 3
