@@ -234,14 +234,12 @@ class Exchange:
             return
         self._ended = True
         self.let_go_of_target()
-        try:
-            if self.ticket is not None:
-                await self.rt.limiter.settle(self.ticket, self.provider or None, self.usage, self.cost,
-                                             cache_hit=self.cache_hit)
-            if self.gate is not None and self._target_ticket is not None:
-                await self.gate.release(self._target_ticket, self.usage)
-        finally:    # counted and logged even if the store failed
-            self._count()
+        self._count()       # first: settling may wait a moment for company (the Redis store batches it)
+        if self.ticket is not None:
+            await self.rt.limiter.settle(self.ticket, self.provider or None, self.usage, self.cost,
+                                         cache_hit=self.cache_hit)
+        if self.gate is not None and self._target_ticket is not None:
+            await self.gate.release(self._target_ticket, self.usage)
 
     def _count(self) -> None:
         model, provider, usage, cost = self.model, self.provider, self.usage, self.cost

@@ -160,3 +160,32 @@ async def test_a_window_forgets_its_oldest_buckets_as_they_leave(open_store):
         assert await remaining() == 1                        # t0+2.2: the first left; two stay, one more
         await asyncio.sleep(1.1)
         assert await remaining() == 2                        # t0+3.3: the two left; one stays, one more
+
+
+async def test_corrections_that_empty_buckets_keep_counts_and_reset_times_right(open_store):
+    """A request that used nothing empties the bucket it was charged in: both stores then count
+    what is left, and reset from the oldest bucket still holding units (the next one, when the
+    emptied bucket was the oldest)."""
+    async with open_store() as store:
+        async def charge(amount: int):
+            verdict = await store.limits.admit(admission(tpm(1000, amount)))
+            assert verdict.allowed
+            return verdict
+
+        first = await charge(10)                                   # bucket b0
+        await asyncio.sleep(1.1)
+        second = await charge(20)                                  # bucket b1 (b0 still the oldest)
+        third = await charge(30)                                   # b1 too
+        assert second.remaining == [970] and third.remaining == [940]
+        await store.limits.settle(Settlement([(tpm(1000, 10), first.at, -10)]))          # b0: 0
+        fourth = await charge(1)
+        assert fourth.remaining == [949]
+        assert fourth.reset_s[0] > third.reset_s[0] + 0.5          # b1 is the oldest now, a second later
+        await store.limits.settle(Settlement([(tpm(1000, 20), second.at, -20)]))         # b1: 31 left
+        await store.limits.settle(Settlement([(tpm(1000, 1), fourth.at, -1)]))
+        fifth = await charge(0)
+        assert fifth.remaining == [970]
+        await store.limits.settle(Settlement([(tpm(1000, 30), third.at, -40)]))          # never below 0
+        assert (await charge(0)).remaining == [1000]
+        sixth = await charge(5)
+        assert sixth.remaining == [995] and 59 < sixth.reset_s[0] <= 60

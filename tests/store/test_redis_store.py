@@ -205,3 +205,18 @@ async def test_ledger_rows_settled_while_redis_is_down_are_written_when_it_is_ba
         await store.close()
         server.close()
     assert unread == []
+
+
+async def test_closing_while_redis_is_down_leaves_no_flush_behind(caplog):
+    server = RedisServer()
+    store = RedisStore(server.url, timeout_s=0.2)
+    try:
+        await store.start()
+        server.kill()
+        await store.limits.settle(Settlement(entry=LedgerEntry("2026-11-25", "alice", "m", "p", 1, 10, 30, 0, 7)))
+        await store.close()
+        await asyncio.sleep(0)
+        assert [t for t in asyncio.all_tasks() if "_flush_later" in repr(t.get_coro())] == []
+        assert any("could not be written at shutdown" in r.getMessage() for r in caplog.records)
+    finally:
+        server.close()

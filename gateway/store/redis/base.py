@@ -68,16 +68,17 @@ class Pool:
         await self.redis.aclose()
 
 
-async def run_script(pipe: Pipe, script: Script, keys: list[str], args: list[Any]) -> Any:
-    """One EVALSHA on the pipelined connection (loading the script when Redis forgot it)."""
+async def run_encoded(pipe: Pipe, script: Script, evalsha: bytes) -> Any:
+    """One EVALSHA of `script`, already in RESP, on the pipelined connection (loading
+    the script when Redis forgot it)."""
     try:
-        return await pipe.call("EVALSHA", script.sha, len(keys), *keys, *args)
+        return await pipe.call_encoded(evalsha)
     except ReplyError as e:
         if not str(e).startswith("NOSCRIPT"):
             raise StoreDown(f"Redis: {e}") from None
     try:
         await pipe.call("SCRIPT", "LOAD", script.text)
-        return await pipe.call("EVALSHA", script.sha, len(keys), *keys, *args)
+        return await pipe.call_encoded(evalsha)
     except ReplyError as e:
         raise StoreDown(f"Redis: {e}") from None
 

@@ -31,15 +31,15 @@ import datetime as dt
 import functools
 import logging
 import math
-from typing import Any
+from typing import Any, NamedTuple
 
 from gateway.store.base import StoreDown
 from gateway.store.ledger import LEDGER_FIELDS, LedgerEntry
 from gateway.store.limits import Admission, Limits, Settlement, Verdict, budget_span
-from gateway.store.redis.base import Pool, Script, run_script, talking
+from gateway.store.redis.base import Pool, Script, run_encoded, talking
 from gateway.store.redis.ledger import row_field
 from gateway.store.redis.limits_lua import BATCH
-from gateway.store.redis.pipe import Pipe, ReplyError
+from gateway.store.redis.pipe import Pipe, ReplyError, bulk, remembered
 from gateway.store.windows import bucket_of
 
 log = logging.getLogger("gateway.store")
@@ -47,6 +47,7 @@ log = logging.getLogger("gateway.store")
 _REFUSED_BY = {-1: "concurrent", -2: "budget"}
 _MOST_PER_BATCH = 256   # operations in one script call: a burst goes as several, none holding Redis long
 LEDGER_FLUSH_S = 0.2
+SETTLE_WAIT_S = 0.002   # a settlement waits this long at most for an admission to go with
 _MOST_FLUSH_WAIT_S = 5.0    # between tries to write ledger rows while Redis is down
 _MOST_PERIODS = 10_000   # remembered started budget periods; forgetting one costs a write ahead, no more
 _Group = tuple[str, str, str, str]     # (day, key, model, provider)
@@ -61,32 +62,44 @@ class RedisLimits(Limits):
         self._batch = Script(BATCH)
         self._waiting: list[_Op] = []
         self._sending = False
+        self._later: asyncio.TimerHandle | None = None     # when settlements go if no admission takes them
         self._rows: dict[str, dict[_Group, LedgerEntry]] = {}    # ledger rows not written yet, by key
         self._periods: set[str] = set()     # budget periods this replica has seen started (their hold keys)
+        self._period_of: dict[str, _Period] = {}
         self._flusher: asyncio.Task[None] | None = None
+        self._closed = False
 
     async def load(self) -> None:
         """Load the scripts now rather than on the first request."""
         await self._pool.load(self._batch)
 
-    def _run(self, kind: str, keys: list[str], args: list[Any]) -> asyncio.Future[Any]:
-        """Queue one operation for this turn's batch; its reply when the batch is answered."""
+    def _run(self, kind: bytes, keys: list[bytes], args: list[bytes], soon: bool = True) -> asyncio.Future[bytes]:
+        """Queue one operation (its keys and arguments in RESP) for a batch; its reply, the
+        fields ADMIT or SETTLE returned, when the batch is answered. A batch goes at the end
+        of this turn of the loop; an operation that is not `soon` (a settlement: no answer
+        waits for it) waits up to SETTLE_WAIT_S for the next one instead."""
         loop = asyncio.get_running_loop()
-        done: asyncio.Future[Any] = loop.create_future()
+        done: asyncio.Future[bytes] = loop.create_future()
         self._waiting.append((kind, keys, args, done))
-        if not self._sending:
+        if self._sending:
+            pass
+        elif soon:
             self._sending = True
             loop.call_soon(self._send)
+        elif self._later is None:
+            self._later = loop.call_later(SETTLE_WAIT_S, self._send)
         return done
 
     def _send(self) -> None:
-        """The turn's operations, as batches written at once; a batch's reply is handed out by a
-        callback (no task, no extra turn of the loop, on the common path)."""
+        """The operations waiting, as batches written at once; a batch's reply is handed out by
+        a callback (no task, no extra turn of the loop, on the common path)."""
         self._sending = False
+        if self._later is not None:
+            self._later.cancel()
+            self._later = None
         while self._waiting:
             ops, self._waiting = self._waiting[:_MOST_PER_BATCH], self._waiting[_MOST_PER_BATCH:]
-            keys, args = _batch_call(ops)
-            sent = self._pipe.send_now("EVALSHA", self._batch.sha, len(keys), *keys, *args)
+            sent = self._pipe.send_encoded(_batch_call(self._batch, ops))
             if sent is None:            # not connected yet: connect and send, as a task
                 asyncio.get_running_loop().create_task(self._send_batch(ops))
             else:
@@ -101,44 +114,57 @@ class RedisLimits(Limits):
                   else error, None if error is not None else sent.result())
 
     async def _send_batch(self, ops: list[_Op]) -> None:
-        keys, args = _batch_call(ops)
         try:
-            replies = await run_script(self._pipe, self._batch, keys, args)
+            replies = await run_encoded(self._pipe, self._batch, _batch_call(self._batch, ops))
         except Exception as e:      # StoreDown, or anything else: each caller gets it
             _hand_out(ops, e, None)
             return
         _hand_out(ops, None, replies)
 
     async def admit(self, a: Admission) -> Verdict:
+        # Keys, limits and flags come back request after request: `remembered` encodes each once.
         p = self._p
-        keys = [p + win.key for win in a.windows]
-        args: list[Any] = [len(a.windows), int(a.lease is not None), int(a.hold is not None)]
+        keys = [remembered(p + win.key) for win in a.windows]
+        args = [remembered(len(a.windows)), _FLAG[a.lease is not None], _FLAG[a.hold is not None]]
         for win in a.windows:
-            args += (win.limit, win.window_s, win.amount)
+            args += (remembered(win.limit), remembered(win.window_s),
+                     remembered(win.amount) if win.amount < 2 else bulk(win.amount))
         if a.lease is not None:
-            keys.append(p + a.lease.key)
-            args += (a.lease.limit, a.lease.id, math.ceil(a.lease.ttl_s * 1000))
+            keys.append(remembered(p + a.lease.key))
+            args += (remembered(a.lease.limit), bulk(a.lease.id), remembered(math.ceil(a.lease.ttl_s * 1000)))
         if a.hold is not None:
-            key, day_from, day_to = budget_span(a.hold.key)
-            keys += (p + a.hold.key, p + "cost:" + key)
-            args += (a.hold.limit, a.hold.amount, day_from, day_to, _expire_at(day_to))
+            period = self._period(a.hold.key)
+            keys += (period.hold_key, period.cost_key)
+            args += (remembered(a.hold.limit), bulk(a.hold.amount), *period.args)
             if a.hold.key not in self._periods:
-                for row in self._rows.pop(key, {}).values():     # ahead of the admission, in its batch
+                for row in self._rows.pop(period.key, {}).values():     # ahead of the admission, in its batch
                     self._write_row(row)
-        reply = await self._run("a", keys, args)
-        allowed, refused, retry_after, sec, usec = reply[:5]
+        reply = (await self._run(_ADMIT, keys, args)).split()
+        allowed, refused = reply[0] == b"1", int(reply[1])
         if a.hold is not None and (allowed or refused == -2) and a.hold.key not in self._periods:
             # the script got as far as the budget, so its period's HASH exists now
             if len(self._periods) >= _MOST_PERIODS:
                 self._periods.clear()
             self._periods.add(a.hold.key)
-        at = int(sec) + int(usec) / 1_000_000     # as the script computed it, so the buckets agree
+        at = int(reply[3]) + int(reply[4]) / 1_000_000     # as the script computed it, so the buckets agree
         if not allowed:
             by = _REFUSED_BY.get(refused) or a.windows[refused - 1].family
-            return Verdict(False, by, float(retry_after), at=at)
+            return Verdict(False, by, float(reply[2]), at=at)
         per_window = reply[5:]
         return Verdict(True, remaining=[int(r) for r in per_window[0::2]],
                        reset_s=[float(r) for r in per_window[1::2]], at=at)
+
+    def _period(self, hold_key: str) -> _Period:
+        """What ADMIT needs of a budget period, worked out once per period."""
+        period = self._period_of.get(hold_key)
+        if period is None:
+            if len(self._period_of) >= _MOST_PERIODS:
+                self._period_of.clear()
+            key, day_from, day_to = budget_span(hold_key)
+            period = self._period_of[hold_key] = _Period(
+                key, bulk(self._p + hold_key), bulk(self._p + "cost:" + key),
+                (bulk(day_from), bulk(day_to), bulk(_expire_at(day_to))))
+        return period
 
     async def settle(self, s: Settlement) -> None:
         if s.entry is not None:
@@ -146,7 +172,7 @@ class RedisLimits(Limits):
             if not s.corrections and s.lease is None and s.hold is None:
                 return
             s = Settlement(s.corrections, s.lease, s.hold, s.spent_nano)
-        await self._run("s", *self._settlement(s))
+        await self._run(_SETTLE, *self._settlement(s), soon=False)
 
     def _add_row(self, e: LedgerEntry) -> None:
         rows = self._rows.get(e.key)
@@ -159,7 +185,7 @@ class RedisLimits(Limits):
         else:
             for f in LEDGER_FIELDS:
                 setattr(row, f, getattr(row, f) + getattr(e, f))
-        if self._flusher is None or self._flusher.done():
+        if (self._flusher is None or self._flusher.done()) and not self._closed:
             self._flusher = asyncio.get_running_loop().create_task(self._flush_later())
 
     async def _flush_later(self) -> None:
@@ -191,7 +217,7 @@ class RedisLimits(Limits):
 
     def _write_row(self, row: LedgerEntry) -> asyncio.Future[Any]:
         """Queue one row for this turn's batch; back among the rows not written if Redis does not take it."""
-        written = self._run("s", *self._settlement(Settlement(entry=row)))
+        written = self._run(_SETTLE, *self._settlement(Settlement(entry=row)))
         written.add_done_callback(functools.partial(self._kept_if_lost, row))
         return written
 
@@ -201,6 +227,11 @@ class RedisLimits(Limits):
             self._add_row(row)
 
     async def close(self) -> None:
+        self._closed = True         # rows a failed last flush keeps wait for no later one
+        if self._waiting:           # settlements waiting for an admission go now
+            waiting = [op[3] for op in self._waiting]
+            self._send()
+            await asyncio.gather(*waiting, return_exceptions=True)
         if self._flusher is not None:
             self._flusher.cancel()
         try:
@@ -209,28 +240,28 @@ class RedisLimits(Limits):
             log.warning("%d ledger rows could not be written at shutdown: %s",
                         sum(map(len, self._rows.values())), e)
 
-    def _settlement(self, s: Settlement) -> tuple[list[str], list[Any]]:
-        """SETTLE's keys and arguments for `s`."""
+    def _settlement(self, s: Settlement) -> tuple[list[bytes], list[bytes]]:
+        """SETTLE's keys and arguments for `s`, in RESP."""
         p = self._p
-        keys: list[str] = []
-        args: list[Any] = [len(s.corrections), int(s.lease is not None), int(s.hold is not None),
-                           int(s.entry is not None)]
+        keys: list[bytes] = []
+        args = [remembered(len(s.corrections)), _FLAG[s.lease is not None], _FLAG[s.hold is not None],
+                _FLAG[s.entry is not None]]
         for win, at, delta in s.corrections:
-            keys.append(p + win.key)
-            args += (bucket_of(at, win.window_s), delta)
+            keys.append(remembered(p + win.key))
+            args += (bulk(bucket_of(at, win.window_s)), bulk(delta))
         if s.lease is not None:
-            keys.append(p + s.lease.key)
-            args.append(s.lease.id)
+            keys.append(remembered(p + s.lease.key))
+            args.append(bulk(s.lease.id))
         if s.hold is not None:
-            keys.append(p + s.hold.key)
-            args += (-s.hold.amount, s.spent_nano)
+            keys.append(remembered(p + s.hold.key))
+            args += (bulk(-s.hold.amount), bulk(s.spent_nano))
         if s.entry is not None:
             e = s.entry
-            keys += (p + "spend:" + e.day, p + "spend:days", p + "cost:" + e.key)
-            args += (e.day, e.cost_nano)
+            keys += (remembered(p + "spend:" + e.day), remembered(p + "spend:days"), remembered(p + "cost:" + e.key))
+            args += (remembered(e.day), bulk(e.cost_nano))
             for f in LEDGER_FIELDS:
                 if getattr(e, f):
-                    args += (row_field(e.key, e.model, e.provider, f), getattr(e, f))
+                    args += (remembered(row_field(e.key, e.model, e.provider, f)), bulk(getattr(e, f)))
         return keys, args
 
     async def budget_spent(self, hold_key: str) -> int:
@@ -248,29 +279,45 @@ class RedisLimits(Limits):
         return sum(int(v) for d, v in days.items() if day_from <= d.decode() <= day_to)
 
 
-_Op = tuple[str, list[str], list[Any], "asyncio.Future[Any]"]
+_Op = tuple[bytes, list[bytes], list[bytes], "asyncio.Future[bytes]"]
+_FLAG = {False: remembered(0), True: remembered(1)}
+_ADMIT, _SETTLE = bulk("a"), bulk("s")     # an operation's kind, as BATCH reads it
 
 
-def _batch_call(ops: list[_Op]) -> tuple[list[str], list[Any]]:
-    """BATCH's keys and arguments for these operations."""
-    keys: list[str] = []
-    args: list[Any] = [len(ops)]
+class _Period(NamedTuple):
+    key: str                        # the API key whose budget it is
+    hold_key: bytes                 # its HASH, and the key's cost-per-day HASH, in RESP
+    cost_key: bytes
+    args: tuple[bytes, bytes, bytes]    # day_from, day_to, expire_at, as ADMIT takes them
+
+
+def _batch_call(script: Script, ops: list[_Op]) -> bytes:
+    """The EVALSHA of BATCH for these operations, in RESP."""
+    n_keys = sum(len(op[1]) for op in ops)
+    parts = [b"", b"$7\r\nEVALSHA\r\n", remembered(script.sha), remembered(n_keys)]
+    for op in ops:
+        parts += op[1]
+    parts.append(remembered(len(ops)))
     for kind, op_keys, op_args, _ in ops:
-        keys += op_keys
-        args += (kind, len(op_keys), len(op_args), *op_args)
-    return keys, args
+        parts += (kind, remembered(len(op_keys)), remembered(len(op_args)))
+        parts += op_args
+    parts[0] = b"*%d\r\n" % (len(parts) - 1)
+    return b"".join(parts)
 
 
 def _hand_out(ops: list[_Op], error: BaseException | None, replies: Any) -> None:
-    """Each operation's reply, or the batch's failure, to whoever asked."""
-    if error is None and (not isinstance(replies, list) or len(replies) != len(ops)):
-        error = StoreDown("Redis: a batch answered with the wrong number of replies")
+    """Each operation's reply, or the batch's failure, to whoever asked. (BATCH answers
+    with one string: a line per operation.)"""
+    if error is None:
+        lines = replies.split(b"\n") if isinstance(replies, bytes) else []
+        if len(lines) != len(ops):
+            error = StoreDown("Redis: a batch answered with the wrong number of replies")
     for i, (*_, done) in enumerate(ops):
         if not done.done():
             if error is not None:
                 done.set_exception(error)
             else:
-                done.set_result(replies[i])
+                done.set_result(lines[i])
 
 
 def _expire_at(day_to: str) -> int:

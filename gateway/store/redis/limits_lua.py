@@ -62,53 +62,64 @@ local function live(key, oldest)
     end
   end
   if #dead > 0 then redis.call('HDEL', key, unpack(dead)) end
-  return buckets, used
+  return buckets, used, #flat == 0
 end
 
--- The units a window counts now, dropping the buckets that left it. With the running sum `n` and
--- the oldest counting bucket `o`, that reads two fields and, once a bucket's time, drops it.
+-- What a window counts now, as {used, o, changed, fresh}: `used` its units, `o` its oldest
+-- bucket holding units (when used > 0), `changed` when n or o must be written back, `fresh`
+-- when the HASH does not exist yet. Kept in the HASH: `n`, the sum of its buckets, and `o`.
+-- No bucket is kept at 0 (SETTLE deletes one it brings to 0, and `o` with it if it was the
+-- oldest), so while `o` is in the window, reading two fields is the whole check.
 local function counted(key, oldest, current)
   local state = redis.call('HMGET', key, 'n', 'o')
   local used, o = tonumber(state[1]), tonumber(state[2])
-  local was = o
   if used == nil or o == nil or oldest - o >= BUCKETS then
-    -- a new window, one kept without the sum, or one whose every bucket left: sum what is there
-    local buckets
-    buckets, used = live(key, oldest)
-    o, was = current, nil
+    -- a new window, one without the sum, or one whose every bucket left: sum what is there
+    local buckets, fresh
+    buckets, used, fresh = live(key, oldest)
+    o = current
     for _, bv in ipairs(buckets) do if bv[2] > 0 and bv[1] < o then o = bv[1] end end
-  elseif o < oldest then
-    for b = o, oldest - 1 do
-      local v = redis.call('HGET', key, b)
-      if v then used = used - tonumber(v); redis.call('HDEL', key, b) end
-    end
-    o = oldest
+    return {used = used, o = o, changed = not fresh, fresh = fresh}
   end
-  -- the oldest bucket still holding units (what the reset time counts from)
-  while o < current do
-    local v = tonumber(redis.call('HGET', key, o))
-    if v ~= nil and v > 0 then break end
-    o = o + 1
+  if o >= oldest then return {used = used, o = o, changed = false, fresh = false} end
+  -- its oldest buckets left: drop them, then find the oldest still holding units
+  for b = o, oldest - 1 do
+    local v = redis.call('HGET', key, b)
+    if v then used = used - tonumber(v); redis.call('HDEL', key, b) end
   end
-  if o ~= was then   -- kept even if a later limit refuses: the sum must match the buckets left
-    redis.call('HSET', key, 'n', string.format('%d', used), 'o', string.format('%d', o))
+  o = oldest
+  if used > 0 then
+    while o < current and redis.call('HEXISTS', key, o) == 0 do o = o + 1 end
   end
-  return used, o
+  return {used = used, o = o, changed = true, fresh = false}
 end
 
-local charges = {}
+-- The sums and oldest buckets that counting changed, written back (also when a later
+-- limit refuses: the sum must match the buckets left).
+local function write_back(windows, upto)
+  for j = 1, upto do
+    local w = windows[j]
+    if w.changed then
+      redis.call('HSET', KEYS[j], 'n', string.format('%d', w.used), 'o', string.format('%d', w.o))
+    end
+  end
+end
+
+local windows = {}
 for i = 1, n_windows do
   local limit, window_s, amount = tonumber(ARGV[a]), tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2])
   local size = window_s / BUCKETS
   local current = math.floor(now / size)
   local oldest = current - BUCKETS + 1
-  local used, o = counted(KEYS[i], oldest, current)
-  if used + amount > limit then
+  local w = counted(KEYS[i], oldest, current)
+  windows[i] = w
+  if w.used + amount > limit then
+    write_back(windows, i)
     local buckets = live(KEYS[i], oldest)
-    return {0, i, seconds(retry_after(buckets, used, size, window_s, amount, limit)), t[1], t[2]}
+    return {0, i, seconds(retry_after(buckets, w.used, size, window_s, amount, limit)), t[1], t[2]}
   end
-  charges[i] = {limit = limit, amount = ARGV[a + 2], used = used, size = size, current = current,
-                oldest_counted = o, ttl_ms = math.ceil((window_s + size) * 1000)}
+  w.limit, w.amount, w.size, w.current = limit, amount, size, current
+  w.ttl_ms = math.ceil((window_s + size) * 1000)
   a = a + 3
 end
 
@@ -117,9 +128,14 @@ local lease
 if ARGV[2] == '1' then
   local limit = tonumber(ARGV[a])
   lease = {key = KEYS[k], id = ARGV[a + 1], ttl_ms = tonumber(ARGV[a + 2])}
-  -- A dead replica never releases its leases: expired ones free themselves here.
-  redis.call('ZREMRANGEBYSCORE', lease.key, '-inf', string.format('%.3f', now * 1000))
-  if redis.call('ZCARD', lease.key) >= limit then return {0, -1, seconds(1), t[1], t[2]} end
+  if redis.call('ZCARD', lease.key) >= limit then
+    -- A dead replica never releases its leases: the expired ones free themselves when they are in the way.
+    redis.call('ZREMRANGEBYSCORE', lease.key, '-inf', string.format('%.3f', now * 1000))
+    if redis.call('ZCARD', lease.key) >= limit then
+      write_back(windows, n_windows)
+      return {0, -1, seconds(1), t[1], t[2]}
+    end
+  end
   k, a = k + 1, a + 3
 end
 
@@ -142,29 +158,32 @@ if ARGV[3] == '1' then
     redis.call('HSET', budget, 'spent', string.format('%d', spent))
     if ARGV[a + 4] ~= '0' then redis.call('EXPIREAT', budget, ARGV[a + 4]) end
   end
-  if spent + (tonumber(state[2]) or 0) + amount > limit then return {0, -2, seconds(0), t[1], t[2]} end
+  if spent + (tonumber(state[2]) or 0) + amount > limit then
+    write_back(windows, n_windows)
+    return {0, -2, seconds(0), t[1], t[2]}
+  end
   hold = {key = budget, amount = ARGV[a + 1]}
 end
 
 -- Everything passed: charge it all.
 local out = {1, 0, seconds(0), t[1], t[2]}
 for i = 1, n_windows do
-  local c = charges[i]
-  local field = string.format('%d', c.current)
-  if tonumber(c.amount) > 0 then redis.call('HINCRBY', KEYS[i], field, c.amount) end
-  redis.call('HSET', KEYS[i], 'n', string.format('%d', c.used + tonumber(c.amount)),
-             'o', string.format('%d', c.oldest_counted))
-  redis.call('PEXPIRE', KEYS[i], c.ttl_ms)
-  -- Mirrors windows.reset_after: until the oldest counted unit leaves.
-  local oldest
-  if tonumber(c.amount) > 0 then oldest = c.current end
-  if c.oldest_counted < c.current or c.used > 0 then
-    local v = tonumber(redis.call('HGET', KEYS[i], string.format('%d', c.oldest_counted)))
-    if v ~= nil and v > 0 and (oldest == nil or c.oldest_counted < oldest) then oldest = c.oldest_counted end
+  local w = windows[i]
+  local o = w.o
+  if w.used == 0 then o = w.current end     -- nothing counted before: this charge is the oldest
+  local expire = w.fresh
+  if w.amount > 0 then
+    -- a new bucket's units are counted until it leaves: the HASH lives at least that long
+    if redis.call('HINCRBY', KEYS[i], string.format('%d', w.current), w.amount) == w.amount then expire = true end
   end
+  if w.changed or w.fresh or w.amount > 0 or o ~= w.o then
+    redis.call('HSET', KEYS[i], 'n', string.format('%d', w.used + w.amount), 'o', string.format('%d', o))
+  end
+  if expire then redis.call('PEXPIRE', KEYS[i], w.ttl_ms) end
+  -- Mirrors windows.reset_after: until the oldest counted unit leaves.
   local reset = 0
-  if oldest ~= nil then reset = math.max(0, (oldest + BUCKETS) * c.size - now) end
-  out[#out + 1] = math.max(0, c.limit - c.used - tonumber(c.amount))
+  if w.used + w.amount > 0 then reset = math.max(0, (o + BUCKETS) * w.size - now) end
+  out[#out + 1] = math.max(0, w.limit - w.used - w.amount)
   out[#out + 1] = seconds(reset)
 end
 if lease then
@@ -186,13 +205,23 @@ return out
 SETTLE = r"""
 local a, k = 5, 1
 for _ = 1, tonumber(ARGV[1]) do
-  -- Only a bucket still counted is corrected (an expired one has nothing to fix), never below 0.
-  local v = redis.call('HGET', KEYS[k], ARGV[a])
-  if v then
-    local n = math.max(0, tonumber(v) + tonumber(ARGV[a + 1]))
-    redis.call('HSET', KEYS[k], ARGV[a], string.format('%d', n))
-    -- the window's running sum follows (a window kept without one is summed at its next check)
-    if redis.call('HEXISTS', KEYS[k], 'n') == 1 then redis.call('HINCRBY', KEYS[k], 'n', n - tonumber(v)) end
+  -- Only a bucket still counted is corrected (an expired one has nothing to fix), never below 0;
+  -- the running sum follows (a window kept without one is summed at its next check). A bucket
+  -- brought to 0 goes, and so does `o` if it was the oldest (the next check sums what is left).
+  local field = ARGV[a]
+  local state = redis.call('HMGET', KEYS[k], field, 'n', 'o')
+  if state[1] then
+    local v = tonumber(state[1])
+    local new = math.max(0, v + tonumber(ARGV[a + 1]))
+    if new == 0 then
+      if state[3] == field then redis.call('HDEL', KEYS[k], field, 'o') else redis.call('HDEL', KEYS[k], field) end
+      if state[2] then redis.call('HSET', KEYS[k], 'n', string.format('%d', tonumber(state[2]) - v)) end
+    elseif state[2] then
+      local n = tonumber(state[2]) + new - v
+      redis.call('HSET', KEYS[k], field, string.format('%d', new), 'n', string.format('%d', n))
+    else
+      redis.call('HSET', KEYS[k], field, string.format('%d', new))
+    end
   end
   k, a = k + 1, a + 2
 end
@@ -226,7 +255,9 @@ def _function(name: str, body: str) -> str:
 
 # KEYS: every operation's keys, one after the other.
 # ARGV: n_ops, then per operation: kind ("a" admit, "s" settle), n_keys, n_args, its args.
-# Returns one reply per operation, in order, as ADMIT or SETTLE returns it.
+# Returns one string: a line per operation, in order, its reply's fields (as ADMIT or
+# SETTLE returns them) separated by spaces. (One string is read in one step; an array
+# of arrays is hundreds of small replies to take apart.)
 BATCH = _function("admit", ADMIT) + _function("settle", SETTLE) + r"""
 local out = {}
 local k, a = 1, 2
@@ -235,8 +266,13 @@ for i = 1, tonumber(ARGV[1]) do
   local keys, args = {}, {}
   for j = 1, nk do keys[j] = KEYS[k + j - 1] end
   for j = 1, na do args[j] = ARGV[a + 2 + j] end
-  if kind == 'a' then out[i] = admit(keys, args) else out[i] = settle(keys, args) end
+  local reply
+  if kind == 'a' then reply = admit(keys, args) else reply = {settle(keys, args)} end
+  for j = 1, #reply do
+    if type(reply[j]) == 'number' then reply[j] = string.format('%d', reply[j]) end
+  end
+  out[i] = table.concat(reply, ' ')
   k, a = k + nk, a + 3 + na
 end
-return out
+return table.concat(out, '\n')
 """

@@ -31,24 +31,31 @@ class ReplyError(Exception):
     """An error reply (`-ERR ...`, `-NOSCRIPT ...`): Redis is up, the command failed."""
 
 
+def bulk(x: Any) -> bytes:
+    """One argument as a RESP bulk string."""
+    kind = type(x)
+    b: bytes = x.encode() if kind is str else b"%d" % x if kind is int else x if kind is bytes else str(x).encode()
+    return b"$%d\r\n%b\r\n" % (len(b), b)
+
+
+_MOST_REMEMBERED = 8192
+_remembered: dict[tuple[type, Any], bytes] = {}
+
+
+def remembered(x: str | int | bytes) -> bytes:
+    """`bulk(x)` for a value that comes back request after request (a key, a limit, a
+    flag): encoded once. (Type in the key: 1 and "1" are different arguments.)"""
+    b = _remembered.get((type(x), x))
+    if b is None:
+        if len(_remembered) >= _MOST_REMEMBERED:
+            _remembered.clear()
+        b = _remembered[(type(x), x)] = bulk(x)
+    return b
+
+
 def encode(args: tuple[Any, ...] | list[Any]) -> bytes:
-    """A command as RESP: an array of bulk strings. (Exact type tests and one growing
-    buffer: a batch of admissions is hundreds of arguments, on every request's path.)"""
-    out = bytearray(b"*%d\r\n" % len(args))
-    for a in args:
-        kind = type(a)
-        if kind is str:
-            b = a.encode()
-        elif kind is int:
-            b = b"%d" % a
-        elif kind is bytes:
-            b = a
-        else:
-            b = str(a).encode()
-        out += b"$%d\r\n" % len(b)
-        out += b
-        out += b"\r\n"
-    return bytes(out)
+    """A command as RESP: an array of bulk strings."""
+    return b"*%d\r\n" % len(args) + b"".join([bulk(a) for a in args])
 
 
 class _Incomplete(Exception):
@@ -157,22 +164,30 @@ class Pipe:
     def send_now(self, *args: Any) -> asyncio.Future[Any] | None:
         """Write a command at once (no wait for the turn's other commands); its reply's
         future, or None while not connected (then use `call`, which connects)."""
+        return self.send_encoded(encode(args))
+
+    def send_encoded(self, command: bytes) -> asyncio.Future[Any] | None:
+        """`send_now` for a command already in RESP (`encode`, or built from `bulk`s)."""
         if self._transport is None:
             return None
         done: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self.waiting.append((done, time.monotonic()))
-        self._out.append(encode(args))
+        self._out.append(command)
         self._flush()       # with any command asked for before it: replies pair with commands in order
         return done
 
     async def call(self, *args: Any) -> Any:
         """The reply to one command; ReplyError for an error reply; StoreDown when Redis is down."""
+        return await self.call_encoded(encode(args))
+
+    async def call_encoded(self, command: bytes) -> Any:
+        """`call` for a command already in RESP."""
         if self._transport is None:
             await self._connect()
         loop = asyncio.get_running_loop()
         done: asyncio.Future[Any] = loop.create_future()
         self.waiting.append((done, time.monotonic()))
-        self._out.append(encode(args))
+        self._out.append(command)
         if not self._flush_soon:
             self._flush_soon = True
             loop.call_soon(self._flush)
