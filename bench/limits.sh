@@ -3,13 +3,14 @@
 # gateway to nginx with a key that has no limits, with a key that has every
 # limit and a budget (embedded store, then Redis), and to a cached model.
 #
-#   bash bench/limits.sh            # DURATION=10s per run
+#   bash bench/limits.sh            # DURATION=6s per run, ROUNDS=3 per row and store
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(dirname "$HERE")
 PY=${PYTHON:-$ROOT/.venv/bin/python}
-DURATION=${DURATION:-10s}; [[ $DURATION =~ ^[0-9]+$ ]] && DURATION=${DURATION}s
+DURATION=${DURATION:-6s}; [[ $DURATION =~ ^[0-9]+$ ]] && DURATION=${DURATION}s
+ROUNDS=${ROUNDS:-3}
 CONNS=${CONNS:-1 16}
 RESULTS=${RESULTS:-$HERE/results}
 for tool in nginx wrk redis-server curl; do
@@ -61,76 +62,87 @@ commands() {  # "sent,run": commands the gateway sent so far (scripts and the ca
         END { printf "%d,%d", sent, all }'
 }
 
-# measure LABEL MODEL KEY [STREAM]: a row per connection count; with a Redis store, the
-# commands Redis ran per request (scripts count as one, the commands inside them too).
-measure() {
-    for c in $CONNS; do
-        local t=$(( c < 2 ? c : 2 )) before after
-        BENCH_MODEL=$2 BENCH_KEY=$3 BENCH_STREAM=${4:-0} wrk -t"$t" -c"$c" -d2s -s "$HERE/post.lua" \
-            "$GATEWAY/v1/chat/completions" >/dev/null
-        before=$([[ -n ${REDIS_ON:-} ]] && commands || echo 0,0)
-        BENCH_MODEL=$2 BENCH_KEY=$3 BENCH_STREAM=${4:-0} wrk -t"$t" -c"$c" -d"$DURATION" --latency \
-            -s "$HERE/post.lua" "$GATEWAY/v1/chat/completions" >"$WORK/wrk.txt"
-        after=$([[ -n ${REDIS_ON:-} ]] && commands || echo 0,0)
-        "$PY" -c "
+# run LABEL STORE CONNS MODEL KEY STREAM: one wrk run against that store's gateway, a line of
+# $WORK/runs.tsv: label, store, conns, req/s, p50, p99, errors, and for Redis the commands the
+# gateway sent and all Redis ran (scripts count as one, the commands inside them too) per request.
+run() {
+    local label=$1 store=$2 c=$3 model=$4 key=$5 stream=$6 t before after url
+    t=$(( c < 2 ? c : 2 ))
+    url=${GATEWAYS[$store]}/v1/chat/completions
+    BENCH_MODEL=$model BENCH_KEY=$key BENCH_STREAM=$stream wrk -t"$t" -c"$c" -d1s -s "$HERE/post.lua" "$url" >/dev/null
+    before=$([[ $store == redis ]] && commands || echo 0,0)
+    BENCH_MODEL=$model BENCH_KEY=$key BENCH_STREAM=$stream wrk -t"$t" -c"$c" -d"$DURATION" --latency \
+        -s "$HERE/post.lua" "$url" >"$WORK/wrk.txt"
+    after=$([[ $store == redis ]] && commands || echo 0,0)
+    "$PY" -c "
 import sys; sys.path.insert(0, sys.argv[1]); from report import parse_wrk
 r = parse_wrk(open(sys.argv[2]).read())
-per = ''
-if sys.argv[7] and r['requests']:
-    (s0, a0), (s1, a1) = (map(int, x.split(',')) for x in (sys.argv[5], sys.argv[6]))
-    per = f'{(s1 - s0) / r[\"requests\"]:.2f} ({(a1 - a0) / r[\"requests\"]:.0f})'
-print(f'| {sys.argv[3]} | {sys.argv[4]} | {r[\"rps\"]:,.0f} | {r[\"p50\"]:.2f} | {r[\"p99\"]:.2f} | '
-      f'{r[\"non2xx\"] + r[\"socket_errors\"]} | {per} |')
-" "$HERE" "$WORK/wrk.txt" "$1" "$c" "$before" "$after" "${REDIS_ON:-}"
+(s0, a0), (s1, a1) = (map(int, x.split(',')) for x in (sys.argv[4], sys.argv[5]))
+n = r['requests'] or 1
+print(sys.argv[3], r['rps'], r['p50'], r['p99'], r['non2xx'] + r['socket_errors'], (s1 - s0) / n, (a1 - a0) / n, sep='\t')
+" "$HERE" "$WORK/wrk.txt" "$label	$store	$c" "$before" "$after" >>"$WORK/runs.tsv"
+}
+
+# pair LABEL MODEL KEY [STREAM]: the embedded and the Redis gateway taking turns, ROUNDS times
+# per connection count, so that a busy neighbour slows both alike.
+pair() {
+    for c in $CONNS; do
+        for _ in $(seq "$ROUNDS"); do
+            run "$1" embedded "$c" "$2" "$3" "${4:-0}"
+            run "$1" redis "$c" "$2" "$3" "${4:-0}"
+        done
     done
 }
 
-# Not a `{ ...; } | tee` pipeline: that would start the gateways in a subshell,
-# out of reach of the cleanup trap.
-exec 3>"$WORK/table.md"
-{
-echo "| gateway → nginx | conns | req/s | p50 ms | p99 ms | errors | Redis commands sent / request (all run) |"
-echo "|---|---:|---:|---:|---:|---:|---:|"
+declare -A GATEWAYS PIDS_OF
 start_gateway embedded
-measure "no limits, embedded" bench-chat sk-bench
-measure "no limits, embedded, stream" bench-stream sk-bench 1
-measure "limits + budget, embedded" bench-chat sk-bench-limits
-measure "limits + budget, embedded, stream" bench-stream sk-bench-limits 1
-measure "cache hit, embedded" bench-cached sk-bench
-RSS_EMBEDDED=$(awk '/^VmRSS:/ {print $2}' "/proc/$GATEWAY_PID/status")
-kill "$GATEWAY_PID"; wait "$GATEWAY_PID" 2>/dev/null || true
+GATEWAYS[embedded]=$GATEWAY; PIDS_OF[embedded]=$GATEWAY_PID
 start_gateway redis "redis://127.0.0.1:$REDIS_PORT/0"
-REDIS_ON=1
-measure "no limits, Redis" bench-chat sk-bench
-measure "no limits, Redis, stream" bench-stream sk-bench 1
-measure "limits + budget, Redis" bench-chat sk-bench-limits
-measure "limits + budget, Redis, stream" bench-stream sk-bench-limits 1
-measure "cache hit, Redis" bench-cached sk-bench
-RSS_REDIS=$(awk '/^VmRSS:/ {print $2}' "/proc/$GATEWAY_PID/status")
-echo
-echo "RSS after the runs: embedded $((RSS_EMBEDDED / 1024)) MiB, Redis $((RSS_REDIS / 1024)) MiB"
-} >&3
-exec 3>&-
-"$PY" - "$WORK/table.md" <<'PYEOF' >>"$WORK/table.md"
-import re, sys
-rows = {}
+GATEWAYS[redis]=$GATEWAY; PIDS_OF[redis]=$GATEWAY_PID
+: >"$WORK/runs.tsv"
+pair "no limits" bench-chat sk-bench
+pair "no limits, stream" bench-stream sk-bench 1
+pair "limits + budget" bench-chat sk-bench-limits
+pair "limits + budget, stream" bench-stream sk-bench-limits 1
+pair "cache hit" bench-cached sk-bench
+RSS=$(for store in embedded redis; do
+    echo "$store $(( $(awk '/^VmRSS:/ {print $2}' "/proc/${PIDS_OF[$store]}/status") / 1024 ))"; done)
+"$PY" - "$WORK/runs.tsv" "$ROUNDS" "$RSS" <<'PYEOF' >"$WORK/table.md"
+import statistics, sys
+runs: dict[tuple[str, str, str], list[list[float]]] = {}
 for line in open(sys.argv[1]):
-    cells = [c.strip() for c in line.strip().strip("|").split("|")]
-    if len(cells) >= 3 and cells[1].isdigit():
-        rows[(cells[0], cells[1])] = float(cells[2].replace(",", ""))
+    label, store, c, *numbers = line.rstrip("\n").split("\t")
+    runs.setdefault((label, store, c), []).append([float(x) for x in numbers])
+def median(label, store, c, i):
+    return statistics.median(r[i] for r in runs[(label, store, c)])
+print(f"Median of {sys.argv[2]} runs per row, the two stores taking turns.\n")
+print("| gateway → nginx | store | conns | req/s | p50 ms | p99 ms | errors | Redis commands sent / request (all run) |")
+print("|---|---|---:|---:|---:|---:|---:|---:|")
+for (label, store, c) in runs:
+    per = f"{median(label, store, c, 4):.2f} ({median(label, store, c, 5):.0f})" if store == "redis" else ""
+    errors = sum(int(r[3]) for r in runs[(label, store, c)])
+    print(f"| {label} | {store} | {c} | {median(label, store, c, 0):,.0f} | {median(label, store, c, 1):.2f} | "
+          f"{median(label, store, c, 2):.2f} | {errors} | {per} |")
+rss = dict(line.split() for line in sys.argv[3].splitlines())
+print(f"\nRSS after the runs: embedded {rss['embedded']} MiB, Redis {rss['redis']} MiB")
+conns = sorted({c for _, _, c in runs}, key=int)
 def ratio(a, b, c):
-    return f"{rows[(a, c)] / rows[(b, c)]:.2f}" if (a, c) in rows and (b, c) in rows and rows[(b, c)] else "n/a"
-conns = sorted({c for _, c in rows}, key=int)
-print("\n| ratio (req/s) | " + " | ".join(f"c={c}" for c in conns) + " |")
+    try:
+        return f"{median(*a, c, 0) / median(*b, c, 0):.2f}"
+    except (KeyError, ZeroDivisionError):
+        return "n/a"
+print("\n| ratio (req/s, medians) | " + " | ".join(f"c={c}" for c in conns) + " |")
 print("|---|" + "---:|" * len(conns))
-for label, a, b in [
-        ("Redis ÷ embedded, limits + budget", "limits + budget, Redis", "limits + budget, embedded"),
-        ("Redis ÷ embedded, limits + budget, stream", "limits + budget, Redis, stream",
-         "limits + budget, embedded, stream"),
-        ("Redis ÷ embedded, no limits", "no limits, Redis", "no limits, embedded"),
-        ("stream ÷ whole, embedded, no limits", "no limits, embedded, stream", "no limits, embedded"),
-        ("stream ÷ whole, Redis, limits + budget", "limits + budget, Redis, stream", "limits + budget, Redis")]:
-    print(f"| {label} | " + " | ".join(ratio(a, b, c) for c in conns) + " |")
+for name, a, b in [
+        ("Redis ÷ embedded, limits + budget", ("limits + budget", "redis"), ("limits + budget", "embedded")),
+        ("Redis ÷ embedded, limits + budget, stream", ("limits + budget, stream", "redis"),
+         ("limits + budget, stream", "embedded")),
+        ("Redis ÷ embedded, no limits", ("no limits", "redis"), ("no limits", "embedded")),
+        ("stream ÷ whole, embedded, no limits", ("no limits, stream", "embedded"), ("no limits", "embedded")),
+        ("stream ÷ whole, embedded, limits + budget", ("limits + budget, stream", "embedded"),
+         ("limits + budget", "embedded")),
+        ("stream ÷ whole, Redis, limits + budget", ("limits + budget, stream", "redis"), ("limits + budget", "redis"))]:
+    print(f"| {name} | " + " | ".join(ratio(a, b, c) for c in conns) + " |")
 PYEOF
 cat "$WORK/table.md"
 mkdir -p "$RESULTS"; cp "$WORK/table.md" "$RESULTS/limits.md"
