@@ -36,7 +36,7 @@ from typing import Any, NamedTuple
 from gateway.store.base import StoreDown
 from gateway.store.ledger import LEDGER_FIELDS, LedgerEntry
 from gateway.store.limits import Admission, Limits, Settlement, Verdict, budget_span
-from gateway.store.redis.base import Pool, Script, run_encoded, talking
+from gateway.store.redis.base import Pool, Script, run_encoded
 from gateway.store.redis.ledger import row_field
 from gateway.store.redis.limits_lua import BATCH
 from gateway.store.redis.pipe import Pipe, ReplyError, bulk, remembered
@@ -50,6 +50,7 @@ LEDGER_FLUSH_S = 0.2
 SETTLE_WAIT_S = 0.002   # a settlement waits this long at most for an admission to go with
 _MOST_FLUSH_WAIT_S = 5.0    # between tries to write ledger rows while Redis is down
 _MOST_PERIODS = 10_000   # remembered started budget periods; forgetting one costs a write ahead, no more
+_MOST_SHAPES = 10_000    # window and lease keys whose RESP is kept
 _Group = tuple[str, str, str, str]     # (day, key, model, provider)
 _GRACE_DAYS = 7     # a budget period is kept this long after it ends, for requests still settling
 
@@ -66,6 +67,7 @@ class RedisLimits(Limits):
         self._rows: dict[str, dict[_Group, LedgerEntry]] = {}    # ledger rows not written yet, by key
         self._periods: set[str] = set()     # budget periods this replica has seen started (their hold keys)
         self._period_of: dict[str, _Period] = {}
+        self._shapes: dict[str, tuple[Any, ...]] = {}     # window and lease keys: their limits and RESP
         self._flusher: asyncio.Task[None] | None = None
         self._closed = False
 
@@ -91,27 +93,28 @@ class RedisLimits(Limits):
         return done
 
     def _send(self) -> None:
-        """The operations waiting, as batches written at once; a batch's reply is handed out by
-        a callback (no task, no extra turn of the loop, on the common path)."""
+        """The operations waiting, as batches written at once; a batch's reply is handed out
+        as it is read (no task, no extra turn of the loop, on the common path)."""
         self._sending = False
         if self._later is not None:
             self._later.cancel()
             self._later = None
         while self._waiting:
             ops, self._waiting = self._waiting[:_MOST_PER_BATCH], self._waiting[_MOST_PER_BATCH:]
-            sent = self._pipe.send_encoded(_batch_call(self._batch, ops))
-            if sent is None:            # not connected yet: connect and send, as a task
+            if not self._pipe.send_with(_batch_call(self._batch, ops), functools.partial(self._answered, ops)):
+                # not connected yet: connect and send, as a task
+                asyncio.get_running_loop().create_task(self._send_batch(ops))
+
+    def _answered(self, ops: list[_Op], reply: Any) -> None:
+        if isinstance(reply, ReplyError):
+            if str(reply).startswith("NOSCRIPT"):       # Redis forgot the script: load it, again
                 asyncio.get_running_loop().create_task(self._send_batch(ops))
             else:
-                sent.add_done_callback(functools.partial(self._answered, ops))
-
-    def _answered(self, ops: list[_Op], sent: asyncio.Future[Any]) -> None:
-        error = sent.exception()
-        if isinstance(error, ReplyError) and str(error).startswith("NOSCRIPT"):
-            asyncio.get_running_loop().create_task(self._send_batch(ops))    # Redis forgot it: load, again
-            return
-        _hand_out(ops, None if error is None else StoreDown(f"Redis: {error}") if isinstance(error, ReplyError)
-                  else error, None if error is not None else sent.result())
+                _hand_out(ops, StoreDown(f"Redis: {reply}"), None)
+        elif isinstance(reply, BaseException):
+            _hand_out(ops, reply, None)
+        else:
+            _hand_out(ops, None, reply)
 
     async def _send_batch(self, ops: list[_Op]) -> None:
         try:
@@ -122,16 +125,18 @@ class RedisLimits(Limits):
         _hand_out(ops, None, replies)
 
     async def admit(self, a: Admission) -> Verdict:
-        # Keys, limits and flags come back request after request: `remembered` encodes each once.
-        p = self._p
-        keys = [remembered(p + win.key) for win in a.windows]
-        args = [remembered(len(a.windows)), _FLAG[a.lease is not None], _FLAG[a.hold is not None]]
+        # A key's windows, lease and budget come back request after request with the same
+        # keys and limits: their RESP is made once (`_window`, `_lease`, `_period`).
+        keys: list[bytes] = []
+        args = [_count(len(a.windows)), _FLAG[a.lease is not None], _FLAG[a.hold is not None]]
         for win in a.windows:
-            args += (remembered(win.limit), remembered(win.window_s),
-                     remembered(win.amount) if win.amount < 2 else bulk(win.amount))
+            key, limit, window_s = self._window(win.key, win.limit, win.window_s)
+            keys.append(key)
+            args += (limit, window_s, remembered(win.amount) if win.amount < 2 else bulk(win.amount))
         if a.lease is not None:
-            keys.append(remembered(p + a.lease.key))
-            args += (remembered(a.lease.limit), bulk(a.lease.id), remembered(math.ceil(a.lease.ttl_s * 1000)))
+            key, limit_and_ttl = self._lease(a.lease.key, a.lease.limit, a.lease.ttl_s)
+            keys.append(key)
+            args += (limit_and_ttl[0], bulk(a.lease.id), limit_and_ttl[1])
         if a.hold is not None:
             period = self._period(a.hold.key)
             keys += (period.hold_key, period.cost_key)
@@ -153,6 +158,30 @@ class RedisLimits(Limits):
         per_window = reply[5:]
         return Verdict(True, remaining=[int(r) for r in per_window[0::2]],
                        reset_s=[float(r) for r in per_window[1::2]], at=at)
+
+    def _window(self, key: str, limit: int, window_s: int) -> tuple[bytes, bytes, bytes]:
+        """(key, limit, window_s), in RESP. (One list item is one argument: BATCH counts them.)"""
+        shape = self._shapes.get(key)
+        if shape is None or shape[0] != limit or shape[1] != window_s:
+            if len(self._shapes) >= _MOST_SHAPES:
+                self._shapes.clear()
+            shape = self._shapes[key] = (limit, window_s, bulk(self._p + key), (bulk(limit), bulk(window_s)))
+        return shape[2], *shape[3]
+
+    def _lease(self, key: str, limit: int, ttl_s: float) -> tuple[bytes, tuple[bytes, bytes]]:
+        """(key, (limit, ttl_ms)), in RESP."""
+        shape = self._shapes.get(key)
+        if shape is None or shape[0] != limit or shape[1] != ttl_s:
+            if len(self._shapes) >= _MOST_SHAPES:
+                self._shapes.clear()
+            shape = self._shapes[key] = (limit, ttl_s, bulk(self._p + key),
+                                         (bulk(limit), bulk(math.ceil(ttl_s * 1000))))
+        return shape[2], shape[3]
+
+    def _key(self, key: str) -> bytes:
+        """A window's or lease's key, in RESP (as `_window` and `_lease` made it, or made now)."""
+        shape = self._shapes.get(key)
+        return shape[2] if shape is not None else bulk(self._p + key)
 
     def _period(self, hold_key: str) -> _Period:
         """What ADMIT needs of a budget period, worked out once per period."""
@@ -228,10 +257,7 @@ class RedisLimits(Limits):
 
     async def close(self) -> None:
         self._closed = True         # rows a failed last flush keeps wait for no later one
-        if self._waiting:           # settlements waiting for an admission go now
-            waiting = [op[3] for op in self._waiting]
-            self._send()
-            await asyncio.gather(*waiting, return_exceptions=True)
+        await self._drain()
         if self._flusher is not None:
             self._flusher.cancel()
         try:
@@ -244,16 +270,16 @@ class RedisLimits(Limits):
         """SETTLE's keys and arguments for `s`, in RESP."""
         p = self._p
         keys: list[bytes] = []
-        args = [remembered(len(s.corrections)), _FLAG[s.lease is not None], _FLAG[s.hold is not None],
-                _FLAG[s.entry is not None]]
+        args = [_count(len(s.corrections)),
+                _FLAG[s.lease is not None], _FLAG[s.hold is not None], _FLAG[s.entry is not None]]
         for win, at, delta in s.corrections:
-            keys.append(remembered(p + win.key))
+            keys.append(self._key(win.key))
             args += (bulk(bucket_of(at, win.window_s)), bulk(delta))
         if s.lease is not None:
-            keys.append(remembered(p + s.lease.key))
+            keys.append(self._key(s.lease.key))
             args.append(bulk(s.lease.id))
         if s.hold is not None:
-            keys.append(remembered(p + s.hold.key))
+            keys.append(self._period(s.hold.key).hold_key)
             args += (bulk(-s.hold.amount), bulk(s.spent_nano))
         if s.entry is not None:
             e = s.entry
@@ -267,20 +293,36 @@ class RedisLimits(Limits):
     async def budget_spent(self, hold_key: str) -> int:
         key, day_from, day_to = budget_span(hold_key)
         for row in self._rows.pop(key, {}).values():     # a period not tracked yet counts them
-            await self._write_row(row)
-        with talking():
-            pipe = self._pool.redis.pipeline(transaction=False)
-            pipe.hget(self._p + hold_key, "spent")
-            pipe.hgetall(self._p + "cost:" + key)
-            spent, days = await pipe.execute()
+            self._write_row(row)
+        await self._drain()
+        # On the same connection, so after every settlement this replica sent.
+        try:
+            spent, days = await asyncio.gather(self._pipe.call("HGET", self._p + hold_key, "spent"),
+                                               self._pipe.call("HGETALL", self._p + "cost:" + key))
+        except ReplyError as e:
+            raise StoreDown(f"Redis: {e}") from None
         if spent is not None:
             return int(spent)
         # Not tracked yet: what admit would start it from.
-        return sum(int(v) for d, v in days.items() if day_from <= d.decode() <= day_to)
+        return sum(int(v) for d, v in zip(days[0::2], days[1::2], strict=True) if day_from <= d.decode() <= day_to)
+
+    async def _drain(self) -> None:
+        """Send the operations waiting (settlements waiting for an admission) now, and wait
+        for them (a failure is theirs to report)."""
+        if self._waiting:
+            waiting = [op[3] for op in self._waiting]
+            self._send()
+            await asyncio.gather(*waiting, return_exceptions=True)
 
 
 _Op = tuple[bytes, list[bytes], list[bytes], "asyncio.Future[bytes]"]
 _FLAG = {False: remembered(0), True: remembered(1)}
+_COUNTS = [bulk(n) for n in range(8)]
+
+
+def _count(n: int) -> bytes:
+    return _COUNTS[n] if n < 8 else bulk(n)
+
 _ADMIT, _SETTLE = bulk("a"), bulk("s")     # an operation's kind, as BATCH reads it
 
 

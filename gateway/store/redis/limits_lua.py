@@ -34,8 +34,8 @@ ADMIT = r"""
 local BUCKETS = 60
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
-local n_windows = tonumber(ARGV[1])
-local a = 4
+local n_windows = tonumber(ARGV[ab + 1])
+local a = ab + 4
 
 local function seconds(x) return string.format('%.6f', x) end
 
@@ -100,7 +100,7 @@ local function write_back(windows, upto)
   for j = 1, upto do
     local w = windows[j]
     if w.changed then
-      redis.call('HSET', KEYS[j], 'n', string.format('%d', w.used), 'o', string.format('%d', w.o))
+      redis.call('HSET', KEYS[kb + j], 'n', string.format('%d', w.used), 'o', string.format('%d', w.o))
     end
   end
 end
@@ -111,11 +111,11 @@ for i = 1, n_windows do
   local size = window_s / BUCKETS
   local current = math.floor(now / size)
   local oldest = current - BUCKETS + 1
-  local w = counted(KEYS[i], oldest, current)
+  local w = counted(KEYS[kb + i], oldest, current)
   windows[i] = w
   if w.used + amount > limit then
     write_back(windows, i)
-    local buckets = live(KEYS[i], oldest)
+    local buckets = live(KEYS[kb + i], oldest)
     return {0, i, seconds(retry_after(buckets, w.used, size, window_s, amount, limit)), t[1], t[2]}
   end
   w.limit, w.amount, w.size, w.current = limit, amount, size, current
@@ -123,9 +123,9 @@ for i = 1, n_windows do
   a = a + 3
 end
 
-local k = n_windows + 1
+local k = kb + n_windows + 1
 local lease
-if ARGV[2] == '1' then
+if ARGV[ab + 2] == '1' then
   local limit = tonumber(ARGV[a])
   lease = {key = KEYS[k], id = ARGV[a + 1], ttl_ms = tonumber(ARGV[a + 2])}
   if redis.call('ZCARD', lease.key) >= limit then
@@ -140,7 +140,7 @@ if ARGV[2] == '1' then
 end
 
 local hold
-if ARGV[3] == '1' then
+if ARGV[ab + 3] == '1' then
   local budget, cost = KEYS[k], KEYS[k + 1]
   local limit, amount = tonumber(ARGV[a]), tonumber(ARGV[a + 1])
   local state = redis.call('HMGET', budget, 'spent', 'held')
@@ -174,12 +174,12 @@ for i = 1, n_windows do
   local expire = w.fresh
   if w.amount > 0 then
     -- a new bucket's units are counted until it leaves: the HASH lives at least that long
-    if redis.call('HINCRBY', KEYS[i], string.format('%d', w.current), w.amount) == w.amount then expire = true end
+    if redis.call('HINCRBY', KEYS[kb + i], string.format('%d', w.current), w.amount) == w.amount then expire = true end
   end
   if w.changed or w.fresh or w.amount > 0 or o ~= w.o then
-    redis.call('HSET', KEYS[i], 'n', string.format('%d', w.used + w.amount), 'o', string.format('%d', o))
+    redis.call('HSET', KEYS[kb + i], 'n', string.format('%d', w.used + w.amount), 'o', string.format('%d', o))
   end
-  if expire then redis.call('PEXPIRE', KEYS[i], w.ttl_ms) end
+  if expire then redis.call('PEXPIRE', KEYS[kb + i], w.ttl_ms) end
   -- Mirrors windows.reset_after: until the oldest counted unit leaves.
   local reset = 0
   if w.used + w.amount > 0 then reset = math.max(0, (o + BUCKETS) * w.size - now) end
@@ -203,8 +203,8 @@ return out
 #       (day, cost_nano, then field, value pairs to the end) for the ledger row.
 # Returns 1.
 SETTLE = r"""
-local a, k = 5, 1
-for _ = 1, tonumber(ARGV[1]) do
+local a, k = ab + 5, kb + 1
+for _ = 1, tonumber(ARGV[ab + 1]) do
   -- Only a bucket still counted is corrected (an expired one has nothing to fix), never below 0;
   -- the running sum follows (a window kept without one is summed at its next check). A bucket
   -- brought to 0 goes, and so does `o` if it was the oldest (the next check sums what is left).
@@ -225,11 +225,11 @@ for _ = 1, tonumber(ARGV[1]) do
   end
   k, a = k + 1, a + 2
 end
-if ARGV[2] == '1' then
+if ARGV[ab + 2] == '1' then
   redis.call('ZREM', KEYS[k], ARGV[a])
   k, a = k + 1, a + 1
 end
-if ARGV[3] == '1' then
+if ARGV[ab + 3] == '1' then
   -- A period not (or no longer) tracked is started from the ledger when next used,
   -- and the ledger row below is already in it: nothing to add here.
   if redis.call('EXISTS', KEYS[k]) == 1 then
@@ -238,19 +238,20 @@ if ARGV[3] == '1' then
   end
   k, a = k + 1, a + 2
 end
-if ARGV[4] == '1' then
+if ARGV[ab + 4] == '1' then
   local day, cost = ARGV[a], ARGV[a + 1]
   redis.call('ZADD', KEYS[k + 1], 0, day)
   if cost ~= '0' then redis.call('HINCRBY', KEYS[k + 2], day, cost) end
-  for j = a + 2, #ARGV, 2 do redis.call('HINCRBY', KEYS[k], ARGV[j], ARGV[j + 1]) end
+  for j = a + 2, ab + na, 2 do redis.call('HINCRBY', KEYS[k], ARGV[j], ARGV[j + 1]) end
 end
 return 1
 """
 
 
 def _function(name: str, body: str) -> str:
-    # The script body as a Lua function of its own KEYS and ARGV (the parameters shadow the globals).
-    return f"local function {name}(KEYS, ARGV)\n{body}\nend\n"
+    # The body as a Lua function of one operation of the batch: its keys are KEYS[kb + 1] on,
+    # its `na` arguments ARGV[ab + 1] on (read in place: copying them costs more than the rest).
+    return f"local function {name}(kb, ab, na)\n{body}\nend\n"
 
 
 # KEYS: every operation's keys, one after the other.
@@ -263,11 +264,8 @@ local out = {}
 local k, a = 1, 2
 for i = 1, tonumber(ARGV[1]) do
   local kind, nk, na = ARGV[a], tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2])
-  local keys, args = {}, {}
-  for j = 1, nk do keys[j] = KEYS[k + j - 1] end
-  for j = 1, na do args[j] = ARGV[a + 2 + j] end
   local reply
-  if kind == 'a' then reply = admit(keys, args) else reply = {settle(keys, args)} end
+  if kind == 'a' then reply = admit(k - 1, a + 2, na) else reply = {settle(k - 1, a + 2, na)} end
   for j = 1, #reply do
     if type(reply[j]) == 'number' then reply[j] = string.format('%d', reply[j]) end
   end

@@ -21,6 +21,7 @@ import asyncio
 import collections
 import ssl
 import time
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -111,7 +112,9 @@ class _Protocol(asyncio.Protocol):
                 if not waiting:
                     raise StoreDown("Redis: a reply no command asked for")
                 done, _ = waiting.popleft()
-                if not done.done():
+                if not isinstance(done, asyncio.Future):
+                    done(value)             # a reply callback (`send_with`): called at once
+                elif not done.done():
                     if isinstance(value, ReplyError):
                         done.set_exception(value)
                     else:
@@ -148,7 +151,10 @@ class Pipe:
             hello.append(("SELECT", int(db)))
         hello.append(("CLIENT", "SETNAME", name))
         self._hello = hello
-        self.waiting: collections.deque[tuple[asyncio.Future[Any], float]] = collections.deque()
+        # What each command in flight answers to, oldest first: a future, or a callback
+        # that takes the reply (a ReplyError or a StoreDown for a failure).
+        self.waiting: collections.deque[tuple[asyncio.Future[Any] | Callable[[Any], None], float]] = \
+            collections.deque()
         self._transport: asyncio.Transport | None = None
         self.protocol: _Protocol | None = None         # the connection's, while it is the current one
         self._connecting: asyncio.Future[None] | None = None
@@ -175,6 +181,17 @@ class Pipe:
         self._out.append(command)
         self._flush()       # with any command asked for before it: replies pair with commands in order
         return done
+
+    def send_with(self, command: bytes, on_reply: Callable[[Any], None]) -> bool:
+        """Write a command already in RESP at once, and call `on_reply` with its reply as soon
+        as it is read (a ReplyError or StoreDown for a failure): no future, no extra turn of
+        the loop. False while not connected."""
+        if self._transport is None:
+            return False
+        self.waiting.append((on_reply, time.monotonic()))
+        self._out.append(command)
+        self._flush()
+        return True
 
     async def call(self, *args: Any) -> Any:
         """The reply to one command; ReplyError for an error reply; StoreDown when Redis is down."""
@@ -216,10 +233,11 @@ class Pipe:
                 raise StoreDown(f"Redis: cannot connect to {self.host}:{self.port}: {e!r}") from e
             self._transport, self.protocol = transport, protocol
             self._watch = loop.call_later(self.timeout_s / 4, self._check)
+            hellos: list[asyncio.Future[Any]] = []
             for command in self._hello:
                 self._out.append(encode([c for c in command if c is not None]))
-                self.waiting.append((loop.create_future(), time.monotonic()))
-            hellos = [done for done, _ in list(self.waiting)[-len(self._hello):]]
+                hellos.append(loop.create_future())
+                self.waiting.append((hellos[-1], time.monotonic()))
             self._flush()
             for done in hellos:
                 try:
@@ -248,7 +266,9 @@ class Pipe:
             self._watch = None
         while self.waiting:
             done, _ = self.waiting.popleft()
-            if not done.done():
+            if not isinstance(done, asyncio.Future):
+                done(why)
+            elif not done.done():
                 done.set_exception(why)
         self._out.clear()
         if transport is not None:
