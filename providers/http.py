@@ -199,12 +199,13 @@ class Upstream:
         finally:
             resp.release()
 
-    async def sse_blocks(self, resp: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
+    async def sse_blocks(self, resp: aiohttp.ClientResponse, watch: sse.Watch | None = None) -> AsyncIterator[bytes]:
         """The stream's bytes, cut only between events, so an error that ends
         the stream never lands in the middle of one. Before the first block
         goes out the stream must be one: an event-stream content type and a
         first event whose data is a JSON object (or it fails over); an event
-        longer than `max_event_bytes` ends it."""
+        longer than `max_event_bytes` ends it. Each block passes through `watch`
+        (a plain call: no generator of its own between the upstream and the client)."""
         parts: list[bytes] = []     # the unfinished event, as it arrived: joined once, when it ends
         size = 0
         first = True
@@ -229,6 +230,10 @@ class Upstream:
                     if not self.check_first(block):
                         continue      # comments only (keep-alives): nothing for the client yet
                     first = False
+                if watch is not None:
+                    block = watch(block)
+                    if not block:
+                        continue
                 yield block
         except _BROKEN as e:
             raise self._failure(e, "broke the stream off") from None
@@ -237,7 +242,9 @@ class Upstream:
         pending = b"".join(parts)
         if pending.strip() and not (first and not self.check_first(pending + b"\n\n")):
             first = False
-            yield pending + b"\n\n"
+            block = pending + b"\n\n" if watch is None else watch(pending + b"\n\n")
+            if block:
+                yield block
         if first:
             raise self.malformed("ended the stream before its first event")
 
@@ -379,9 +386,10 @@ class HttpProvider(Provider[HttpOptionsT]):
         """None: the provider streams OpenAI's chunks already; relay them as they are."""
         return None
 
-    def relay(self, call: Call, blocks: AsyncIterator[bytes], reply: Reply) -> AsyncIterator[bytes]:
-        """A stream already in OpenAI's format, on its way to the client as it is."""
-        return blocks
+    def watch(self, call: Call, reply: Reply) -> sse.Watch | None:
+        """What each block of a stream already in the client's format passes through on its
+        way (None: nothing, it goes as it is)."""
+        return None
 
     def events(self, resp: aiohttp.ClientResponse) -> AsyncIterator[list[tuple[str | None, bytes]]]:
         """The upstream stream as batches of (event, data); SSE unless overridden."""
@@ -404,7 +412,7 @@ class HttpProvider(Provider[HttpOptionsT]):
         reply = Reply(content_type=b"text/event-stream", close=resp.release)
         translator = self.translator(call)
         if translator is None:
-            reply.chunks = self.relay(call, self.upstream.sse_blocks(resp), reply)
+            reply.chunks = self.upstream.sse_blocks(resp, self.watch(call, reply))
         else:
             reply.chunks = _translated(translator, self.events(resp), reply)
         return reply

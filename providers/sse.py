@@ -1,18 +1,24 @@
 """Server-sent events: splitting what a provider streams, and writing OpenAI's."""
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import orjson
 
 DONE = b"data: [DONE]\n\n"
 
+# What a stream's blocks pass through on their way to the client, one call a block (whole
+# events): the block to relay (b"" relays nothing), noting what it needs (usage) as it goes.
+Watch = Callable[[bytes], bytes]
+
 
 def events(block: bytes) -> Iterator[tuple[str | None, bytes]]:
     """(event name, data) for each event in `block`, which holds whole events
     (see `Upstream.sse_blocks`). Comment lines and empty data are skipped."""
-    for raw in block.replace(b"\r\n", b"\n").split(b"\n\n"):
+    if b"\r" in block:
+        block = block.replace(b"\r\n", b"\n")
+    for raw in block.split(b"\n\n"):
         if not raw.strip():
             continue
         name: str | None = None

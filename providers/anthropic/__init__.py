@@ -3,8 +3,9 @@ and from OpenAI's chat format; a client that speaks Messages itself
 (`/v1/messages`) is passed through natively."""
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 
+from providers import sse
 from providers.anthropic import answer, api, chat, native
 from providers.anthropic.errors import parse_error
 from providers.anthropic.stream import Translator
@@ -65,9 +66,9 @@ class AnthropicProvider(HttpProvider[api.Options]):
             raise self.upstream.malformed("answered count_tokens without an 'input_tokens' count")
         return counted
 
-    def relay(self, call: Call, blocks: AsyncIterator[bytes], reply: Reply) -> AsyncIterator[bytes]:
+    def watch(self, call: Call, reply: Reply) -> sse.Watch | None:
         reply.extra["native"] = "messages"
-        return native.watch(blocks, reply)
+        return native.watch(reply)
 
     def error(self, status: int, body: bytes, headers: Mapping[str, str]) -> ProviderError:
         return parse_error(status, body, headers, provider=self.name, secret=self.options.api_key)

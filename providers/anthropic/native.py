@@ -5,7 +5,6 @@ untouched. What the gateway needs of it is read here: the usage, from the
 whole message or from the stream's `message_start` and `message_delta`."""
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 from providers import sse
@@ -28,14 +27,16 @@ def headers(configured: dict[str, str], client: dict[str, str]) -> dict[str, str
     return out
 
 
-async def watch(blocks: AsyncIterator[bytes], reply: Reply) -> AsyncIterator[bytes]:
+def watch(reply: Reply) -> sse.Watch:
     """Relays a Messages stream untouched, counting its usage as it goes by."""
     counts: dict[str, Any] = {}
-    async for block in blocks:
+
+    def note(block: bytes) -> bytes:
         for event in sse.objects_if(block, _COUNTED):
             found = (event.get("message") or {}).get("usage") if event.get("type") == "message_start" \
                 else event.get("usage")
             if isinstance(found, dict):
                 counts.update((k, v) for k, v in found.items() if v is not None)
                 reply.usage = usage(counts)
-        yield block
+        return block
+    return note

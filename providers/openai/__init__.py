@@ -2,10 +2,10 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from providers import hosted_video
+from providers import hosted_video, sse
 from providers.base import VIDEO_OPS, Call, Native, Progress, Reply, VideoFiles, VideoSpec
 from providers.chat_format import wants_usage_chunk
 from providers.errors import ProviderError
@@ -49,13 +49,13 @@ class OpenAIFormat(HttpProvider[HttpOptionsT]):
             raise self.upstream.malformed(f"answered 200 without a '{field}' list")
         return Reply(body=body, usage=chat.usage_in(doc))
 
-    def relay(self, call: Call, blocks: AsyncIterator[bytes], reply: Reply) -> AsyncIterator[bytes]:
+    def watch(self, call: Call, reply: Reply) -> sse.Watch | None:
         n = self.native(call)
         if n is not None:
             reply.extra["native"] = n.op
-            return responses.watch(blocks, reply)
+            return responses.watch(reply)
         asked = getattr(self.options, "stream_usage", False) and not wants_usage_chunk(call.data)
-        return chat.watch_usage(blocks, reply, hide=asked)
+        return chat.watch_usage(reply, hide=asked)
 
     def body(self, call: Call) -> bytes:
         """What to send: the client's bytes with the target's model, and on streams

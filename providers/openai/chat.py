@@ -2,7 +2,7 @@
 the raw bytes and reading error bodies; answers pass through untouched."""
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
@@ -115,11 +115,11 @@ def with_usage_requested(body: bytes, data: dict[str, Any], model: str) -> bytes
 _USAGE = (b'"usage":{', b'"usage": {')
 
 
-async def watch_usage(blocks: AsyncIterator[bytes], reply: Reply, *, hide: bool = False) -> AsyncIterator[bytes]:
+def watch_usage(reply: Reply, *, hide: bool = False) -> sse.Watch:
     """Relays a stream untouched, noting the usage chunk when one goes by (and
     leaving it out when `hide`: the gateway asked for it, not the client). Only
     the events that hold a usage object are parsed (a substring search finds them)."""
-    async for block in blocks:
+    def watch(block: bytes) -> bytes:
         cut: list[tuple[int, int]] = []
         for start, end, data in sse.spans_with(block, _USAGE):
             found = usage_of(data)
@@ -127,13 +127,13 @@ async def watch_usage(blocks: AsyncIterator[bytes], reply: Reply, *, hide: bool 
                 reply.usage = found
                 if hide and b'"choices":[]' in data.replace(b" ", b""):
                     cut.append((start, end))
-        if cut:
-            kept, at = [], 0
-            for start, end in cut:
-                kept.append(block[at:start])
-                at = end
-            kept.append(block[at:])
-            block = b"".join(kept)
-            if not block.strip():
-                continue
-        yield block
+        if not cut:
+            return block
+        kept, at = [], 0
+        for start, end in cut:
+            kept.append(block[at:start])
+            at = end
+        kept.append(block[at:])
+        block = b"".join(kept)
+        return block if block.strip() else b""
+    return watch

@@ -4,7 +4,6 @@ untouched. What the gateway needs of it is read here: the usage, and the
 final `response` object (to keep it for `previous_response_id`)."""
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 from providers import sse
@@ -30,13 +29,14 @@ def _count(v: Any) -> int:
     return v if isinstance(v, int) and not isinstance(v, bool) and v >= 0 else 0
 
 
-async def watch(blocks: AsyncIterator[bytes], reply: Reply) -> AsyncIterator[bytes]:
+def watch(reply: Reply) -> sse.Watch:
     """Relays a Responses stream untouched, keeping the closing event's response
-    (and its usage) in the reply. Only a block naming a closing event is parsed."""
-    async for block in blocks:
+    (and its usage) in the reply. Only an event naming a closing event is parsed."""
+    def note(block: bytes) -> bytes:
         for event in sse.objects_if(block, _CLOSING):
             response = event.get("response")
             if isinstance(response, dict):
                 reply.extra["response"] = response
                 reply.usage = usage_in(response)
-        yield block
+        return block
+    return note

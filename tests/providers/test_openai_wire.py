@@ -89,22 +89,14 @@ def test_usage_from_recorded_answers():
 
 
 def test_usage_noted_from_a_relayed_stream():
-    import asyncio
-
     from providers.base import Reply
     from providers.openai.chat import watch_usage
 
     stream = recorded("chat_stream.sse")
-
-    async def blocks():
-        yield stream[:300]
-        yield stream[300:]
-
-    async def relay():
-        reply = Reply()
-        out = b"".join([b async for b in watch_usage(blocks(), reply)])
-        return out, reply.usage
-
-    out, usage = asyncio.run(relay())
+    cut = stream.index(b"\n\n", 300) + 2          # blocks hold whole events
+    reply = Reply()
+    watch = watch_usage(reply)
+    out = b"".join(watch(b) for b in (stream[:cut], stream[cut:]))
+    usage = reply.usage
     assert out == stream
     assert (usage.prompt_tokens, usage.completion_tokens) == (9, 4)
