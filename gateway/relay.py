@@ -1,5 +1,6 @@
 """Relaying a stream to the client as its chunks arrive, stopping the
-upstream read the moment the client leaves, and ending the stream (with the
+upstream read when the client leaves (watched for from WATCH_AFTER_S into the
+stream: one that ends sooner never pays for the watching), and ending the stream (with the
 dialect's error event) when the request's deadline passes: a stream cannot
 hold its slot, its lease or its upstream connection for longer than that."""
 from __future__ import annotations
@@ -26,8 +27,11 @@ async def relay(req: Request, first: bytes, chunks: AsyncIterator[bytes], header
     first_at = None
     me = asyncio.current_task()
     assert me is not None     # called from a request's task
-    watcher = asyncio.create_task(_cancel_on_disconnect(req, me, state))
     loop = asyncio.get_running_loop()
+    # A client leaving is watched for by a task of its own, started only once the stream has
+    # gone on for WATCH_AFTER_S: most streams of a few words end before, and never pay for it.
+    watch = _Watch(req, me, state)
+    watch.timer = loop.call_later(WATCH_AFTER_S, watch.start)
     late = loop.call_later(max(0.0, timeout_s - (time.perf_counter() - req.started)), _too_late, me, state)
     try:
         await req.start_stream(headers, content_type)
@@ -58,9 +62,34 @@ async def relay(req: Request, first: bytes, chunks: AsyncIterator[bytes], header
             raise
     finally:
         state["done"] = True
-        watcher.cancel()
+        watch.stop()
         late.cancel()
     return events, first_at
+
+
+WATCH_AFTER_S = 0.25
+
+
+class _Watch:
+    """The watch for the client leaving: a timer, then a task."""
+    __slots__ = ("req", "task", "state", "timer", "watcher")
+
+    def __init__(self, req: Request, task: asyncio.Task, state: dict[str, bool]) -> None:
+        self.req, self.task, self.state = req, task, state
+        self.timer: asyncio.TimerHandle | None = None
+        self.watcher: asyncio.Task | None = None
+
+    def start(self) -> None:
+        self.timer = None
+        if not self.state["done"]:
+            self.watcher = asyncio.get_running_loop().create_task(
+                _cancel_on_disconnect(self.req, self.task, self.state))
+
+    def stop(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+        if self.watcher is not None:
+            self.watcher.cancel()
 
 
 def _too_late(task: asyncio.Task, state: dict[str, bool]) -> None:
