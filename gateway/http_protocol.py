@@ -11,6 +11,12 @@ incomplete has its connection closed (its handler sees the client leave).
 
 One timer a request, armed when a request begins and cancelled when it has
 been read, so the request path pays a call_later and a cancel (~1 µs).
+
+And what one turn of the event loop writes to a connection goes out in one
+write (`TurnWrites`): an answer's head and body, or a stream's head, first
+chunk and end when they are ready together, cost one system call, not two
+or three (docs/performance.md has the figures). A stream's chunks that
+arrive over time still go out as they arrive, one turn later at most.
 """
 from __future__ import annotations
 
@@ -33,6 +39,7 @@ class DeadlineProtocol(HttpToolsProtocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
+        self.transport = TurnWrites(transport, self.loop)  # type: ignore[assignment]
         self._read_timer: asyncio.TimerHandle | None = self.loop.call_later(self.read_timeout_s, self._too_slow)
 
     def on_message_begin(self) -> None:
@@ -60,6 +67,41 @@ class DeadlineProtocol(HttpToolsProtocol):
         if self.cycle is None or self.cycle.response_complete:   # no handler has this request yet
             self.transport.write(_TIMED_OUT)
         self.transport.close()      # a handler reading the body sees the client leave
+
+
+class TurnWrites:
+    """A connection's transport whose writes of one turn of the loop are joined into one.
+    Everything else is the transport's own; closing writes what is pending first."""
+    __slots__ = ("_transport", "_loop", "_pending")
+
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+        self._transport = transport
+        self._loop = loop
+        self._pending: list[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        if not self._pending:
+            self._loop.call_soon(self._flush)
+        self._pending.append(data)
+
+    def _flush(self) -> None:
+        pending, self._pending = self._pending, []
+        if pending and not self._transport.is_closing():
+            self._transport.write(pending[0] if len(pending) == 1 else b"".join(pending))
+
+    def close(self) -> None:
+        self._flush()
+        self._transport.close()
+
+    def abort(self) -> None:
+        self._pending = []
+        self._transport.abort()
+
+    def is_closing(self) -> bool:
+        return self._transport.is_closing()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
 
 
 def configure(server: Any) -> type[DeadlineProtocol]:
