@@ -69,6 +69,7 @@ run() {
     local label=$1 store=$2 c=$3 model=$4 key=$5 stream=$6 t before after url
     t=$(( c < 2 ? c : 2 ))
     url=${GATEWAYS[$store]}/v1/chat/completions
+    [[ $store == nginx && $stream == 1 ]] && url=${GATEWAYS[$store]}/stream/v1/chat/completions
     BENCH_MODEL=$model BENCH_KEY=$key BENCH_STREAM=$stream wrk -t"$t" -c"$c" -d1s -s "$HERE/post.lua" "$url" >/dev/null
     before=$([[ $store == redis ]] && commands || echo 0,0)
     BENCH_MODEL=$model BENCH_KEY=$key BENCH_STREAM=$stream wrk -t"$t" -c"$c" -d"$DURATION" --latency \
@@ -95,6 +96,7 @@ pair() {
 }
 
 declare -A GATEWAYS PIDS_OF
+GATEWAYS[nginx]=http://127.0.0.1:$NGINX_PORT
 start_gateway embedded
 GATEWAYS[embedded]=$GATEWAY; PIDS_OF[embedded]=$GATEWAY_PID
 start_gateway redis "redis://127.0.0.1:$REDIS_PORT/0"
@@ -105,10 +107,26 @@ pair "no limits, stream" bench-stream sk-bench 1
 pair "limits + budget" bench-chat sk-bench-limits
 pair "limits + budget, stream" bench-stream sk-bench-limits 1
 pair "cache hit" bench-cached sk-bench
+# The upstream alone, for what the gateway adds at one connection; and streaming time to first
+# byte, one connection (bench/ttfb.py), each store and key in turn.
+for _ in $(seq "$ROUNDS"); do
+    run "direct" nginx 1 - sk-bench 0
+    run "direct, stream" nginx 1 - sk-bench 1
+done
+for round in $(seq "$ROUNDS"); do
+    "$PY" "$HERE/ttfb.py" --url "http://127.0.0.1:$NGINX_PORT/stream/v1/chat/completions" -n 300 \
+        --json-out "$WORK/ttfb-direct-$round.json" >/dev/null
+    for store in embedded redis; do
+        for key in sk-bench sk-bench-limits; do
+            "$PY" "$HERE/ttfb.py" --url "${GATEWAYS[$store]}/v1/chat/completions" --key "$key" -n 300 \
+                --json-out "$WORK/ttfb-$store-$key-$round.json" >/dev/null
+        done
+    done
+done
 RSS=$(for store in embedded redis; do
     echo "$store $(( $(awk '/^VmRSS:/ {print $2}' "/proc/${PIDS_OF[$store]}/status") / 1024 ))"; done)
-"$PY" - "$WORK/runs.tsv" "$ROUNDS" "$RSS" <<'PYEOF' >"$WORK/table.md"
-import statistics, sys
+"$PY" - "$WORK/runs.tsv" "$ROUNDS" "$RSS" "$WORK" <<'PYEOF' >"$WORK/table.md"
+import glob, json, statistics, sys
 runs: dict[tuple[str, str, str], list[list[float]]] = {}
 for line in open(sys.argv[1]):
     label, store, c, *numbers = line.rstrip("\n").split("\t")
@@ -119,10 +137,26 @@ print(f"Median of {sys.argv[2]} runs per row, the two stores taking turns.\n")
 print("| gateway → nginx | store | conns | req/s | p50 ms | p99 ms | errors | Redis commands sent / request (all run) |")
 print("|---|---|---:|---:|---:|---:|---:|---:|")
 for (label, store, c) in runs:
+    if store == "nginx":
+        continue
     per = f"{median(label, store, c, 4):.2f} ({median(label, store, c, 5):.0f})" if store == "redis" else ""
     errors = sum(int(r[3]) for r in runs[(label, store, c)])
     print(f"| {label} | {store} | {c} | {median(label, store, c, 0):,.0f} | {median(label, store, c, 1):.2f} | "
           f"{median(label, store, c, 2):.2f} | {errors} | {per} |")
+print("\n| at one connection: p50 added to nginx's (ms) | embedded | Redis |")
+print("|---|---:|---:|")
+for label, direct in [("no limits", "direct"), ("limits + budget", "direct"),
+                      ("no limits, stream", "direct, stream"), ("limits + budget, stream", "direct, stream")]:
+    base = median(direct, "nginx", "1", 1)
+    print(f"| {label} | " + " | ".join(f"{median(label, store, '1', 1) - base:.2f}" for store in ("embedded", "redis"))
+          + " |")
+def ttfb(name):
+    return statistics.median(json.load(open(f))["ttfb_p50"] for f in glob.glob(f"{sys.argv[4]}/ttfb-{name}-*.json"))
+direct = ttfb("direct")
+print(f"\n| stream time to first byte, one connection: p50 added (ms; nginx alone {direct:.3f}) | embedded | Redis |")
+print("|---|---:|---:|")
+for label, key in [("no limits", "sk-bench"), ("limits + budget", "sk-bench-limits")]:
+    print(f"| {label} | " + " | ".join(f"{ttfb(f'{store}-{key}') - direct:.3f}" for store in ("embedded", "redis")) + " |")
 rss = dict(line.split() for line in sys.argv[3].splitlines())
 print(f"\nRSS after the runs: embedded {rss['embedded']} MiB, Redis {rss['redis']} MiB")
 conns = sorted({c for _, _, c in runs}, key=int)

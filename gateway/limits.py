@@ -100,9 +100,7 @@ class Limiter:
     async def _admit(self, key: Key, admission: Admission | None, ticket: Ticket) -> Ticket:
         if admission is None:
             return ticket                      # nothing to check: no store trip at all
-        verdict = await self._decide(admission, ApiError(
-            503, "Rate limits cannot be checked right now; try again shortly.", type="server_error",
-            code="limits_unavailable", headers=[(b"retry-after", b"1")]))
+        verdict = await self._decide(admission, None)
         if verdict is None:
             return ticket
         ticket.admission, ticket.verdict = admission, verdict
@@ -150,16 +148,18 @@ class Limiter:
         assert key.budget is not None
         return Hold(budget_key(key.id, key.budget), round(key.budget.usd * NANO), amount)
 
-    async def _decide(self, admission: Admission, when_closed: Exception) -> Verdict | None:
+    async def _decide(self, admission: Admission, when_closed: Exception | None) -> Verdict | None:
         """The store's verdict; None (admit unchecked) while the store is down and the
-        policy is open, else `when_closed` is raised."""
+        policy is open, else `when_closed` is raised (None: the key's 503 `limits_unavailable`)."""
         try:
             verdict = await self._limits.admit(admission)
         except StoreDown as e:
             self._store_failed(e)
             if self._open_on_error:
                 return None
-            raise when_closed from None
+            raise when_closed or ApiError(
+                503, "Rate limits cannot be checked right now; try again shortly.", type="server_error",
+                code="limits_unavailable", headers=[(b"retry-after", b"1")]) from None
         self._store_ok()
         return verdict
 

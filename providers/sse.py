@@ -44,15 +44,23 @@ def spans_with(block: bytes, marks: tuple[bytes, ...]) -> Iterator[tuple[int, in
     `marks`: found by substring search, so the events without one are not split
     up or parsed (a provider may send a whole answer's events in one block)."""
     at = 0
+    separators = _SEPARATORS if b"\r" in block else _SEPARATORS[:1]
     while True:
-        found = [i for i in (block.find(mark, at) for mark in marks) if i >= 0]
-        if not found:
+        mark_at = -1
+        for mark in marks:
+            i = block.find(mark, at)
+            if i >= 0 and (mark_at < 0 or i < mark_at):
+                mark_at = i
+        if mark_at < 0:
             return
-        mark_at = min(found)
-        start = max(block.rfind(sep, 0, mark_at) + len(sep) if block.rfind(sep, 0, mark_at) >= 0 else 0
-                    for sep in _SEPARATORS)
-        ends = [i + len(sep) for sep in _SEPARATORS if (i := block.find(sep, mark_at)) >= 0]
-        end = min(ends) if ends else len(block)
+        start, end = 0, len(block)
+        for sep in separators:
+            i = block.rfind(sep, 0, mark_at)
+            if i >= 0 and i + len(sep) > start:
+                start = i + len(sep)
+            i = block.find(sep, mark_at)
+            if i >= 0 and i + len(sep) < end:
+                end = i + len(sep)
         for _, data in events(block[start:end]):
             if any(mark in data for mark in marks):     # not a comment or an event name
                 yield start, end, data

@@ -2,12 +2,16 @@
 leases and budgets through one Redis.
 
 On the request path it costs one round trip before the answer (`admit`: a
-script that checks and charges every limit atomically) and one after
-(`settle`, which also writes the ledger row). The admissions and settlements
-asked for in the same turn of the event loop go to Redis together, as one
-EVALSHA of the BATCH script on the pipelined connection (pipe.py): under load
-a Redis command serves many requests, each still decided atomically and in
-the order asked. The scripts and the key layout are in limits_lua.py.
+script that checks and charges every limit atomically). The admissions asked
+for in the same turn of the event loop go to Redis together, as one EVALSHA
+of the BATCH script on the pipelined connection (pipe.py): under load a Redis
+command serves many requests, each still decided atomically and in the order
+asked. Settlements (after the answer: tokens corrected, the slot freed, the
+hold turned into spend) wait up to SETTLE_WAIT_S to go with the next batch of
+admissions, ahead of them, so a replica's own next request always sees its
+last one settled; another replica sees it within that wait. The scripts and
+the key layout are in limits_lua.py; arguments are sent as RESP made once per
+key and limit (`_window`, `_lease`, `_period`).
 
 Ledger rows decide nothing (a budget is decided by its period's `spent`,
 which settling updates in the same step that frees the hold): they are added
