@@ -133,6 +133,15 @@ async def gather(*aws: Awaitable[Any]) -> list[Any]:
     return list(await asyncio.gather(*aws))
 
 
+def serve_config(folder: Path, cfg: dict[str, Any]) -> tuple[subprocess.Popen, int]:
+    """`gateway serve` on `cfg` (written to `folder`, its state there too), once /healthz answers."""
+    cfg.setdefault("state", {"data_dir": str(folder)})
+    path = folder / "gateway.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    port = free_port()
+    return serve_process(path, port, ready="/healthz"), port
+
+
 def serve_process(config: Path, port: int, ready: str = "/readyz", **popen: Any) -> subprocess.Popen:
     """`gateway serve` as a process of its own on `port`, once it answers `ready`."""
     popen.setdefault("stdout", subprocess.DEVNULL)

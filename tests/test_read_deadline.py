@@ -9,9 +9,8 @@ import time
 
 import httpx
 import pytest
-import yaml
 
-from tests.harness import base_config, chat_model, free_port, serve_process
+from tests.harness import base_config, chat_model, serve_config
 
 _MSG = b'{"model":"m","messages":[{"role":"user","content":"hi"}]}'
 
@@ -21,11 +20,7 @@ def gateway(tmp_path_factory):
     folder = tmp_path_factory.mktemp("deadline")
     cfg = base_config([{"name": "mock", "type": "mock"}], [chat_model("m", {"provider": "mock"})])
     cfg["server"] = {"read_timeout_s": 1}
-    cfg["state"] = {"data_dir": str(folder)}
-    path = folder / "gateway.yaml"
-    path.write_text(yaml.safe_dump(cfg))
-    port = free_port()
-    proc = serve_process(path, port, ready="/healthz")
+    proc, port = serve_config(folder, cfg)
     yield port
     proc.terminate()
     proc.wait(10)

@@ -11,9 +11,8 @@ import socket
 import time
 
 import pytest
-import yaml
 
-from tests.harness import base_config, chat_model, free_port, serve_process
+from tests.harness import base_config, chat_model, serve_config
 
 _HEAD = b"authorization: Bearer sk-test\r\ncontent-type: application/json\r\n"
 
@@ -24,11 +23,7 @@ def gateway(tmp_path_factory):
     cfg = base_config([{"name": "mock", "type": "mock"},
                        {"name": "slow", "type": "mock", "chunk_delay_ms": 150}],
                       [chat_model("m", {"provider": "mock"}), chat_model("slow", {"provider": "slow"})])
-    cfg["state"] = {"data_dir": str(folder)}
-    path = folder / "gateway.yaml"
-    path.write_text(yaml.safe_dump(cfg))
-    port = free_port()
-    proc = serve_process(path, port, ready="/healthz")
+    proc, port = serve_config(folder, cfg)
     yield port
     proc.terminate()
     proc.wait(10)
