@@ -210,8 +210,9 @@ class Upstream:
         size = 0
         first = True
         try:
-            if resp.content_type != "text/event-stream":
-                raise self.malformed(f"streamed {resp.content_type or 'no content type'}, not an event stream")
+            media = resp.headers.get("Content-Type", "").partition(";")[0].strip().lower()   # (no parse of the rest)
+            if media != "text/event-stream":
+                raise self.malformed(f"streamed {media or 'no content type'}, not an event stream")
             async for data in resp.content.iter_any():
                 # Only the new bytes are searched (and the 3 before them, for a
                 # separator cut in two), so a long event costs linear time.

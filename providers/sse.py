@@ -18,7 +18,16 @@ def events(block: bytes) -> Iterator[tuple[str | None, bytes]]:
     (see `Upstream.sse_blocks`). Comment lines and empty data are skipped."""
     if b"\r" in block:
         block = block.replace(b"\r\n", b"\n")
-    for raw in block.split(b"\n\n"):
+    at, size = 0, len(block)
+    while at < size:
+        # One event at a time (a caller that wants the first stops there).
+        end = block.find(b"\n\n", at)
+        if end < 0:
+            end = size
+        raw, at = block[at:end], end + 2
+        if raw.startswith(b"data: ") and b"\n" not in raw:    # the usual event: one data line
+            yield None, raw[6:]
+            continue
         if not raw.strip():
             continue
         name: str | None = None

@@ -23,10 +23,10 @@ class _Content:
 
 
 class _Resp:
-    """What sse_blocks reads of an aiohttp response: its type, its bytes as they arrive."""
+    """What sse_blocks reads of an aiohttp response: its headers, its bytes as they arrive."""
     def __init__(self, chunks: list[bytes], content_type: str = "text/event-stream") -> None:
         self.content = _Content(chunks)
-        self.content_type = content_type
+        self.headers = {"Content-Type": content_type}
         self.released = False
 
     def release(self) -> None:
@@ -73,9 +73,19 @@ def test_keep_alive_comments_before_the_first_event_are_dropped():
     assert blocks([b": ping\n\n", STREAM]) == [STREAM]
 
 
-def test_the_content_type_must_be_an_event_stream():
+@pytest.mark.parametrize("content_type", ["text/html", "", "application/json; charset=utf-8",
+                                          "text/event-streamx", "text/plain; x=text/event-stream"])
+def test_the_content_type_must_be_an_event_stream(content_type):
     async def go() -> None:
-        async for _ in Upstream("p").sse_blocks(_Resp([STREAM], "text/html")):  # type: ignore[arg-type]
+        async for _ in Upstream("p").sse_blocks(_Resp([STREAM], content_type)):  # type: ignore[arg-type]
             pass
     with pytest.raises(UpstreamFault, match="not an event stream"):
         asyncio.run(go())
+
+
+@pytest.mark.parametrize("content_type", ["text/event-stream", "Text/Event-Stream", "text/event-stream; charset=utf-8",
+                                          " text/event-stream ;charset=UTF-8"])
+def test_an_event_stream_with_parameters_or_capitals_is_one(content_type):
+    async def go() -> list[bytes]:
+        return [b async for b in Upstream("p").sse_blocks(_Resp([STREAM], content_type))]  # type: ignore[arg-type]
+    assert asyncio.run(go()) == [STREAM]

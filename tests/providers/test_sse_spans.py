@@ -66,3 +66,30 @@ def test_a_usage_chunk_that_also_carries_a_choice_stays():
     both = USAGE.replace(b'"choices":[]', b'"choices":[{"index":0,"delta":{"content":"!"}}]')
     out, reply = relayed([CHUNK + both + DONE], hide=True)
     assert out == CHUNK + both + DONE and reply.usage.completion_tokens == 3
+
+
+def _events_by_split(block: bytes) -> list[tuple[str | None, bytes]]:
+    """The events of a block the plain way: split it all, then each event's lines."""
+    out = []
+    for raw in block.replace(b"\r\n", b"\n").split(b"\n\n"):
+        name, data = None, []
+        for line in raw.split(b"\n"):
+            if line.startswith(b"data:"):
+                data.append(line[6:] if line[5:6] == b" " else line[5:])
+            elif line.startswith(b"event:"):
+                name = line[6:].strip().decode()
+        if data:
+            out.append((name, b"\n".join(data)))
+    return out
+
+
+_line = st.sampled_from([b"data: {}", b"data:x", b"data: a\nb", b"data: ", b"data:", b"event: delta", b": ping",
+                         b"data: [DONE]", b"id: 7", b"  ", b"data: \xc3\xa9"])
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.tuples(st.lists(_line, min_size=1, max_size=4), st.sampled_from([b"\n\n", b"\r\n\r\n"])),
+                max_size=8))
+def test_events_read_one_at_a_time_are_the_events_of_a_full_split(parts):
+    block = b"".join(b"\n".join(lines).replace(b"\n", sep[: len(sep) // 2]) + sep for lines, sep in parts)
+    assert list(sse.events(block)) == _events_by_split(block)
