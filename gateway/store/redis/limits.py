@@ -6,7 +6,8 @@ script that checks and charges every limit atomically). The admissions asked
 for in the same turn of the event loop go to Redis together, as one EVALSHA
 of the BATCH script on the pipelined connection (pipe.py): under load a Redis
 command serves many requests, each still decided atomically and in the order
-asked. Settlements (after the answer: tokens corrected, the slot freed, the
+asked. At light load (the last batch one request's, nothing in flight) an
+admission goes at once, with no turn of the loop to wait for. Settlements (after the answer: tokens corrected, the slot freed, the
 hold turned into spend) wait up to SETTLE_WAIT_S to go with the next batch of
 admissions, ahead of them, so a replica's own next request always sees its
 last one settled; another replica sees it within that wait. The scripts and
@@ -68,6 +69,7 @@ class RedisLimits(Limits):
         self._waiting: list[_Op] = []
         self._sending = False
         self._later: asyncio.TimerHandle | None = None     # when settlements go if no admission takes them
+        self._light = True      # the last batch was one request's: the next admission need not wait for company
         self._rows: dict[str, dict[_Group, LedgerEntry]] = {}    # ledger rows not written yet, by key
         self._periods: set[str] = set()     # budget periods this replica has seen started (their hold keys)
         self._period_of: dict[str, _Period] = {}
@@ -89,6 +91,8 @@ class RedisLimits(Limits):
         self._waiting.append((kind, keys, args, done))
         if self._sending:
             pass
+        elif soon and self._light and not self._pipe.waiting:
+            self._send()            # light load, nothing in flight: no batch to wait for, go now
         elif soon:
             self._sending = True
             loop.call_soon(self._send)
@@ -103,6 +107,7 @@ class RedisLimits(Limits):
         if self._later is not None:
             self._later.cancel()
             self._later = None
+        self._light = len(self._waiting) <= 2      # one request's admission and a settlement, at most
         while self._waiting:
             ops, self._waiting = self._waiting[:_MOST_PER_BATCH], self._waiting[_MOST_PER_BATCH:]
             if not self._pipe.send_with(_batch_call(self._batch, ops), functools.partial(self._answered, ops)):
