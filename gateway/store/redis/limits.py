@@ -7,8 +7,9 @@ for in the same turn of the event loop go to Redis together, as one EVALSHA
 of the BATCH script on the pipelined connection (pipe.py): under load a Redis
 command serves many requests, each still decided atomically and in the order
 asked. At light load (the last batch one request's, nothing in flight) an
-admission goes at once, with no turn of the loop to wait for. Settlements (after the answer: tokens corrected, the slot freed, the
-hold turned into spend) wait up to SETTLE_WAIT_S to go with the next batch of
+admission goes at once, with no turn of the loop to wait for. Settlements
+(after the answer: tokens corrected, the slot freed, the hold turned into
+spend) wait up to SETTLE_WAIT_S to go with the next batch of
 admissions, ahead of them, so a replica's own next request always sees its
 last one settled; another replica sees it within that wait. The scripts and
 the key layout are in limits_lua.py; arguments are sent as RESP made once per
