@@ -18,10 +18,11 @@ async def test_replies_pair_with_their_commands(redis_url):
     try:
         await pipe.connect()
         calls = [pipe.call("ECHO", f"c{i}") for i in range(50)]
-        sent = [pipe.send_now("ECHO", f"s{i}") for i in range(50)]      # written at once, after the calls
+        answered: list[bytes] = []                                       # written at once, before the calls
+        assert all(pipe.send_with(encode(["ECHO", f"s{i}"]), answered.append) for i in range(50))
         more = [pipe.call("ECHO", f"d{i}") for i in range(50)]
         assert await asyncio.gather(*calls) == [f"c{i}".encode() for i in range(50)]
-        assert await asyncio.gather(*sent) == [f"s{i}".encode() for i in range(50)]
+        assert answered == [f"s{i}".encode() for i in range(50)]
         assert await asyncio.gather(*more) == [f"d{i}".encode() for i in range(50)]
         assert await pipe.call("EVAL", "return {1, {2, 'x'}, redis.status_reply('OK')}", 0) == [1, [2, b"x"], b"OK"]
         with pytest.raises(ReplyError, match="NOSCRIPT"):

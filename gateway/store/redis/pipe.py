@@ -167,21 +167,6 @@ class Pipe:
         if self._transport is None:
             await self._connect()
 
-    def send_now(self, *args: Any) -> asyncio.Future[Any] | None:
-        """Write a command at once (no wait for the turn's other commands); its reply's
-        future, or None while not connected (then use `call`, which connects)."""
-        return self.send_encoded(encode(args))
-
-    def send_encoded(self, command: bytes) -> asyncio.Future[Any] | None:
-        """`send_now` for a command already in RESP (`encode`, or built from `bulk`s)."""
-        if self._transport is None:
-            return None
-        done: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self.waiting.append((done, time.monotonic()))
-        self._out.append(command)
-        self._flush()       # with any command asked for before it: replies pair with commands in order
-        return done
-
     def send_with(self, command: bytes, on_reply: Callable[[Any], None]) -> bool:
         """Write a command already in RESP at once, and call `on_reply` with its reply as soon
         as it is read (a ReplyError or StoreDown for a failure): no future, no extra turn of
