@@ -1,26 +1,26 @@
-"""The pooled HTTP client that adapters send through.
-
-aiohttp rather than httpx on this path: in bench/ it passes through several
-times the requests per second at the same CPU (see README, Speed).
+"""What adapters send through: one provider's upstream (its connection pool,
+providers/connections.py), redirects decided per origin, answers read with caps,
+streams cut into whole events.
 """
 from __future__ import annotations
 
+import socket
 from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol, TypeVar
 
-import aiohttp
 import orjson
 import yarl
 from pydantic import ConfigDict, Field, field_validator
 
-from providers import netcheck, sse
+from providers import netcheck, sse, trace
 from providers.base import Call, Provider, Reply, Usage
+from providers.connections import Answer, Broken, ConnectFailed, Pool
 from providers.errors import ConnectionFailed, ProviderError, UpstreamFault, UpstreamTimeout
 from providers.options import ProviderConfig
 
 _MAX_ERROR_BODY = 64 * 1024
-_BROKEN = (aiohttp.ClientError, TimeoutError)
+_BROKEN = (Broken, TimeoutError)
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
 MAX_HOPS = 5
 MAX_EVENT_BYTES = 1024 * 1024    # one SSE event larger than this ends the stream (option max_event_bytes)
@@ -87,29 +87,19 @@ class Upstream:
         self.follow = frozenset(origin(o) for o in follow_redirects)
         self.max_event_bytes = max_event_bytes
         self.max_answer_bytes = max_answer_bytes
-        self._session: aiohttp.ClientSession | None = None
-        self._guarded: aiohttp.ClientSession | None = None
+        self._pool: Pool | None = None
+        self._guarded: Pool | None = None
 
-    def _open(self) -> aiohttp.ClientSession:
-        # Created lazily: a session belongs to the event loop that first uses it.
-        connector = aiohttp.TCPConnector(limit=self._max_connections, ttl_dns_cache=300,
-                                         keepalive_timeout=30)
-        self._session = aiohttp.ClientSession(
-            connector=connector,
-            timeout=aiohttp.ClientTimeout(total=None, sock_read=self._idle_timeout_s),
-            skip_auto_headers=("User-Agent",),
-        )
-        return self._session
+    def _open(self) -> Pool:
+        self._pool = Pool(max_connections=self._max_connections, keepalive_s=30)
+        return self._pool
 
-    def _open_guarded(self) -> aiohttp.ClientSession:
+    def _open_guarded(self) -> Pool:
         # Its resolver drops non-public addresses, so a name that re-resolves after the check (DNS rebinding) fails.
-        connector = aiohttp.TCPConnector(limit=self._max_connections, resolver=netcheck.GuardedResolver(_Public))
-        self._guarded = aiohttp.ClientSession(
-            connector=connector, timeout=aiohttp.ClientTimeout(total=None, sock_read=self._idle_timeout_s),
-            skip_auto_headers=("User-Agent",))
+        self._guarded = Pool(max_connections=self._max_connections, resolve=_public_addresses)
         return self._guarded
 
-    async def send(self, req: UpstreamRequest) -> aiohttp.ClientResponse:
+    async def send(self, req: UpstreamRequest) -> Answer:
         """The answer to `req`. A redirect is followed only to an origin listed in
         `follow_redirects` (the credentials and the prompt would go with it);
         any other is the upstream's fault, so the call fails over."""
@@ -134,28 +124,30 @@ class Upstream:
                              "followed only to origins listed in the provider's follow_redirects",
                              provider=self.provider, code="upstream_redirect", upstream_status=status)
 
-    async def open(self, req: UpstreamRequest, *, guarded: bool = False) -> aiohttp.ClientResponse:
+    async def open(self, req: UpstreamRequest, *, guarded: bool = False) -> Answer:
         """One HTTP exchange, exactly as `req` says: a redirect comes back as it is.
         `guarded`: connect only to public addresses (a URL the provider handed back)."""
-        session = (self._guarded or self._open_guarded()) if guarded else (self._session or self._open())
+        pool = (self._guarded or self._open_guarded()) if guarded else (self._pool or self._open())
+        headers = req.headers
+        parent = trace.TRACEPARENT.get()
+        if parent is not None:
+            headers = {**headers, "traceparent": parent}
         try:
-            # encoded=True: the URL goes out exactly as the adapter built (and, for
-            # Bedrock, signed) it; yarl would otherwise re-normalise escapes like %3A.
-            return await session.request(req.method, yarl.URL(req.url, encoded=True), data=req.body,
-                                         headers=req.headers, allow_redirects=False)
-        except aiohttp.ClientConnectorError as e:
-            raise ConnectionFailed(f"provider '{self.provider}' is unreachable: {e.os_error.strerror or e}",
+            return await pool.request(req.method, req.url, headers, req.body, self._idle_timeout_s)
+        except ConnectFailed as e:
+            reason = e.os_error.strerror if e.os_error is not None and e.os_error.strerror else str(e)
+            raise ConnectionFailed(f"provider '{self.provider}' is unreachable: {reason}",
                                    provider=self.provider) from None
         except _BROKEN as e:
             raise self._failure(e, "connection failed") from None
         except ValueError:
-            # aiohttp refuses credentials in the URL beside an Authorization header (or a URL it can't
-            # use): a setting to fix, said as such, never a 500.
+            # A URL or header that can't go out as it is (a line break, credentials in the URL beside
+            # an Authorization header): a setting to fix, said as such, never a 500.
             raise UpstreamFault(f"provider '{self.provider}' cannot call its URL as configured: credentials "
-                                "in base_url conflict with its own Authorization header, or the URL is invalid",
-                                provider=self.provider) from None
+                                "in base_url conflict with its own Authorization header, or the URL or a "
+                                "header is invalid", provider=self.provider) from None
 
-    async def read(self, resp: aiohttp.ClientResponse) -> bytes:
+    async def read(self, resp: Answer) -> bytes:
         """A whole answer, at most `max_answer_bytes` of it (more is the upstream's fault)."""
         try:
             if resp.content_length is not None and resp.content_length <= self.max_answer_bytes:
@@ -170,11 +162,11 @@ class Upstream:
         return data
 
     def _failure(self, e: BaseException, what: str) -> ProviderError:
-        if isinstance(e, TimeoutError):    # aiohttp's read timeouts are these too
+        if isinstance(e, TimeoutError):    # the connection's idle timeout is one too
             return UpstreamTimeout(f"provider '{self.provider}' timed out", provider=self.provider)
         return UpstreamFault(f"provider '{self.provider}' {what}: {type(e).__name__}", provider=self.provider)
 
-    async def read_error(self, resp: aiohttp.ClientResponse) -> bytes:
+    async def read_error(self, resp: Answer) -> bytes:
         """An error answer's body, at most 64 KiB of it; whatever arrived if the
         connection breaks (the status already says what kind of failure it is)."""
         data = bytearray()
@@ -189,7 +181,7 @@ class Upstream:
             resp.release()
         return bytes(data[:_MAX_ERROR_BODY])
 
-    async def chunks(self, resp: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
+    async def chunks(self, resp: Answer) -> AsyncIterator[bytes]:
         """The answer's bytes as they arrive."""
         try:
             async for data in resp.content.iter_any():
@@ -199,7 +191,7 @@ class Upstream:
         finally:
             resp.release()
 
-    async def sse_blocks(self, resp: aiohttp.ClientResponse, watch: sse.Watch | None = None) -> AsyncIterator[bytes]:
+    async def sse_blocks(self, resp: Answer, watch: sse.Watch | None = None) -> AsyncIterator[bytes]:
         """The stream's bytes, cut only between events, so an error that ends
         the stream never lands in the middle of one. Before the first block
         goes out the stream must be one: an event-stream content type and a
@@ -210,7 +202,7 @@ class Upstream:
         size = 0
         first = True
         try:
-            media = resp.headers.get("Content-Type", "").partition(";")[0].strip().lower()   # (no parse of the rest)
+            media = resp.content_type
             if media != "text/event-stream":
                 raise self.malformed(f"streamed {media or 'no content type'}, not an event stream")
             async for data in resp.content.iter_any():
@@ -252,6 +244,14 @@ class Upstream:
     def check_first(self, block: bytes) -> bool:
         """Whether `block` holds the stream's first event (False: none yet). That
         event must parse: garbage fails over instead of reaching the client."""
+        data = sse.first_data(block)
+        if data is not None:        # the usual first event: one `data: {...}` line
+            try:
+                if isinstance(orjson.loads(data), dict):
+                    return True
+            except orjson.JSONDecodeError:
+                pass
+            raise self.malformed("streamed a first event that is not a JSON object")
         for _, data in sse.events(block):
             try:
                 if isinstance(orjson.loads(data), dict):
@@ -266,10 +266,16 @@ class Upstream:
                              code="upstream_malformed")
 
     async def close(self) -> None:
-        for session in (self._session, self._guarded):
-            if session is not None:
-                await session.close()
-        self._session = self._guarded = None
+        for pool in (self._pool, self._guarded):
+            if pool is not None:
+                await pool.close()
+        self._pool = self._guarded = None
+
+
+async def _public_addresses(host: str, port: int) -> list[str]:
+    """The addresses of `host` the guard allows (public ones), or OSError."""
+    found = await netcheck.GuardedResolver(_Public).resolve(host, port, socket.AF_UNSPEC)
+    return [a["host"] for a in found]
 
 
 def redirected(req: UpstreamRequest, status: int, target: yarl.URL) -> UpstreamRequest:
@@ -287,8 +293,9 @@ def _events_end(data: bytes) -> int:
     return max(lf + 2 if lf >= 0 else 0, crlf + 4 if crlf >= 0 else 0)
 
 
-async def read_capped(resp: aiohttp.ClientResponse, limit: int) -> bytes | None:
-    """The whole body, or None once it passes `limit` bytes. (One `content.read(n)`
+async def read_capped(resp: Any, limit: int) -> bytes | None:
+    """The whole body of an answer (ours, or aiohttp's: video references are fetched
+    with it), or None once it passes `limit` bytes. (One `content.read(n)`
     returns after the first chunk that arrives: it is no way to read a body.)"""
     data = bytearray()
     async for chunk in resp.content.iter_chunked(64 * 1024):
@@ -392,7 +399,7 @@ class HttpProvider(Provider[HttpOptionsT]):
         way (None: nothing, it goes as it is)."""
         return None
 
-    def events(self, resp: aiohttp.ClientResponse) -> AsyncIterator[list[tuple[str | None, bytes]]]:
+    def events(self, resp: Answer) -> AsyncIterator[list[tuple[str | None, bytes]]]:
         """The upstream stream as batches of (event, data); SSE unless overridden."""
         return self._sse_events(resp)
 
@@ -418,7 +425,7 @@ class HttpProvider(Provider[HttpOptionsT]):
             reply.chunks = _translated(translator, self.events(resp), reply)
         return reply
 
-    async def _sse_events(self, resp: aiohttp.ClientResponse) -> AsyncIterator[list[tuple[str | None, bytes]]]:
+    async def _sse_events(self, resp: Answer) -> AsyncIterator[list[tuple[str | None, bytes]]]:
         async for block in self.upstream.sse_blocks(resp):
             yield list(sse.events(block))
 

@@ -41,6 +41,36 @@ def events(block: bytes) -> Iterator[tuple[str | None, bytes]]:
             yield name, b"\n".join(data)
 
 
+def first_data(block: bytes) -> bytes | None:
+    """The data of `block`'s first event when it is the usual kind, a lone
+    `data: ` line ending in a blank line (None: read it with `events`)."""
+    if not block.startswith(b"data: "):
+        return None
+    end = block.find(b"\n\n")
+    if end < 0 or block.find(b"\n", 0, end) >= 0 or block.find(b"\r", 0, end) >= 0:
+        return None
+    return block[6:end]
+
+
+def lone_data_with(block: bytes, marks: tuple[bytes, ...]) -> bytes | None:
+    """The data of the one event in `block` that holds a mark, when there is one
+    such event and it is a lone `data: ` line (None: read it with `spans_with`)."""
+    if b"\r" in block:
+        return None
+    found = [(i, mark) for mark in marks if (i := block.find(mark)) >= 0]
+    if len(found) != 1:
+        return None
+    at, mark = found[0]
+    start = block.rfind(b"\n\n", 0, at) + 2
+    if start == 1:      # none before: the block's first event
+        start = 0
+    end = block.find(b"\n\n", at)
+    if end < 0 or not block.startswith(b"data: ", start) or block.find(b"\n", start, end) >= 0 \
+            or block.find(mark, end) >= 0:
+        return None
+    return block[start + 6:end]
+
+
 def encode(doc: dict[str, Any]) -> bytes:
     return b"data: " + orjson.dumps(doc) + b"\n\n"
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
 
-import aiohttp
 import orjson
 
 from providers import chat_format as cf
@@ -12,6 +11,7 @@ from providers.anthropic.answer import usage as anthropic_usage
 from providers.base import Call, Native, Reply
 from providers.bedrock import api, chat, errors, eventstream, native, reply
 from providers.bedrock.stream import ConverseStream
+from providers.connections import Answer
 from providers.errors import ProviderError, UpstreamFault
 from providers.http import HttpProvider, UpstreamRequest, json_object
 
@@ -76,7 +76,7 @@ class BedrockProvider(HttpProvider[api.Options]):
         answer.chunks = self._native_stream(resp, answer)
         return answer
 
-    async def _native_stream(self, resp: aiohttp.ClientResponse, answer: Reply) -> AsyncIterator[bytes]:
+    async def _native_stream(self, resp: Answer, answer: Reply) -> AsyncIterator[bytes]:
         events = native.Events(answer, self.name)
         async for batch in self.events(resp):
             out = []
@@ -91,7 +91,7 @@ class BedrockProvider(HttpProvider[api.Options]):
     def translator(self, call: Call) -> ConverseStream:
         return ConverseStream(call.model, cf.wants_usage_chunk(call.data), self.name, self._secrets)
 
-    async def events(self, resp: aiohttp.ClientResponse) -> AsyncIterator[list[tuple[str | None, bytes]]]:
+    async def events(self, resp: Answer) -> AsyncIterator[list[tuple[str | None, bytes]]]:
         """Frames as (event or exception type, payload), one batch per read."""
         decoder = eventstream.Decoder(self.name)
         framed = False

@@ -120,6 +120,13 @@ def watch_usage(reply: Reply, *, hide: bool = False) -> sse.Watch:
     leaving it out when `hide`: the gateway asked for it, not the client). Only
     the events that hold a usage object are parsed (a substring search finds them)."""
     def watch(block: bytes) -> bytes:
+        if _USAGE[0] not in block and _USAGE[1] not in block:
+            return block        # most blocks: no usage object in them
+        if not hide:
+            data = sse.lone_data_with(block, _USAGE)
+            if data is not None:    # the usual usage event, read without splitting the block up
+                reply.usage = usage_of(data) or reply.usage
+                return block
         cut: list[tuple[int, int]] = []
         for start, end, data in sse.spans_with(block, _USAGE):
             found = usage_of(data)

@@ -27,6 +27,7 @@ class _Resp:
     def __init__(self, chunks: list[bytes], content_type: str = "text/event-stream") -> None:
         self.content = _Content(chunks)
         self.headers = {"Content-Type": content_type}
+        self.content_type = content_type.partition(";")[0].strip().lower()
         self.released = False
 
     def release(self) -> None:
