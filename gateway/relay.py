@@ -2,7 +2,8 @@
 upstream read when the client leaves (watched for from WATCH_AFTER_S into the
 stream: one that ends sooner never pays for the watching), and ending the stream (with the
 dialect's error event) when the request's deadline passes: a stream cannot
-hold its slot, its lease or its upstream connection for longer than that."""
+hold its slot, its lease or its upstream connection for longer than that.
+One timer a stream serves both (a timer costs more than the watching it defers)."""
 from __future__ import annotations
 
 import asyncio
@@ -27,12 +28,10 @@ async def relay(req: Request, first: bytes, chunks: AsyncIterator[bytes], header
     first_at = None
     me = asyncio.current_task()
     assert me is not None     # called from a request's task
-    loop = asyncio.get_running_loop()
     # A client leaving is watched for by a task of its own, started only once the stream has
     # gone on for WATCH_AFTER_S: most streams of a few words end before, and never pay for it.
-    watch = _Watch(req, me, state)
-    watch.timer = loop.call_later(WATCH_AFTER_S, watch.start)
-    late = loop.call_later(max(0.0, timeout_s - (time.perf_counter() - req.started)), _too_late, me, state)
+    guard = _Guard(req, me, state, req.started + timeout_s)
+    guard.arm()
     try:
         await req.start_stream(headers, content_type)
         await req.send_chunk(first)
@@ -62,40 +61,47 @@ async def relay(req: Request, first: bytes, chunks: AsyncIterator[bytes], header
             raise
     finally:
         state["done"] = True
-        watch.stop()
-        late.cancel()
+        guard.stop()
     return events, first_at
 
 
 WATCH_AFTER_S = 0.25
 
 
-class _Watch:
-    """The watch for the client leaving: a timer, then a task."""
-    __slots__ = ("req", "task", "state", "timer", "watcher")
+class _Guard:
+    """A stream's one timer: at WATCH_AFTER_S it starts the watch for the client
+    leaving (a task), then it waits for the deadline, and there ends the stream."""
+    __slots__ = ("req", "task", "state", "deadline", "timer", "watcher")
 
-    def __init__(self, req: Request, task: asyncio.Task, state: dict[str, bool]) -> None:
-        self.req, self.task, self.state = req, task, state
+    def __init__(self, req: Request, task: asyncio.Task, state: dict[str, bool], deadline: float) -> None:
+        self.req, self.task, self.state, self.deadline = req, task, state, deadline
         self.timer: asyncio.TimerHandle | None = None
         self.watcher: asyncio.Task | None = None
 
-    def start(self) -> None:
+    def arm(self) -> None:
+        left = self.deadline - time.perf_counter()
+        if self.watcher is None:
+            left = min(left, WATCH_AFTER_S)
+        self.timer = asyncio.get_running_loop().call_later(max(0.0, left), self._tick)
+
+    def _tick(self) -> None:
         self.timer = None
-        if not self.state["done"]:
+        if self.state["done"]:
+            return
+        if time.perf_counter() >= self.deadline:
+            self.state["late"] = True
+            self.task.cancel()
+            return
+        if self.watcher is None:
             self.watcher = asyncio.get_running_loop().create_task(
                 _cancel_on_disconnect(self.req, self.task, self.state))
+        self.arm()
 
     def stop(self) -> None:
         if self.timer is not None:
             self.timer.cancel()
         if self.watcher is not None:
             self.watcher.cancel()
-
-
-def _too_late(task: asyncio.Task, state: dict[str, bool]) -> None:
-    if not state["done"]:
-        state["late"] = True
-        task.cancel()
 
 
 async def _cancel_on_disconnect(req: Request, task: asyncio.Task, state: dict[str, bool]) -> None:
