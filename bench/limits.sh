@@ -13,6 +13,17 @@ DURATION=${DURATION:-6s}; [[ $DURATION =~ ^[0-9]+$ ]] && DURATION=${DURATION}s
 ROUNDS=${ROUNDS:-3}
 CONNS=${CONNS:-1 16}
 RESULTS=${RESULTS:-$HERE/results}
+# On a machine of 2 or more cores the gateways get the last core to themselves and
+# nginx, Redis and the load generators share the rest (PIN=0: no pinning). Unpinned,
+# wrk and nginx take CPU from the gateway in proportion to the bytes they handle, so a
+# stream (5 times a whole answer's bytes) would be slowed by its neighbours, not itself.
+PIN=${PIN:-1}
+CORES=$(nproc)
+if [[ $PIN == 1 && $CORES -ge 2 ]] && command -v taskset >/dev/null; then
+    ON_GATEWAY=(taskset -c $((CORES - 1))); ON_REST=(taskset -c 0-$((CORES - 2)))
+else
+    ON_GATEWAY=(); ON_REST=()
+fi
 for tool in nginx wrk redis-server curl; do
     command -v "$tool" >/dev/null || { echo "bench: '$tool' not found (apt-get install nginx wrk redis-server curl)" >&2; exit 1; }
 done
@@ -34,19 +45,19 @@ wait_http() { for _ in $(seq 150); do curl -s -o /dev/null --max-time 1 "$1" && 
 
 NGINX_PORT=$(free_port)
 sed -e "s#__PORT__#$NGINX_PORT#g" -e "s#__PREFIX__#$WORK#g" "$HERE/nginx.conf.template" >"$WORK/nginx.conf"
-nginx -p "$WORK" -c "$WORK/nginx.conf" -e "$WORK/error.log" >"$WORK/nginx.log" 2>&1 &
+"${ON_REST[@]}" nginx -p "$WORK" -c "$WORK/nginx.conf" -e "$WORK/error.log" >"$WORK/nginx.log" 2>&1 &
 PIDS+=($!)
 wait_http "http://127.0.0.1:$NGINX_PORT/"
 
 REDIS_PORT=$(free_port)
-redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no --dir "$WORK" >"$WORK/redis.log" 2>&1 &
+"${ON_REST[@]}" redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no --dir "$WORK" >"$WORK/redis.log" 2>&1 &
 PIDS+=($!)
 
 # start_gateway NAME [REDIS_URL]: one gateway process on the bench config
 start_gateway() {
     local port; port=$(free_port)
     BENCH_UPSTREAM=http://127.0.0.1:$NGINX_PORT BENCH_DATA_DIR=$WORK/data-$1 BENCH_REDIS_URL=${2:-} \
-        "$PY" -m gateway serve --config "$HERE/gateway.bench.yaml" --port "$port" --log-level warning \
+        "${ON_GATEWAY[@]}" "$PY" -m gateway serve --config "$HERE/gateway.bench.yaml" --port "$port" --log-level warning \
         >"$WORK/gateway-$1.log" 2>&1 &
     PIDS+=($!)
     GATEWAY_PID=$!
@@ -70,9 +81,9 @@ run() {
     t=$(( c < 2 ? c : 2 ))
     url=${GATEWAYS[$store]}/v1/chat/completions
     [[ $store == nginx && $stream == 1 ]] && url=${GATEWAYS[$store]}/stream/v1/chat/completions
-    BENCH_MODEL=$model BENCH_KEY=$key BENCH_STREAM=$stream wrk -t"$t" -c"$c" -d1s -s "$HERE/post.lua" "$url" >/dev/null
+    BENCH_MODEL=$model BENCH_KEY=$key BENCH_STREAM=$stream "${ON_REST[@]}" wrk -t"$t" -c"$c" -d1s -s "$HERE/post.lua" "$url" >/dev/null
     before=$([[ $store == redis ]] && commands || echo 0,0)
-    BENCH_MODEL=$model BENCH_KEY=$key BENCH_STREAM=$stream wrk -t"$t" -c"$c" -d"$DURATION" --latency \
+    BENCH_MODEL=$model BENCH_KEY=$key BENCH_STREAM=$stream "${ON_REST[@]}" wrk -t"$t" -c"$c" -d"$DURATION" --latency \
         -s "$HERE/post.lua" "$url" >"$WORK/wrk.txt"
     after=$([[ $store == redis ]] && commands || echo 0,0)
     "$PY" -c "
@@ -114,11 +125,11 @@ for _ in $(seq "$ROUNDS"); do
     run "direct, stream" nginx 1 - sk-bench 1
 done
 for round in $(seq "$ROUNDS"); do
-    "$PY" "$HERE/ttfb.py" --url "http://127.0.0.1:$NGINX_PORT/stream/v1/chat/completions" -n 300 \
+    "${ON_REST[@]}" "$PY" "$HERE/ttfb.py" --url "http://127.0.0.1:$NGINX_PORT/stream/v1/chat/completions" -n 300 \
         --json-out "$WORK/ttfb-direct-$round.json" >/dev/null
     for store in embedded redis; do
         for key in sk-bench sk-bench-limits; do
-            "$PY" "$HERE/ttfb.py" --url "${GATEWAYS[$store]}/v1/chat/completions" --key "$key" -n 300 \
+            "${ON_REST[@]}" "$PY" "$HERE/ttfb.py" --url "${GATEWAYS[$store]}/v1/chat/completions" --key "$key" -n 300 \
                 --json-out "$WORK/ttfb-$store-$key-$round.json" >/dev/null
         done
     done
