@@ -10,6 +10,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from gateway import telemetry
 from gateway.config import schema
 from gateway.webhooks.signing import SECRET_PREFIX, check_secret
 from providers.registry import TYPES
@@ -17,7 +18,8 @@ from providers.registry import TYPES
 _SECTIONS: dict[str, type[BaseModel]] = {"server": schema.ServerConfig, "state": schema.StateConfig,
              "auth": schema.AuthConfig, "breaker": schema.BreakerConfig,
              "videos": schema.VideosConfig, "webhooks": schema.WebhooksConfig,
-             "logging": schema.LoggingConfig}
+             "logging": schema.LoggingConfig, "telemetry": schema.TelemetryConfig,
+             "responses": schema.ResponsesConfig}
 _LISTS: dict[str, type[BaseModel]] = {"providers": schema.ProviderConfig, "models": schema.ModelConfig,
                                       "rules": schema.RuleConfig}
 _OPERATION = {"chat": "chat", "embedding": "embeddings", "video": "video"}
@@ -69,6 +71,7 @@ def check(raw: Any) -> Checked:
     _check_rules(parts["rules"], parts["models"], providers, errors)
     _check_keys(parts["auth"], errors)
     _check_webhooks(parts["webhooks"], errors)
+    _check_telemetry(parts["telemetry"], errors)
     for k in parts["prices"]:
         if "/" not in k:
             errors.append(f"prices.{k}: name prices as 'provider/model' (globs allowed)")
@@ -80,7 +83,8 @@ def check(raw: Any) -> Checked:
     return Checked(config, disabled, notes)
 
 
-_ORDER = ["server", "state", "auth", "breaker", "providers", "models", "rules", "prices", "videos", "webhooks"]
+_ORDER = ["server", "state", "auth", "breaker", "providers", "models", "rules", "prices", "videos", "webhooks",
+          "logging", "telemetry"]
 _ITEM = re.compile(r"^(\w+)(?:\[(\d+)\])?")
 
 
@@ -181,6 +185,18 @@ def _check_webhooks(hooks: schema.WebhooksConfig | None, errors: list[str]) -> N
     for i, e in enumerate(hooks.endpoints):
         if not e.url.lower().startswith(("http://", "https://")):
             errors.append(f"webhooks.endpoints[{i}].url: must be an http or https URL")
+
+
+def _check_telemetry(cfg: schema.TelemetryConfig | None, errors: list[str]) -> None:
+    if cfg is None or not cfg.otlp_endpoint:
+        return
+    if not cfg.otlp_endpoint.lower().startswith(("http://", "https://")):
+        errors.append("telemetry.otlp_endpoint: must be the collector's OTLP/HTTP traces URL "
+                      "(http://collector:4318/v1/traces)")
+    missing = telemetry.missing_packages()
+    if missing:
+        errors.append(f"telemetry.otlp_endpoint: tracing needs {', '.join(missing)}; "
+                      "install the telemetry extra: pip install 'gateway[telemetry]'")
 
 
 def _check_keys(auth: schema.AuthConfig | None, errors: list[str]) -> None:
