@@ -132,7 +132,7 @@ def table(work: Path) -> str:
     uc = _read(work / "upstream-clients.json")
     if uc:
         u = json.loads(uc)
-        lines += ["", "## Upstream client: aiohttp vs httpx (bench/upstream_clients.py)", "",
+        lines += ["", "## Upstream client: the gateway's pool, aiohttp, httpx (bench/upstream_clients.py)", "",
                   f"A bare ASGI pass-through proxy (uvicorn + httptools + uvloop, 1 process) to the same nginx, "
                   f"wrk `-t{u['threads']} -c{u['connections']} -d{u['duration']}`.", "",
                   "| client | req/s | p50 ms | p99 ms | errors | proxy CPU µs/req |", "|---|---:|---:|---:|---:|---:|"]

@@ -1,14 +1,15 @@
-"""Why the gateway's upstream client is aiohttp, not httpx.
+"""Which upstream client the gateway should send with: its own pool
+(providers/connections.py), aiohttp, or httpx.
 
 A minimal raw-ASGI pass-through proxy (uvicorn + httptools + uvloop, one
-process, no gateway code) forwards each POST body to the fake nginx upstream,
-once through a pooled keep-alive aiohttp.ClientSession and once through a pooled
-keep-alive httpx.AsyncClient; wrk measures each the same way.
+process, no other gateway code) forwards each POST body to the fake nginx
+upstream through each pooled keep-alive client in turn; wrk measures each the
+same way.
 
     python bench/upstream_clients.py --upstream http://127.0.0.1:18081 [-d 5] [-c 16] [-t 2]
 
 (bench/run.sh starts the nginx upstream and runs this when UPSTREAM_CLIENTS=1.)
-Internally it re-runs itself as `... serve --client aiohttp|httpx --port N`.
+Internally it re-runs itself as `... serve --client pool|aiohttp|httpx --port N`.
 """
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from report import parse_wrk  # noqa: E402
 
-CLIENTS = ("aiohttp", "httpx")
+CLIENTS = ("pool", "aiohttp", "httpx")
 _FORWARD = {"content-type": "application/json"}
 
 
@@ -38,6 +39,10 @@ def make_app(kind: str, upstream: str):
     state: dict = {}
 
     async def open_client():
+        if kind == "pool":
+            sys.path.insert(0, str(HERE.parent))
+            from providers.connections import Pool
+            return Pool(max_connections=256, keepalive_s=30)
         if kind == "aiohttp":
             import aiohttp
             return aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=256, keepalive_timeout=30),
@@ -50,6 +55,10 @@ def make_app(kind: str, upstream: str):
 
     async def forward(url: str, body: bytes) -> tuple[int, bytes, bytes]:
         client = state["client"]
+        if kind == "pool":
+            r = await client.request("POST", url, _FORWARD, body, 60)
+            data = await r.read()
+            return r.status, (r.headers.get("content-type") or "application/json").encode(), data
         if kind == "aiohttp":
             async with client.post(url, data=body, headers=_FORWARD) as r:
                 data = await r.read()
@@ -65,7 +74,7 @@ def make_app(kind: str, upstream: str):
                     state["client"] = await open_client()
                     await send({"type": "lifespan.startup.complete"})
                 elif msg["type"] == "lifespan.shutdown":
-                    await (state["client"].close() if kind == "aiohttp" else state["client"].aclose())
+                    await (state["client"].aclose() if kind == "httpx" else state["client"].close())
                     await send({"type": "lifespan.shutdown.complete"})
                     return
         if scope["type"] != "http":
@@ -160,9 +169,9 @@ def measure(args) -> int:
         results[kind] = r
         print(f"{kind:8s} {r['rps'] or 0:8.0f} req/s  p50 {r['p50']} ms  p99 {r['p99']} ms  "
               f"errors {r['non2xx'] + r['socket_errors']}  proxy CPU {r.get('cpu_us', 0):.0f} µs/req", flush=True)
-    a, h = results["aiohttp"]["rps"], results["httpx"]["rps"]
-    if a and h:
-        print(f"aiohttp / httpx: {a / h:.2f}x the requests per second")
+    p, a, h = (results[k]["rps"] for k in CLIENTS)
+    if p and a and h:
+        print(f"pool / aiohttp: {p / a:.2f}x, aiohttp / httpx: {a / h:.2f}x the requests per second")
     if args.json_out:
         Path(args.json_out).write_text(json.dumps({"upstream": args.upstream, "threads": args.threads,
                                                    "connections": args.connections, "duration": duration,
@@ -171,7 +180,7 @@ def measure(args) -> int:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description="aiohttp vs httpx as a pass-through proxy's upstream client")
+    ap = argparse.ArgumentParser(description="the gateway's pool, aiohttp and httpx as a pass-through proxy's client")
     sub = ap.add_subparsers(dest="cmd")
     s = sub.add_parser("serve", help="(internal) run one proxy")
     s.add_argument("--client", choices=CLIENTS, required=True)
