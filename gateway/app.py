@@ -2,16 +2,19 @@
 every failure leaves as an OpenAI-shaped error."""
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 from collections.abc import Awaitable, Callable
 
 from gateway import config as config_loader
-from gateway import exchange, http_protocol, metrics
+from gateway import exchange, http_protocol, metrics, telemetry
 from gateway.admin import config as admin_config
 from gateway.admin import keys as admin_keys
 from gateway.admin import providers as admin_providers
+from gateway.admin import requests as admin_requests
 from gateway.admin import spend as admin_spend
+from gateway.admin import stats as admin_stats
 from gateway.admin import videos as admin_videos
 from gateway.api import chat, health, messages, models, responses
 from gateway.asgi import AnswerCut, ClientGone, Receive, Request, Scope, Send
@@ -42,6 +45,8 @@ _EXACT["/healthz"] = {"GET": health.healthz}
 _EXACT["/readyz"] = {"GET": health.readyz}
 _EXACT["/metrics"] = {"GET": health.metrics}
 _EXACT["/admin/spend"] = {"GET": admin_spend.spend_report}
+_EXACT["/admin/requests"] = {"GET": admin_requests.list_requests}
+_EXACT["/admin/stats"] = {"GET": admin_stats.stats}
 _EXACT["/admin/workers"] = {"GET": admin_videos.workers}
 _EXACT["/admin/config"] = dict.fromkeys(("GET", "PUT", "PATCH"), admin_config.config_root)
 _EXACT["/admin/config/validate"] = {"POST": admin_config.validate}
@@ -56,6 +61,7 @@ _PREFIX: list[tuple[str, dict[str, Handler]]] = [
     ("/models/", {"GET": models.retrieve_model}),
     ("/admin/videos/", {"GET": admin_videos.video_job}),
     ("/admin/keys/", {"DELETE": admin_keys.revoke}),
+    (admin_requests.PREFIX, {"GET": admin_requests.one_request}),
     ("/v1/videos/", _VIDEO_PATHS),
     ("/v1/responses/", _RESPONSE_PATHS),
     ("/responses/", _RESPONSE_PATHS),
@@ -78,6 +84,7 @@ class App:
 
     def __init__(self, checked: Checked, *, tune_gc: bool = False) -> None:
         self.services = Services(open_store(checked.config.state))
+        self.services.tracing = telemetry.start(checked.config.telemetry)   # before the Runtime, which keeps it
         self.runtime = Runtime(checked, self.services)
         self._tune_gc = tune_gc
 
@@ -134,6 +141,7 @@ class App:
                     await services.live.start()
                     services.videos = Videos(services.store, self._current)
                     await services.videos.start()
+                    services.request_log.start(services.store, self._current)
                     self.metrics = metrics.start(self.runtime.config.state.data_dir)
                 except Exception as e:
                     log.exception("the state store did not start")
@@ -149,7 +157,10 @@ class App:
                 if self.services.videos is not None:
                     await self.services.videos.close()
                 await self.runtime.close()
+                await self.services.request_log.close()     # what is left, before the store closes
                 await self.services.store.close()
+                if self.services.tracing is not None:   # last: the spans of requests that just ended go too
+                    await asyncio.to_thread(self.services.tracing.close)
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 

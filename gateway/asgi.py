@@ -37,7 +37,8 @@ def _request_id(headers: dict[bytes, bytes]) -> bytes:
 
 
 class Request:
-    __slots__ = ("scope", "receive", "_send", "method", "path", "headers", "id", "started", "started_response")
+    __slots__ = ("scope", "receive", "_send", "method", "path", "headers", "id", "started", "started_response",
+                 "sent_headers", "sent_body")
 
     def __init__(self, scope: Scope, receive: Receive, send: Send) -> None:
         self.scope = scope
@@ -49,6 +50,9 @@ class Request:
         self.id = _request_id(self.headers)
         self.started = time.perf_counter()
         self.started_response = False
+        # What was answered, for the request log: kept by reference (no copy), read once the request ends.
+        self.sent_headers: SomeHeaders = ()
+        self.sent_body: bytes | None = None    # a whole answer's body (None for a stream)
 
     async def body(self, limit: int) -> bytes:
         """The whole body, or 413 once it is past `limit` bytes (before reading it all
@@ -80,6 +84,7 @@ class Request:
     async def start(self, status: int, headers: Headers, content_type: bytes, length: int) -> None:
         """Begin an answer of `length` bytes, sent on with `send_chunk` and `end_stream`."""
         self.started_response = True
+        self.sent_headers = headers
         await self._send({"type": "http.response.start", "status": status, "headers": [
             (b"content-type", content_type), (b"content-length", str(length).encode()),
             (b"x-request-id", self.id), *headers]})
@@ -89,6 +94,7 @@ class Request:
 
     async def respond(self, status: int, body: bytes, headers: SomeHeaders = (), content_type: bytes = JSON) -> None:
         self.started_response = True
+        self.sent_headers, self.sent_body = headers, body
         await self._send({"type": "http.response.start", "status": status, "headers": [
             (b"content-type", content_type), (b"content-length", str(len(body)).encode()),
             (b"x-request-id", self.id), *headers]})
@@ -99,6 +105,7 @@ class Request:
 
     async def start_stream(self, headers: SomeHeaders, content_type: bytes = b"text/event-stream") -> None:
         self.started_response = True
+        self.sent_headers = headers
         await self._send({"type": "http.response.start", "status": 200, "headers": [
             (b"content-type", content_type), (b"cache-control", b"no-cache"),
             (b"x-request-id", self.id), *headers]})

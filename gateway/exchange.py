@@ -123,7 +123,7 @@ class Exchange:
     """What one request learned on its way, and its end, written once."""
     __slots__ = ("req", "rt", "dialect", "key", "model", "ticket", "headers", "status", "target", "provider",
                  "attempts", "upstream_s", "usage", "cost", "overhead", "data", "cache_hit", "gate",
-                 "_target_ticket", "_outcome", "_ended")
+                 "trace", "_target_ticket", "_outcome", "_ended")
 
     def __init__(self, req: Request, rt: Runtime, dialect: Dialect) -> None:
         self.req = req
@@ -147,6 +147,7 @@ class Exchange:
         self._target_ticket: Ticket | None = None
         self._outcome: router.Outcome | None = None
         self._ended = False
+        self.trace = rt.tracing.request(req, dialect.op) if rt.tracing is not None else None   # gateway/telemetry/
 
     async def __aenter__(self) -> Exchange:
         return self
@@ -164,6 +165,8 @@ class Exchange:
     async def refuse(self, err: ApiError) -> None:
         """An error answer in the dialect's shape (unless an answer has begun already)."""
         self.status = self.dialect.status_of(err)
+        if self.trace is not None:
+            self.trace.refused(err)
         if self.req.started_response:
             return
         if isinstance(err, router.RouteFailed):     # no target answered: say how far it got
@@ -235,6 +238,8 @@ class Exchange:
         self._ended = True
         self.let_go_of_target()
         self._count()       # first: settling may wait a moment for company (the Redis store batches it)
+        if self.trace is not None:
+            self.trace.end(self)
         if self.ticket is not None:
             await self.rt.limiter.settle(self.ticket, self.provider or None, self.usage, self.cost,
                                          cache_hit=self.cache_hit)
@@ -256,6 +261,8 @@ class Exchange:
         if cost:
             COST.inc((model, provider), cost / NANO)
         logging_cfg = self.rt.config.logging
+        if logging_cfg.requests.enabled:     # one tuple appended (gateway/request_log.py)
+            self.rt.services.request_log.add(self, latency_s, overhead_s, logging_cfg.prompts)
         if logging_cfg.access_log:
             req = self.req
             access_log.write(logging_cfg, {

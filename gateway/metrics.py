@@ -223,6 +223,9 @@ STORE_ERRORS = _m.counter("gateway_state_store_errors_total", "Calls to the stat
 UNPRICED = _m.counter("gateway_unpriced_requests_total",
                       "Answered requests whose provider/model has no price (recorded at cost 0).",
                       ("model", "provider"))
+REQUEST_LOG_DROPPED = _m.counter("gateway_request_log_dropped_total",
+                                 "Request log records dropped unwritten: past the records a process holds while the "
+                                 "store is slow or down.")
 DURATION = _m.histogram("gateway_request_duration_seconds",
                         "From the request's arrival to the end of its answer (a stream's last chunk).",
                         ("model",), REQUEST_BUCKETS)

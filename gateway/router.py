@@ -17,6 +17,7 @@ from gateway.errors import ApiError, from_provider
 from gateway.limits import Gate, TargetFull, Ticket
 from gateway.metrics import FAILOVERS, RETRIES
 from gateway.routes import ServedModel, Target
+from gateway.telemetry import REQUEST
 from providers.base import Call, Provider, Reply
 from providers.errors import ProviderError, RateLimited, UpstreamFault, UpstreamTimeout
 from providers.redaction import scrub_bytes
@@ -63,6 +64,7 @@ async def send(model: ServedModel, call: Call, strategy: str | None = None,
     upstream_s = 0.0
     last: ProviderError | None = None
     tried: dict[int, int] = {}
+    trace = REQUEST.get()       # the request's span, when tracing is on: each attempt gets one under it
 
     # Walk the order, wrapping round while retries remain; open circuits are skipped.
     for i in range(len(order) * allowed):
@@ -104,7 +106,8 @@ async def send(model: ServedModel, call: Call, strategy: str | None = None,
         started = time.perf_counter()    # not loop.time(): uvloop's clock ticks in whole ms
         stats.in_flight += 1
         try:
-            outcome = await _attempt(target, call, budget)
+            attempt = _attempt(target, call, budget)
+            outcome = await (attempt if trace is None else trace.attempt(attempt, target, call.op, attempts))
         except ProviderError as e:
             e.scrubbed(target.provider.secrets)     # before it reaches the client, the log or last_error
             stats.in_flight -= 1

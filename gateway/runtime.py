@@ -37,6 +37,7 @@ class Runtime:
         self.limiter = Limiter(self.store, config.state)
         self.loaded_at = int(time.time())
         self.book = services.book
+        self.tracing = services.tracing         # None: tracing off (gateway/telemetry/)
         self.keys = Keys(config.auth.keys)
         self.rules = Rules(config.rules)
         self.prices = Prices(config.prices)

@@ -9,12 +9,16 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from gateway.breaker import Breaker
+from gateway.request_log import RequestLog
 from gateway.routes import TargetStats
 from gateway.store import Store
 from providers.options import BreakerConfig
 
-if TYPE_CHECKING:      # annotations only: both are built on a Runtime, which holds these services
+# Annotations only: LiveConfig and Videos are built on a Runtime, which holds these services;
+# Tracing speaks OpenTelemetry, loaded only when tracing is on.
+if TYPE_CHECKING:
     from gateway.live_config import LiveConfig
+    from gateway.telemetry.spans import Tracing
     from gateway.video.service import Videos
 
 
@@ -65,10 +69,12 @@ class TargetBook:
 
 
 class Services:
-    __slots__ = ("store", "book", "live", "videos")
+    __slots__ = ("store", "book", "live", "videos", "tracing", "request_log")
 
     def __init__(self, store: Store) -> None:
         self.store = store
         self.book = TargetBook()
         self.live: LiveConfig | None = None     # started with the app (gateway/app.py)
         self.videos: Videos | None = None
+        self.tracing: Tracing | None = None     # started with the app, when telemetry.otlp_endpoint is set
+        self.request_log = RequestLog()         # written to the store from the app's start (gateway/app.py)

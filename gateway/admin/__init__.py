@@ -5,6 +5,7 @@ import hashlib
 import hmac
 
 from gateway.asgi import Request
+from gateway.auth import digest_of_config, key_id
 from gateway.errors import ApiError
 from gateway.runtime import Runtime
 
@@ -21,3 +22,13 @@ def authorize(req: Request, rt: Runtime) -> None:
     if not hmac.compare_digest(given, hashlib.sha256(admin.encode()).digest()):
         raise ApiError(401, "This path needs the admin key: 'Authorization: Bearer <admin key>'.",
                        code="invalid_api_key")
+
+
+def key_names(rt: Runtime) -> dict[str, str]:
+    """key id -> name, for the keys configured now (a revoked key, no longer named, shows its id)."""
+    out = {}
+    for k in rt.config.auth.keys:
+        digest = digest_of_config(k)
+        if digest is not None:
+            out[key_id(digest)] = k.name
+    return out

@@ -12,7 +12,7 @@ shape with `${VAR}`s left as written. A "***" sent back stands for the secret
 already there. An edit that does not check is refused with a 400 listing every
 error with its path, and nothing changes; a good one is stored, applied here,
 and applied by every replica within a second (gateway/live_config.py).
-`state` and `server.host/port/workers` take effect at a restart only, so edits
+`state`, `server.host/port/workers` and `telemetry` take effect at a restart only, so edits
 to them are refused. An edit that switches something off (the admin API, a
 configured secret, a provider models route to, a key) needs `?confirm=disable`.
 """
@@ -37,7 +37,7 @@ from gateway.store import StoreDown
 
 _MAX_BODY = 4 * 1024 * 1024
 _YAML_MOST_S = 2.0
-_AT_RESTART = (("state",), ("server", "host"), ("server", "port"), ("server", "workers"))
+_AT_RESTART = (("state",), ("server", "host"), ("server", "port"), ("server", "workers"), ("telemetry",))
 
 
 def _live(rt: Runtime) -> LiveConfig:

@@ -13,9 +13,8 @@ from urllib.parse import parse_qs
 
 import orjson
 
-from gateway.admin import authorize
+from gateway.admin import authorize, key_names
 from gateway.asgi import Request
-from gateway.auth import digest_of_config, key_id
 from gateway.errors import bad_request
 from gateway.runtime import Runtime
 from gateway.spend import NANO, today
@@ -37,7 +36,7 @@ async def spend_report(req: Request, rt: Runtime) -> None:
         raise bad_request(f"group_by takes {', '.join(_DIMENSIONS)}; not {', '.join(unknown)}.", param="group_by")
     wanted = {d: query[d] for d in ("key", "model", "provider") if query.get(d)}
 
-    names = _names(rt)
+    names = key_names(rt)
     wanted_key = wanted.pop("key", None)
     groups: dict[tuple[str, ...], dict[str, int]] = {}
     for row in await rt.store.ledger.rows(day_from, day_to):
@@ -60,16 +59,6 @@ async def spend_report(req: Request, rt: Runtime) -> None:
     total = sum(t["cost_nano"] for t in groups.values())
     await req.respond(200, orjson.dumps({"object": "spend_report", "from": day_from, "to": day_to,
                                          "group_by": group_by, "data": data, "total_cost_usd": total / NANO}))
-
-
-def _names(rt: Runtime) -> dict[str, str]:
-    """key id -> name, for the keys configured now."""
-    out = {}
-    for k in rt.config.auth.keys:
-        digest = digest_of_config(k)
-        if digest is not None:
-            out[key_id(digest)] = k.name
-    return out
 
 
 def _day(value: str, param: str) -> str:

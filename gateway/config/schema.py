@@ -176,10 +176,29 @@ class ResponsesConfig(_Strict):
     max_chain: int = Field(1000, ge=1)              # previous_response_id links followed to rebuild a conversation
 
 
+class RequestLogConfig(_Strict):
+    """The request log (gateway/request_log.py): one record per request in the state store,
+    read by GET /admin/requests and /admin/stats."""
+    enabled: bool = True
+    keep_days: int = Field(7, ge=1, le=365)             # records (and their per-minute stats) older are deleted
+    max_rows: int = Field(200_000, ge=1)                # size cap: past it, the oldest go (on Redis ~600 bytes each)
+    flush_s: float = Field(1.0, gt=0, le=60)            # how often each process writes what gathered, in one batch
+
+
 class LoggingConfig(_Strict):
     level: Literal["debug", "info", "warning", "error"] = "info"   # the gateway's own logs; `--log-level` overrides
     access_log: bool = False       # one JSON line per request on stderr (off: ~15 us a request; docs/performance.md)
-    prompts: bool = False          # include chat requests' messages in that line
+    prompts: bool = False          # include chat requests' messages in that line (and in the request log)
+    requests: RequestLogConfig = Field(default_factory=RequestLogConfig)
+
+
+class TelemetryConfig(_Strict):
+    """OpenTelemetry traces (docs/telemetry.md): a span per request and per upstream attempt,
+    sent over OTLP/HTTP. Needs the `telemetry` extra; takes effect at a restart."""
+    otlp_endpoint: str | None = None     # the collector's traces URL (http://collector:4318/v1/traces); unset: off
+    service_name: str = Field("gateway", min_length=1)
+    sample_ratio: float = Field(1.0, ge=0, le=1)    # of new traces; a client's traceparent decides for its own
+    headers: dict[str, str] = Field(default_factory=dict)   # sent to the collector (often a token: hidden as secrets)
 
 
 class Config(_Strict):
@@ -195,3 +214,4 @@ class Config(_Strict):
     webhooks: WebhooksConfig = Field(default_factory=WebhooksConfig)
     responses: ResponsesConfig = Field(default_factory=ResponsesConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
+    telemetry: TelemetryConfig = Field(default_factory=TelemetryConfig)

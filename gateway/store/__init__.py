@@ -7,6 +7,7 @@
   store.configs   versions of the running config (configs.py)
   store.workers   which workers are alive (workers.py)
   store.responses stored responses of the Responses API (responses.py)
+  store.requests  the request log: a record per request, and its stats (requests.py)
 
 plus `start`, `close`, `ping` and shared `secret`s on the store itself (base.py).
 
@@ -26,6 +27,8 @@ from gateway.store.embedded import EmbeddedStore
 from gateway.store.jobs import TERMINAL, Claim, Delivery, JobRecord, Jobs
 from gateway.store.ledger import LEDGER_FIELDS, Ledger, LedgerEntry
 from gateway.store.limits import Admission, Hold, Lease, Limits, Settlement, Verdict, Window, budget_span
+from gateway.store.request_stats import Rollup, Stats
+from gateway.store.requests import BadCursor, RequestFilter, RequestPage, RequestRecord, Requests, Retention
 from gateway.store.responses import ResponseRecord, Responses
 from gateway.store.workers import Workers
 
@@ -38,6 +41,7 @@ __all__ = [
     "Configs", "ConfigVersion",
     "Workers",
     "Responses", "ResponseRecord",
+    "Requests", "RequestRecord", "RequestFilter", "RequestPage", "Retention", "BadCursor", "Rollup", "Stats",
 ]
 
 

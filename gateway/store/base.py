@@ -9,6 +9,7 @@ from gateway.store.configs import Configs
 from gateway.store.jobs import Jobs
 from gateway.store.ledger import Ledger
 from gateway.store.limits import Limits
+from gateway.store.requests import Requests
 from gateway.store.responses import Responses
 from gateway.store.workers import Workers
 
@@ -26,6 +27,7 @@ class Store(ABC):
     configs: Configs
     workers: Workers
     responses: Responses
+    requests: Requests
 
     async def start(self) -> None:
         return None

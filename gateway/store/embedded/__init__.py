@@ -1,5 +1,6 @@
-"""The embedded store: one process's state in memory and two SQLite files under
-`state.data_dir` (`spend.sqlite3` for the ledger, `jobs.sqlite3` for the rest).
+"""The embedded store: one process's state in memory and three SQLite files under
+`state.data_dir` (`spend.sqlite3` for the ledger, `requests.sqlite3` for the
+request log, `jobs.sqlite3` for the rest).
 Exact for one process; to share limits between processes or replicas, use Redis."""
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ from gateway.store.embedded.database import Database
 from gateway.store.embedded.jobs import EmbeddedJobs
 from gateway.store.embedded.ledger import EmbeddedLedger
 from gateway.store.embedded.limits import EmbeddedLimits
+from gateway.store.embedded.requests import SCHEMA as REQUESTS_SCHEMA
+from gateway.store.embedded.requests import EmbeddedRequests
 from gateway.store.embedded.responses import EmbeddedResponses
 from gateway.store.embedded.workers import EmbeddedWorkers
 
@@ -28,6 +31,8 @@ class EmbeddedStore(Store):
         self.configs = EmbeddedConfigs(self._db)
         self.workers = EmbeddedWorkers(self._db)
         self.responses = self._responses = EmbeddedResponses(self._db)
+        self._requests_db = Database(Path(data_dir) / "requests.sqlite3", REQUESTS_SCHEMA, "gateway-requests")
+        self.requests = EmbeddedRequests(self._requests_db)
 
     async def start(self) -> None:
         await self._ledger.start()
@@ -36,6 +41,7 @@ class EmbeddedStore(Store):
     async def close(self) -> None:
         await self._ledger.close()
         self._db.close()
+        self._requests_db.close()
 
     async def ping(self) -> bool:
         return True

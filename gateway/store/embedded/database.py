@@ -53,11 +53,12 @@ CREATE INDEX IF NOT EXISTS responses_by_expiry ON responses (expires_at);
 
 
 class Database:
-    """The file and the thread that talks to it."""
+    """The file and the thread that talks to it (`schema`: another file's tables, e.g. the request log's)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, schema: str = _SCHEMA, name: str = "gateway-jobs") -> None:
         self.path = path
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gateway-jobs")
+        self._schema = schema
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
         self._db: sqlite3.Connection | None = None
 
     async def run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
@@ -65,7 +66,7 @@ class Database:
         try:
             return await asyncio.get_running_loop().run_in_executor(self._pool, self._call, fn)
         except sqlite3.Error as e:   # a full or broken disk: the store is down, as Redis would be
-            raise StoreDown(f"jobs database: {e}") from e
+            raise StoreDown(f"{self.path.name}: {e}") from e
 
     def _call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         if self._db is None:
@@ -74,7 +75,7 @@ class Database:
             db = sqlite3.connect(self.path, isolation_level=None, timeout=10)
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")   # WAL + NORMAL: durable across process crashes
-            db.executescript(_SCHEMA)
+            db.executescript(self._schema)
             self._db = db
         db = self._db
         db.execute("BEGIN IMMEDIATE")

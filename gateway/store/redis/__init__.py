@@ -7,7 +7,7 @@ pipelined connection, batched per turn of the event loop (pipe.py,
 limits.py). Two pools of connections serve the rest: the request path's
 (cache, stored responses, ledger reports) with the outage threshold as its
 timeout, and a smaller one for jobs, config versions, workers and secrets
-with a longer one: they are off the chat path, a claim may scan a pending
+with a longer one: they (and the request log) are off the chat path, a claim may scan a pending
 list, and a slow job call must not take connections the request path needs.
 
 Keys are under a prefix (`gw:` by default); each part's module lists its own,
@@ -26,6 +26,7 @@ from gateway.store.redis.jobs import RedisJobs
 from gateway.store.redis.ledger import RedisLedger
 from gateway.store.redis.limits import RedisLimits
 from gateway.store.redis.pipe import Pipe
+from gateway.store.redis.requests import RedisRequests
 from gateway.store.redis.responses import RedisResponses
 from gateway.store.redis.workers import RedisWorkers
 
@@ -53,6 +54,8 @@ class RedisStore(Store):
         self.jobs = RedisJobs(self._slow)
         self.configs = RedisConfigs(self._slow)
         self.workers = RedisWorkers(self._slow)
+        # The request log writes a batch a second per replica and answers the admin API: off the request path.
+        self.requests = RedisRequests(self._slow)
 
     async def start(self) -> None:
         # A Redis that is down at start is the same outage as one that goes down later:
