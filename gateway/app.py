@@ -9,13 +9,7 @@ from collections.abc import Awaitable, Callable
 
 from gateway import config as config_loader
 from gateway import exchange, http_protocol, metrics, telemetry
-from gateway.admin import config as admin_config
-from gateway.admin import keys as admin_keys
-from gateway.admin import providers as admin_providers
-from gateway.admin import requests as admin_requests
-from gateway.admin import spend as admin_spend
-from gateway.admin import stats as admin_stats
-from gateway.admin import videos as admin_videos
+from gateway.admin.control import Control
 from gateway.api import chat, health, messages, models, responses
 from gateway.asgi import AnswerCut, ClientGone, Receive, Request, Scope, Send
 from gateway.config import Checked
@@ -44,24 +38,11 @@ for _prefix in ("/v1", ""):
 _EXACT["/healthz"] = {"GET": health.healthz}
 _EXACT["/readyz"] = {"GET": health.readyz}
 _EXACT["/metrics"] = {"GET": health.metrics}
-_EXACT["/admin/spend"] = {"GET": admin_spend.spend_report}
-_EXACT["/admin/requests"] = {"GET": admin_requests.list_requests}
-_EXACT["/admin/stats"] = {"GET": admin_stats.stats}
-_EXACT["/admin/workers"] = {"GET": admin_videos.workers}
-_EXACT["/admin/config"] = dict.fromkeys(("GET", "PUT", "PATCH"), admin_config.config_root)
-_EXACT["/admin/config/validate"] = {"POST": admin_config.validate}
-_EXACT["/admin/config/versions"] = {"GET": admin_config.versions}
-_EXACT["/admin/config/rollback"] = {"POST": admin_config.rollback}
-_EXACT["/admin/providers"] = {"GET": admin_providers.providers}
-_EXACT["/admin/keys"] = {"GET": admin_keys.keys_root, "POST": admin_keys.keys_root}
 _VIDEO_PATHS: dict[str, Handler] = dict.fromkeys(("GET", "POST", "DELETE"), videos_api.videos_path)
 _RESPONSE_PATHS: dict[str, Handler] = dict.fromkeys(("GET", "POST", "DELETE"), responses.response_path)
 _PREFIX: list[tuple[str, dict[str, Handler]]] = [
     ("/v1/models/", {"GET": models.retrieve_model}),
     ("/models/", {"GET": models.retrieve_model}),
-    ("/admin/videos/", {"GET": admin_videos.video_job}),
-    ("/admin/keys/", {"DELETE": admin_keys.revoke}),
-    (admin_requests.PREFIX, {"GET": admin_requests.one_request}),
     ("/v1/videos/", _VIDEO_PATHS),
     ("/v1/responses/", _RESPONSE_PATHS),
     ("/responses/", _RESPONSE_PATHS),
@@ -86,11 +67,15 @@ class App:
         self.services = Services(open_store(checked.config.state))
         self.services.tracing = telemetry.start(checked.config.telemetry)   # before the Runtime, which keeps it
         self.runtime = Runtime(checked, self.services)
+        self.control = Control(self._current)
         self._tune_gc = tune_gc
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
         if kind == "http":
+            if scope["path"].startswith(("/admin", "/ui")):     # the control plane (FastAPI)
+                await self.control(scope, receive, send)
+                return
             await self._http(scope, receive, send)
         elif kind == "lifespan":
             await self._lifespan(receive, send)

@@ -62,7 +62,7 @@ class Keys:
         self._by_digest: dict[bytes, Key] = {}
         for k in configs:
             digest = digest_of_config(k)
-            if digest is not None:
+            if digest is not None and k.role is None:      # an admin key (with a role) is not a client key
                 self._by_digest[digest] = Key(k.name, key_id(digest), digest, globs(k.models), k.limits, k.budget)
 
     def __len__(self) -> int:

@@ -1,27 +1,24 @@
-"""The admin API, under /admin, for the admin key only."""
+"""The admin API, under /admin, for admins only (gateway/admin/identity.py)."""
 from __future__ import annotations
 
-import hashlib
-import hmac
-
+from gateway.admin.identity import Admin, admin_api_on, allowed, bearer, by_secret, not_signed_in, off
 from gateway.asgi import Request
 from gateway.auth import digest_of_config, key_id
-from gateway.errors import ApiError
 from gateway.runtime import Runtime
 
+SCOPE_ADMIN = "gateway.admin"    # where the control app puts who is calling (a session's admin)
 
-def authorize(req: Request, rt: Runtime) -> None:
-    """401 without the admin key; 403 when no admin key is configured at all."""
-    admin = rt.config.auth.admin_key
-    if not admin:
-        raise ApiError(403, "The admin API is off: set auth.admin_key (e.g. from $GATEWAY_ADMIN_KEY).",
-                       type="permission_error", code="admin_disabled")
-    raw = req.headers.get(b"authorization", b"")
-    scheme, _, secret = raw.partition(b" ")
-    given = hashlib.sha256(secret.strip()).digest() if scheme.lower() == b"bearer" else b""
-    if not hmac.compare_digest(given, hashlib.sha256(admin.encode()).digest()):
-        raise ApiError(401, "This path needs the admin key: 'Authorization: Bearer <admin key>'.",
-                       code="invalid_api_key")
+
+def authorize(req: Request, rt: Runtime) -> Admin:
+    """The admin calling; 401 without one, 403 for a viewer asking to change something,
+    403 when no admin key is configured at all."""
+    if not admin_api_on(rt):
+        raise off()
+    admin = req.scope.get(SCOPE_ADMIN) or by_secret(bearer(req.headers), rt)
+    if admin is None:
+        raise not_signed_in()
+    allowed(admin, req.method)
+    return admin
 
 
 def key_names(rt: Runtime) -> dict[str, str]:

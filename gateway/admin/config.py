@@ -1,6 +1,7 @@
 """The admin API for the running config (admin key only):
 
-GET  /admin/config               the newest version, secrets shown as "***"
+GET  /admin/config               the newest version, secrets shown as "***" (YAML when the
+                                 request accepts application/yaml, its version in x-config-version)
 POST /admin/config/validate      check a whole document: {"valid", "errors"}
 PUT  /admin/config               replace the config with a whole document
 PATCH /admin/config              change it with a JSON merge patch (RFC 7386)
@@ -79,6 +80,11 @@ async def get_config(req: Request, rt: Runtime) -> None:
         version, document, _ = await _live(rt).newest()
     except StoreDown:
         raise _unavailable() from None
+    if b"yaml" in req.headers.get(b"accept", b""):     # the console's editor: the document as YAML
+        text = yaml.safe_dump(redact(document), sort_keys=False, allow_unicode=True, width=120)
+        await req.respond(200, text.encode(), [(b"x-config-version", str(version).encode())],
+                          b"application/yaml")
+        return
     await req.respond(200, orjson.dumps({"version": version, "config": redact(document)}))
 
 

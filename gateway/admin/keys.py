@@ -4,6 +4,10 @@ GET    /admin/keys          every key: id, models, limits, budget, and this mont
 POST   /admin/keys          {"name", "models"?, "limits"?, "budget"?}: a new key; its secret is in
                             this answer only (the config keeps its SHA-256)
 DELETE /admin/keys/{ref}    revoke it: by id (`key_...`), or by name, URL-encoded if it holds `/`
+PATCH  /admin/keys/{ref}    {"models"?, "limits"?, "budget"?, "role"?}: change what it may do
+
+A key with a `role` ("viewer" or "admin") is an admin key: it signs in to the
+admin API and the console, never to the API itself.
 
 Creating and revoking are config edits (a new version), so every replica
 honours them within a second. Jobs, spend and limits belong to the key's id
@@ -54,7 +58,8 @@ async def _list(req: Request, rt: Runtime) -> None:
         shown: dict[str, Any] = {"id": kid, "name": k.name, "models": k.models, "active": kid is not None,
                                  "limits": k.limits.model_dump(exclude_none=True),
                                  "budget": k.budget.model_dump() if k.budget else None,
-                                 "this_month": used.get(kid or "", {"requests": 0, "tokens": 0, "cost_usd": 0.0})}
+                                 "this_month": used.get(kid or "", {"requests": 0, "tokens": 0, "cost_usd": 0.0}),
+                                 "role": k.role}
         if k.budget is not None and kid is not None:
             try:
                 spent = await rt.store.limits.budget_spent(budget_key(kid, k.budget))
@@ -73,14 +78,15 @@ async def _create(req: Request, rt: Runtime) -> None:
         raise bad_request("The body must be a JSON object: {\"name\": ..., \"models\": [...], ...}.") from None
     if not isinstance(body, dict) or not isinstance(body.get("name"), str) or not body["name"].strip():
         raise bad_request("'name' is required: the key's name, as rules and reports show it.", param="name")
-    unknown = set(body) - {"name", "models", "limits", "budget"}
+    unknown = set(body) - {"name", "models", "limits", "budget", "role"}
     if unknown:
         raise bad_request(f"Unknown fields: {', '.join(sorted(unknown))}.", param=sorted(unknown)[0])
+    _check_role(body)
     name = body["name"].strip()
     secret = "sk-gw-" + secrets.token_urlsafe(32)
     made_id = key_id(hashlib.sha256(secret.encode()).digest())
     entry = {"name": name, "key_hash": "sha256:" + hashlib.sha256(secret.encode()).hexdigest(),
-             **{k: body[k] for k in ("models", "limits", "budget") if k in body}}
+             **{k: body[k] for k in ("models", "limits", "budget", "role") if k in body and body[k] is not None}}
 
     def add(document: dict) -> dict:
         auth = dict(document.get("auth") or {})
@@ -120,6 +126,57 @@ async def revoke(req: Request, rt: Runtime) -> None:
     done = await edit_document(req, rt, remove, f"key '{ref}' revoked")
     name, kid = gone[-1]
     await req.respond(200, orjson.dumps({"id": kid, "name": name, "revoked": True, **done}))
+
+
+async def edit(req: Request, rt: Runtime) -> None:
+    """PATCH /admin/keys/{id or name} {"models"?, "limits"?, "budget"?, "role"?}: the fields
+    given replace the key's own (`null` removes a budget or a role); its secret stays."""
+    authorize(req, rt)
+    ref = _ref(req)
+    try:
+        body = orjson.loads(await req.body(64 * 1024))
+    except orjson.JSONDecodeError:
+        raise bad_request("The body must be a JSON object: {\"limits\": {...}, ...}.") from None
+    if not isinstance(body, dict) or not body:
+        raise bad_request("Send the fields to change: models, limits, budget or role.")
+    unknown = set(body) - {"models", "limits", "budget", "role"}
+    if unknown:
+        raise bad_request(f"Unknown or unchangeable fields: {', '.join(sorted(unknown))} (a key's name and "
+                          "secret stay; revoke and create for new ones).", param=sorted(unknown)[0])
+    _check_role(body)
+    changed: list[tuple[str, str | None]] = []
+
+    def change(document: dict) -> dict:
+        auth = dict(document.get("auth") or {})
+        keys = list(auth.get("keys") or [])
+        ids = _ids(rt, document, len(keys))
+        by_id = is_key_id(ref) and ref in ids
+        out = []
+        for entry, kid in zip(keys, ids, strict=True):
+            if isinstance(entry, dict) and (kid == ref if by_id else entry.get("name") == ref):
+                entry = {**entry, **body}
+                entry = {k: v for k, v in entry.items() if v is not None}
+                changed.append((str(entry.get("name")), kid))
+            out.append(entry)
+        if not changed:
+            raise ApiError(404, f"No key with the id or name '{ref[:100]}'.", code="not_found")
+        auth["keys"] = out
+        return {**document, "auth": auth}
+
+    done = await edit_document(req, rt, change, f"key '{ref}' changed: {', '.join(sorted(body))}")
+    name, kid = changed[-1]
+    await req.respond(200, orjson.dumps({"id": kid, "name": name, **done}))
+
+
+async def key_path(req: Request, rt: Runtime) -> None:
+    await (edit if req.method == "PATCH" else revoke)(req, rt)
+
+
+def _check_role(body: dict) -> None:
+    role = body.get("role")
+    if role is not None and role not in ("viewer", "admin"):
+        raise bad_request("'role' is 'viewer' (reads the admin API) or 'admin' (changes things too); leave it "
+                          "out for a client key.", param="role")
 
 
 def _ref(req: Request) -> str:

@@ -71,6 +71,9 @@ class KeyConfig(_Strict):
     models: list[str] = Field(default_factory=lambda: ["*"])
     limits: Limits = Field(default_factory=Limits)
     budget: Budget | None = None
+    # An admin key: `viewer` reads the admin API and the console, `admin` also changes things.
+    # A key with a role is never a client key (the API answers it 401).
+    role: Literal["viewer", "admin"] | None = None
 
 
 class AuthConfig(_Strict):

@@ -8,6 +8,8 @@
   store.workers   which workers are alive (workers.py)
   store.responses stored responses of the Responses API (responses.py)
   store.requests  the request log: a record per request, and its stats (requests.py)
+  store.sessions  the console's sign-in sessions (admin.py)
+  store.audit     the audit trail of admin actions and failed sign-ins (admin.py)
 
 plus `start`, `close`, `ping` and shared `secret`s on the store itself (base.py).
 
@@ -20,6 +22,7 @@ checks and charges all of a request's limits.
 from __future__ import annotations
 
 from gateway.config.schema import StateConfig
+from gateway.store.admin import Audit, AuditEntry, Session, Sessions
 from gateway.store.base import Store, StoreDown
 from gateway.store.cache import Cache
 from gateway.store.configs import Configs, ConfigVersion
@@ -41,6 +44,7 @@ __all__ = [
     "Configs", "ConfigVersion",
     "Workers",
     "Responses", "ResponseRecord",
+    "Sessions", "Session", "Audit", "AuditEntry",
     "Requests", "RequestRecord", "RequestFilter", "RequestPage", "Retention", "BadCursor", "Rollup", "Stats",
 ]
 

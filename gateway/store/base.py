@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 
+from gateway.store.admin import Audit, Sessions
 from gateway.store.cache import Cache
 from gateway.store.configs import Configs
 from gateway.store.jobs import Jobs
@@ -28,6 +29,8 @@ class Store(ABC):
     workers: Workers
     responses: Responses
     requests: Requests
+    sessions: Sessions
+    audit: Audit
 
     async def start(self) -> None:
         return None

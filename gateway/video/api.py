@@ -57,13 +57,18 @@ async def _own(rt: Runtime, key: Key, video_id: str) -> Job:
 
 
 def _shown(req: Request, rt: Runtime, job: Job) -> bytes:
+    return job_video(job, public_url(req, rt), rt)
+
+
+def job_video(job: Job, base_url: str, rt: Runtime) -> bytes:
+    """OpenAI's video object for `job`, with a signed `video_url` once it is completed."""
     url = None
     if job.status == "completed" and not _expired(job):
-        url = _videos(rt).video_url(_public_url(req, rt), job.id)
+        url = _videos(rt).video_url(base_url, job.id)
     return orjson.dumps(job.video(url))
 
 
-def _public_url(req: Request, rt: Runtime) -> str:
+def public_url(req: Request, rt: Runtime) -> str:
     """`server.public_url`, or the scheme and host this request came in on."""
     if rt.config.server.public_url:
         return rt.config.server.public_url

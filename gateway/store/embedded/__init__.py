@@ -1,6 +1,7 @@
-"""The embedded store: one process's state in memory and three SQLite files under
+"""The embedded store: one process's state in memory and four SQLite files under
 `state.data_dir` (`spend.sqlite3` for the ledger, `requests.sqlite3` for the
-request log, `jobs.sqlite3` for the rest).
+request log, `admin.sqlite3` for sign-in sessions and the audit trail,
+`jobs.sqlite3` for the rest).
 Exact for one process; to share limits between processes or replicas, use Redis."""
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import sqlite3
 from pathlib import Path
 
 from gateway.store.base import Store
+from gateway.store.embedded.admin import SCHEMA as ADMIN_SCHEMA
+from gateway.store.embedded.admin import EmbeddedAudit, EmbeddedSessions
 from gateway.store.embedded.cache import EmbeddedCache
 from gateway.store.embedded.configs import EmbeddedConfigs
 from gateway.store.embedded.database import Database
@@ -33,6 +36,9 @@ class EmbeddedStore(Store):
         self.responses = self._responses = EmbeddedResponses(self._db)
         self._requests_db = Database(Path(data_dir) / "requests.sqlite3", REQUESTS_SCHEMA, "gateway-requests")
         self.requests = EmbeddedRequests(self._requests_db)
+        self._admin_db = Database(Path(data_dir) / "admin.sqlite3", ADMIN_SCHEMA, "gateway-admin")
+        self.sessions = EmbeddedSessions(self._admin_db)
+        self.audit = EmbeddedAudit(self._admin_db)
 
     async def start(self) -> None:
         await self._ledger.start()
@@ -42,6 +48,7 @@ class EmbeddedStore(Store):
         await self._ledger.close()
         self._db.close()
         self._requests_db.close()
+        self._admin_db.close()
 
     async def ping(self) -> bool:
         return True

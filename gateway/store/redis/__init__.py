@@ -19,6 +19,7 @@ import logging
 import os
 
 from gateway.store.base import Store, StoreDown
+from gateway.store.redis.admin import RedisAudit, RedisSessions
 from gateway.store.redis.base import Pool, talking
 from gateway.store.redis.cache import RedisCache
 from gateway.store.redis.configs import RedisConfigs
@@ -56,6 +57,8 @@ class RedisStore(Store):
         self.workers = RedisWorkers(self._slow)
         # The request log writes a batch a second per replica and answers the admin API: off the request path.
         self.requests = RedisRequests(self._slow)
+        self.sessions = RedisSessions(self._slow)
+        self.audit = RedisAudit(self._slow)
 
     async def start(self) -> None:
         # A Redis that is down at start is the same outage as one that goes down later:
