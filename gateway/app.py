@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 
 from gateway import config as config_loader
 from gateway import exchange, http_protocol, metrics, telemetry
-from gateway.admin.control import Control
+from gateway.admin.plane import Control
 from gateway.api import chat, health, messages, models, responses
 from gateway.asgi import AnswerCut, ClientGone, Receive, Request, Scope, Send
 from gateway.config import Checked

@@ -1,8 +1,8 @@
-"""The control plane: everything under /admin, and the console's pages under
-/ui, served by FastAPI, which also publishes the admin API's OpenAPI document
-(`/admin/openapi.json`) and interactive docs (`/admin/docs`). The data plane
-(the /v1 APIs) never passes through here: gateway/app.py hands only these
-paths over, and builds this app on the first of them.
+"""The control plane's FastAPI app: everything under /admin, and the console's
+pages under /ui, with the admin API's OpenAPI document (`/admin/openapi.json`)
+and interactive docs (`/admin/docs`). The data plane (the /v1 APIs) never
+passes through here: gateway/admin/plane.py hands only these paths over, and
+imports this module on the first of them.
 
 Each route runs one of the admin handlers (gateway/admin/*.py, which answer in
 the OpenAI error shape). Around it, this module: finds the admin of a console
@@ -36,7 +36,7 @@ from gateway.runtime import Runtime
 
 Handler = Callable[[Request, Runtime], Awaitable[Any]]
 UI = Path(__file__).resolve().parent.parent / "ui"
-_PAGE_HEADERS = [(b"content-security-policy", b"default-src 'self'; img-src 'self' data: blob:; media-src 'self'; "
+PAGE_HEADERS = [(b"content-security-policy", b"default-src 'self'; img-src 'self' data: blob:; media-src 'self'; "
                                               b"style-src 'self'; script-src 'self'; frame-ancestors 'none'"),
                  (b"x-frame-options", b"DENY"), (b"referrer-policy", b"same-origin"),
                  (b"x-content-type-options", b"nosniff")]
@@ -226,29 +226,3 @@ def build(current: Callable[[], Runtime]) -> FastAPI:
 
     app.mount("/ui", StaticFiles(directory=UI, html=True, check_dir=False), name="ui")
     return app
-
-
-class Control:
-    """The control app, built on first use (FastAPI and pydantic's schemas cost ~20 MB and a
-    second of start-up that a gateway nobody administers never pays)."""
-    __slots__ = ("_current", "_app")
-
-    def __init__(self, current: Callable[[], Runtime]) -> None:
-        self._current = current
-        self._app: FastAPI | None = None
-
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if self._app is None:
-            self._app = build(self._current)
-        if scope["path"].startswith("/ui"):
-            send = _with_page_headers(send)
-        await self._app(scope, receive, send)
-
-
-def _with_page_headers(send: Any) -> Any:
-    async def sending(message: dict[str, Any]) -> None:
-        if message["type"] == "http.response.start":
-            message = {**message, "headers": [*message.get("headers", []), *_PAGE_HEADERS]}
-        await send(message)
-    return sending
-
