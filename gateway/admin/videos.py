@@ -6,6 +6,7 @@ provider, and its queue's depth."""
 from __future__ import annotations
 
 import dataclasses
+import re
 
 import orjson
 
@@ -16,6 +17,8 @@ from gateway.runtime import Runtime
 from gateway.store import StoreDown
 from gateway.video.api import job_video, public_url
 from gateway.video.jobs import Job
+
+_ID = re.compile(r"[A-Za-z0-9_.-]{1,128}")
 
 
 async def video_path(req: Request, rt: Runtime) -> None:
@@ -93,6 +96,8 @@ async def video_content(req: Request, rt: Runtime) -> None:
     """GET /admin/videos/{id}/content?variant=: a redirect to the file's signed link."""
     authorize(req, rt)
     video_id = req.path.split("/")[3]
+    if not _ID.fullmatch(video_id):     # it goes into a Location header: only an id's own characters
+        raise ApiError(404, f"No video found with id '{video_id[:100]!r}'.", code="not_found")
     variant = req.query().get("variant", "video")
     if variant not in ("video", "thumbnail", "spritesheet"):
         raise bad_request("'variant' must be video, thumbnail or spritesheet.", param="variant")
