@@ -244,22 +244,17 @@ class Upstream:
     def check_first(self, block: bytes) -> bool:
         """Whether `block` holds the stream's first event (False: none yet). That
         event must parse: garbage fails over instead of reaching the client."""
-        data = sse.first_data(block)
-        if data is not None:        # the usual first event: one `data: {...}` line
-            try:
-                if isinstance(orjson.loads(data), dict):
-                    return True
-            except orjson.JSONDecodeError:
-                pass
-            raise self.malformed("streamed a first event that is not a JSON object")
-        for _, data in sse.events(block):
-            try:
-                if isinstance(orjson.loads(data), dict):
-                    return True
-            except orjson.JSONDecodeError:
-                pass
-            raise self.malformed("streamed a first event that is not a JSON object")
-        return False
+        data = sse.first_data(block)      # the usual first event: one `data: {...}` line, found at once
+        if data is None:
+            data = next((d for _, d in sse.events(block)), None)
+            if data is None:
+                return False
+        try:
+            if isinstance(orjson.loads(data), dict):
+                return True
+        except orjson.JSONDecodeError:
+            pass
+        raise self.malformed("streamed a first event that is not a JSON object")
 
     def malformed(self, what: str) -> UpstreamFault:
         return UpstreamFault(f"provider '{self.provider}' {what}", provider=self.provider,

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import unquote
 
@@ -108,20 +109,7 @@ async def revoke(req: Request, rt: Runtime) -> None:
     gone: list[tuple[str, str | None]] = []    # (name, id) of what was removed
 
     def remove(document: dict) -> dict:
-        auth = dict(document.get("auth") or {})
-        keys = list(auth.get("keys") or [])
-        ids = _ids(rt, document, len(keys))
-        by_id = is_key_id(ref) and ref in ids
-        kept = []
-        for entry, kid in zip(keys, ids, strict=True):
-            if isinstance(entry, dict) and (kid == ref if by_id else entry.get("name") == ref):
-                gone.append((str(entry.get("name")), kid))
-            else:
-                kept.append(entry)
-        if not gone:
-            raise ApiError(404, f"No key with the id or name '{ref[:100]}'.", code="not_found")
-        auth["keys"] = kept
-        return {**document, "auth": auth}
+        return _with_key(rt, document, ref, gone, lambda entry: None)
 
     done = await edit_document(req, rt, remove, f"key '{ref}' revoked")
     name, kid = gone[-1]
@@ -147,21 +135,8 @@ async def edit(req: Request, rt: Runtime) -> None:
     changed: list[tuple[str, str | None]] = []
 
     def change(document: dict) -> dict:
-        auth = dict(document.get("auth") or {})
-        keys = list(auth.get("keys") or [])
-        ids = _ids(rt, document, len(keys))
-        by_id = is_key_id(ref) and ref in ids
-        out = []
-        for entry, kid in zip(keys, ids, strict=True):
-            if isinstance(entry, dict) and (kid == ref if by_id else entry.get("name") == ref):
-                entry = {**entry, **body}
-                entry = {k: v for k, v in entry.items() if v is not None}
-                changed.append((str(entry.get("name")), kid))
-            out.append(entry)
-        if not changed:
-            raise ApiError(404, f"No key with the id or name '{ref[:100]}'.", code="not_found")
-        auth["keys"] = out
-        return {**document, "auth": auth}
+        return _with_key(rt, document, ref, changed,
+                         lambda entry: {k: v for k, v in {**entry, **body}.items() if v is not None})
 
     done = await edit_document(req, rt, change, f"key '{ref}' changed: {', '.join(sorted(body))}")
     name, kid = changed[-1]
@@ -170,6 +145,28 @@ async def edit(req: Request, rt: Runtime) -> None:
 
 async def key_path(req: Request, rt: Runtime) -> None:
     await (edit if req.method == "PATCH" else revoke)(req, rt)
+
+
+def _with_key(rt: Runtime, document: dict, ref: str, found: list[tuple[str, str | None]],
+              make: Callable[[dict], dict | None]) -> dict:
+    """`document` with the key `ref` names (its id, else its name) replaced by `make(entry)`
+    (None: removed); (name, id) of each one found appended to `found`, 404 if none."""
+    auth = dict(document.get("auth") or {})
+    keys = list(auth.get("keys") or [])
+    ids = _ids(rt, document, len(keys))
+    by_id = is_key_id(ref) and ref in ids
+    out = []
+    for entry, kid in zip(keys, ids, strict=True):
+        if isinstance(entry, dict) and (kid == ref if by_id else entry.get("name") == ref):
+            found.append((str(entry.get("name")), kid))
+            entry = make(entry)
+            if entry is None:
+                continue
+        out.append(entry)
+    if not found:
+        raise ApiError(404, f"No key with the id or name '{ref[:100]}'.", code="not_found")
+    auth["keys"] = out
+    return {**document, "auth": auth}
 
 
 def _check_role(body: dict) -> None:
