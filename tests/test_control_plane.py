@@ -77,9 +77,9 @@ def test_a_console_session_signs_in_is_held_to_csrf_and_signs_out(start_gateway)
     assert c.get("/admin/keys").status_code == 200
     # a change with the cookie needs the CSRF header, and the gateway's own origin
     assert c.post("/admin/keys", json={"name": "k1"}).json()["error"]["code"] == "csrf_check_failed"
-    r = c.post("/admin/keys", json={"name": "k1"}, headers={"x-gateway-csrf": "1", "origin": "https://evil.example"})
+    r = c.post("/admin/keys", json={"name": "k1"}, headers={"x-console-csrf": "1", "origin": "https://evil.example"})
     assert r.status_code == 403
-    r = c.post("/admin/keys", json={"name": "k1"}, headers={"x-gateway-csrf": "1", "origin": gw.url})
+    r = c.post("/admin/keys", json={"name": "k1"}, headers={"x-console-csrf": "1", "origin": gw.url})
     assert r.status_code == 200, r.text
     assert c.delete("/admin/session").status_code == 200
     assert c.get("/admin/keys").status_code == 401

@@ -7,7 +7,7 @@ DELETE /admin/session   sign out: the session is forgotten by every replica
 
 The cookie holds a random token; the store keeps only its SHA-256, with the
 admin's id, so revoking or changing the key ends its sessions too. A change
-made with a session cookie must carry `x-gateway-csrf: 1` and, when the
+made with a session cookie must carry `x-console-csrf: 1` and, when the
 browser sends an Origin, come from the gateway's own origin: a page on another
 site can do neither (and SameSite=Strict keeps the cookie from it already).
 """
@@ -27,7 +27,7 @@ from gateway.store import Session, StoreDown
 
 COOKIE = "gw_console"
 SESSION_S = 8 * 3600
-CSRF_HEADER = b"x-gateway-csrf"
+CSRF_HEADER = b"x-console-csrf"
 
 
 def token_hash(token: str) -> str:
@@ -63,7 +63,7 @@ async def from_cookie(req: Request, rt: Runtime) -> tuple[Admin, Session] | None
 def check_csrf(req: Request) -> None:
     """A change made with the cookie: the header, and the gateway's own origin."""
     if req.headers.get(CSRF_HEADER) != b"1":
-        raise ApiError(403, "A change made with a console session needs the 'x-gateway-csrf: 1' header.",
+        raise ApiError(403, "A change made with a console session needs the 'x-console-csrf: 1' header.",
                        type="permission_error", code="csrf_check_failed")
     origin = req.headers.get(b"origin")
     if origin is not None:
