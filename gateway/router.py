@@ -118,7 +118,7 @@ async def send(model: ServedModel, call: Call, strategy: str | None = None,
                 stats.breaker.success()     # the target is healthy; the request was not
                 raise RouteFailed(from_provider(e), attempts, upstream_s) from None
             stats.breaker.failure(loop.time())
-            stats.last_error, stats.last_error_at = e.message[:300], time.time()
+            stats.record_failure(e.message)
             log.warning("attempt %d for %s via %s failed: %s", attempts, model.name, target.id, e.message)
             last = e
             continue

@@ -4,6 +4,7 @@ versions."""
 from __future__ import annotations
 
 import random
+import time
 from dataclasses import dataclass, field
 
 from gateway.breaker import Breaker
@@ -18,9 +19,16 @@ class TargetStats:
     in_flight: int = 0
     last_error: str | None = None    # the latest failure, for /admin/providers
     last_error_at: float | None = None
+    error_rate: float = 0.0          # moving average of attempts that failed (1) or answered (0)
 
     def record_latency(self, seconds: float) -> None:
+        """An answer: its latency, and one more attempt that did not fail."""
         self.latency_s = seconds if self.latency_s is None else 0.8 * self.latency_s + 0.2 * seconds
+        self.error_rate *= 0.8
+
+    def record_failure(self, message: str) -> None:
+        self.error_rate = 0.8 * self.error_rate + 0.2
+        self.last_error, self.last_error_at = message[:300], time.time()
 
 
 @dataclass(slots=True)

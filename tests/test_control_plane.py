@@ -159,3 +159,17 @@ def test_the_video_gallery_lists_every_keys_jobs_with_links(start_gateway):
     assert mp4.status_code == 200 and mp4.headers["content-type"] == "video/mp4"
     thumb = a.get(f"/admin/videos/{video.id}/content", params={"variant": "thumbnail"}, follow_redirects=True)
     assert thumb.status_code == 200 and thumb.headers["content-type"].startswith("image/")
+
+
+def test_each_target_shows_its_recent_error_rate(start_gateway):
+    cfg = base_config([{"name": "flaky", "type": "mock", "fail_rate": 1.0, "fail_status": 503},
+                       {"name": "mock", "type": "mock"}],
+                      [chat_model("m", {"provider": "flaky"}, {"provider": "mock"})])
+    cfg["auth"]["admin_key"] = ADMIN
+    gw = start_gateway(cfg)
+    client = gw.client()
+    for _ in range(3):
+        client.chat.completions.create(model="m", messages=[{"role": "user", "content": "x"}])
+    rates = {t["target"].split("/")[0]: t["error_rate"] for p in gw.http(key=ADMIN).get("/admin/providers").json()[
+        "providers"] for t in p["targets"]}
+    assert rates["mock"] == 0.0 and rates["flaky"] > 0.3    # every attempt on it failed (a moving average)

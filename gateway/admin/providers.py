@@ -1,6 +1,7 @@
 """GET /admin/providers: every configured provider, whether it is on, and how
 each of its targets is doing in this process: circuit, average latency,
-requests in flight, the last failure."""
+requests in flight, error rate (a moving average over its recent attempts,
+each weighing 0.2), the last failure."""
 from __future__ import annotations
 
 import asyncio
@@ -23,7 +24,7 @@ async def providers(req: Request, rt: Runtime) -> None:
             "target": target_id, "circuit": b.state(now), "consecutive_failures": b.failures,
             "retry_in_s": round(b.retry_in(now), 3),
             "latency_ms": None if stats.latency_s is None else round(stats.latency_s * 1000, 3),
-            "in_flight": stats.in_flight, "last_error": stats.last_error,
+            "in_flight": stats.in_flight, "error_rate": round(stats.error_rate, 4), "last_error": stats.last_error,
             "last_error_ago_s": None if stats.last_error_at is None else round(time.time() - stats.last_error_at, 1)})
     out = []
     for p in rt.config.providers:
