@@ -1,6 +1,8 @@
 """Chat and embeddings through the gateway, with the official openai SDK."""
 from __future__ import annotations
 
+import time
+
 import orjson
 import pytest
 
@@ -175,8 +177,13 @@ def test_request_id_kept_or_made(setup):
                      json={"model": "mock-chat", "messages": [{"role": "user", "content": "x"}]})
     assert mine.headers["x-request-id"] == "trace-123"
     a = http.get("/healthz").headers["x-request-id"]
+    time.sleep(0.002)
     b = http.get("/nope").headers["x-request-id"]
     assert a != b and a.startswith("req_")
+    time.sleep(0.002)
+    c = http.get("/healthz").headers["x-request-id"]
+    # made ids grow with time (the request log's index on them takes them at its end), and stay unique
+    assert a < b < c and len({a, b, c}) == 3 and all(len(i) == len("req_") + 28 for i in (a, b, c))
 
 
 def test_health_and_ready(setup):
