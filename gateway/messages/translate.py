@@ -37,6 +37,8 @@ from typing import Any
 
 import orjson
 
+from providers import exact_json
+
 __all__ = ["MessagesError", "error_body", "to_chat", "message_from_chat", "count_tokens_estimate", "new_id",
            "stop_reason", "message_usage", "tool_input", "tool_use_block"]
 
@@ -420,7 +422,7 @@ def tool_input(arguments: Any) -> dict:
     if not isinstance(arguments, str) or not arguments.strip():
         return {}
     try:
-        value = orjson.loads(arguments)
+        value = exact_json.loads(arguments)
     except orjson.JSONDecodeError:
         return {}
     return value if isinstance(value, dict) else {}

@@ -24,6 +24,7 @@ from typing import Any
 import orjson
 
 from gateway.errors import ApiError, bad_request
+from providers import exact_json
 
 SEPARATOR = "__"
 HOSTED_TOOLS = frozenset({
@@ -164,7 +165,7 @@ def custom_input(arguments: str) -> str:
     """A custom tool's input from its function call's arguments (the raw text
     when a backend did not answer the `{"input": ...}` object it was given)."""
     try:
-        doc = orjson.loads(arguments)
+        doc = exact_json.loads(arguments)
     except orjson.JSONDecodeError:
         return arguments
     value = doc.get("input") if isinstance(doc, dict) else None

@@ -13,6 +13,7 @@ from typing import Any
 
 import orjson
 
+from providers import exact_json
 from providers.chat_format import data_url, image_url
 from providers.errors import BadRequest
 
@@ -145,7 +146,7 @@ def _tool_use(call: Any, where: str) -> dict[str, Any]:
         raise BadRequest(f"every entry of '{where}' needs an 'id' and a 'function' with a 'name'", param=where)
     arguments = fn.get("arguments") or "{}"
     try:
-        decoded = orjson.loads(arguments) if isinstance(arguments, str) else arguments
+        decoded = exact_json.loads(arguments) if isinstance(arguments, str) else arguments
     except orjson.JSONDecodeError:
         raise BadRequest(f"the arguments of tool call '{call['id']}' in '{where}' are not valid JSON",
                          param=where) from None
