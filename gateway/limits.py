@@ -5,7 +5,8 @@ of the request at once (the key's rpm, tpm and concurrency, the model's rpm
 and tpm, the key's budget): tokens are charged an estimate (body length / 4,
 plus max_tokens x n) and money a hold at the dearest target's price. After the
 answer, `settle` corrects the tokens to the real usage, frees the slot, turns
-the hold into spend and writes the ledger row.
+the hold into spend and writes the ledger row. `limits_in_use`, for reports,
+reads what each key has used of its limits this moment, charging nothing.
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from typing import Any, Protocol
 
 from gateway.auth import Key
 from gateway.config.schema import Budget, Price, ProviderLimits, StateConfig
+from gateway.config.schema import Limits as KeyLimits
 from gateway.errors import ApiError
 from gateway.metrics import RATE_LIMITED, STORE_ERRORS
 from gateway.routes import ServedModel
@@ -178,7 +180,7 @@ class Limiter:
             at = ticket.verdict.at or a.now    # the bucket the store charged, by its own clock
             s.corrections = [(win, at, used - win.amount) for win in a.windows
                              if win.family == "tokens" and used != win.amount]
-            s.lease, s.hold, s.spent_nano = a.lease, a.hold, cost
+            s.lease, s.hold, s.spent_nano, s.given = a.lease, a.hold, cost, ticket.verdict.given
         if provider is not None:
             u = usage or Usage()
             s.entry = LedgerEntry(today(), ticket.key, ticket.model, provider, 1, u.prompt_tokens,
@@ -210,6 +212,38 @@ def budget_key(key_id: str, budget: Budget) -> str:
     """Where a key's spend in its budget's current period is counted (by id: a reused name starts afresh)."""
     day_from, day_to = period(budget)
     return f"budget:{key_id}:{day_from}:{day_to}"
+
+
+# A key's limits as the store counts them: (name in the config, window family or None for the
+# concurrency lease, store key prefix, window_s); the keys as `_admission`, `admit_video` and `_lease` name them.
+_KEY_LIMITS = (("rpm", "requests", "rpm", 60), ("tpm", "tokens", "tpm", 60),
+               ("concurrent", None, "concurrent", 0), ("videos_per_hour", "videos", "vph", 3600))
+
+
+async def limits_in_use(store: Store, keys: list[tuple[str, KeyLimits]]) -> list[dict[str, dict[str, int]]]:
+    """Each key's (id, limits) use of its own limits this moment, {"rpm": {"used", "limit"}, ...} with
+    only the limits it has, read in one store call for all of them. For reports: nothing is charged."""
+    windows: list[Window] = []
+    leases: list[str] = []
+    asked: list[list[tuple[str, int, bool, int]]] = []    # per key: (limit, its value, a lease?, index asked)
+    for kid, limits in keys:
+        mine = []
+        for name, family, prefix, window_s in _KEY_LIMITS:
+            limit = getattr(limits, name)
+            if limit is None:
+                continue
+            if family is None:
+                mine.append((name, limit, True, len(leases)))
+                leases.append(f"{prefix}:key:{kid}")
+            else:
+                mine.append((name, limit, False, len(windows)))
+                windows.append(Window(family, f"{prefix}:key:{kid}", limit, window_s, 0))
+        asked.append(mine)
+    if not windows and not leases:
+        return [{} for _ in keys]
+    use = await store.limits.usage(windows, leases)
+    return [{name: {"used": (use.leases if lease else use.windows)[i], "limit": limit}
+             for name, limit, lease, i in mine} for mine in asked]
 
 
 def _windows(scope: str, rpm: int | None, tpm: int | None, tokens: int) -> list[Window]:

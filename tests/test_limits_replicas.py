@@ -27,6 +27,7 @@ from redis.asyncio import Redis
 from gateway.auth import digest_of, key_id
 from gateway.spend import NANO, today
 from gateway.store.redis import RedisStore
+from gateway.store.redis.grants import GRANT_N
 from gateway.store.redis.limits import LEDGER_FLUSH_S
 from tests.harness import free_port
 from tests.redis_server import RedisServer
@@ -43,6 +44,7 @@ KEYS = {"rpm": {"limits": {"rpm": 100}},
         "tpm": {"limits": {"tpm": 100 * TOKENS_ESTIMATE}},
         "budget": {"budget": {"usd": 1, "period": "day"}},
         "flow": {"limits": {"rpm": 1_000_000, "concurrent": 10_000}},
+        "near": {"limits": {"rpm": 1_000, "concurrent": 100}},     # under FLOOR_N requests' room: never a grant
         "after": {"limits": {"rpm": 5}},
         **{f"round{i}": {"limits": {"rpm": 50}} for i in range(3)},
         **{f"eight{i}": {"limits": {"rpm": 40}} for i in range(10)}}
@@ -254,11 +256,13 @@ def test_budget_is_exact_across_replicas_and_spend_adds_up(replicas, redis):
     assert asyncio.run(_settled(ledger_total, (costs, costs))) == (costs, costs)
 
 
-def test_one_redis_round_trip_to_admit_and_one_to_settle(replicas, redis):
+def _request_path_commands(replicas: Replicas, redis: RedisServer, key: str, n: int) -> list[str]:
+    """What one replica sends Redis while it answers `n` requests of `key` one after the other
+    (after one request first: connections warm, its ledger row written)."""
     port = replicas.ports[0]
     assert httpx.post(f"http://127.0.0.1:{port}/v1/chat/completions", content=chat(),
-                      headers={"authorization": "Bearer sk-flow"}).status_code == 200   # warm connections
-    time.sleep(3 * LEDGER_FLUSH_S)      # that request's ledger row is written before the watching starts
+                      headers={"authorization": f"Bearer sk-{key}"}).status_code == 200
+    time.sleep(3 * LEDGER_FLUSH_S)
 
     async def watch() -> list[str]:
         seen: list[dict] = []
@@ -268,21 +272,50 @@ def test_one_redis_round_trip_to_admit_and_one_to_settle(replicas, redis):
                     seen.append(await m.next_command())
             collecting = asyncio.create_task(collect())
             async with httpx.AsyncClient() as client:
-                answer = await client.post(f"http://127.0.0.1:{port}/v1/chat/completions", content=chat(),
-                                           headers={"authorization": "Bearer sk-flow"})
-            assert answer.status_code == 200
+                for _ in range(n):
+                    answer = await client.post(f"http://127.0.0.1:{port}/v1/chat/completions", content=chat(),
+                                               headers={"authorization": f"Bearer sk-{key}"})
+                    assert answer.status_code == 200
             await asyncio.sleep(0.3)
             collecting.cancel()
         # Background work of every replica (following config versions, video queues, the
-        # webhook outbox) has keys of its own; the request path is what is left.
-        background = ("config", "queue:", "outbox", "workers:")
-        return [c["command"] for c in seen if c.get("client_type") != "lua"
-                and not any(word in c["command"] for word in background)]
-    sent = asyncio.run(watch())
+        # webhook outbox, the request log) has keys of its own; the request path is what is left.
+        background = ("config", "queue:", "outbox", "workers:", "requests:")
+        commands, in_multi = [], False
+        for c in seen:
+            command = c["command"]
+            word = command.split()[0].upper().strip('"')
+            in_multi = word == "MULTI" or (in_multi and word != "EXEC")
+            if c.get("client_type") != "lua" and not in_multi and word != "EXEC" \
+                    and not any(b in command for b in background):
+                commands.append(command)
+        return commands
+    return asyncio.run(watch())
+
+
+def test_one_redis_round_trip_to_admit_and_one_to_settle_near_the_limits(replicas, redis):
+    sent = _request_path_commands(replicas, redis, "near", 1)
     # The request's own: admit, then settle (its lease); the ledger row (no budget) is added up
     # in the replica and written by the next flush, within LEDGER_FLUSH_S.
     assert [c.split()[0].upper() for c in sent] == ["EVALSHA", "EVALSHA", "EVALSHA"]
     assert "spend:" not in sent[0] and "spend:" not in sent[1] and "spend:" in sent[2]
+
+
+def test_far_from_its_limits_a_key_is_admitted_from_grants(replicas, redis):
+    """Far from every limit, a replica admits from room Redis set aside for it: one round trip
+    per GRANT_N requests or per bucket, plus the ledger's flushes, not two per request."""
+    n = 4 * GRANT_N
+    sent = _request_path_commands(replicas, redis, "flow", n)
+    # Decided by Redis, each request would send two (admit, settle). From grants: one asked and one
+    # given back per GRANT_N requests or per one-second bucket, the ledger's flushes every
+    # LEDGER_FLUSH_S, and a request alone now and then (in a bucket's last fiftieth no grant is given).
+    assert all(c.split()[0].upper() == "EVALSHA" for c in sent), sent
+    assert len(sent) <= n // 2, len(sent)
+
+    async def in_flight():
+        async with Redis.from_url(redis.url) as r:
+            return await r.zcard(f"gw:concurrent:key:{key_id(digest_of('sk-flow'))}")
+    assert asyncio.run(_settled(in_flight, 0)) == 0      # every slot given back once the grants ended
 
 
 def test_redis_dying_mid_load_fails_open_and_limits_return_with_it(replicas, redis):

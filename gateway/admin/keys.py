@@ -1,6 +1,7 @@
 """Gateway keys through the admin API (admin key only):
 
-GET    /admin/keys          every key: id, models, limits, budget, and this month's use
+GET    /admin/keys          every key: id, models, limits, budget, this month's use, and its
+                            limits' use this moment (`usage`)
 POST   /admin/keys          {"name", "models"?, "limits"?, "budget"?}: a new key; its secret is in
                             this answer only (the config keeps its SHA-256)
 DELETE /admin/keys/{ref}    revoke it: by id (`key_...`), or by name, URL-encoded if it holds `/`
@@ -28,8 +29,9 @@ from gateway.admin.config import edit_document
 from gateway.asgi import Request
 from gateway.auth import digest_of_config, is_key_id, key_id
 from gateway.config import ConfigError
+from gateway.config.schema import Limits
 from gateway.errors import ApiError, bad_request
-from gateway.limits import budget_key
+from gateway.limits import budget_key, limits_in_use
 from gateway.runtime import Runtime
 from gateway.spend import NANO, today
 from gateway.store import StoreDown
@@ -52,12 +54,14 @@ async def _list(req: Request, rt: Runtime) -> None:
         u["requests"] += r.requests
         u["tokens"] += r.prompt_tokens + r.completion_tokens
         u["cost_usd"] += r.cost_nano / NANO
+    configured = rt.config.auth.keys
+    ids = [key_id(digest) if (digest := digest_of_config(k)) is not None else None for k in configured]
+    live = await _in_use(rt, [(kid, k.limits) for k, kid in zip(configured, ids, strict=True) if kid is not None])
     out = []
-    for k in rt.config.auth.keys:
-        digest = digest_of_config(k)
-        kid = key_id(digest) if digest is not None else None
+    for k, kid in zip(configured, ids, strict=True):
         shown: dict[str, Any] = {"id": kid, "name": k.name, "models": k.models, "active": kid is not None,
                                  "limits": k.limits.model_dump(exclude_none=True),
+                                 "usage": live.get(kid) if kid is not None else None,
                                  "budget": k.budget.model_dump() if k.budget else None,
                                  "this_month": used.get(kid or "", {"requests": 0, "tokens": 0, "cost_usd": 0.0}),
                                  "role": k.role}
@@ -69,6 +73,15 @@ async def _list(req: Request, rt: Runtime) -> None:
                 pass
         out.append(shown)
     await req.respond(200, orjson.dumps({"keys": out}))
+
+
+async def _in_use(rt: Runtime, keys: list[tuple[str, Limits]]) -> dict[str, dict[str, dict[str, int]]]:
+    """Each key's use of its limits this moment, by id; none while the store does not answer
+    (the list shows the limits alone then)."""
+    try:
+        return dict(zip([kid for kid, _ in keys], await limits_in_use(rt.store, keys), strict=True))
+    except StoreDown:
+        return {}
 
 
 async def _create(req: Request, rt: Runtime) -> None:

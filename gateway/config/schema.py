@@ -50,6 +50,9 @@ class StateConfig(_Strict):
     # anything quicker is waited for, so a burst is slow, never unlimited. A refused connection counts at once.
     redis_timeout_ms: float = Field(2000, gt=0)
     lease_ttl_s: float = Field(600, gt=0)               # a concurrency slot whose replica died frees itself after this
+    # Redis sets room aside for a replica while a key is far from its limits, so that most of its
+    # requests are admitted with no round trip (docs/limits-and-cost.md, Grants); exact either way.
+    redis_grants: bool = True
 
 
 class Limits(_Strict):

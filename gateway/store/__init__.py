@@ -29,7 +29,7 @@ from gateway.store.configs import Configs, ConfigVersion
 from gateway.store.embedded import EmbeddedStore
 from gateway.store.jobs import TERMINAL, Claim, Delivery, JobRecord, Jobs
 from gateway.store.ledger import LEDGER_FIELDS, Ledger, LedgerEntry
-from gateway.store.limits import Admission, Hold, Lease, Limits, Settlement, Verdict, Window, budget_span
+from gateway.store.limits import Admission, Hold, InUse, Lease, Limits, Settlement, Verdict, Window, budget_span
 from gateway.store.request_stats import Rollup, Stats
 from gateway.store.requests import BadCursor, RequestFilter, RequestPage, RequestRecord, Requests, Retention
 from gateway.store.responses import ResponseRecord, Responses
@@ -37,7 +37,7 @@ from gateway.store.workers import Workers
 
 __all__ = [
     "Store", "StoreDown", "open_store", "EmbeddedStore",
-    "Limits", "Admission", "Window", "Lease", "Hold", "Verdict", "Settlement", "budget_span",
+    "Limits", "Admission", "Window", "Lease", "Hold", "Verdict", "Settlement", "InUse", "budget_span",
     "Ledger", "LedgerEntry", "LEDGER_FIELDS",
     "Cache",
     "Jobs", "JobRecord", "Claim", "Delivery", "TERMINAL",
@@ -55,5 +55,5 @@ def open_store(state: StateConfig) -> Store:
         # Loaded only when named: redis-py costs a process ~19 MB it would not use (embedded mode).
         # gateway/store/redis imports nothing that imports this package's loader, so no circle hides here.
         from gateway.store.redis import RedisStore
-        return RedisStore(state.redis_url, timeout_s=state.redis_timeout_ms / 1000)
+        return RedisStore(state.redis_url, timeout_s=state.redis_timeout_ms / 1000, grants=state.redis_grants)
     return EmbeddedStore(state.data_dir)

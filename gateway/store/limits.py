@@ -4,11 +4,14 @@ request's path, and what it is asked.
 One `admit` checks and charges all of a request's limits in one atomic step
 (on Redis, one Lua script); one `settle` writes back what the request really
 used, turns its budget hold into spend and adds its ledger row, also atomically.
+Reports read without charging: `usage` (what windows and leases count this
+moment) and `budget_spent`; neither is on the request path.
 """
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from typing import Any
 
 from gateway.store.ledger import LedgerEntry
 
@@ -58,6 +61,7 @@ class Verdict:
     remaining: list[int] = field(default_factory=list)   # per window, after this request
     reset_s: list[float] = field(default_factory=list)   # per window: until capacity frees up
     at: float = 0.0                    # the store's clock when it decided (Redis: its own): the bucket to correct
+    given: Any = None                  # the store's own note of where it was admitted from (Redis: a grant)
 
 
 @dataclass(slots=True)
@@ -69,6 +73,14 @@ class Settlement:
     hold: Hold | None = None
     spent_nano: int = 0
     entry: LedgerEntry | None = None
+    given: Any = None                  # the verdict's `given`: the store settles it where it came from
+
+
+@dataclass(slots=True)
+class InUse:
+    """What some windows and leases count this moment, as `usage` read it."""
+    windows: list[int] = field(default_factory=list)   # per window asked: the units admit would count now
+    leases: list[int] = field(default_factory=list)    # per lease key asked: its leases not expired
 
 
 class Limits(ABC):
@@ -78,6 +90,12 @@ class Limits(ABC):
 
     @abstractmethod
     async def settle(self, s: Settlement) -> None: ...
+
+    @abstractmethod
+    async def usage(self, windows: list[Window], leases: list[str]) -> InUse:
+        """What each window counts and how many unexpired leases each lease key holds, this
+        moment, exactly as `admit` would count them (only a window's key and window_s are
+        read). Read only: nothing is charged, pruned or started."""
 
     @abstractmethod
     async def budget_spent(self, hold_key: str) -> int:

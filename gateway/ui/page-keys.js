@@ -1,4 +1,4 @@
-// Keys: every key with its use against its limits and budget; create (the secret shown once), edit
+// Keys: every key with its use against its limits (this moment) and budget; create (the secret shown once), edit
 // (PATCH), revoke (after a confirmation). Viewers see the same with the controls disabled.
 
 import { api } from './api.js';
@@ -15,13 +15,18 @@ const PERIODS = ['day', 'week', 'month', 'total'];
 
 const ref = (key) => encodeURIComponent(key.id || key.name);
 
-/** What the key has used of each limit, where the gateway says (`use`/`usage`), as bars; else the limits. */
+/** Each limit with what the key uses of it this moment (`usage`: requests and tokens in the current
+ * minute, requests in flight, videos this hour) as a bar; the limit alone where the gateway could not say. */
 function limitsCell(key) {
-  const use = key.use || key.usage || {};
+  const usage = key.usage || {};
   const rows = LIMITS.filter(([name]) => key.limits?.[name] !== undefined && key.limits?.[name] !== null)
-    .map(([name, label]) => (typeof use[name] === 'number'
-      ? meter(`${key.name}: ${label}`, use[name], key.limits[name], `${fmt.num(use[name])} / ${fmt.num(key.limits[name])} ${name}`)
-      : h('div', { class: 'nowrap' }, `${fmt.num(key.limits[name])} ${name}`)));
+    .map(([name, label]) => {
+      const limit = key.limits[name];
+      const used = usage[name]?.used;
+      return typeof used === 'number'
+        ? meter(`${key.name}: ${label}`, used, limit, `${fmt.num(used)} / ${fmt.num(limit)} ${name}`)
+        : h('div', { class: 'nowrap' }, `${fmt.num(limit)} ${name}`);
+    });
   return rows.length ? rows : 'none';
 }
 

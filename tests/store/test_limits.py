@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from gateway.store import Admission, Hold, Lease, LedgerEntry, Settlement, Window
+from gateway.store import Admission, Hold, InUse, Lease, LedgerEntry, Settlement, Window
 
 MONTH = "budget:alice:2026-11-01:2026-11-30"
 
@@ -189,3 +189,73 @@ async def test_corrections_that_empty_buckets_keep_counts_and_reset_times_right(
         assert (await charge(0)).remaining == [1000]
         sixth = await charge(5)
         assert sixth.remaining == [995] and 59 < sixth.reset_s[0] <= 60
+
+
+# -- usage: what the windows and leases count this moment, read only --------------------------------
+
+async def test_usage_counts_what_admit_counts_and_charges_nothing(open_store):
+    async with open_store() as store:
+        for amount in (30, 50):
+            assert (await store.limits.admit(admission(rpm(10), tpm(1000, amount), lease=lease(f"l{amount}")))).allowed
+        asked = [rpm(10), tpm(1000, 0), rpm(10, key="rpm:key:nobody")]
+        use = await store.limits.usage(asked, ["concurrent:key:alice", "concurrent:key:nobody"])
+        assert (use.windows, use.leases) == ([2, 80, 0], [2, 0])
+        assert await store.limits.usage(asked, ["concurrent:key:alice"]) == InUse([2, 80, 0], [2])
+        # nothing was charged: the window still has room for exactly 8 more
+        assert (await store.limits.admit(admission(rpm(10)))).remaining == [7]
+        await store.limits.settle(Settlement(lease=lease("l30")))
+        assert (await store.limits.usage([], ["concurrent:key:alice"])).leases == [1]
+        assert await store.limits.usage([], []) == InUse([], [])
+
+
+async def test_usage_follows_a_window_as_its_buckets_leave(open_store):
+    """At each step usage says what the next admission counts: a probe charging 0 units sees
+    `limit - used` left. Usage reads first, before the probe lets the store tidy the window."""
+    async with open_store() as store:
+        async def used_then_probe() -> tuple[int, int]:
+            used = (await store.limits.usage([rpm(100, window_s=2)], [])).windows[0]
+            probe = await store.limits.admit(admission(Window("requests", "rpm:key:alice", 100, 2, 0)))
+            return used, 100 - probe.remaining[0]
+
+        async def charge(n: int) -> None:
+            for _ in range(n):
+                assert (await store.limits.admit(admission(rpm(100, window_s=2)))).allowed
+
+        await charge(3)                                  # t0: three
+        assert await used_then_probe() == (3, 3)
+        await asyncio.sleep(1.0)
+        await charge(2)                                  # t0+1: two more
+        assert await used_then_probe() == (5, 5)
+        await asyncio.sleep(1.2)
+        assert await used_then_probe() == (2, 2)         # t0+2.2: the first three left
+        await charge(1)
+        await asyncio.sleep(2.1)
+        assert await used_then_probe() == (0, 0)         # every bucket left
+
+
+async def test_usage_after_corrections_that_empty_buckets(open_store):
+    """An emptied oldest bucket takes the window's oldest mark with it (on Redis): usage then
+    sums what is left, as the next admission does."""
+    async with open_store() as store:
+        first = await store.limits.admit(admission(tpm(1000, 10)))
+        await asyncio.sleep(1.05)                                                  # the next bucket
+        second = await store.limits.admit(admission(tpm(1000, 20)))
+        await store.limits.settle(Settlement([(tpm(1000, 10), first.at, -10)]))    # the oldest bucket: 0
+        assert (await store.limits.usage([tpm(1000, 0)], [])).windows == [20]
+        assert (await store.limits.admit(admission(tpm(1000, 0)))).remaining == [980]
+        await store.limits.settle(Settlement([(tpm(1000, 20), second.at, -25)]))   # never below 0
+        assert (await store.limits.usage([tpm(1000, 0)], [])).windows == [0]
+
+
+async def test_usage_leaves_out_expired_leases_without_freeing_them(open_store):
+    """A dead replica's leases stop counting at their expiry, however many it left (more than the
+    Redis store reads in its first trip)."""
+    async with open_store() as store:
+        for i in range(11):
+            assert (await store.limits.admit(admission(lease=lease(f"dead{i}", limit=20, ttl_s=0.2)))).allowed
+        assert (await store.limits.admit(admission(lease=lease("alive", limit=20)))).allowed
+        assert (await store.limits.usage([], ["concurrent:key:alice"])).leases == [12]
+        await asyncio.sleep(0.25)
+        assert (await store.limits.usage([], ["concurrent:key:alice"])).leases == [1]
+        await store.limits.settle(Settlement(lease=lease("alive", limit=20)))
+        assert (await store.limits.usage([], ["concurrent:key:alice"])).leases == [0]

@@ -77,6 +77,69 @@ async def test_one_round_trip_per_stored_response_call(redis_url):
     assert sent == ["MULTI", "HSET", "PEXPIRE", "EXEC", "HMGET", "DEL"]
 
 
+async def test_usage_is_one_round_trip_that_writes_nothing(redis_url):
+    store = RedisStore(redis_url, timeout_s=2.0)
+    await store.start()
+    seen: list[dict] = []
+    monitor_client = Redis.from_url(redis_url)
+    try:
+        verdict = await store.limits.admit(full_admission())
+        await store.limits.settle(full_settlement(verdict))
+        await store.limits.admit(full_admission())
+        writes = (await monitor_client.info("persistence"))["rdb_changes_since_last_save"]
+        async with monitor_client.monitor() as m:
+            async def watch():
+                while True:
+                    seen.append(await m.next_command())
+            watching = asyncio.create_task(watch())
+            use = await store.limits.usage(full_admission().windows, ["concurrent:key:alice"])
+            await asyncio.sleep(0.1)
+            watching.cancel()
+        assert (await monitor_client.info("persistence"))["rdb_changes_since_last_save"] == writes
+    finally:
+        await monitor_client.aclose()
+        await store.close()
+    assert use.windows == [2, 100 - 60 + 100] and use.leases == [1]
+    sent = [c["command"].split()[0].upper() for c in seen]
+    # one MULTI/EXEC block, sent as one pipeline: Redis's clock and the keys read at one instant
+    assert sent == ["MULTI", "TIME", "HGETALL", "HGETALL", "ZCARD", "ZRANGE", "EXEC"]
+
+
+async def test_usage_reads_each_window_as_admit_counts_it(redis_url):
+    """Window HASHes in each state ADMIT's `counted` tells apart, made by hand: usage says what
+    a probe admission (charging nothing) then counts. Hour windows: a bucket is a minute."""
+    hour = 3600
+    key = "gw:vph:key:alice"
+    probe = Window("videos", "vph:key:alice", 1000, hour, 0)
+    store = RedisStore(redis_url, timeout_s=2.0)
+    try:
+        async with Redis.from_url(redis_url) as r:
+            def states(c: int) -> list[tuple[dict, int]]:
+                """(the HASH, what it counts) for current bucket c."""
+                return [({"n": 7, "o": c - 3, c - 3: 4, c: 3}, 7),                       # oldest still in
+                        ({"n": 9, "o": c - 61, c - 61: 2, c - 60: 3, c - 10: 4}, 4),     # the oldest two left
+                        ({"n": 5, "o": c - 70, c - 70: 2, c - 5: 3}, 3),                 # all it covered left
+                        ({c - 2: 4, c - 100: 6}, 4),                                     # no sum kept
+                        ({"n": 9, c - 1: 3, c - 59: 6}, 9),                              # no oldest mark
+                        ({}, 0)]                                                         # no window at all
+            for _ in range(3):
+                sec, _usec = await r.time()
+                current = sec // 60
+                read, probed = [], []
+                for fields, _counts in states(current):
+                    await r.delete(key)
+                    if fields:
+                        await r.hset(key, mapping=fields)
+                    read.append((await store.limits.usage([probe], [])).windows[0])
+                    probed.append(1000 - (await store.limits.admit(Admission([probe]))).remaining[0])
+                if (await r.time())[0] // 60 == current:      # no minute turned meanwhile
+                    break
+    finally:
+        await store.close()
+    expected = [counts for _, counts in states(current)]
+    assert read == probed == expected
+
+
 async def test_redis_clock_decides(redis_url):
     async with Redis.from_url(redis_url) as r:
         sec, usec = await r.time()
@@ -123,6 +186,7 @@ async def test_redis_gone_is_store_down():
                      store.limits.settle(Settlement(lease=full_admission().lease)),
                      store.cache.get("k"), store.cache.put("k", b"v", 1), store.ledger.rows("2026-11-01", "2026-11-30"),
                      store.limits.budget_spent("budget:alice:2026-11-01:2026-11-30"),
+                     store.limits.usage([TOKENS], ["concurrent:key:alice"]),
                      store.responses.put(ResponseRecord("resp_1", "key_a", 0, b"{}"), 60),
                      store.responses.get("resp_1"), store.responses.delete("resp_1")):
             with pytest.raises(StoreDown):

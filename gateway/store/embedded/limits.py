@@ -6,8 +6,8 @@ from __future__ import annotations
 import time
 
 from gateway.store.embedded.ledger import EmbeddedLedger
-from gateway.store.limits import Admission, Limits, Settlement, Verdict, budget_span
-from gateway.store.windows import Buckets, bucket_of
+from gateway.store.limits import Admission, InUse, Limits, Settlement, Verdict, Window, budget_span
+from gateway.store.windows import BUCKETS, Buckets, bucket_of
 
 
 class EmbeddedLimits(Limits):
@@ -65,6 +65,17 @@ class EmbeddedLimits(Limits):
             self._spent_in[s.hold.key] = self._spent(s.hold.key) + s.spent_nano
         if s.entry is not None:
             self._ledger.add(s.entry)
+
+    async def usage(self, windows: list[Window], leases: list[str]) -> InUse:
+        # What `advance` then `total` would give, without dropping anything.
+        now = time.time()
+        counted = []
+        for win in windows:
+            buckets = self._windows.get(win.key)
+            oldest = bucket_of(now, win.window_s) - BUCKETS + 1
+            counted.append(0 if buckets is None else sum(v for b, v in buckets.counts.items() if b >= oldest))
+        held = [sum(until > now for until in self._leases.get(key, {}).values()) for key in leases]
+        return InUse(counted, held)
 
     def _spent(self, hold_key: str) -> int:
         spent = self._spent_in.get(hold_key)

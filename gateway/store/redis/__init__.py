@@ -39,12 +39,12 @@ _JOB_TIMEOUT_S = 5.0
 
 
 class RedisStore(Store):
-    def __init__(self, url: str, timeout_s: float = 0.05, prefix: str = "gw:") -> None:
+    def __init__(self, url: str, timeout_s: float = 0.05, prefix: str = "gw:", grants: bool = True) -> None:
         self._fast = Pool(url, prefix, timeout_s, _CONNECTIONS, "gateway")
         self._slow = Pool(url, prefix, _JOB_TIMEOUT_S, _JOB_CONNECTIONS, "gateway-jobs")
         # The request path's scripts go through one pipelined connection (pipe.py).
         self._pipe = Pipe(url, timeout_s, "gateway-requests")
-        self.limits = self._limits = RedisLimits(self._fast, self._pipe)
+        self.limits = self._limits = RedisLimits(self._fast, self._pipe, grants)
         self.ledger = RedisLedger(self._fast, self._limits.flush)
         self.cache = RedisCache(self._fast)
         # Stored responses are read before and written after each Responses API request, at chat

@@ -13,7 +13,14 @@ spend) wait up to SETTLE_WAIT_S to go with the next batch of
 admissions, ahead of them, so a replica's own next request always sees its
 last one settled; another replica sees it within that wait. The scripts and
 the key layout are in limits_lua.py; arguments are sent as RESP made once per
-key and limit (`_window`, `_lease`, `_period`).
+key and limit (`_window`, `_lease`, `_period`). What windows and leases
+count now, for reports (`usage`), is read without a script and off this
+connection (limits_usage.py).
+
+While a key is far from its limits, most admissions need no round trip at
+all: one that goes to Redis asks for a grant beside it, room for more requests
+of the same shape charged in the same step, and the replica admits from it
+until it runs out or its bucket ends (grants.py).
 
 Ledger rows decide nothing (a budget is decided by its period's `spent`,
 which settling updates in the same step that frees the hold): they are added
@@ -41,12 +48,14 @@ from typing import Any, NamedTuple
 
 from gateway.store.base import StoreDown
 from gateway.store.ledger import LEDGER_FIELDS, LedgerEntry
-from gateway.store.limits import Admission, Limits, Settlement, Verdict, budget_span
+from gateway.store.limits import Admission, Hold, InUse, Lease, Limits, Settlement, Verdict, Window, budget_span
 from gateway.store.redis.base import Pool, Script, run_encoded
+from gateway.store.redis.grants import FLOOR_N, GRANT_N, Given, Grant, Shape, shape_of
 from gateway.store.redis.ledger import row_field
 from gateway.store.redis.limits_lua import BATCH
+from gateway.store.redis.limits_usage import read_usage
 from gateway.store.redis.pipe import Pipe, ReplyError, bulk, remembered
-from gateway.store.windows import bucket_of
+from gateway.store.windows import bucket_of, bucket_s
 
 log = logging.getLogger("gateway.store")
 
@@ -62,7 +71,7 @@ _GRACE_DAYS = 7     # a budget period is kept this long after it ends, for reque
 
 
 class RedisLimits(Limits):
-    def __init__(self, pool: Pool, pipe: Pipe) -> None:
+    def __init__(self, pool: Pool, pipe: Pipe, grants: bool = True) -> None:
         self._pool = pool
         self._pipe = pipe
         self._p = pool.prefix
@@ -77,6 +86,9 @@ class RedisLimits(Limits):
         self._shapes: dict[str, tuple[Any, ...]] = {}     # window and lease keys: their limits and RESP
         self._flusher: asyncio.Task[None] | None = None
         self._closed = False
+        self._grants_on = grants
+        self._grants: dict[Shape, Grant] = {}      # room this replica holds, by shape (grants.py)
+        self._asking: set[Shape] = set()            # shapes whose grant is on its way
 
     async def load(self) -> None:
         """Load the scripts now rather than on the first request."""
@@ -135,10 +147,30 @@ class RedisLimits(Limits):
         _hand_out(ops, None, replies)
 
     async def admit(self, a: Admission) -> Verdict:
+        ask = None
+        if self._grants_on:
+            shape = shape_of(a)
+            grant = self._grants.get(shape)
+            if grant is not None:
+                if asyncio.get_running_loop().time() >= grant.until:
+                    self._end_grant(grant)
+                elif grant.take(a):
+                    return _from_grant(grant, a)
+            if shape not in self._asking:
+                ask = shape
+                self._asking.add(shape)
+        try:
+            return await self._admit(a, ask)
+        finally:
+            if ask is not None:
+                self._asking.discard(ask)
+
+    async def _admit(self, a: Admission, ask: Shape | None) -> Verdict:
         # A key's windows, lease and budget come back request after request with the same
         # keys and limits: their RESP is made once (`_window`, `_lease`, `_period`).
         keys: list[bytes] = []
-        args = [_count(len(a.windows)), _FLAG[a.lease is not None], _FLAG[a.hold is not None]]
+        args = [_count(len(a.windows)), _FLAG[a.lease is not None], _FLAG[a.hold is not None],
+                *(_NO_GRANT if ask is None else _GRANT)]
         for win in a.windows:
             key, limit, window_s = self._window(win.key, win.limit, win.window_s)
             keys.append(key)
@@ -154,6 +186,7 @@ class RedisLimits(Limits):
             if a.hold.key not in self._periods:
                 for row in self._rows.pop(period.key, {}).values():     # ahead of the admission, in its batch
                     self._write_row(row)
+        asked_at = asyncio.get_running_loop().time()    # before Redis's clock read: a grant's end is never late
         reply = (await self._run(_ADMIT, keys, args)).split()
         allowed, refused = reply[0] == b"1", int(reply[1])
         if a.hold is not None and (allowed or refused == -2) and a.hold.key not in self._periods:
@@ -165,9 +198,47 @@ class RedisLimits(Limits):
         if not allowed:
             by = _REFUSED_BY.get(refused) or a.windows[refused - 1].family
             return Verdict(False, by, float(reply[2]), at=at)
-        per_window = reply[5:]
-        return Verdict(True, remaining=[int(r) for r in per_window[0::2]],
-                       reset_s=[float(r) for r in per_window[1::2]], at=at)
+        per_window = reply[6:]
+        remaining, reset_s = [int(r) for r in per_window[0::2]], [float(r) for r in per_window[1::2]]
+        if reply[5] == b"1" and ask is not None:
+            grant = self._grant(ask, a, at, asked_at, remaining, reset_s)
+            remaining = [r + u for r, u in zip(remaining, grant.units, strict=True)]     # room this replica has
+        return Verdict(True, remaining=remaining, reset_s=reset_s, at=at)
+
+    def _grant(self, shape: Shape, a: Admission, at: float, asked_at: float, remaining: list[int],
+               reset_s: list[float]) -> Grant:
+        """Hold the grant Redis gave with `a`'s admission (ending the one it replaces)."""
+        left = min((_bucket_left(at, w.window_s) for w in a.windows), default=_GRANT_WITHOUT_WINDOWS_S)
+        grant = Grant(shape, a.windows, at, asked_at + left, [GRANT_N * w.amount for w in a.windows],
+                      remaining, [asked_at + r for r in reset_s])
+        if a.lease is not None:
+            grant.slots = [f"{a.lease.id}.{j}" for j in range(1, GRANT_N + 1)]
+        if a.hold is not None:
+            grant.hold = GRANT_N * a.hold.amount
+        old = self._grants.get(shape)
+        if old is not None:
+            self._end_grant(old)
+        self._grants[shape] = grant
+        asyncio.get_running_loop().call_at(grant.until, self._end_grant, grant)
+        return grant
+
+    def _end_grant(self, grant: Grant) -> None:
+        """Give back what is left of a grant, and turn what its requests spent from held into spent."""
+        if grant.ended:
+            return
+        grant.ended = True
+        if self._grants.get(grant.shape) is grant:
+            del self._grants[grant.shape]
+        lease, hold = grant.shape[1], grant.shape[2]
+        s = Settlement(corrections=[(w, grant.at, -units) for w, units in zip(grant.windows, grant.units, strict=True)
+                                    if units])
+        if hold is not None and (grant.hold or grant.spent):
+            s.hold, s.spent_nano = Hold(hold[0], hold[1], grant.hold + grant.spent), grant.spent
+        slots = grant.slots if lease is not None else []
+        if not s.corrections and s.hold is None and not slots:
+            return
+        keys, args = self._settlement(s, slots, lease[0] if slots else None)
+        self._run(_SETTLE, keys, args, soon=False).add_done_callback(_seen)
 
     def _window(self, key: str, limit: int, window_s: int) -> tuple[bytes, bytes, bytes]:
         """(key, limit, window_s), in RESP. (One list item is one argument: BATCH counts them.)"""
@@ -206,6 +277,8 @@ class RedisLimits(Limits):
         return period
 
     async def settle(self, s: Settlement) -> None:
+        if s.given is not None:
+            s = _settled_in(s.given, s)
         if s.entry is not None:
             self._add_row(s.entry)
             if not s.corrections and s.lease is None and s.hold is None:
@@ -267,6 +340,7 @@ class RedisLimits(Limits):
 
     async def close(self) -> None:
         self._closed = True         # rows a failed last flush keeps wait for no later one
+        self.end_grants()
         await self._drain()
         if self._flusher is not None:
             self._flusher.cancel()
@@ -276,18 +350,22 @@ class RedisLimits(Limits):
             log.warning("%d ledger rows could not be written at shutdown: %s",
                         sum(map(len, self._rows.values())), e)
 
-    def _settlement(self, s: Settlement) -> tuple[list[bytes], list[bytes]]:
-        """SETTLE's keys and arguments for `s`, in RESP."""
+    def _settlement(self, s: Settlement, slots: list[str] | None = None,
+                    slots_key: str | None = None) -> tuple[list[bytes], list[bytes]]:
+        """SETTLE's keys and arguments for `s` (or, for a grant, `slots` of the lease `slots_key`), in RESP."""
         p = self._p
+        if s.lease is not None:
+            slots, slots_key = [s.lease.id], s.lease.key
         keys: list[bytes] = []
         args = [_count(len(s.corrections)),
-                _FLAG[s.lease is not None], _FLAG[s.hold is not None], _FLAG[s.entry is not None]]
+                _count(len(slots) if slots else 0), _FLAG[s.hold is not None], _FLAG[s.entry is not None]]
         for win, at, delta in s.corrections:
             keys.append(self._key(win.key))
             args += (bulk(bucket_of(at, win.window_s)), bulk(delta))
-        if s.lease is not None:
-            keys.append(self._key(s.lease.key))
-            args.append(bulk(s.lease.id))
+        if slots:
+            assert slots_key is not None
+            keys.append(self._key(slots_key))
+            args += (bulk(i) for i in slots)
         if s.hold is not None:
             keys.append(self._period(s.hold.key).hold_key)
             args += (bulk(-s.hold.amount), bulk(s.spent_nano))
@@ -300,8 +378,31 @@ class RedisLimits(Limits):
                     args += (remembered(row_field(e.key, e.model, e.provider, f)), bulk(getattr(e, f)))
         return keys, args
 
+    async def usage(self, windows: list[Window], leases: list[str]) -> InUse:
+        await self._drain()     # this replica's finished requests, settled first
+        use = await read_usage(self._pool, windows, leases)
+        # Room this replica's grants hold but no request has used is not use (other replicas' can't be seen here).
+        unused: dict[str, int] = {}
+        for grant in self._grants.values():
+            for w, units in zip(grant.windows, grant.units, strict=True):
+                unused[w.key] = unused.get(w.key, 0) + max(0, units)
+            if grant.shape[1] is not None:
+                unused[grant.shape[1][0]] = unused.get(grant.shape[1][0], 0) + len(grant.slots)
+        if unused:
+            use.windows = [max(0, n - unused.get(w.key, 0)) for n, w in zip(use.windows, windows, strict=True)]
+            use.leases = [max(0, n - unused.get(key, 0)) for n, key in zip(use.leases, leases, strict=True)]
+        return use
+
+    def end_grants(self) -> None:
+        """Give back every grant now (their requests still in flight settle on their own)."""
+        for grant in list(self._grants.values()):
+            self._end_grant(grant)
+
     async def budget_spent(self, hold_key: str) -> int:
         key, day_from, day_to = budget_span(hold_key)
+        for grant in list(self._grants.values()):      # spend noted in a grant, into the period's `spent` first
+            if grant.shape[2] is not None and grant.shape[2][0] == hold_key:
+                self._end_grant(grant)
         for row in self._rows.pop(key, {}).values():     # a period not tracked yet counts them
             self._write_row(row)
         await self._drain()
@@ -334,6 +435,52 @@ def _count(n: int) -> bytes:
     return _COUNTS[n] if n < 8 else bulk(n)
 
 _ADMIT, _SETTLE = bulk("a"), bulk("s")     # an operation's kind, as BATCH reads it
+_NO_GRANT = (remembered(0), remembered(0))
+_GRANT = (remembered(GRANT_N), remembered(FLOOR_N))
+_GRANT_WITHOUT_WINDOWS_S = 1.0      # how long a grant of a slot and budget alone is held
+
+
+def _bucket_left(at: float, window_s: int) -> float:
+    """Seconds from `at` to the end of its bucket of a `window_s` window."""
+    return (bucket_of(at, window_s) + 1) * bucket_s(window_s) - at
+
+
+def _from_grant(grant: Grant, a: Admission) -> Verdict:
+    """The verdict for a request admitted from a grant (its amounts taken already)."""
+    now = asyncio.get_running_loop().time()
+    return Verdict(True, remaining=[r + u for r, u in zip(grant.remaining, grant.units, strict=True)],
+                   reset_s=[max(0.0, r - now) for r in grant.reset_at], at=grant.at,
+                   given=Given(grant, grant.slots.pop() if a.lease is not None else None))
+
+
+def _settled_in(given: Given, s: Settlement) -> Settlement:
+    """What is left to settle in Redis of a request admitted from a grant: its ledger row
+    only while the grant lasts (the rest goes back to the grant); after, the rest too."""
+    grant = given.grant
+    grant.in_use -= 1
+    if grant.ended:
+        lease = s.lease
+        if lease is not None and given.slot is not None:     # the slot it held is the grant's, by its id
+            lease = Lease(lease.key, lease.limit, given.slot, lease.ttl_s)
+        return Settlement(s.corrections, lease, s.hold, s.spent_nano, s.entry)
+    for win, _, delta in s.corrections:
+        for i, w in enumerate(grant.windows):
+            if w.key == win.key:
+                grant.units[i] -= delta
+                break
+    if given.slot is not None:
+        grant.slots.append(given.slot)
+    if s.hold is not None:
+        grant.hold += s.hold.amount - s.spent_nano
+        grant.spent += s.spent_nano
+    return Settlement(entry=s.entry)
+
+
+def _seen(done: asyncio.Future[Any]) -> None:
+    """A grant given back with no one waiting: its failure is logged, not left unread."""
+    if not done.cancelled() and done.exception() is not None:
+        log.debug("a grant could not be given back (Redis counts it until its window, lease or period ends): %s",
+                  done.exception())
 
 
 class _Period(NamedTuple):

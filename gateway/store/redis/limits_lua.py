@@ -18,16 +18,25 @@ Keys (all under the store's prefix, `gw:` by default):
 Time is Redis's own (`TIME`), so replicas with skewed clocks count into the
 same buckets; ADMIT returns it so that SETTLE corrects the bucket it charged.
 The window math mirrors gateway/store/windows.py exactly (same formulas, same doubles).
+limits_usage.py reads a window as ADMIT's `counted` does, for reports: change them together.
 """
 from __future__ import annotations
 
 # KEYS: the windows' HASHes, then the lease ZSET (if any), then the budget HASH
 #       and the key's cost-per-day HASH (if a hold).
-# ARGV: n_windows, has_lease, has_hold,
+# ARGV: n_windows, has_lease, has_hold, grant_n, floor_n,
 #       (limit, window_s, amount) per window,
 #       (limit, id, ttl_ms) for the lease,
 #       (limit, amount, day_from, day_to, expire_at or 0) for the hold.
-# Returns {1, 0, "0", sec, usec, remaining_1, "reset_s_1", ...} when allowed;
+# grant_n > 0 asks for a grant (grants.py): grant_n more requests' worth of every limit
+# (windows: grant_n x amount units; the lease: grant_n more slots, ids "<id>.1" on;
+# the budget: grant_n x amount), charged now for the replica to hand out itself. It is
+# given only if every limit would still have floor_n requests' worth of room left after
+# it, every window charges 1 unit or more, and its current bucket has a fiftieth of its span
+# or more to run;
+# otherwise the request is decided alone, as with grant_n 0.
+# Returns {1, 0, "0", sec, usec, granted, remaining_1, "reset_s_1", ...} when allowed
+#         (granted: 1 when the grant was given; remaining counts it as used);
 #         {0, refused_by, "retry_after_s", sec, usec} when refused, where
 #         refused_by is the window's 1-based index, -1 for the lease, -2 for the budget.
 ADMIT = r"""
@@ -35,7 +44,9 @@ local BUCKETS = 60
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 local n_windows = tonumber(ARGV[ab + 1])
-local a = ab + 4
+local grant_n, floor_n = tonumber(ARGV[ab + 4]), tonumber(ARGV[ab + 5])
+local granted = grant_n > 0
+local a = ab + 6
 
 local function seconds(x) return string.format('%.6f', x) end
 
@@ -120,6 +131,10 @@ for i = 1, n_windows do
   end
   w.limit, w.amount, w.size, w.current = limit, amount, size, current
   w.ttl_ms = math.ceil((window_s + size) * 1000)
+  if granted and (amount < 1 or w.used + amount * (1 + grant_n + floor_n) > limit
+                  or (current + 1) * size - now < size / 50) then
+    granted = false
+  end
   a = a + 3
 end
 
@@ -128,14 +143,17 @@ local lease
 if ARGV[ab + 2] == '1' then
   local limit = tonumber(ARGV[a])
   lease = {key = KEYS[k], id = ARGV[a + 1], ttl_ms = tonumber(ARGV[a + 2])}
-  if redis.call('ZCARD', lease.key) >= limit then
+  local held = redis.call('ZCARD', lease.key)
+  if held >= limit then
     -- A dead replica never releases its leases: the expired ones free themselves when they are in the way.
     redis.call('ZREMRANGEBYSCORE', lease.key, '-inf', string.format('%.3f', now * 1000))
-    if redis.call('ZCARD', lease.key) >= limit then
+    held = redis.call('ZCARD', lease.key)
+    if held >= limit then
       write_back(windows, n_windows)
       return {0, -1, seconds(1), t[1], t[2]}
     end
   end
+  if granted and held + 1 + grant_n + floor_n > limit then granted = false end
   k, a = k + 1, a + 3
 end
 
@@ -158,17 +176,22 @@ if ARGV[ab + 3] == '1' then
     redis.call('HSET', budget, 'spent', string.format('%d', spent))
     if ARGV[a + 4] ~= '0' then redis.call('EXPIREAT', budget, ARGV[a + 4]) end
   end
-  if spent + (tonumber(state[2]) or 0) + amount > limit then
+  local taken = spent + (tonumber(state[2]) or 0)
+  if taken + amount > limit then
     write_back(windows, n_windows)
     return {0, -2, seconds(0), t[1], t[2]}
   end
-  hold = {key = budget, amount = ARGV[a + 1]}
+  if granted and taken + amount * (1 + grant_n + floor_n) > limit then granted = false end
+  hold = {key = budget, amount = amount}
 end
 
--- Everything passed: charge it all.
-local out = {1, 0, seconds(0), t[1], t[2]}
+-- Everything passed: charge it all (and the grant, when it is given).
+local times = 1
+if granted then times = 1 + grant_n else grant_n = 0 end
+local out = {1, 0, seconds(0), t[1], t[2], times > 1 and 1 or 0}
 for i = 1, n_windows do
   local w = windows[i]
+  w.amount = w.amount * times
   local o = w.o
   if w.used == 0 then o = w.current end     -- nothing counted before: this charge is the oldest
   local expire = w.fresh
@@ -187,18 +210,21 @@ for i = 1, n_windows do
   out[#out + 1] = seconds(reset)
 end
 if lease then
-  redis.call('ZADD', lease.key, string.format('%.3f', now * 1000 + lease.ttl_ms), lease.id)
+  local score = string.format('%.3f', now * 1000 + lease.ttl_ms)
+  local members = {score, lease.id}
+  for j = 1, grant_n do members[#members + 1] = score; members[#members + 1] = lease.id .. '.' .. j end
+  redis.call('ZADD', lease.key, unpack(members))
   redis.call('PEXPIRE', lease.key, lease.ttl_ms)
 end
-if hold then redis.call('HINCRBY', hold.key, 'held', hold.amount) end
+if hold then redis.call('HINCRBY', hold.key, 'held', string.format('%d', hold.amount * times)) end
 return out
 """
 
 # KEYS: the windows to correct, then the lease ZSET (if any), the budget HASH
 #       (if a hold), then spend:<day>, spend:days and cost:<key> (if a ledger row).
-# ARGV: n_corrections, has_lease, has_hold, has_entry,
+# ARGV: n_corrections, n_lease_ids, has_hold, has_entry,
 #       (bucket, delta) per correction,
-#       lease id,
+#       the lease ids (has_lease of them: a grant's unused slots go together),
 #       (-held, spent) for the hold,
 #       (day, cost_nano, then field, value pairs to the end) for the ledger row.
 # Returns 1.
@@ -225,9 +251,10 @@ for _ = 1, tonumber(ARGV[ab + 1]) do
   end
   k, a = k + 1, a + 2
 end
-if ARGV[ab + 2] == '1' then
-  redis.call('ZREM', KEYS[k], ARGV[a])
-  k, a = k + 1, a + 1
+local n_ids = tonumber(ARGV[ab + 2])
+if n_ids > 0 then
+  redis.call('ZREM', KEYS[k], unpack(ARGV, a, a + n_ids - 1))
+  k, a = k + 1, a + n_ids
 end
 if ARGV[ab + 3] == '1' then
   -- A period not (or no longer) tracked is started from the ledger when next used,
