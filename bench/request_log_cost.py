@@ -6,7 +6,10 @@
 A/B on the request path: `Exchange._count` (what gateway/exchange.py runs as
 every request ends: the metrics, then the request log's one append) with
 `logging.requests.enabled` on and off, runs interleaved; the difference is the
-log's cost. Then `RequestLog.add` alone. Off the request path, per record:
+log's cost. Then `RequestLog.add` alone, and the router's part of every
+request that the log's attempts ride on: an `Exchange` made, `router.send`
+with a first attempt that answers at once (the provider's call a stub), and
+`Exchange.routed`. Off the request path, per record:
 turning the appended rows into records (the flusher's worker thread), the
 stats they add to, and a 1,000-record batch written to the embedded store's
 SQLite file. Each figure is the median of `--repeat` runs, with the min and
@@ -29,7 +32,7 @@ from collections.abc import Callable
 sys.path.insert(0, os.getcwd())      # the tree in the current directory, so two checkouts compare side by side
 
 from gateway import config as config_loader  # noqa: E402
-from gateway import request_log  # noqa: E402
+from gateway import request_log, router  # noqa: E402
 from gateway.api.chat import CHAT  # noqa: E402
 from gateway.asgi import Request  # noqa: E402
 from gateway.exchange import Exchange  # noqa: E402
@@ -37,7 +40,7 @@ from gateway.runtime import Runtime  # noqa: E402
 from gateway.services import Services  # noqa: E402
 from gateway.store import EmbeddedStore, Retention  # noqa: E402
 from gateway.store.request_stats import rollup  # noqa: E402
-from providers.base import Usage  # noqa: E402
+from providers.base import Call, Reply, Usage  # noqa: E402
 
 CONFIG = """
 auth: {keys: [{name: bench, key: sk-bench}]}
@@ -62,6 +65,27 @@ def exchange(rt: Runtime) -> Exchange:
     x.usage, x.cost, x.overhead = Usage(24, 32), 60_800, b"0.241"
     x.data = {"model": "bench-chat", "messages": MESSAGES}
     return x
+
+
+def routed_us(x: Exchange, n: int) -> float:
+    """CPU µs per request for an Exchange made, routed to a target that answers at once, and let go of."""
+    rt, req = x.rt, x.req
+    served = rt.models["bench-chat"]
+    reply = Reply(body=b"{}", usage=Usage(24, 32))
+
+    async def answer(call: Call) -> Reply:
+        return reply
+    served.targets[0].provider.chat = answer     # type: ignore[method-assign]  # the upstream is not measured
+    call = Call("chat", b"{}", {}, served.name)
+
+    async def run() -> float:
+        start = time.process_time()
+        for _ in range(n):
+            routed = Exchange(req, rt, CHAT)
+            routed.routed(await router.send(served, call))
+            routed.let_go_of_target()
+        return (time.process_time() - start) / n * 1e6
+    return asyncio.run(run())
 
 
 def cpu_us(run: Callable[[], None], n: int) -> float:
@@ -117,6 +141,7 @@ def main() -> None:
         results["_count, log off"].append(count(off))
         results["_count, log on"].append(count(on))
     results["RequestLog.add alone"] = [add() for _ in range(args.repeat)]
+    results["router.send + Exchange.routed"] = [routed_us(on, args.n) for _ in range(args.repeat)]
     results["off the loop: rows -> records"] = [per_record(lambda: request_log._records(rows))
                                                 for _ in range(args.repeat)]
     results["off the loop: rows -> stats"] = [per_record(lambda: rollup(records)) for _ in range(args.repeat)]

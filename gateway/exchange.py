@@ -122,8 +122,8 @@ class AnswerDialect(Dialect, ABC):
 class Exchange:
     """What one request learned on its way, and its end, written once."""
     __slots__ = ("req", "rt", "dialect", "key", "model", "ticket", "headers", "status", "target", "provider",
-                 "attempts", "upstream_s", "usage", "cost", "overhead", "data", "cache_hit", "gate",
-                 "trace", "_target_ticket", "_outcome", "_ended")
+                 "attempts", "attempt_log", "upstream_s", "usage", "cost", "overhead", "data", "cache_hit",
+                 "gate", "trace", "_target_ticket", "_outcome", "_ended")
 
     def __init__(self, req: Request, rt: Runtime, dialect: Dialect) -> None:
         self.req = req
@@ -137,6 +137,7 @@ class Exchange:
         self.target: Target | None = None     # who served it
         self.provider = ""                    # its provider's name (or the cached answer's)
         self.attempts = 0
+        self.attempt_log: list[router.Attempt] | None = None     # each attempt, once one failed (router.Outcome)
         self.upstream_s = 0.0                 # time spent waiting on providers
         self.usage: Usage | None = None
         self.cost = 0                         # nano-USD
@@ -170,7 +171,7 @@ class Exchange:
         if self.req.started_response:
             return
         if isinstance(err, router.RouteFailed):     # no target answered: say how far it got
-            self.attempts, self.upstream_s = err.attempts, err.upstream_s
+            self.attempts, self.upstream_s, self.attempt_log = err.attempts, err.upstream_s, err.attempt_log
             self.headers += [(ATTEMPTS, str(err.attempts).encode()), (OVERHEAD_MS, self._overhead())]
         await self.req.respond(self.status, self.dialect.error(err), [*err.headers, *self.headers])
 
@@ -187,6 +188,7 @@ class Exchange:
         """The target that answered (`router.send(..., x.gate)`; a RouteFailed is refused as it is)."""
         self._outcome = outcome
         self.target, self.attempts, self.upstream_s = outcome.target, outcome.attempts, outcome.upstream_s
+        self.attempt_log = outcome.attempt_log
         self.provider = outcome.target.provider.name
         self._target_ticket = outcome.target_ticket
         if outcome.target.price is None:

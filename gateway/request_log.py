@@ -4,12 +4,13 @@ and the web console.
 
 The request path appends one tuple to a bounded deque (`RequestLog.add`, from
 `Exchange._count`): references to what the exchange holds already, no dict,
-no JSON, no I/O (docs/performance.md, Request log). Every
-`logging.requests.flush_s` a task takes what gathered, turns it into records
-on a worker thread (headers decoded, the error's code read from the error
-answer, prompts and answers cut to 32 KiB) and writes them to the store,
-1,000 to a batch; once a minute it prunes (`keep_days`, `max_rows`). At
-shutdown it writes what is left.
+no JSON, no I/O (docs/performance.md, Request log); the attempts as the
+router left them (a list only once one failed, else the target that
+answered). Every `logging.requests.flush_s` a task takes what gathered, turns
+it into records on a worker thread (headers decoded, the error's code read
+from the error answer, the attempts listed, prompts and answers cut to
+32 KiB) and writes them to the store, 1,000 to a batch; once a minute it
+prunes (`keep_days`, `max_rows`). At shutdown it writes what is left.
 
 Past `MOST_PENDING` records waiting (the store slow or down), the oldest are
 dropped and counted in `gateway_request_log_dropped_total`; a batch the store
@@ -31,6 +32,8 @@ from gateway.store import RequestRecord, Retention, Store
 
 if TYPE_CHECKING:       # annotations only: the exchange and the runtime call into this module
     from gateway.exchange import Exchange
+    from gateway.router import Attempt
+    from gateway.routes import Target
     from gateway.runtime import Runtime
 
 log = logging.getLogger("gateway")
@@ -71,10 +74,10 @@ class RequestLog:
         req = x.req
         data = x.data
         status = x.status
-        pending.append((time.time(), req.id, x.key, x.model, x.provider, status, x.attempts, latency_s, overhead_s,
-                        x.usage, x.cost, x.dialect.endpoint, data is not None and data.get("stream") is True,
-                        x.cache_hit, req.sent_headers, req.sent_body if prompts or status >= 400 else None,
-                        data if prompts else None, prompts))
+        pending.append((time.time(), req.id, x.key, x.model, x.provider, status, x.attempts, x.attempt_log, x.target,
+                        x.upstream_s, latency_s, overhead_s, x.usage, x.cost, x.dialect.endpoint,
+                        data is not None and data.get("stream") is True, x.cache_hit, req.sent_headers,
+                        req.sent_body if prompts or status >= 400 else None, data if prompts else None, prompts))
 
     # -- off the request path --------------------------------------------------------
 
@@ -171,9 +174,9 @@ def _records(rows: Iterable[Row]) -> list[RequestRecord]:
 
 
 def _record(at: float, request_id: bytes, key: Any, model: str, provider: str, status: int, attempts: int,
-            latency_s: float, overhead_s: float | None, usage: Any, cost: int, endpoint: str, stream: bool,
-            cache_hit: bool, sent_headers: Any, body: bytes | None, data: dict[str, Any] | None,
-            prompts: bool) -> RequestRecord:
+            attempt_log: list[Attempt] | None, target: Target | None, upstream_s: float, latency_s: float,
+            overhead_s: float | None, usage: Any, cost: int, endpoint: str, stream: bool, cache_hit: bool,
+            sent_headers: Any, body: bytes | None, data: dict[str, Any] | None, prompts: bool) -> RequestRecord:
     rid = request_id.decode("latin-1")
     headers = {"x-request-id": rid}
     headers.update((k.decode("latin-1"), v.decode("latin-1")) for k, v in sent_headers)
@@ -184,7 +187,20 @@ def _record(at: float, request_id: bytes, key: Any, model: str, provider: str, s
         usage.prompt_tokens if usage is not None else 0, usage.completion_tokens if usage is not None else 0,
         cost, _error_code(status, body), endpoint, stream, cache_hit, headers,
         _prompt(data) if prompts and data is not None else None,
-        _cut(body) if prompts and body is not None else None)
+        _cut(body) if prompts and body is not None else None,
+        _attempts(attempt_log, target, upstream_s))
+
+
+def _attempts(attempt_log: list[Attempt] | None, target: Target | None, upstream_s: float) -> list[dict[str, Any]]:
+    """Each upstream attempt. The router lists them only once one failed (gateway/router.py): without
+    a list, a routed request's one attempt is its target answering, for all the time spent upstream."""
+    if attempt_log is None:
+        if target is None:      # none made: refused before routing, or a cache hit
+            return []
+        return [{"provider": target.provider.name, "model": target.model, "status": 200, "error": None,
+                 "ms": round(upstream_s * 1000, 3)}]
+    return [{"provider": a.provider, "model": a.model, "status": a.status, "error": a.error,
+             "ms": round(a.seconds * 1000, 3)} for a in attempt_log]
 
 
 def _error_code(status: int, body: bytes | None) -> str | None:

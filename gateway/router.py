@@ -12,6 +12,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from gateway.errors import ApiError, from_provider
 from gateway.limits import Gate, TargetFull, Ticket
@@ -20,11 +21,21 @@ from gateway.routes import ServedModel, Target
 from gateway.telemetry import REQUEST
 from providers.base import Call, Provider, Reply
 from providers.errors import ProviderError, RateLimited, UpstreamFault, UpstreamTimeout
-from providers.redaction import scrub_bytes
+from providers.redaction import scrub, scrub_bytes
 
 log = logging.getLogger("gateway.router")
 
 _BACKOFF_S = 0.05    # before trying a target again in the same request, doubled each round
+_MOST_CODE = 64      # an error code longer than this is not a code
+
+
+class Attempt(NamedTuple):
+    """One upstream attempt, for the request log: made only once an attempt failed."""
+    provider: str
+    model: str              # the upstream model
+    status: int | None      # the upstream's HTTP status (200: answered), None where the failure has none
+    error: str | None       # the failure's code (or type); never its message, which may quote the request
+    seconds: float
 
 
 @dataclass(slots=True)
@@ -35,6 +46,8 @@ class Outcome:
     upstream_s: float            # time spent waiting on providers, all attempts together
     first_chunk: bytes | None = None
     target_ticket: Ticket | None = None   # the charge against the provider's own limits, to settle
+    # Every attempt, once one failed; None when the first answered (that one is `target`, for all of `upstream_s`).
+    attempt_log: list[Attempt] | None = None
 
     def release(self) -> None:
         """The answer has been delivered (or abandoned): the target is no longer busy."""
@@ -42,14 +55,16 @@ class Outcome:
 
 
 class RouteFailed(ApiError):
-    """No target answered; carries how many attempts were made."""
+    """No target answered; carries the attempts that were made."""
 
-    def __init__(self, error: ApiError, attempts: int, upstream_s: float) -> None:
+    def __init__(self, error: ApiError, attempts: int, upstream_s: float,
+                 attempt_log: list[Attempt] | None = None) -> None:
         super().__init__(error.status, error.message, type=error.type, param=error.param,
                          code=error.code, headers=error.headers)
         self.attempts = attempts
         self.upstream_s = upstream_s
         self.upstream_status = error.upstream_status
+        self.attempt_log = attempt_log
 
 
 async def send(model: ServedModel, call: Call, strategy: str | None = None,
@@ -64,6 +79,7 @@ async def send(model: ServedModel, call: Call, strategy: str | None = None,
     upstream_s = 0.0
     last: ProviderError | None = None
     tried: dict[int, int] = {}
+    attempt_log: list[Attempt] | None = None     # made at the first failure: the common case allocates nothing
     trace = REQUEST.get()       # the request's span, when tracing is on: each attempt gets one under it
 
     # Walk the order, wrapping round while retries remain; open circuits are skipped.
@@ -113,10 +129,14 @@ async def send(model: ServedModel, call: Call, strategy: str | None = None,
             stats.in_flight -= 1
             if charged is not None and gate is not None:
                 await gate.release(charged, None)
-            upstream_s += time.perf_counter() - started
+            spent = time.perf_counter() - started
+            upstream_s += spent
+            if attempt_log is None:
+                attempt_log = []
+            attempt_log.append(_failed(target, e, spent))
             if not e.retryable:
                 stats.breaker.success()     # the target is healthy; the request was not
-                raise RouteFailed(from_provider(e), attempts, upstream_s) from None
+                raise RouteFailed(from_provider(e), attempts, upstream_s, attempt_log) from None
             stats.breaker.failure(loop.time())
             stats.record_failure(e.message)
             log.warning("attempt %d for %s via %s failed: %s", attempts, model.name, target.id, e.message)
@@ -134,11 +154,23 @@ async def send(model: ServedModel, call: Call, strategy: str | None = None,
         outcome.attempts = attempts
         outcome.upstream_s = upstream_s + elapsed
         outcome.target_ticket = charged
+        if attempt_log is not None:
+            attempt_log.append(Attempt(target.provider.name, target.model, 200, None, elapsed))
+            outcome.attempt_log = attempt_log
         return outcome
 
     if last is None:
-        raise RouteFailed(_all_open(model, loop.time()), attempts, upstream_s)
-    raise RouteFailed(from_provider(last), attempts, upstream_s)
+        raise RouteFailed(_all_open(model, loop.time()), attempts, upstream_s, attempt_log)
+    raise RouteFailed(from_provider(last), attempts, upstream_s, attempt_log)
+
+
+def _failed(target: Target, e: ProviderError, seconds: float) -> Attempt:
+    """A failed attempt as the request log keeps it: the code only (an upstream's own code may echo
+    what it was sent, so the provider's secrets are hidden in it too)."""
+    code = e.code or e.type
+    if code:
+        code = scrub(code, target.provider.secrets)[:_MOST_CODE]
+    return Attempt(target.provider.name, target.model, e.upstream_status, code or None, seconds)
 
 
 async def _attempt(target: Target, call: Call, budget: float) -> Outcome:

@@ -60,6 +60,9 @@ class Reply:
     # a stream's is filled in as it ends.
     usage: Usage | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    # The model the upstream says answered (its answer's `model`), where the adapter parses the
+    # whole answer anyway; a trace's `gen_ai.response.model`.
+    model: str | None = None
 
     async def aclose(self) -> None:
         """Let go of the upstream answer, read to the end or not."""

@@ -132,6 +132,9 @@ class Upstream:
         parent = trace.TRACEPARENT.get()
         if parent is not None:
             headers = {**headers, "traceparent": parent}
+            state = trace.TRACESTATE.get()
+            if state is not None:
+                headers["tracestate"] = state
         try:
             return await pool.request(req.method, req.url, headers, req.body, self._idle_timeout_s)
         except ConnectFailed as e:

@@ -3,6 +3,10 @@ console sessions and their CSRF rules, the audit trail, key edits, the video
 gallery and the console's pages; on a real gateway over loopback HTTP."""
 from __future__ import annotations
 
+import base64
+import hashlib
+import re
+
 import httpx
 import openai
 import pytest
@@ -34,12 +38,43 @@ def test_the_openapi_document_describes_every_admin_path(start_gateway):
         assert method in paths[path], (path, method)
     assert "role" in doc["paths"]["/admin/keys"]["post"]["requestBody"]["content"]["application/json"]["schema"][
         "properties"]
-    assert httpx.get(f"{gw.url}/admin/docs").status_code == 200
     # unknown paths and methods answer in the OpenAI error shape
     r = gw.http(key=ADMIN).get("/admin/nothing-here")
     assert r.status_code == 404 and r.json()["error"]["code"] == "unknown_url"
     r = gw.http(key=ADMIN).put("/admin/audit")
     assert r.status_code == 405 and r.json()["error"]["code"] == "method_not_allowed"
+
+
+def test_the_api_docs_come_from_the_gateway_alone(start_gateway):
+    """/admin/docs needs no sign-in (as the document it reads) and names no other host: Swagger UI's
+    script, styles and icon are the gateway's own, cached for good (their URL names the version)."""
+    gw = start_gateway(config())
+    r = httpx.get(f"{gw.url}/admin/docs")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
+    assert "Gateway admin API" in r.text and "'/admin/openapi.json'" in r.text
+    assert not re.search(r"https?:|//[a-z]", r.text), "the page names another host"
+    assets = re.findall(r'(?:src|href)="([^"]+)"', r.text)
+    assert len(assets) == 3 and all(a.startswith("/admin/docs/assets/") for a in assets), assets
+    kinds = {".js": "javascript", ".css": "text/css", ".png": "image/png"}
+    assert sorted(a[a.rindex("."):] for a in assets) == sorted(kinds)
+    for asset in assets:
+        kind = kinds[asset[asset.rindex("."):]]
+        got = httpx.get(gw.url + asset)
+        assert got.status_code == 200 and kind in got.headers["content-type"] and got.content, asset
+        assert "immutable" in got.headers["cache-control"] and "max-age=31536000" in got.headers["cache-control"]
+    # the page's policy: its own files, its one inline script by hash, calls to the gateway; nothing else
+    policy = dict(d.strip().split(" ", 1) for d in r.headers["content-security-policy"].split(";"))
+    assert policy["default-src"] == "'none'" and policy["connect-src"] == "'self'"
+    assert re.fullmatch(r"'self' 'sha256-[A-Za-z0-9+/]+=*'", policy["script-src"])
+    assert policy["style-src"] == "'self'" and policy["img-src"] == "'self' data:"
+    inline = re.search(r"<script>(.*?)</script>", r.text, re.S)
+    assert inline and f"'sha256-{base64.b64encode(hashlib.sha256(inline.group(1).encode()).digest()).decode()}'" in \
+        policy["script-src"]
+    assert r.headers["x-frame-options"] == "DENY"
+    # only what the page loads: not the rest of the package's folder
+    base = assets[0].rsplit("/", 1)[0]
+    for other in ("redoc.standalone.js", "nothing.js"):
+        assert httpx.get(f"{gw.url}{base}/{other}").status_code == 404, other
 
 
 def test_a_viewer_reads_but_changes_nothing_and_an_admin_key_is_no_client_key(start_gateway):

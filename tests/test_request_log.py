@@ -1,8 +1,8 @@
 """The request log end to end: a real gateway (embedded, and on a real
 redis-server), the official openai SDK as the client, and the admin API
-reading the records back: one per request with its fields, filters and
-pages, prompts only when asked for, pruning, the Overview's stats, and
-nothing lost at shutdown."""
+reading the records back: one per request with its fields and each upstream
+attempt, filters and pages, prompts only when asked for, pruning, the
+Overview's stats, and nothing lost at shutdown."""
 from __future__ import annotations
 
 import time
@@ -10,6 +10,7 @@ from collections import deque
 from urllib.parse import quote
 
 import openai
+import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -19,6 +20,7 @@ from gateway.config import ConfigError, parse
 from gateway.errors import ApiError
 from gateway.metrics import REQUEST_LOG_DROPPED
 from tests.harness import Gateway, base_config, chat_model
+from tests.upstreams.openai_fake import recorded
 
 MSG = [{"role": "user", "content": "hello there"}]
 PRICES = {"paid/*": {"input_per_mtok": 1000, "output_per_mtok": 2000}, "cheap/*": {"input_per_mtok": 1,
@@ -78,10 +80,14 @@ def test_a_record_per_request_with_its_fields(start_gateway, state):
     assert r["headers"]["x-gateway-provider"] == "paid" and r["headers"]["x-request-id"] == r["id"]
     assert r["headers"]["x-gateway-cost-usd"] == raw.headers["x-gateway-cost-usd"]
     assert "prompt" not in r and "answer" not in r
+    [attempt] = r["attempt_log"]
+    assert {k: attempt[k] for k in ("provider", "model", "status", "error")} == {
+        "provider": "paid", "model": "m", "status": 200, "error": None}
+    assert 0 < attempt["ms"] < r["latency_ms"]
     gw.client().embeddings.create(model="e", input="one two three")
     newest = listed(gw, limit=1)["data"][0]
     assert (newest["endpoint"], newest["model"], newest["tokens_in"]) == ("embeddings", "e", 3)
-    assert "headers" not in newest     # a list shows no details
+    assert "headers" not in newest and "attempt_log" not in newest     # a list shows no details
 
 
 def test_failures_are_recorded_with_their_code_and_attempts(start_gateway, state):
@@ -89,12 +95,14 @@ def test_failures_are_recorded_with_their_code_and_attempts(start_gateway, state
     raw = gw.client().chat.completions.with_raw_response.create(model="failover", messages=MSG)
     r = record(gw, raw.headers["x-request-id"])
     assert (r["status"], r["provider"], r["attempts"], r["error"]) == (200, "cheap", 2, None)
+    assert [(a["provider"], a["status"]) for a in r["attempt_log"]] == [("broken", 503), ("cheap", 200)]
 
     with pytest.raises(openai.APIStatusError) as down:
         gw.client().chat.completions.create(model="down", messages=MSG)
     r = record(gw, down.value.response.headers["x-request-id"])
     assert (r["status"], r["attempts"], r["model"]) == (down.value.status_code, 2, "down") and r["status"] >= 500
     assert r["error"] == down.value.body["code"] and r["error"]
+    assert [a["provider"] for a in r["attempt_log"]] == ["broken", "broken"]
 
     tiny = gw.client("sk-tiny")
     tiny.chat.completions.create(model="c", messages=MSG)
@@ -103,6 +111,7 @@ def test_failures_are_recorded_with_their_code_and_attempts(start_gateway, state
     r = record(gw, limited.value.response.headers["x-request-id"])
     assert (r["status"], r["error"], r["key"], r["attempts"], r["tokens_in"]) == (429, "rate_limit_exceeded",
                                                                                    "tiny", 0, 0)
+    assert r["attempt_log"] == []      # refused before any upstream was tried
     assert "retry-after" in r["headers"]
 
     bad = gw.http().post("/v1/chat/completions", content=b"{not json", headers={"content-type": "application/json"})
@@ -113,6 +122,47 @@ def test_failures_are_recorded_with_their_code_and_attempts(start_gateway, state
     nobody = gw.http("sk-wrong").post("/v1/chat/completions", json={"model": "m", "messages": MSG})
     r = record(gw, nobody.headers["x-request-id"])
     assert (r["status"], r["error"], r["key"], r["key_id"]) == (401, "invalid_api_key", "", "")
+
+
+def test_each_attempt_with_its_target_outcome_and_time(start_gateway, fake_openai, state):
+    """Real upstreams on loopback: one answering 429 (its message quoting the gateway's key, as some do),
+    then 500, then too slowly; each attempt kept with its provider, upstream model, the upstream's status
+    and the failure's code, and never a message."""
+    a, b = fake_openai("a"), fake_openai("b")
+    secret = "sk-upstream-a-0123456789abcdef"
+    a.fail(429, orjson.dumps({"error": {"message": f"Rate limit reached for key {secret}.", "type": "requests",
+                                        "param": None, "code": "rate_limit_exceeded"}}))
+    cfg = config(state)
+    cfg["providers"] += [{"name": "a", "type": "openai_compatible", "base_url": a.url, "api_key": secret},
+                         {"name": "b", "type": "openai_compatible", "base_url": b.url, "api_key": "sk-b-key"}]
+    cfg["models"].append(chat_model("over", {"provider": "a", "model": "gpt-a"}, {"provider": "b", "model": "gpt-b"},
+                                    retries=1, attempt_timeout_s=0.5))
+    cfg["breaker"] = {"failures": 1000, "cooldown_s": 30}       # every attempt goes to `a` first
+
+    def attempts(r):
+        assert all(x["ms"] > 0 for x in r["attempt_log"]) and secret not in str(r)
+        return [(x["provider"], x["model"], x["status"], x["error"]) for x in r["attempt_log"]]
+
+    gw = start_gateway(cfg)
+    raw = gw.client().chat.completions.with_raw_response.create(model="over", messages=MSG)
+    r = record(gw, raw.headers["x-request-id"])
+    assert (r["status"], r["provider"], r["attempts"]) == (200, "b", 2)
+    assert attempts(r) == [("a", "gpt-a", 429, "rate_limit_exceeded"), ("b", "gpt-b", 200, None)]
+    assert sum(x["ms"] for x in r["attempt_log"]) < r["latency_ms"]
+
+    b.fail(500, recorded("error_500.json"))
+    with pytest.raises(openai.APIStatusError) as down:
+        gw.client().chat.completions.create(model="over", messages=MSG)
+    r = record(gw, down.value.response.headers["x-request-id"])
+    assert (r["status"], r["provider"], r["attempts"]) == (down.value.status_code, "", 2)
+    assert attempts(r) == [("a", "gpt-a", 429, "rate_limit_exceeded"), ("b", "gpt-b", 500, "upstream_error")]
+
+    a.ok(delay_s=5)
+    b.ok()
+    raw = gw.client().chat.completions.with_raw_response.create(model="over", messages=MSG)
+    r = record(gw, raw.headers["x-request-id"])
+    assert attempts(r) == [("a", "gpt-a", None, "upstream_timeout"), ("b", "gpt-b", 200, None)]
+    assert r["attempt_log"][0]["ms"] >= 450
 
 
 def test_streams_are_recorded_without_their_answer(start_gateway, state):

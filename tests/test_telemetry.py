@@ -201,6 +201,52 @@ def test_the_upstream_gets_the_attempts_traceparent(traced, fake_openai, receive
     assert b.seen[0].headers.get("traceparent", "").startswith(sent["b"])
 
 
+def test_the_clients_tracestate_goes_upstream_unchanged(traced, fake_openai, receiver):
+    a = fake_openai("a")
+    gw = traced([upstream(a, "a")], [chat_model("m", {"provider": "a"})])
+    parent = f"00-{CLIENT_TRACE}-{CLIENT_SPAN}-01"
+    state = "vendor=opaque, rojo=00f067aa0ba902b7,congo=t61rcWkgMzE"     # as it came: spaces and all
+    longest = ",".join(f"k{i}=" + "v" * 59 for i in range(8)) + ",z=" + "v" * 6   # 512 bytes: what W3C asks to keep
+    assert len(longest) == 512
+
+    def send(*headers: tuple[str, str]) -> None:
+        r = gw.http().post("/v1/chat/completions", json={"model": "m", "messages": MSG}, headers=list(headers))
+        assert r.status_code == 200, r.text
+
+    send(("traceparent", parent), ("tracestate", state))
+    send(("traceparent", parent), ("tracestate", longest))
+    send(("traceparent", parent), ("tracestate", longest + "v"))           # over 512 bytes: dropped
+    send(("traceparent", "00-nonsense-01"), ("tracestate", state))        # no parent that parses: dropped
+    send(("traceparent", parent))
+    send(("traceparent", parent), ("tracestate", "a=1"), ("tracestate", "b=2"))    # two lines: one list
+    sent = [(r.headers.get("traceparent"), r.headers.get("tracestate")) for r in a.seen]
+    assert [s for _, s in sent] == [state, longest, None, None, None, "a=1,b=2"]
+    assert all(p is not None and p != parent for p, _ in sent)          # each attempt's own traceparent beside it
+    # the request spans' parents had them too (as OpenTelemetry writes a tracestate: no spaces)
+    spans = kinds(receiver.wait_for(counted(6, 6)), SERVER)
+    assert sorted(s.trace_state for s in spans if s.trace_state) == sorted([state.replace(" ", ""), longest, "a=1,b=2"])
+
+
+def test_the_model_that_answered_is_on_the_spans(traced, fake_openai, receiver):
+    """`gen_ai.response.model`: the model the upstream says answered (a dated snapshot, say), on
+    the attempt and the request; a stream's from its first chunk."""
+    a = fake_openai("a")
+    gw = traced([upstream(a, "a")], [
+        chat_model("m", {"provider": "a", "model": "gpt-4.1"}), chat_model("s", {"provider": "a", "model": "gpt-4o"}),
+        {"name": "e", "kind": "embedding", "route": {"targets": [{"provider": "a", "model": "text-embedding-3"}]}}])
+    client = gw.client()
+    client.chat.completions.create(model="m", messages=MSG)
+    assert list(client.chat.completions.create(model="s", messages=MSG, stream=True))
+    client.embeddings.create(model="e", input="hi")
+    spans = receiver.wait_for(counted(3, 3))
+    answered = {(s.kind, s.name): s.attributes.get("gen_ai.response.model") for s in spans}
+    assert answered == {
+        (SERVER, "chat m"): "gpt-4.1-2025-04-14", (CLIENT, "chat gpt-4.1"): "gpt-4.1-2025-04-14",
+        (SERVER, "chat s"): "gpt-4o-mini", (CLIENT, "chat gpt-4o"): "gpt-4o-mini",
+        (SERVER, "embeddings e"): "text-embedding-3-small", (CLIENT, "embeddings text-embedding-3"):
+            "text-embedding-3-small"}
+
+
 def test_sampling_keeps_a_share_of_new_traces_and_follows_the_client(traced, fake_openai, receiver):
     a = fake_openai("a")
     gw = traced([upstream(a, "a")], [chat_model("m", {"provider": "a"})], sample_ratio=0)

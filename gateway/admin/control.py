@@ -1,8 +1,8 @@
 """The control plane's FastAPI app: everything under /admin, and the console's
 pages under /ui, with the admin API's OpenAPI document (`/admin/openapi.json`)
-and interactive docs (`/admin/docs`). The data plane (the /v1 APIs) never
-passes through here: gateway/admin/plane.py hands only these paths over, and
-imports this module on the first of them.
+and interactive docs (`/admin/docs`, gateway/admin/apidocs.py). The data plane
+(the /v1 APIs) never passes through here: gateway/admin/plane.py hands only
+these paths over, and imports this module on the first of them.
 
 Each route runs one of the admin handlers (gateway/admin/*.py, which answer in
 the OpenAI error shape). Around it, this module: finds the admin of a console
@@ -25,7 +25,7 @@ from starlette.requests import Request as WebRequest
 from starlette.responses import RedirectResponse, Response
 from starlette.staticfiles import StaticFiles
 
-from gateway.admin import SCOPE_ADMIN, audit, requests, sessions, spend, stats, videos
+from gateway.admin import SCOPE_ADMIN, apidocs, audit, requests, sessions, spend, stats, videos
 from gateway.admin import config as config_api
 from gateway.admin import keys as keys_api
 from gateway.admin import providers as providers_api
@@ -159,7 +159,7 @@ async def _audit(rt: Runtime, req: Request, handler: Handler, signed_in: Any, st
 def build(current: Callable[[], Runtime]) -> FastAPI:
     """The control plane's app; `current()` is the config version serving now."""
     app = FastAPI(title="Gateway admin API", version="1", openapi_url="/admin/openapi.json",
-                  docs_url="/admin/docs", redoc_url=None,
+                  docs_url=None, redoc_url=None,     # the docs page is apidocs's: nothing from a CDN
                   description="The gateway's control plane: its config, keys, spend, request log, providers, "
                               "video jobs and audit trail. Authenticate with `Authorization: Bearer <admin key>` "
                               "(auth.admin_key, or a key with a role), or a console session (POST /admin/session). "
@@ -224,5 +224,6 @@ def build(current: Callable[[], Runtime]) -> FastAPI:
     async def _ui_root() -> Response:
         return RedirectResponse("/ui/", 308)
 
+    apidocs.mount(app, "/admin/docs")
     app.mount("/ui", StaticFiles(directory=UI, html=True, check_dir=False), name="ui")
     return app

@@ -1,6 +1,6 @@
 """GET /admin/requests and /admin/requests/{id}: the request log, filtered and
-paged, newest first; one record with its headers, and its prompt and answer
-where `logging.prompts` kept them.
+paged, newest first; one record with each upstream attempt, its headers, and
+its prompt and answer where `logging.prompts` kept them.
 
 Query: `key` (a key id, or a configured key's name), `model`, `provider`,
 `status` (`429`, or a class: `5xx`), `since`, `until` (unix seconds or ISO
@@ -106,7 +106,7 @@ def parse_filter(query: dict[str, str], names: dict[str, str]) -> RequestFilter:
 
 
 def shown(r: RequestRecord, names: dict[str, str], detail: bool = False) -> dict[str, Any]:
-    """A record as the admin API shows it (`detail`: with its headers, prompt and answer)."""
+    """A record as the admin API shows it (`detail`: with its attempts, headers, prompt and answer)."""
     out: dict[str, Any] = {
         "object": "request", "id": r.id, "time_ms": r.at_ms, "key_id": r.key_id,
         "key": names.get(r.key_id, r.key_name), "endpoint": r.endpoint, "model": r.model, "provider": r.provider,
@@ -114,6 +114,7 @@ def shown(r: RequestRecord, names: dict[str, str], detail: bool = False) -> dict
         "latency_ms": r.latency_ms, "overhead_ms": r.overhead_ms, "tokens_in": r.tokens_in,
         "tokens_out": r.tokens_out, "cost_usd": r.cost_nano / NANO}
     if detail:
+        out["attempt_log"] = r.attempt_log
         out["headers"] = r.headers
         if r.prompt is not None:
             out["prompt"] = r.prompt

@@ -1,7 +1,8 @@
 """The request log's records: one per request (who asked, which model and
-provider answered, how it ended, how long it took, what it cost), written in
-batches by `gateway/request_log.py` and read back by the admin API
-(`GET /admin/requests`, `/admin/requests/{id}`, `/admin/stats`).
+provider answered, each upstream attempt, how it ended, how long it took,
+what it cost), written in batches by `gateway/request_log.py` and read back
+by the admin API (`GET /admin/requests`, `/admin/requests/{id}`,
+`/admin/stats`).
 
 Each batch also adds to per-bucket stats (request_stats.py): counts, tokens,
 cost and latency histograms per (minute | 15 minutes | day, model, provider),
@@ -45,6 +46,10 @@ class RequestRecord:
     headers: dict[str, str] = field(default_factory=dict)    # the gateway's own headers sent back
     prompt: str | None = None   # the request's messages/input as JSON, cut at 32 KiB; only with logging.prompts
     answer: str | None = None   # a whole answer's body, cut at 32 KiB; only with logging.prompts (never a stream's)
+    # Each upstream attempt, in order: {provider, model (the upstream's), status (the upstream's HTTP status,
+    # 200 for the one that answered, None where the failure has none), error (the failure's code or type, never its
+    # message), ms}. Empty when none was made, and in records written before attempts were kept.
+    attempt_log: list[dict[str, Any]] = field(default_factory=list)
 
     def packed(self) -> list[Any]:
         """The record as a list in field order (stored as JSON: no field names repeated per record)."""

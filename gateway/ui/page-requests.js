@@ -1,5 +1,5 @@
 // Requests: the request log, filtered (key, model, provider, status, time) and paged back in time;
-// a record's details (attempts, headers sent back, tokens, cost, prompt and answer when kept).
+// a record's details (each upstream attempt, headers sent back, tokens, cost, prompt and answer when kept).
 
 import { api, query } from './api.js';
 import { modal, report } from './dialog.js';
@@ -13,6 +13,26 @@ const toIso = (local) => (local ? new Date(local).toISOString() : '');
 function statusCell(r) {
   const kind = r.status >= 500 ? 'bad' : r.status >= 400 ? 'warn' : 'good';
   return [h('span', { class: `badge status-${kind}` }, String(r.status)), r.error ? ` ${r.error}` : null];
+}
+
+/** An upstream attempt's outcome: the upstream's status (none when it never answered) and the failure's code. */
+function attemptCell(a) {
+  if (a.status === null || a.status === undefined) {
+    return [h('span', { class: 'badge status-bad' }, 'no answer'), a.error ? ` ${a.error}` : null];
+  }
+  return statusCell(a);
+}
+
+/** Each upstream attempt, in order: its target, how it ended, how long it took. */
+function attemptsTable(r) {
+  const rows = (r.attempt_log || []).map((a, i) => ({ ...a, n: i + 1 }));
+  return table('Attempts', [
+    { label: '#', num: true, cell: (a) => String(a.n) },
+    { label: 'Provider', cell: (a) => a.provider },
+    { label: 'Upstream model', cell: (a) => h('code', {}, a.model) },
+    { label: 'Outcome', cell: attemptCell },
+    { label: 'Time', num: true, cell: (a) => fmt.ms(a.ms) },
+  ], rows, { empty: r.attempts ? 'Not kept (logged before attempts were).' : 'None made.' });
 }
 
 /** A prompt or answer as kept (JSON, possibly cut at 32 KiB): indented when it parses. */
@@ -51,6 +71,7 @@ async function details(id) {
       item('Gateway overhead', fmt.ms(r.overhead_ms)),
       item('Tokens in / out', `${fmt.num(r.tokens_in)} / ${fmt.num(r.tokens_out)}`),
       item('Cost', fmt.usd(r.cost_usd))),
+    attemptsTable(r),
     table('Headers sent back', [
       { label: 'Header', cell: ([k]) => h('code', {}, k) },
       { label: 'Value', cell: ([, v]) => String(v) },

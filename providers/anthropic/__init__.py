@@ -44,7 +44,9 @@ class AnthropicProvider(HttpProvider[api.Options]):
             doc = json_object(body, self.name)
             if not isinstance(doc.get("content"), list):
                 raise self.upstream.malformed("answered 200 without a 'content' list")
-            return Reply(body=body, usage=answer.usage(doc.get("usage")), extra={"native": "messages"})
+            model = doc.get("model")
+            return Reply(body=body, usage=answer.usage(doc.get("usage")), extra={"native": "messages"},
+                         model=model if isinstance(model, str) else None)
         out, usage = answer.translate(body, provider=self.name)
         return Reply(body=out, usage=usage)
 

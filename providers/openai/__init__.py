@@ -39,15 +39,18 @@ class OpenAIFormat(HttpProvider[HttpOptionsT]):
     def answer(self, call: Call, body: bytes) -> Reply:
         # Parsed here, once: a malformed 200 still fails over, and usage comes from the same parse.
         doc = json_object(body, self.name)
+        model = doc.get("model")
+        model = model if isinstance(model, str) else None
         n = self.native(call)
         if n is not None:
             if not isinstance(doc.get("output"), list):
                 raise self.upstream.malformed("answered 200 without an 'output' list")
-            return Reply(body=body, usage=responses.usage_in(doc), extra={"native": n.op, "response": doc})
+            return Reply(body=body, usage=responses.usage_in(doc), extra={"native": n.op, "response": doc},
+                         model=model)
         field = _ANSWER_LIST.get(call.op)
         if field is not None and not isinstance(doc.get(field), list):
             raise self.upstream.malformed(f"answered 200 without a '{field}' list")
-        return Reply(body=body, usage=chat.usage_in(doc))
+        return Reply(body=body, usage=chat.usage_in(doc), model=model)
 
     def watch(self, call: Call, reply: Reply) -> sse.Watch | None:
         n = self.native(call)

@@ -37,9 +37,15 @@ async def everything(store, f: RequestFilter) -> list[RequestRecord]:
         f = RequestFilter(**{**{k: getattr(f, k) for k in f.__dataclass_fields__}, "before": page.next})
 
 
+ATTEMPTS = [{"provider": "p", "model": "gpt-a", "status": 429, "error": "rate_limit_exceeded", "ms": 12.5},
+            {"provider": "q", "model": "gpt-b", "status": None, "error": "upstream_timeout", "ms": 300.0},
+            {"provider": "r", "model": "gpt-c", "status": 200, "error": None, "ms": 80.25}]
+
+
 async def test_records_come_back_newest_first_with_every_field(open_store):
     t = now_ms()
-    records = [record(i, t - 1000 * (10 - i), prompt='[{"role": "user"}]', answer="{}") for i in range(10)]
+    records = [record(i, t - 1000 * (10 - i), prompt='[{"role": "user"}]', answer="{}", attempt_log=ATTEMPTS[i % 3:])
+               for i in range(10)]
     async with open_store() as store:
         await store.requests.add(records[:4], KEEP)
         await store.requests.add(records[4:], KEEP)
@@ -69,6 +75,12 @@ async def test_filters_and_pages(open_store):
         assert len(first.records) == 5 and first.next is not None
         with pytest.raises(BadCursor):
             await store.requests.query(RequestFilter(before="nonsense"))
+
+
+def test_a_record_stored_before_a_field_was_added_reads_it_as_its_default():
+    older = record(1, now_ms(), attempt_log=ATTEMPTS).packed()[:-1]      # as written before attempts were kept
+    assert RequestRecord.unpacked(older).attempt_log == []
+    assert RequestRecord.unpacked(record(2, now_ms(), attempt_log=ATTEMPTS).packed()).attempt_log == ATTEMPTS
 
 
 async def test_get_by_request_id(open_store):

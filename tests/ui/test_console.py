@@ -5,7 +5,9 @@ tests/ui/screenshots/ (git-ignored; the best are copied to docs/images/)."""
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -233,6 +235,50 @@ def test_create_a_key_use_it_edit_it_and_revoke_it(gw, page):
         chat(gw, key=made)
 
 
+def test_each_limit_shows_this_moments_use_as_a_bar(serve, page):
+    cfg = config()
+    cfg["providers"].append({"name": "slow", "type": "mock", "latency_ms": 2500})
+    cfg["models"].append(chat_model("slow-chat", {"provider": "slow"}))
+    cfg["auth"]["keys"][0]["limits"] = {"rpm": 60, "tpm": 100_000, "concurrent": 2}
+    gw = serve(cfg)
+    for _ in range(3):
+        chat(gw)
+    sign_in(page, gw)
+    go(page, "keys", "Keys")
+    row = page.get_by_role("row", name=re.compile(r"^test\b"))
+    expect(row.get_by_role("meter", name="test: Requests per minute")).to_have_attribute("aria-valuetext",
+                                                                                          "3 / 60 rpm")
+    expect(row.get_by_role("meter", name="test: Concurrent requests")).to_have_attribute("aria-valuenow", "0")
+
+    def usage() -> dict:
+        keys = gw.http(key=ADMIN).get("/admin/keys").json()["keys"]
+        return next(k for k in keys if k["name"] == "test")["usage"]
+
+    with ThreadPoolExecutor(1) as pool:
+        held = pool.submit(chat, gw, "a slow one", model="slow-chat")
+        deadline = time.monotonic() + 2
+        while usage()["concurrent"]["used"] != 1:
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        page.get_by_role("button", name="Refresh").click()
+        expect(row.get_by_role("meter", name="test: Concurrent requests")).to_have_attribute(
+            "aria-valuetext", "1 / 2 concurrent")
+        expect(row.get_by_role("meter", name="test: Requests per minute")).to_have_attribute("aria-valuenow", "4")
+        shot(page, "keys-usage")
+        assert held.result(10).choices
+    deadline = time.monotonic() + 2
+    while (after := usage())["concurrent"]["used"] != 0:      # settled: its slot freed, its tokens corrected
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    tokens = after["tpm"]["used"]
+    assert tokens > 0
+    page.get_by_role("button", name="Refresh").click()
+    expect(row.get_by_role("meter", name="test: Concurrent requests")).to_have_attribute("aria-valuenow", "0")
+    expect(row.get_by_role("meter", name="test: Tokens per minute")).to_have_attribute("aria-valuenow", str(tokens))
+    expect(row).to_contain_text("/ 100,000 tpm")
+    expect(page.get_by_role("row", name=re.compile(r"^watcher\b"))).to_contain_text("none")   # no limits: no bars
+
+
 def _line_of(text: str, needle: str) -> int:
     return next(i for i, line in enumerate(text.split("\n"), 1) if needle in line)
 
@@ -342,7 +388,9 @@ def test_open_a_request_from_the_log(gw, page):
 
     page.get_by_role("button", name=f"Open {request_id}").click()
     dialog = page.get_by_role("dialog", name=f"Request {request_id}")
-    expect(dialog).to_contain_text("Attempts")
+    attempts = dialog.get_by_role("table", name="Attempts")
+    expect(attempts.locator("tbody tr")).to_have_count(1)
+    expect(attempts.locator("tbody tr")).to_contain_text(re.compile(r"1\s*mock\s*mock-chat\s*200"))
     expect(dialog.get_by_role("table", name="Headers sent back")).to_contain_text("x-request-id")
     expect(dialog.locator("pre").first).to_contain_text("find me in the log")      # logging.prompts is on
     shot(page, "request-detail", full_page=False)
@@ -431,3 +479,34 @@ def test_providers_and_the_audit_log(gw, page):
     expect(log.get_by_role("row", name="POST /admin/keys")).to_contain_text("audited")
     expect(log.get_by_role("row", name="sign-in failed").first).to_be_visible()
     shot(page, "audit")
+
+
+def test_the_api_docs_render_from_the_gateway_alone(gw, page):
+    """/admin/docs on a network with no way out: every request the page makes to anything but the
+    gateway is refused, and Swagger UI still draws the admin API's operations, under the page's own
+    Content-Security-Policy (a refusal fails the test, as on every page)."""
+    elsewhere: list[str] = []
+
+    def only_the_gateway(route: sync_api.Route) -> None:
+        if route.request.url.startswith(gw.url + "/"):
+            route.continue_()
+        else:
+            elsewhere.append(route.request.url)
+            route.abort()
+
+    page.context.route("**/*", only_the_gateway)
+    loaded: list[str] = []
+    page.on("requestfinished", lambda r: loaded.append(r.url.removeprefix(gw.url)))
+    page.goto(f"{gw.url}/admin/docs")
+    expect(page.locator(".opblock").first).to_be_visible()
+    expect(page.locator(".opblock-summary-path", has_text="/admin/keys").first).to_be_visible()
+    audit = page.locator(".opblock", has=page.locator(".opblock-summary-path", has_text=re.compile(r"^/admin/audit$")))
+    audit.locator(".opblock-summary").click()
+    audit.get_by_role("button", name="Try it out").click()
+    audit.get_by_role("button", name="Execute").click()        # no admin key given: the gateway says 401
+    expect(audit.locator(".live-responses-table tbody .response-col_status")).to_have_text("401")
+    SHOTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(SHOTS / "api-docs.png"))
+    assert elsewhere == []
+    assert {"/admin/docs", "/admin/openapi.json", "/admin/audit"} <= set(loaded)
+    assert any(u.startswith("/admin/docs/assets/") and u.endswith("/swagger-ui-bundle.js") for u in loaded)
