@@ -33,7 +33,7 @@ WORK=$(mktemp -d "${TMPDIR:-/tmp}/gateway-limits.XXXXXX")
 PIDS=()
 cleanup() {
     local rc=$?
-    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; kill -CONT "$pid" 2>/dev/null || true; done
     for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
     [[ $rc -ne 0 ]] && tail -n 20 "$WORK"/*.log >&2 || true
     rm -rf "$WORK"
@@ -73,6 +73,19 @@ commands() {  # "sent,run": commands the gateway sent so far (scripts and the ca
         END { printf "%d,%d", sent, all }'
 }
 
+# only STORE: the other gateways paused (SIGSTOP) while STORE is measured, so that their own background
+# work (the request log's writes and prunes, the ledger's flushes) does not take the core they share;
+# go_on: all of them running again.
+only() {
+    local s
+    for s in "${!PIDS_OF[@]}"; do [[ $s != "$1" ]] && kill -STOP "${PIDS_OF[$s]}"; done
+    return 0
+}
+go_on() {
+    local s
+    for s in "${!PIDS_OF[@]}"; do kill -CONT "${PIDS_OF[$s]}"; done
+}
+
 # run LABEL STORE CONNS MODEL KEY STREAM: one wrk run against that store's gateway, a line of
 # $WORK/runs.tsv: label, store, conns, req/s, p50, p99, errors, and for Redis the commands the
 # gateway sent and all Redis ran (scripts count as one, the commands inside them too) per request.
@@ -81,11 +94,13 @@ run() {
     t=$(( c < 2 ? c : 2 ))
     url=${GATEWAYS[$store]}/v1/chat/completions
     [[ $store == nginx && $stream == 1 ]] && url=${GATEWAYS[$store]}/stream/v1/chat/completions
+    only "$store"
     BENCH_MODEL=$model BENCH_KEY=$key BENCH_STREAM=$stream "${ON_REST[@]}" wrk -t"$t" -c"$c" -d1s -s "$HERE/post.lua" "$url" >/dev/null
     before=$([[ $store == redis ]] && commands || echo 0,0)
     BENCH_MODEL=$model BENCH_KEY=$key BENCH_STREAM=$stream "${ON_REST[@]}" wrk -t"$t" -c"$c" -d"$DURATION" --latency \
         -s "$HERE/post.lua" "$url" >"$WORK/wrk.txt"
     after=$([[ $store == redis ]] && commands || echo 0,0)
+    go_on
     "$PY" -c "
 import sys; sys.path.insert(0, sys.argv[1]); from report import parse_wrk
 r = parse_wrk(open(sys.argv[2]).read())
@@ -125,15 +140,18 @@ for _ in $(seq "$ROUNDS"); do
     run "direct, stream" nginx 1 - sk-bench 1
 done
 for round in $(seq "$ROUNDS"); do
+    only nginx
     "${ON_REST[@]}" "$PY" "$HERE/ttfb.py" --url "http://127.0.0.1:$NGINX_PORT/stream/v1/chat/completions" -n 300 \
         --json-out "$WORK/ttfb-direct-$round.json" >/dev/null
     for store in embedded redis; do
         for key in sk-bench sk-bench-limits; do
+            go_on; only "$store"
             "${ON_REST[@]}" "$PY" "$HERE/ttfb.py" --url "${GATEWAYS[$store]}/v1/chat/completions" --key "$key" -n 300 \
                 --json-out "$WORK/ttfb-$store-$key-$round.json" >/dev/null
         done
     done
 done
+go_on
 RSS=$(for store in embedded redis; do
     echo "$store $(( $(awk '/^VmRSS:/ {print $2}' "/proc/${PIDS_OF[$store]}/status") / 1024 ))"; done)
 "$PY" - "$WORK/runs.tsv" "$ROUNDS" "$RSS" "$WORK" <<'PYEOF' >"$WORK/table.md"
