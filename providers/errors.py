@@ -13,6 +13,8 @@ from providers.redaction import scrub
 # The longest message a client, a log line or an admin view gets, cut only
 # after secrets are hidden (a secret cut in two would no longer be found).
 MESSAGE_LIMIT = 600
+# The longest type, param or code an upstream's error may pass on (OpenAI's are a few words).
+FIELD_LIMIT = 128
 # How much of a non-JSON error body adapters keep: more than MESSAGE_LIMIT, so
 # a secret that straddles the adapter's cut is never inside what is shown.
 _BODY_TEXT_LIMIT = 4096
@@ -36,12 +38,18 @@ class ProviderError(Exception):
 
     def scrubbed(self, secrets: Sequence[str]) -> ProviderError:
         """Hide `secrets` in the message, then cut it to MESSAGE_LIMIT: done
-        where a failure leaves its provider for the gateway (router, video runner)."""
+        where a failure leaves its provider for the gateway (router, video runner).
+        The upstream's own type, param and code reach the client too: hidden and
+        cut (to FIELD_LIMIT) the same way."""
         message = scrub(self.message, secrets)
         if len(message) > MESSAGE_LIMIT:
             message = message[:MESSAGE_LIMIT - 1] + "…"
         self.message = message
         self.args = (message,)
+        for name in ("type", "param", "code"):
+            value = self.__dict__.get(name)      # set from the upstream's answer (a class's own stays as it is)
+            if isinstance(value, str):
+                setattr(self, name, scrub(value, secrets)[:FIELD_LIMIT])
         return self
 
 

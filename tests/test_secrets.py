@@ -35,7 +35,8 @@ MSG = [{"role": "user", "content": "hi"}]
 
 class EchoUpstream:
     """Answers every path by echoing what it was sent. The first path segment
-    says how: `json401`, `json500`, `html500` (the echo after 290 characters of
+    says how: `json400` (the echo in the error's type, param and code too), `json401`, `json500`,
+    `html500` (the echo after 290 characters of
     page, so a key straddles the 300th), `stream-openai`, `stream-anthropic`,
     `stream-gemini` (one good event, then an error event carrying the echo)."""
 
@@ -76,6 +77,9 @@ class EchoUpstream:
                                                    "message": {"role": "assistant", "content": echo}}]})
         if mode == "json401":
             return web.json_response(error, status=401)
+        if mode == "json400":       # the echo in every field the client's error answer passes on
+            fields = {"message": f"bad: {echo}", "type": f"invalid {echo}", "param": f"p {echo}", "code": f"c {echo}"}
+            return web.json_response({"error": fields, "message": f"bad: {echo}"}, status=400)
         if mode == "json500":
             error["error"].update(type="api_error", code=500, status="INTERNAL")
             return web.json_response(error, status=500)
@@ -136,7 +140,7 @@ ADAPTERS = {
     "bedrock": ({"type": "bedrock", "region": "us-east-1", "access_key_id": ACCESS_KEY_ID,
                  "secret_access_key": "sak-never-sent-1234", "session_token": SESSION}, "", ""),
 }
-MODES = ["json401", "json500", "html500", "stream"]
+MODES = ["json400", "json401", "json500", "html500", "stream"]
 CASES = [(a, m) for a in sorted(ADAPTERS) for m in MODES if ADAPTERS[a][2] or m != "stream"]
 
 
@@ -174,11 +178,14 @@ def test_no_secret_reaches_the_client_the_log_or_the_admin_view(start_gateway, e
 
     shown = gw.http(key=ADMIN).get("/admin/providers").text
     assert _leaks(shown) == [], shown
-    if mode.startswith("json"):     # (a stream broken after its first byte is not a failed attempt)
+    if mode in ("json401", "json500"):     # a target's failures (a 400 is the request's; a broken stream, neither)
         assert "***" in shown
     logged = caplog.text + "".join(capfd.readouterr())
-    if not (mode == "stream" and ADAPTERS[adapter][2] == "stream-openai"):   # relayed as it came, scrubbed: no failure
-        assert "***" in logged
+    if mode != "json400" and not (mode == "stream" and ADAPTERS[adapter][2] == "stream-openai"):
+        assert "***" in logged      # (a stream relayed as it came, scrubbed, is no failure; a 400 is the client's)
+    if mode == "json400":       # the upstream's own type, param and code reach the client: hidden and bounded too
+        error = r.json()["error"]
+        assert all(len(error[f] or "") <= 128 for f in ("type", "param", "code")), error
     assert _leaks(logged) == [], logged
 
 
