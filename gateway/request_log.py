@@ -9,7 +9,7 @@ router left them (a list only once one failed, else the target that
 answered). Every `logging.requests.flush_s` a task takes what gathered, turns
 it into records on a worker thread (headers decoded, the error's code read
 from the error answer, the attempts listed, prompts and answers cut to
-32 KiB) and writes them to the store, 1,000 to a batch; once a minute it
+32 KiB) and writes them to the store, 250 to a batch; once a minute it
 prunes (`keep_days`, `max_rows`). At shutdown it writes what is left.
 
 Past `MOST_PENDING` records waiting (the store slow or down), the oldest are
@@ -42,7 +42,7 @@ Row = tuple[Any, ...]       # what `add` appends; `_record` takes it apart
 
 MOST_PENDING = 100_000      # records a process holds unwritten (each a tuple of references: ~200 bytes)
 MOST_RETRIED_TEXT = 64 << 20    # prompt and answer bytes kept for a retry while the store is down
-PER_BATCH = 1000            # records per store call: a Redis script or SQLite transaction stays short
+PER_BATCH = 250            # records per store call: a Redis script or SQLite transaction stays short
 CUT_AT = 32 * 1024          # prompt and answer bytes kept per record
 PRUNE_EVERY_S = 60.0
 _CLIENT_GONE = 499
