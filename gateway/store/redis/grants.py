@@ -32,10 +32,11 @@ replica's in-flight requests do).
 """
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
-from gateway.store.limits import Admission, Window
+from gateway.store.limits import Admission, Lease, Settlement, Verdict, Window
 
 GRANT_N = 32        # requests' worth per grant: one round trip in about this many requests of a busy key
 FLOOR_N = 1024      # requests' worth of room a limit keeps after a grant; below it Redis decides each request
@@ -64,7 +65,6 @@ class Grant:
     slots: list[str] = field(default_factory=list)      # lease ids not in use
     hold: int = 0                   # nano-USD of budget left to hand out (below 0: spent past the holds)
     spent: int = 0                  # nano-USD spent by requests from the grant, still counted as held in Redis
-    in_use: int = 0                 # requests admitted from it that have not ended
     ended: bool = False
 
     def take(self, a: Admission) -> bool:
@@ -82,7 +82,6 @@ class Grant:
             self.units[i] -= w.amount
         if a.hold is not None:
             self.hold -= a.hold.amount
-        self.in_use += 1
         return True
 
 
@@ -91,3 +90,33 @@ class Given:
     """What one request was admitted with from a grant: handed back when it ends."""
     grant: Grant
     slot: str | None
+
+
+def verdict_from(grant: Grant, a: Admission) -> Verdict:
+    """The verdict for a request admitted from a grant (its amounts taken already)."""
+    now = asyncio.get_running_loop().time()
+    return Verdict(True, remaining=[r + u for r, u in zip(grant.remaining, grant.units, strict=True)],
+                   reset_s=[max(0.0, r - now) for r in grant.reset_at], at=grant.at,
+                   given=Given(grant, grant.slots.pop() if a.lease is not None else None))
+
+
+def settled_in(given: Given, s: Settlement) -> Settlement:
+    """What is left to settle in Redis of a request admitted from a grant: its ledger row
+    only while the grant lasts (the rest goes back to the grant); after, the rest too."""
+    grant = given.grant
+    if grant.ended:
+        lease = s.lease
+        if lease is not None and given.slot is not None:     # the slot it held is the grant's, by its id
+            lease = Lease(lease.key, lease.limit, given.slot, lease.ttl_s)
+        return Settlement(s.corrections, lease, s.hold, s.spent_nano, s.entry)
+    for win, _, delta in s.corrections:
+        for i, w in enumerate(grant.windows):
+            if w.key == win.key:
+                grant.units[i] -= delta
+                break
+    if given.slot is not None:
+        grant.slots.append(given.slot)
+    if s.hold is not None:
+        grant.hold += s.hold.amount - s.spent_nano
+        grant.spent += s.spent_nano
+    return Settlement(entry=s.entry)

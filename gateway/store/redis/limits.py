@@ -48,9 +48,9 @@ from typing import Any, NamedTuple
 
 from gateway.store.base import StoreDown
 from gateway.store.ledger import LEDGER_FIELDS, LedgerEntry
-from gateway.store.limits import Admission, Hold, InUse, Lease, Limits, Settlement, Verdict, Window, budget_span
+from gateway.store.limits import Admission, Hold, InUse, Limits, Settlement, Verdict, Window, budget_span
 from gateway.store.redis.base import Pool, Script, run_encoded
-from gateway.store.redis.grants import FLOOR_N, GRANT_N, Given, Grant, Shape, shape_of
+from gateway.store.redis.grants import FLOOR_N, GRANT_N, Grant, Shape, settled_in, shape_of, verdict_from
 from gateway.store.redis.ledger import row_field
 from gateway.store.redis.limits_lua import BATCH
 from gateway.store.redis.limits_usage import read_usage
@@ -155,7 +155,7 @@ class RedisLimits(Limits):
                 if asyncio.get_running_loop().time() >= grant.until:
                     self._end_grant(grant)
                 elif grant.take(a):
-                    return _from_grant(grant, a)
+                    return verdict_from(grant, a)
             if shape not in self._asking:
                 ask = shape
                 self._asking.add(shape)
@@ -278,7 +278,7 @@ class RedisLimits(Limits):
 
     async def settle(self, s: Settlement) -> None:
         if s.given is not None:
-            s = _settled_in(s.given, s)
+            s = settled_in(s.given, s)
         if s.entry is not None:
             self._add_row(s.entry)
             if not s.corrections and s.lease is None and s.hold is None:
@@ -443,37 +443,6 @@ _GRANT_WITHOUT_WINDOWS_S = 1.0      # how long a grant of a slot and budget alon
 def _bucket_left(at: float, window_s: int) -> float:
     """Seconds from `at` to the end of its bucket of a `window_s` window."""
     return (bucket_of(at, window_s) + 1) * bucket_s(window_s) - at
-
-
-def _from_grant(grant: Grant, a: Admission) -> Verdict:
-    """The verdict for a request admitted from a grant (its amounts taken already)."""
-    now = asyncio.get_running_loop().time()
-    return Verdict(True, remaining=[r + u for r, u in zip(grant.remaining, grant.units, strict=True)],
-                   reset_s=[max(0.0, r - now) for r in grant.reset_at], at=grant.at,
-                   given=Given(grant, grant.slots.pop() if a.lease is not None else None))
-
-
-def _settled_in(given: Given, s: Settlement) -> Settlement:
-    """What is left to settle in Redis of a request admitted from a grant: its ledger row
-    only while the grant lasts (the rest goes back to the grant); after, the rest too."""
-    grant = given.grant
-    grant.in_use -= 1
-    if grant.ended:
-        lease = s.lease
-        if lease is not None and given.slot is not None:     # the slot it held is the grant's, by its id
-            lease = Lease(lease.key, lease.limit, given.slot, lease.ttl_s)
-        return Settlement(s.corrections, lease, s.hold, s.spent_nano, s.entry)
-    for win, _, delta in s.corrections:
-        for i, w in enumerate(grant.windows):
-            if w.key == win.key:
-                grant.units[i] -= delta
-                break
-    if given.slot is not None:
-        grant.slots.append(given.slot)
-    if s.hold is not None:
-        grant.hold += s.hold.amount - s.spent_nano
-        grant.spent += s.spent_nano
-    return Settlement(entry=s.entry)
 
 
 def _seen(done: asyncio.Future[Any]) -> None:
