@@ -73,6 +73,12 @@ commands() {  # "sent,run": commands the gateway sent so far (scripts and the ca
         END { printf "%d,%d", sent, all }'
 }
 
+# cpu_ticks STORE: the CPU time its gateway has used so far, user and system, all threads (clock ticks)
+cpu_ticks() {
+    [[ $1 == nginx ]] && { echo 0; return; }
+    awk '{print $14 + $15}' "/proc/${PIDS_OF[$1]}/stat"
+}
+
 # only STORE: the other gateways paused (SIGSTOP) while STORE is measured, so that their own background
 # work (the request log's writes and prunes, the ledger's flushes) does not take the core they share;
 # go_on: all of them running again.
@@ -87,27 +93,32 @@ go_on() {
 }
 
 # run LABEL STORE CONNS MODEL KEY STREAM: one wrk run against that store's gateway, a line of
-# $WORK/runs.tsv: label, store, conns, req/s, p50, p99, errors, and for Redis the commands the
-# gateway sent and all Redis ran (scripts count as one, the commands inside them too) per request.
+# $WORK/runs.tsv: label, store, conns, req/s, p50, p99, errors, for Redis the commands the
+# gateway sent and all Redis ran (scripts count as one, the commands inside them too) per request,
+# and the gateway's CPU time per request (all its threads; 0 for nginx).
 run() {
-    local label=$1 store=$2 c=$3 model=$4 key=$5 stream=$6 t before after url
+    local label=$1 store=$2 c=$3 model=$4 key=$5 stream=$6 t before after url ticks0 ticks1
     t=$(( c < 2 ? c : 2 ))
     url=${GATEWAYS[$store]}/v1/chat/completions
     [[ $store == nginx && $stream == 1 ]] && url=${GATEWAYS[$store]}/stream/v1/chat/completions
     only "$store"
     BENCH_MODEL=$model BENCH_KEY=$key BENCH_STREAM=$stream "${ON_REST[@]}" wrk -t"$t" -c"$c" -d1s -s "$HERE/post.lua" "$url" >/dev/null
     before=$([[ $store == redis ]] && commands || echo 0,0)
+    ticks0=$(cpu_ticks "$store")
     BENCH_MODEL=$model BENCH_KEY=$key BENCH_STREAM=$stream "${ON_REST[@]}" wrk -t"$t" -c"$c" -d"$DURATION" --latency \
         -s "$HERE/post.lua" "$url" >"$WORK/wrk.txt"
     after=$([[ $store == redis ]] && commands || echo 0,0)
+    ticks1=$(cpu_ticks "$store")
     go_on
     "$PY" -c "
-import sys; sys.path.insert(0, sys.argv[1]); from report import parse_wrk
+import os, sys; sys.path.insert(0, sys.argv[1]); from report import parse_wrk
 r = parse_wrk(open(sys.argv[2]).read())
 (s0, a0), (s1, a1) = (map(int, x.split(',')) for x in (sys.argv[4], sys.argv[5]))
 n = r['requests'] or 1
-print(sys.argv[3], r['rps'], r['p50'], r['p99'], r['non2xx'] + r['socket_errors'], (s1 - s0) / n, (a1 - a0) / n, sep='\t')
-" "$HERE" "$WORK/wrk.txt" "$label	$store	$c" "$before" "$after" >>"$WORK/runs.tsv"
+cpu_us = int(sys.argv[6]) / os.sysconf('SC_CLK_TCK') * 1e6 / n
+print(sys.argv[3], r['rps'], r['p50'], r['p99'], r['non2xx'] + r['socket_errors'], (s1 - s0) / n, (a1 - a0) / n, cpu_us,
+      sep='\t')
+" "$HERE" "$WORK/wrk.txt" "$label	$store	$c" "$before" "$after" "$((ticks1 - ticks0))" >>"$WORK/runs.tsv"
 }
 
 # pair LABEL MODEL KEY [STREAM]: the embedded and the Redis gateway taking turns, ROUNDS times
@@ -163,15 +174,16 @@ for line in open(sys.argv[1]):
 def median(label, store, c, i):
     return statistics.median(r[i] for r in runs[(label, store, c)])
 print(f"Median of {sys.argv[2]} runs per row, the two stores taking turns.\n")
-print("| gateway → nginx | store | conns | req/s | p50 ms | p99 ms | errors | Redis commands sent / request (all run) |")
-print("|---|---|---:|---:|---:|---:|---:|---:|")
+print("| gateway → nginx | store | conns | req/s | p50 ms | p99 ms | errors | Redis commands sent / request (all run) "
+      "| gateway CPU µs / request |")
+print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
 for (label, store, c) in runs:
     if store == "nginx":
         continue
     per = f"{median(label, store, c, 4):.2f} ({median(label, store, c, 5):.0f})" if store == "redis" else ""
     errors = sum(int(r[3]) for r in runs[(label, store, c)])
     print(f"| {label} | {store} | {c} | {median(label, store, c, 0):,.0f} | {median(label, store, c, 1):.2f} | "
-          f"{median(label, store, c, 2):.2f} | {errors} | {per} |")
+          f"{median(label, store, c, 2):.2f} | {errors} | {per} | {median(label, store, c, 6):.0f} |")
 print("\n| at one connection: p50 added to nginx's (ms) | embedded | Redis |")
 print("|---|---:|---:|")
 for label, direct in [("no limits", "direct"), ("limits + budget", "direct"),
@@ -194,8 +206,14 @@ def ratio(a, b, c):
         return f"{median(*a, c, 0) / median(*b, c, 0):.2f}"
     except (KeyError, ZeroDivisionError):
         return "n/a"
-print("\n| ratio (req/s, medians) | " + " | ".join(f"c={c}" for c in conns) + " |")
-print("|---|" + "---:|" * len(conns))
+def by_cpu(a, b, c):    # requests a core can serve: the inverse of CPU time per request
+    try:
+        return f"{median(*b, c, 6) / median(*a, c, 6):.2f}"
+    except (KeyError, ZeroDivisionError):
+        return "n/a"
+top = conns[-1]
+print("\n| ratio (medians) | " + " | ".join(f"req/s, c={c}" for c in conns) + f" | by CPU / request, c={top} |")
+print("|---|" + "---:|" * (len(conns) + 1))
 for name, a, b in [
         ("Redis ÷ embedded, limits + budget", ("limits + budget", "redis"), ("limits + budget", "embedded")),
         ("Redis ÷ embedded, limits + budget, stream", ("limits + budget, stream", "redis"),
@@ -205,7 +223,7 @@ for name, a, b in [
         ("stream ÷ whole, embedded, limits + budget", ("limits + budget, stream", "embedded"),
          ("limits + budget", "embedded")),
         ("stream ÷ whole, Redis, limits + budget", ("limits + budget, stream", "redis"), ("limits + budget", "redis"))]:
-    print(f"| {name} | " + " | ".join(ratio(a, b, c) for c in conns) + " |")
+    print(f"| {name} | " + " | ".join(ratio(a, b, c) for c in conns) + f" | {by_cpu(a, b, top)} |")
 PYEOF
 cat "$WORK/table.md"
 mkdir -p "$RESULTS"; cp "$WORK/table.md" "$RESULTS/limits.md"

@@ -51,6 +51,13 @@ class DeadlineProtocol(HttpToolsProtocol):
         super().on_message_complete()
         self._disarm()
 
+    def on_response_complete(self) -> None:
+        # The answer's last bytes go out now, not at the end of the turn: what the
+        # request does after its answer (metrics, settling, the request log) runs
+        # while they travel, instead of before.
+        self.transport.flush()      # type: ignore[attr-defined]
+        super().on_response_complete()
+
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
         super().connection_lost(exc)
@@ -83,6 +90,10 @@ class TurnWrites:
         if not self._pending:
             self._loop.call_soon(self._flush)
         self._pending.append(data)
+
+    def flush(self) -> None:
+        """Write what is pending now (an answer is complete)."""
+        self._flush()
 
     def _flush(self) -> None:
         pending, self._pending = self._pending, []

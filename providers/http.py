@@ -286,6 +286,8 @@ def redirected(req: UpstreamRequest, status: int, target: yarl.URL) -> UpstreamR
 
 def _events_end(data: bytes) -> int:
     """Offset just past the last complete SSE event in `data` (0: none)."""
+    if data.endswith(b"\n\n"):      # the usual case, whole events: no search (a CRLF one ends in \r\n)
+        return len(data)
     lf = data.rfind(b"\n\n")
     crlf = data.rfind(b"\r\n\r\n")
     return max(lf + 2 if lf >= 0 else 0, crlf + 4 if crlf >= 0 else 0)

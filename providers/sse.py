@@ -52,21 +52,15 @@ def first_data(block: bytes) -> bytes | None:
     return block[6:end]
 
 
-def lone_data_with(block: bytes, marks: tuple[bytes, ...]) -> bytes | None:
-    """The data of the one event in `block` that holds a mark, when there is one
-    such event and it is a lone `data: ` line (None: read it with `spans_with`)."""
-    if b"\r" in block:
-        return None
-    found = [(i, mark) for mark in marks if (i := block.find(mark)) >= 0]
-    if len(found) != 1:
-        return None
-    at, mark = found[0]
+def lone_data_at(block: bytes, at: int) -> bytes | None:
+    """The data of the event of `block` that holds offset `at`, when that event is
+    a lone `data: ` line (None: read the block with `spans_with`)."""
     start = block.rfind(b"\n\n", 0, at) + 2
     if start == 1:      # none before: the block's first event
         start = 0
     end = block.find(b"\n\n", at)
     if end < 0 or not block.startswith(b"data: ", start) or block.find(b"\n", start, end) >= 0 \
-            or block.find(mark, end) >= 0:
+            or block.find(b"\r", start, end) >= 0:
         return None
     return block[start + 6:end]
 

@@ -98,3 +98,36 @@ def test_a_stream_reaches_the_client_as_its_chunks_come(gateway):
     assert len(arrivals) >= 5
     assert arrivals[-1] - arrivals[0] > 0.5         # spread over the stream, as the chunks came
     assert arrivals[1] < arrivals[-1] - 0.3
+
+
+def test_a_complete_answer_goes_out_at_once_and_only_once():
+    """The writes of a turn are joined; an answer's end sends them at once (the request's
+    own end work runs after), and the turn's scheduled write then has nothing left."""
+    import asyncio
+
+    from gateway.http_protocol import TurnWrites
+
+    class Transport:
+        def __init__(self) -> None:
+            self.sent: list[bytes] = []
+
+        def write(self, data: bytes) -> None:
+            self.sent.append(data)
+
+        def is_closing(self) -> bool:
+            return False
+
+    async def main() -> list[bytes]:
+        transport = Transport()
+        writes = TurnWrites(transport, asyncio.get_running_loop())   # type: ignore[arg-type]
+        writes.write(b"head ")
+        writes.write(b"body")
+        assert transport.sent == []
+        writes.flush()                      # what on_response_complete does
+        assert transport.sent == [b"head body"]
+        await asyncio.sleep(0)              # the turn's own flush: nothing pending
+        writes.write(b"next")
+        await asyncio.sleep(0)
+        return transport.sent
+
+    assert asyncio.run(main()) == [b"head body", b"next"]

@@ -120,13 +120,20 @@ def watch_usage(reply: Reply, *, hide: bool = False) -> sse.Watch:
     leaving it out when `hide`: the gateway asked for it, not the client). Only
     the events that hold a usage object are parsed (a substring search finds them)."""
     def watch(block: bytes) -> bytes:
-        if _USAGE[0] not in block and _USAGE[1] not in block:
-            return block        # most blocks: no usage object in them
+        # Searched from the end: a usage object is in a stream's last chunk, and a
+        # block without any `"usage":` costs one scan, not two.
+        at = block.rfind(b'"usage":')
+        if at < 0:
+            return block
         if not hide:
-            data = sse.lone_data_with(block, _USAGE)
-            if data is not None:    # the usual usage event, read without splitting the block up
-                reply.usage = usage_of(data) or reply.usage
-                return block
+            value = at + 9 if block[at + 8:at + 9] == b" " else at + 8
+            if block[value:value + 1] == b"{":
+                data = sse.lone_data_at(block, at)
+                if data is not None:    # the usual usage event, read without splitting the block up
+                    reply.usage = usage_of(data) or reply.usage
+                    return block
+            elif _USAGE[0] not in block and _USAGE[1] not in block:
+                return block    # `"usage":null` chunks (a client that asked for usage gets them all)
         cut: list[tuple[int, int]] = []
         for start, end, data in sse.spans_with(block, _USAGE):
             found = usage_of(data)

@@ -39,6 +39,21 @@ def test_the_spans_are_the_events_that_hold_a_mark(events):
         assert [d for _, d in sse.events(block[start:end])] == [data]
 
 
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_event, max_size=8))
+def test_the_usage_noted_is_the_last_usage_object_of_the_block(events):
+    """The watch searches from the end and reads one event when it can; whatever the
+    block, it notes what reading every event would (the last usage object) and relays it whole."""
+    from providers.openai.chat import usage_of
+    block = b"".join(events)
+    expected = None
+    for _, data in sse.events(block):
+        if any(m in data for m in MARK):
+            expected = usage_of(data) or expected
+    out, reply = relayed([block], hide=False)
+    assert out == block and reply.usage == expected
+
+
 CHUNK = (b'data: {"id":"c","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"content":"hi"}}],'
          b'"usage":null}\n\n')
 USAGE = (b'data: {"id":"c","object":"chat.completion.chunk","choices":[],'
