@@ -13,7 +13,7 @@ import orjson
 import yarl
 from pydantic import ConfigDict, Field, field_validator
 
-from providers import netcheck, sse, trace
+from providers import sse, trace
 from providers.base import Call, Provider, Reply, Usage
 from providers.connections import Answer, Broken, ConnectFailed, Pool
 from providers.errors import ConnectionFailed, ProviderError, UpstreamFault, UpstreamTimeout
@@ -272,7 +272,8 @@ class Upstream:
 
 async def _public_addresses(host: str, port: int) -> list[str]:
     """The addresses of `host` the guard allows (public ones), or OSError."""
-    found = await netcheck.GuardedResolver(_Public).resolve(host, port, socket.AF_UNSPEC)
+    from providers.guarded_resolver import GuardedResolver  # aiohttp: only where a guarded provider is used
+    found = await GuardedResolver(_Public).resolve(host, port, socket.AF_UNSPEC)
     return [a["host"] for a in found]
 
 

@@ -9,7 +9,7 @@ allows private addresses or lists the host.
 
 This check runs at submission time; a name can resolve differently later (DNS
 rebinding), so the code that connects should check the peer it actually
-reached with `blocked_reason` too.
+reached with `blocked_reason` too (aiohttp clients: `guarded_resolver.py`).
 """
 from __future__ import annotations
 
@@ -17,12 +17,8 @@ import asyncio
 import ipaddress
 import re
 import socket
-from collections.abc import Callable, Iterable
-from typing import Any
+from collections.abc import Iterable
 from urllib.parse import urlsplit
-
-from aiohttp.abc import AbstractResolver, ResolveResult
-from aiohttp.resolver import DefaultResolver
 
 RESOLVE_TIMEOUT_S = 2.0
 
@@ -148,27 +144,3 @@ def _split_entry(entry: str) -> tuple[str, int | None]:
     else:
         host, port = entry, ""
     return host.rstrip("."), int(port) if port.isdigit() else None
-
-
-class GuardedResolver(AbstractResolver):
-    """Resolves as usual, then drops every address the guard refuses, so the
-    connection can only go where the check said it may."""
-
-    def __init__(self, policy: Callable[[], Any]) -> None:
-        # policy(): an object with `allow_private_urls` and `allow_hosts` (e.g. the config's `webhooks`)
-        self._inner = DefaultResolver()
-        self._policy = policy
-
-    async def resolve(self, host: str, port: int = 0,
-                      family: socket.AddressFamily = socket.AF_INET) -> list[ResolveResult]:
-        found = await self._inner.resolve(host, port, family)
-        hooks = self._policy()
-        if hooks.allow_private_urls or host_allowed(host, port, hooks.allow_hosts):
-            return found
-        kept = [a for a in found if blocked_reason(a["host"]) is None]
-        if not kept:
-            raise OSError(f"{host} resolves only to addresses the gateway may not reach")
-        return kept
-
-    async def close(self) -> None:
-        await self._inner.close()

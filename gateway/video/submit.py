@@ -9,8 +9,6 @@ from __future__ import annotations
 import asyncio
 import logging
 
-import aiohttp
-
 from gateway import netguard, router
 from gateway.auth import Key
 from gateway.errors import ApiError, bad_request
@@ -73,7 +71,10 @@ async def fetch_reference(rt: Runtime, url: str) -> tuple[bytes, str]:
     """Download an input_reference URL (already checked), connecting only where the guard allows."""
     def refused(why: str) -> ApiError:
         return bad_request(f"input_reference could not be fetched: {why}", param="input_reference")
-    connector = aiohttp.TCPConnector(resolver=netguard.GuardedResolver(lambda: rt.config.webhooks))
+    import aiohttp  # here, not at the top: the request path never loads it (~10 MiB resident)
+
+    from providers.guarded_resolver import GuardedResolver
+    connector = aiohttp.TCPConnector(resolver=GuardedResolver(lambda: rt.config.webhooks))
     try:
         async with aiohttp.ClientSession(connector=connector) as session:
             async with session.get(url, allow_redirects=False, timeout=aiohttp.ClientTimeout(total=15)) as resp:

@@ -22,15 +22,17 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
-
-import aiohttp
 
 from gateway import netguard
 from gateway.config.schema import WebhooksConfig
 from gateway.metrics import WEBHOOKS
 from gateway.store import Delivery, Store, StoreDown
 from gateway.webhooks.signing import event, sign
+
+if TYPE_CHECKING:
+    import aiohttp
 
 log = logging.getLogger("gateway.webhooks")
 
@@ -148,6 +150,7 @@ class Sender:
             await check_url(hooks, d.url)
         except netguard.BlockedURL as e:
             return None, str(e)[:_MAX_ERROR_CHARS]
+        import aiohttp  # here, not at the top: a process that sends no webhook never loads it
         headers = {"content-type": "application/json", "user-agent": "gateway-webhooks",
                    **sign(hooks.secret, d.event_id, int(time.time()), d.body)}
         try:
@@ -160,7 +163,10 @@ class Sender:
 
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None:
-            connector = aiohttp.TCPConnector(resolver=netguard.GuardedResolver(self._hooks), limit=64)
+            import aiohttp
+
+            from providers.guarded_resolver import GuardedResolver
+            connector = aiohttp.TCPConnector(resolver=GuardedResolver(self._hooks), limit=64)
             self._session = aiohttp.ClientSession(connector=connector)
         return self._session
 
