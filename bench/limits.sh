@@ -73,6 +73,11 @@ commands() {  # "sent,run": commands the gateway sent so far (scripts and the ca
         END { printf "%d,%d", sent, all }'
 }
 
+# redis_cpu: the CPU seconds redis-server has used so far, user and system
+redis_cpu() {
+    redis-cli -p "$REDIS_PORT" info cpu | awk -F: '/^used_cpu_(user|sys):/ { t += $2 } END { printf "%.6f", t }'
+}
+
 # cpu_ticks STORE: the CPU time its gateway has used so far, user and system, all threads (clock ticks)
 cpu_ticks() {
     [[ $1 == nginx ]] && { echo 0; return; }
@@ -95,20 +100,21 @@ go_on() {
 # run LABEL STORE CONNS MODEL KEY STREAM: one wrk run against that store's gateway, a line of
 # $WORK/runs.tsv: label, store, conns, req/s, p50, p99, errors, for Redis the commands the
 # gateway sent and all Redis ran (scripts count as one, the commands inside them too) per request,
-# and the gateway's CPU time per request (all its threads; 0 for nginx).
+# the gateway's CPU time per request (all its threads; 0 for nginx), and Redis's (all the
+# gateways but the one measured are paused, so it is this one's).
 run() {
-    local label=$1 store=$2 c=$3 model=$4 key=$5 stream=$6 t before after url ticks0 ticks1
+    local label=$1 store=$2 c=$3 model=$4 key=$5 stream=$6 t before after url ticks0 ticks1 rcpu0 rcpu1
     t=$(( c < 2 ? c : 2 ))
     url=${GATEWAYS[$store]}/v1/chat/completions
     [[ $store == nginx && $stream == 1 ]] && url=${GATEWAYS[$store]}/stream/v1/chat/completions
     only "$store"
     BENCH_MODEL=$model BENCH_KEY=$key BENCH_STREAM=$stream "${ON_REST[@]}" wrk -t"$t" -c"$c" -d1s -s "$HERE/post.lua" "$url" >/dev/null
     before=$([[ $store == redis ]] && commands || echo 0,0)
-    ticks0=$(cpu_ticks "$store")
+    ticks0=$(cpu_ticks "$store"); rcpu0=$(redis_cpu)
     BENCH_MODEL=$model BENCH_KEY=$key BENCH_STREAM=$stream "${ON_REST[@]}" wrk -t"$t" -c"$c" -d"$DURATION" --latency \
         -s "$HERE/post.lua" "$url" >"$WORK/wrk.txt"
     after=$([[ $store == redis ]] && commands || echo 0,0)
-    ticks1=$(cpu_ticks "$store")
+    ticks1=$(cpu_ticks "$store"); rcpu1=$(redis_cpu)
     go_on
     "$PY" -c "
 import os, sys; sys.path.insert(0, sys.argv[1]); from report import parse_wrk
@@ -116,18 +122,23 @@ r = parse_wrk(open(sys.argv[2]).read())
 (s0, a0), (s1, a1) = (map(int, x.split(',')) for x in (sys.argv[4], sys.argv[5]))
 n = r['requests'] or 1
 cpu_us = int(sys.argv[6]) / os.sysconf('SC_CLK_TCK') * 1e6 / n
+redis_us = (float(sys.argv[8]) - float(sys.argv[7])) * 1e6 / n
 print(sys.argv[3], r['rps'], r['p50'], r['p99'], r['non2xx'] + r['socket_errors'], (s1 - s0) / n, (a1 - a0) / n, cpu_us,
-      sep='\t')
-" "$HERE" "$WORK/wrk.txt" "$label	$store	$c" "$before" "$after" "$((ticks1 - ticks0))" >>"$WORK/runs.tsv"
+      redis_us, sep='\t')
+" "$HERE" "$WORK/wrk.txt" "$label	$store	$c" "$before" "$after" "$((ticks1 - ticks0))" "$rcpu0" "$rcpu1" \
+        >>"$WORK/runs.tsv"
 }
 
 # pair LABEL MODEL KEY [STREAM]: the embedded and the Redis gateway taking turns, ROUNDS times
 # per connection count, so that a busy neighbour slows both alike.
 pair() {
+    local round store
     for c in $CONNS; do
-        for _ in $(seq "$ROUNDS"); do
-            run "$1" embedded "$c" "$2" "$3" "${4:-0}"
-            run "$1" redis "$c" "$2" "$3" "${4:-0}"
+        for round in $(seq "$ROUNDS"); do
+            for store in embedded redis; do     # the stores take turns going first
+                (( round % 2 == 0 )) && store=$([[ $store == embedded ]] && echo redis || echo embedded)
+                run "$1" "$store" "$c" "$2" "$3" "${4:-0}"
+            done
         done
     done
 }
@@ -154,7 +165,8 @@ for round in $(seq "$ROUNDS"); do
     only nginx
     "${ON_REST[@]}" "$PY" "$HERE/ttfb.py" --url "http://127.0.0.1:$NGINX_PORT/stream/v1/chat/completions" -n 300 \
         --json-out "$WORK/ttfb-direct-$round.json" >/dev/null
-    for store in embedded redis; do
+    stores="embedded redis"; (( round % 2 == 0 )) && stores="redis embedded"   # neither always first
+    for store in $stores; do
         for key in sk-bench sk-bench-limits; do
             go_on; only "$store"
             "${ON_REST[@]}" "$PY" "$HERE/ttfb.py" --url "${GATEWAYS[$store]}/v1/chat/completions" --key "$key" -n 300 \
@@ -175,15 +187,16 @@ def median(label, store, c, i):
     return statistics.median(r[i] for r in runs[(label, store, c)])
 print(f"Median of {sys.argv[2]} runs per row, the two stores taking turns.\n")
 print("| gateway → nginx | store | conns | req/s | p50 ms | p99 ms | errors | Redis commands sent / request (all run) "
-      "| gateway CPU µs / request |")
-print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
+      "| gateway CPU µs / request | Redis CPU µs / request |")
+print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
 for (label, store, c) in runs:
     if store == "nginx":
         continue
     per = f"{median(label, store, c, 4):.2f} ({median(label, store, c, 5):.0f})" if store == "redis" else ""
     errors = sum(int(r[3]) for r in runs[(label, store, c)])
     print(f"| {label} | {store} | {c} | {median(label, store, c, 0):,.0f} | {median(label, store, c, 1):.2f} | "
-          f"{median(label, store, c, 2):.2f} | {errors} | {per} | {median(label, store, c, 6):.0f} |")
+          f"{median(label, store, c, 2):.2f} | {errors} | {per} | {median(label, store, c, 6):.0f} | "
+          + (f"{median(label, store, c, 7):.1f} |" if store == "redis" else " |"))
 print("\n| at one connection: p50 added to nginx's (ms) | embedded | Redis |")
 print("|---|---:|---:|")
 for label, direct in [("no limits", "direct"), ("limits + budget", "direct"),
