@@ -9,6 +9,10 @@ checked, stored as a new version only if nobody else's came first, applied
 here at once, and announced: every replica applies it within a second (Redis
 pub/sub, with a look every two seconds behind it).
 
+A `gateway worker` follows the same versions without writing its file into
+the store (`start(seed=False)`): it runs the newest stored version, or its
+file until a gateway stores one (gateway/video/worker.py).
+
 Applying a version builds a new Runtime and swaps it in whole. A request
 keeps the Runtime it started with to the end (a stream finishes on the route
 it began on); the old one's upstream connections close once its last request
@@ -54,28 +58,37 @@ class LiveConfig:
 
     # -- start -------------------------------------------------------------------
 
-    async def start(self) -> None:
-        rt = self.current()
-        store = self.services.store
+    async def start(self, seed: bool = True) -> None:
+        """Catch up with the store's versions, then follow them. `seed=False`: never store
+        the file as a version (a worker's copy of it may be older than the gateways')."""
         try:
-            for _ in range(3):    # a replica starting beside us may store the same file first
-                latest = await store.configs.latest()
-                if latest is None or latest.file_hash != rt.file_hash:
-                    old = latest.config() if latest is not None else {}
-                    made = await store.configs.put(ConfigVersion(
-                        0, time.time(), "file", "from the config file: " + summary(old, rt.document),
-                        rt.file_hash, orjson.dumps(rt.document)), latest.version if latest else 0)
-                    if made is None:
-                        continue
-                    self._swap(self.check(rt.document), made)     # the same config, numbered now
-                    log.info("config version %d: from the config file", made)
-                elif latest.version != rt.version:
-                    self._apply(latest)
-                    await self._admin_key_from_file(rt)
-                break
+            if seed:
+                await self._seed(self.current())
+            elif (latest := await self.services.store.configs.latest()) is not None \
+                    and latest.version != self.current().version:
+                self._apply(latest)
         except StoreDown as e:
             log.warning("config versions unreachable at start (%s): running the file's config", e)
         self._tasks.append(asyncio.create_task(self._follow(), name="config-follow"))
+
+    async def _seed(self, rt: Runtime) -> None:
+        """The file becomes the newest version when the store has not seen it; else the newest runs."""
+        store = self.services.store
+        for _ in range(3):    # a replica starting beside us may store the same file first
+            latest = await store.configs.latest()
+            if latest is None or latest.file_hash != rt.file_hash:
+                old = latest.config() if latest is not None else {}
+                made = await store.configs.put(ConfigVersion(
+                    0, time.time(), "file", "from the config file: " + summary(old, rt.document),
+                    rt.file_hash, orjson.dumps(rt.document)), latest.version if latest else 0)
+                if made is None:
+                    continue
+                self._swap(self.check(rt.document), made)     # the same config, numbered now
+                log.info("config version %d: from the config file", made)
+            elif latest.version != rt.version:
+                self._apply(latest)
+                await self._admin_key_from_file(rt)
+            return
 
     async def _admin_key_from_file(self, file_rt: Runtime) -> None:
         """A stored version that left the admin API off gives way to the file's admin key,

@@ -6,9 +6,11 @@ checks them (see `checks.py`).
 """
 from __future__ import annotations
 
+from importlib.util import find_spec
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
+from pydantic_core import PydanticCustomError
 
 # What every provider entry has lives with the adapters, which extend it.
 from providers.options import BreakerConfig, ProviderConfig, ProviderLimits  # noqa: F401 (part of the schema)
@@ -144,8 +146,56 @@ class Price(_Strict):
     per_second: float = Field(0, ge=0)     # video
 
 
+class LocalAssetsConfig(_Strict):
+    """Files in a folder: `videos.assets_dir` (default <data_dir>/videos), shared by every replica."""
+    type: Literal["local"]
+
+
+class S3AssetsConfig(_Strict):
+    """Files as objects in an S3-compatible bucket (AWS S3, MinIO, R2...): replicas and workers
+    share the bucket, no volume. Needs the `s3` extra (boto3)."""
+    type: Literal["s3"]
+    bucket: str = Field(min_length=1)
+    prefix: str = ""                                   # put before every key: "<prefix><video_id>/<variant>.<ext>"
+    endpoint_url: str = ""                             # empty: AWS; else MinIO, R2, ... (http(s)://host:port)
+    region: str = ""                                   # empty: from the AWS environment / config files
+    # Empty: the standard AWS credential chain (environment, config files, instance role). Else ${ENV} references.
+    access_key_id: str = Field("", repr=False)
+    secret_access_key: str = Field("", repr=False)
+    session_token: str = Field("", repr=False)
+    addressing_style: Literal["auto", "path", "virtual"] = "auto"
+    downloads: Literal["proxy", "redirect"] = "proxy"  # the gateway streams the file, or answers 302 to a signed URL
+    presign_ttl_s: int = Field(300, ge=1, le=604800)   # how long a redirect's signed URL works (SigV4: 7 days at most)
+    timeout_s: float = Field(30, gt=0)                 # to connect, and for each read, per attempt
+    retries: int = Field(2, ge=0)                      # attempts after the first, on throttling and 5xx
+
+    @model_validator(mode="after")
+    def _usable(self) -> S3AssetsConfig:
+        if self.endpoint_url and not self.endpoint_url.lower().startswith(("http://", "https://")):
+            raise PydanticCustomError("endpoint_url", "endpoint_url must be an http or https URL")
+        if bool(self.access_key_id) != bool(self.secret_access_key):
+            raise PydanticCustomError("credentials", "access_key_id and secret_access_key go together: set both, "
+                                      "or neither for the standard AWS credential chain")
+        if find_spec("boto3") is None:     # refused at check time, not at the first upload
+            raise PydanticCustomError("s3_extra", "type s3 needs boto3: install the s3 extra "
+                                      "(pip install 'gateway[s3]')")
+        return self
+
+
+def _assets_kind(v: Any) -> str | None:
+    kind = v.get("type") if isinstance(v, dict) else getattr(v, "type", None)
+    return {"local": "_local", "s3": "_s3"}.get(kind) if isinstance(kind, str) else None
+
+
+AssetsConfig = Annotated[Annotated[LocalAssetsConfig, Tag("_local")] | Annotated[S3AssetsConfig, Tag("_s3")],
+                         Discriminator(_assets_kind, custom_error_type="assets_type",
+                                       custom_error_message="type must be 'local' or 's3'")]
+
+
 class VideosConfig(_Strict):
     """How the gateway keeps video jobs and their files."""
+    # Where files live; read at start. Default: local, in assets_dir.
+    assets: AssetsConfig = Field(default_factory=lambda: LocalAssetsConfig(type="local"))
     assets_dir: str = ""                               # default: <data_dir>/videos; shared by every replica
     retention_hours: float = Field(24, gt=0)           # files deleted this long after a job ends (expires_at)
     keep_jobs_days: float = Field(30, gt=0)            # job records (and their webhook deliveries) kept this long after
@@ -154,6 +204,13 @@ class VideosConfig(_Strict):
     job_lease_s: float = Field(30, gt=0)               # a run not heard from this long is taken over by another
     max_runs: int = Field(3, ge=1)                     # runs lost to dead processes before a job fails
     poll_after_ms: int = Field(1000, ge=0)             # `openai-poll-after-ms`: how often SDK pollers ask
+
+    @model_validator(mode="after")
+    def _one_place_for_files(self) -> VideosConfig:
+        if self.assets.type == "s3" and self.assets_dir:
+            raise PydanticCustomError("assets_dir", "assets_dir is the folder of local storage; with "
+                                      "assets type s3 remove it")
+        return self
 
 
 WebhookEvent = Literal["video.completed", "video.failed"]

@@ -4,6 +4,7 @@ is submit.py, running it is runner.py."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 
 import orjson
@@ -21,6 +22,8 @@ from gateway.video import protocol, submit
 from gateway.video.assets import VARIANTS, parse_range
 from gateway.video.jobs import Job, new_id, owned_by
 from gateway.video.service import Videos
+
+log = logging.getLogger("gateway.video")
 
 _CHUNK = 1024 * 1024       # file answers are sent in pieces this size
 _PUBLIC_VARIANTS = ("video", "thumbnail", "spritesheet")
@@ -274,11 +277,22 @@ async def _content(req: Request, rt: Runtime, video_id: str) -> None:
     if _expired(job):
         raise ApiError(410, f"Video '{job.id}' expired at {job.expires_at} and its files were deleted.",
                        code="video_expired")
-    asset = videos.assets.get(job.id, variant)
+    filename = f"{job.id}.{VARIANTS[variant][0]}"
+    try:     # in a thread: a bucket is a network call, and so may be signing (credentials fetched)
+        asset = await asyncio.to_thread(videos.assets.get, job.id, variant)
+        elsewhere = None if asset is None else await asyncio.to_thread(videos.assets.download_url, asset, filename)
+    except OSError as e:
+        log.warning("video %s: its %s file cannot be reached: %s", job.id, variant, e)
+        raise ApiError(503, "The video's files cannot be reached right now; try again shortly.",
+                       type="server_error", code="storage_unavailable", headers=[(b"retry-after", b"1")]) from None
     if asset is None:
         raise ApiError(404, f"Video '{job.id}' has no {variant} file.", code="not_found")
+    if elsewhere is not None:    # `downloads: redirect`: the bucket sends the bytes (and answers Range itself)
+        await req.respond(302, b"", [(b"location", elsewhere.encode()), (b"cache-control", b"no-store")],
+                          content_type=b"text/plain")
+        return
     headers: Headers = [(b"accept-ranges", b"bytes"), (b"cache-control", b"private, max-age=3600"),
-                        (b"content-disposition", f'inline; filename="{job.id}.{VARIANTS[variant][0]}"'.encode())]
+                        (b"content-disposition", f'inline; filename="{filename}"'.encode())]
     try:
         span = parse_range(req.headers.get(b"range", b"").decode("latin-1") or None, asset.size)
     except ValueError:

@@ -1,9 +1,12 @@
 """Where finished videos live: a small store of files by video id and variant
-(`video`, `thumbnail`, `spritesheet`). Local directory by default; the
-interface is small on purpose, so an S3-compatible store can follow.
+(`video`, `thumbnail`, `spritesheet`, and a job's `reference` image). Two
+stores share the interface below: `LocalAssets`, a folder (here), and
+`S3Assets`, an S3-compatible bucket (assets_s3.py). Callers run their calls in
+threads (`asyncio.to_thread`): both are synchronous.
 
-Writes go to a temporary name first and are renamed into place, so a reader
-never sees half a file, and a crash never leaves one behind under the real name.
+A put never leaves half a file visible under its name: the folder writes to a
+temporary name and renames it into place; S3 makes an object visible only
+once its upload is whole.
 """
 from __future__ import annotations
 
@@ -13,6 +16,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 VARIANTS = {"video": ("mp4", "video/mp4"), "thumbnail": ("webp", "image/webp"),
             "spritesheet": ("jpg", "image/jpeg"),
@@ -22,25 +26,51 @@ _ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 
 @dataclass(frozen=True, slots=True)
 class Asset:
-    path: Path
+    location: str        # a file's path, or an object's key
     size: int
     media_type: str
 
 
+def folder_of(video_id: str) -> str:
+    """The name under which a video's files are kept (a folder, or a key prefix without its slash)."""
+    if not _ID.match(video_id):      # ids become paths and keys: nothing that could climb out or run into another
+        raise ValueError(f"not a video id: {video_id!r}")
+    return video_id
+
+
+def file_name(variant: str) -> str:
+    return f"{variant}.{VARIANTS[variant][0]}"
+
+
+class Assets(Protocol):
+    """What the runner, the submit path and the download endpoint need of a store."""
+
+    def put(self, video_id: str, variant: str, data: bytes) -> Asset: ...
+    def put_all(self, video_id: str, files: dict[str, bytes]) -> None: ...
+    def get(self, video_id: str, variant: str) -> Asset | None: ...
+    def read(self, asset: Asset, start: int = 0, end: int | None = None) -> bytes: ...
+    def read_whole(self, video_id: str, variant: str) -> bytes | None: ...
+    def delete(self, video_id: str) -> bool: ...
+
+    def download_url(self, asset: Asset, filename: str) -> str | None:
+        """Where a client may fetch the file itself (the answer is a 302 there), or None
+        for the gateway to send it."""
+        ...
+
+
 class LocalAssets:
+    """Files in a folder, `<root>/<video_id>/<variant>.<ext>`; replicas share it as a common volume."""
+
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root)
 
     def _dir(self, video_id: str) -> Path:
-        if not _ID.match(video_id):      # ids become paths: nothing that could climb out
-            raise ValueError(f"not a video id: {video_id!r}")
-        return self.root / video_id
+        return self.root / folder_of(video_id)
 
     def put(self, video_id: str, variant: str, data: bytes) -> Asset:
-        extension, media_type = VARIANTS[variant]
         folder = self._dir(video_id)
         folder.mkdir(parents=True, exist_ok=True)
-        final = folder / f"{variant}.{extension}"
+        final = folder / file_name(variant)
         fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{variant}.")
         try:
             with os.fdopen(fd, "wb") as f:
@@ -51,7 +81,7 @@ class LocalAssets:
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
-        return Asset(final, len(data), media_type)
+        return Asset(str(final), len(data), VARIANTS[variant][1])
 
     def put_all(self, video_id: str, files: dict[str, bytes]) -> None:
         for variant, data in files.items():
@@ -62,17 +92,16 @@ class LocalAssets:
         return None if asset is None else self.read(asset)
 
     def get(self, video_id: str, variant: str) -> Asset | None:
-        extension, media_type = VARIANTS[variant]
-        path = self._dir(video_id) / f"{variant}.{extension}"
+        path = self._dir(video_id) / file_name(variant)
         try:
-            return Asset(path, path.stat().st_size, media_type)
+            return Asset(str(path), path.stat().st_size, VARIANTS[variant][1])
         except FileNotFoundError:
             return None
 
     def read(self, asset: Asset, start: int = 0, end: int | None = None) -> bytes:
         """Bytes [start, end] inclusive (HTTP Range semantics); the whole file by default."""
         last = asset.size - 1 if end is None else min(end, asset.size - 1)
-        with open(asset.path, "rb") as f:
+        with open(asset.location, "rb") as f:
             f.seek(start)
             return f.read(max(0, last - start + 1))
 
@@ -82,6 +111,9 @@ class LocalAssets:
             return False
         shutil.rmtree(folder, ignore_errors=True)
         return True
+
+    def download_url(self, asset: Asset, filename: str) -> str | None:
+        return None          # a folder has no URL of its own: the gateway sends the file
 
 
 def parse_range(header: str | None, size: int) -> tuple[int, int] | None:

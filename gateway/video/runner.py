@@ -20,7 +20,7 @@ from gateway.config.schema import VideosConfig
 from gateway.metrics import VIDEO_JOBS, VIDEO_SECONDS
 from gateway.runtime import Runtime
 from gateway.store import Claim, Store, StoreDown
-from gateway.video.assets import LocalAssets
+from gateway.video.assets import Assets
 from gateway.video.jobs import Job
 from gateway.webhooks.delivery import Sender, deliveries_for
 from providers.base import Provider, VideoFiles
@@ -32,6 +32,16 @@ _IDLE_S = 0.25              # between looks at an empty queue
 _PROGRESS_EVERY_S = 0.5     # progress is written at most this often
 
 
+async def _set_or_after(event: asyncio.Event, most_s: float) -> None:
+    """Until `event` is set, `most_s` at most. Not wait_for: on Python 3.11 it loses a
+    cancellation that comes as the event is set, and a runner stopped then runs on."""
+    try:
+        async with asyncio.timeout(most_s):
+            await event.wait()
+    except TimeoutError:
+        pass
+
+
 class _Lost(Exception):
     """The job was deleted, or another runner holds it now."""
 
@@ -39,19 +49,23 @@ class _Lost(Exception):
 class Runner:
     """The runs of one provider's queue in this process, up to `slots` at once."""
 
-    def __init__(self, store: Store, assets: LocalAssets, sender: Sender, runtime: Callable[[], Runtime],
-                 queue: str, consumer: str, slots: int) -> None:
-        """`runtime()`: the config version in force now."""
+    def __init__(self, store: Store, assets: Assets, sender: Sender, runtime: Callable[[], Runtime],
+                 queue: str, consumer: str, slots: Callable[[], int]) -> None:
+        """`runtime()`: the config version a new run takes; `slots()`: how many may run at once now."""
         self.store = store
         self.assets = assets
         self.sender = sender
         self.runtime = runtime
         self.queue = queue
         self.consumer = consumer
-        self._slots = asyncio.Semaphore(slots)
+        self._slots = slots
         self._running: set[asyncio.Task] = set()
         self._by_job: dict[str, asyncio.Task] = {}
         self._deleted: set[str] = set()
+        self._claiming = False
+        self._open = asyncio.Event()     # cleared: no new claims (a worker reloading or draining the provider)
+        self._open.set()
+        self._freed = asyncio.Event()    # a run ended
         self.wake = asyncio.Event()
 
     def _config(self) -> VideosConfig:
@@ -60,6 +74,20 @@ class Runner:
     @property
     def running(self) -> int:
         return len(self._running)
+
+    def pause(self) -> None:
+        """Take no new jobs; the runs in progress go on (`quiet()` waits for them)."""
+        self._open.clear()
+        self.wake.set()
+
+    def resume(self) -> None:
+        self._open.set()
+
+    async def quiet(self) -> None:
+        """Once paused: return when no claim is in flight and no run is left."""
+        while self._claiming or self._running:
+            self._freed.clear()
+            await _set_or_after(self._freed, _IDLE_S)
 
     def cancel(self, job_id: str) -> bool:
         """Stop this process's run of a deleted job, if it has one."""
@@ -74,22 +102,25 @@ class Runner:
         store = self.store
         try:
             while True:
-                await self._slots.acquire()
+                await self._open.wait()
+                if len(self._running) >= self._slots():    # read each time: an edit may change it
+                    self._freed.clear()
+                    await self._freed.wait()
+                    continue
+                self._claiming = True
                 try:
                     claim = await store.jobs.claim(self.queue, self.consumer, self._config().job_lease_s)
                 except StoreDown as e:
                     log.warning("video queue '%s' unreachable: %s", self.queue, e)
                     claim = None
                 if claim is None:
-                    self._slots.release()
+                    self._claiming = False
                     self.wake.clear()
-                    try:
-                        await asyncio.wait_for(self.wake.wait(), _IDLE_S)
-                    except TimeoutError:
-                        pass
+                    await _set_or_after(self.wake, _IDLE_S)
                     continue
                 task = asyncio.create_task(self._run(claim))
                 self._running.add(task)
+                self._claiming = False
                 self._by_job[claim.job_id] = task
                 task.add_done_callback(functools.partial(self._finished, job_id=claim.job_id))
         finally:
@@ -103,7 +134,7 @@ class Runner:
         self._running.discard(task)
         self._by_job.pop(job_id, None)
         self._deleted.discard(job_id)
-        self._slots.release()
+        self._freed.set()
         if not task.cancelled() and task.exception() is not None:
             log.error("video run failed unexpectedly", exc_info=task.exception())
 

@@ -12,17 +12,25 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from gateway.config.schema import VideosConfig, WebhooksConfig
+from gateway.config.schema import Config, VideosConfig, WebhooksConfig
 from gateway.runtime import Runtime
 from gateway.store import Store, StoreDown
 from gateway.video import links
-from gateway.video.assets import LocalAssets
+from gateway.video.assets import Assets, LocalAssets
+from gateway.video.assets_s3 import S3Assets
 from gateway.video.runner import Runner
 from gateway.webhooks.delivery import Sender
 
 log = logging.getLogger("gateway.video")
 
 _SWEEP_EVERY_S = 60.0
+
+
+def open_assets(cfg: Config) -> Assets:
+    """The store `videos.assets` names, as the process starts (an edit to it applies at a restart)."""
+    if cfg.videos.assets.type == "s3":
+        return S3Assets(cfg.videos.assets)
+    return LocalAssets(cfg.videos.assets_dir or Path(cfg.state.data_dir) / "videos")
 
 
 class Videos:
@@ -32,10 +40,14 @@ class Videos:
         rt = runtime()
         self.store = store
         cfg = rt.config
-        self.assets = LocalAssets(cfg.videos.assets_dir or Path(cfg.state.data_dir) / "videos")
+        self.assets = open_assets(cfg)
         self.sender = Sender(self.store, self.webhooks)
         self.consumer = f"{socket.gethostname()}:{os.getpid()}:{os.urandom(3).hex()}"
         self.runners: dict[str, Runner] = {}
+        self._runner_tasks: dict[str, asyncio.Task] = {}
+        self._woken: asyncio.Task | None = None     # the queue events' task, from the first runner on
+        self._beat_now = asyncio.Event()
+        self._beating = asyncio.Lock()              # one round of heartbeats at a time (a leave is the last word)
         self._link_secret: bytes = cfg.videos.link_secret.encode()
         self._tasks: list[asyncio.Task] = []
         self.worker_mode = False
@@ -49,7 +61,9 @@ class Videos:
     async def start(self, providers: list[str] | None = None, worker: dict | None = None) -> None:
         """Start runners for the providers this process serves: those its video
         models route to and that run in the gateway (`gateway serve`), or the
-        named ones (`gateway worker`, which also heartbeats `worker` info)."""
+        named ones (`gateway worker`, which also heartbeats `worker` info for
+        each provider it serves, and adds and drops them with `serve` and
+        `stop_serving` as its config changes)."""
         if not self._link_secret:
             try:
                 self._link_secret = await self.store.secret("video-links")
@@ -69,10 +83,8 @@ class Videos:
         for name in providers:
             self._start_runner(name)
         if worker is not None:
-            self._tasks.append(asyncio.create_task(self._heartbeat(providers, worker), name="worker-heartbeat"))
-        if self.runners:
-            self._tasks.append(asyncio.create_task(self._wake_on_queued(), name="video-queue-events"))
-        if serving or rt.config.webhooks.secret:
+            self._tasks.append(asyncio.create_task(self._heartbeat(worker), name="worker-heartbeat"))
+        if serving or worker is not None or rt.config.webhooks.secret:
             self._tasks.append(asyncio.create_task(self.sender.run(), name="webhook-sender"))
             self._tasks.append(asyncio.create_task(self._sweep(), name="video-expiry"))
 
@@ -100,11 +112,39 @@ class Videos:
             if rt.providers[name].runs_in(embedded=embedded):
                 self._start_runner(name)
 
-    def _start_runner(self, name: str) -> None:
-        slots = getattr(self.runtime().providers[name].options, "max_concurrent", None) or 16
-        runner = self.runners[name] = Runner(self.store, self.assets, self.sender, self.runtime, name,
-                                             self.consumer, slots)
-        self._tasks.append(asyncio.create_task(runner.run(), name=f"video-runner-{name}"))
+    def serve(self, name: str, runtime: Callable[[], Runtime]) -> Runner:
+        """`gateway worker`: start taking `name`'s jobs, each run on the config version
+        `runtime()` gives when it starts (the worker moves it on as versions apply)."""
+        self._start_runner(name, runtime)
+        self._beat_now.set()
+        return self.runners[name]
+
+    async def stop_serving(self, name: str) -> None:
+        """`gateway worker`: take no more of `name`'s jobs, let its runs in progress
+        finish, then stop its runner and leave its workers at once."""
+        runner = self.runners[name]
+        runner.pause()
+        await runner.quiet()
+        task = self._runner_tasks.pop(name)
+        self._tasks.remove(task)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        async with self._beating:
+            del self.runners[name]
+            try:    # a beat that lapses at once: gateways stop counting this worker for it now
+                await self.store.workers.beat(name, self.consumer, {"provider": name, "running": 0}, 0)
+            except StoreDown as e:
+                log.warning("worker heartbeat failed: %s (its entry for '%s' lapses with its lease)", e, name)
+
+    def _start_runner(self, name: str, runtime: Callable[[], Runtime] | None = None) -> None:
+        runtime = runtime or self.runtime
+        runner = self.runners[name] = Runner(self.store, self.assets, self.sender,
+                                             runtime, name, self.consumer, _slots(runtime, name))
+        task = self._runner_tasks[name] = asyncio.create_task(runner.run(), name=f"video-runner-{name}")
+        self._tasks.append(task)
+        if self._woken is None:
+            self._woken = asyncio.create_task(self._wake_on_queued(), name="video-queue-events")
+            self._tasks.append(self._woken)
 
     def cancel(self, job_id: str) -> None:
         """A job was deleted: stop its run here, if this process has it."""
@@ -129,19 +169,30 @@ class Videos:
                 log.debug("queue events unavailable (%s); runners keep looking on their own", e)
                 await asyncio.sleep(1.0)
 
-    async def _heartbeat(self, providers: list[str], info: dict) -> None:
-        """Tell the store this worker is alive and what it serves, every lease/3:
+    async def _heartbeat(self, info: dict) -> None:
+        """Tell the store this worker is alive and what it serves (with the config
+        version each provider's jobs run on), every lease/3 and when that changes:
         gateways route to a local provider only while one of its workers is."""
         while True:
             lease_s = self.config().job_lease_s
-            for name in providers:
-                try:
-                    await self.store.workers.beat(name, self.consumer,
-                                                 {**info, "provider": name, "running": self.runners[name].running},
-                                                 lease_s)
-                except StoreDown as e:
-                    log.warning("worker heartbeat failed: %s", e)
-            await asyncio.sleep(lease_s / 3)
+            self._beat_now.clear()
+            async with self._beating:
+                for name, runner in list(self.runners.items()):
+                    about = {**info, "provider": name, "running": runner.running,
+                             "config_version": runner.runtime().version}
+                    try:
+                        await self.store.workers.beat(name, self.consumer, about, lease_s)
+                    except StoreDown as e:
+                        log.warning("worker heartbeat failed: %s", e)
+            try:    # not wait_for, which on Python 3.11 can lose the cancellation that stops this
+                async with asyncio.timeout(lease_s / 3):
+                    await self._beat_now.wait()
+            except TimeoutError:
+                pass
+
+    def beat_now(self) -> None:
+        """Heartbeat at once (a worker's provider moved to another config version)."""
+        self._beat_now.set()
 
     async def _sweep(self) -> None:
         """Delete the files of jobs past `expires_at` (the content endpoint
@@ -161,3 +212,12 @@ class Videos:
                         await asyncio.to_thread(self.assets.delete, video_id)
             except StoreDown as e:
                 log.warning("video expiry sweep skipped: %s", e)
+
+
+def _slots(runtime: Callable[[], Runtime], name: str) -> Callable[[], int]:
+    """How many of `name`'s jobs may run at once in this process: read at each claim,
+    so an edit to `max_concurrent` applies to the next job."""
+    def slots() -> int:
+        provider = runtime().providers.get(name)
+        return (getattr(provider.options, "max_concurrent", None) if provider is not None else None) or 16
+    return slots

@@ -35,6 +35,12 @@ log = logging.getLogger("gateway.diffusers")
 _LOADED: dict[tuple, Loaded] = {}      # one copy of the weights per process, across config versions
 _LOADING = threading.Lock()
 
+# The options that decide what `pipeline.load` builds, and nothing else: a config version that
+# changes one of them loads the weights again (`gateway worker` does so before its next job);
+# every other option (steps, guidance, fps, sizes, limits...) applies to the next job as it is.
+PIPELINE_FIELDS = ("pipeline", "family", "device", "dtype", "cpu_offload", "vae_tiling", "vae_slicing",
+                   "compile", "compile_mode", "attention", "cpu_threads")
+
 
 class Options(ProviderConfig):
     model_config = ConfigDict(extra="forbid")
@@ -120,18 +126,31 @@ class DiffusersProvider(Provider[Options]):
     def prepare(self) -> None:
         self.loaded()
 
+    def weights_key(self) -> tuple:
+        """What the loaded pipeline is (PIPELINE_FIELDS, the family as detected): providers and
+        config versions with equal keys share one copy of the weights."""
+        o = self.options
+        return tuple(self.family.name if f == "family" else getattr(o, f) for f in PIPELINE_FIELDS)
+
     def loaded(self) -> Loaded:
         """The pipeline, loaded on first use (blocking: call from a thread)."""
         from providers.diffusers import pipeline
 
-        o = self.options
-        key = (o.pipeline, self.family.name, o.device, o.dtype, o.cpu_offload, o.vae_tiling, o.vae_slicing,
-               o.compile, o.compile_mode, o.attention, o.cpu_threads)
+        key = self.weights_key()
         with _LOADING:
             found = _LOADED.get(key)
             if found is None:
-                found = _LOADED[key] = pipeline.load(o)
+                found = _LOADED[key] = pipeline.load(self.options)
             return found
+
+    def release(self) -> None:
+        """Forget this provider's weights (a worker that reloads or drains it): their memory,
+        GPU memory included, is freed once no run holds them."""
+        with _LOADING:
+            if _LOADED.pop(self.weights_key(), None) is None:
+                return
+        from providers.diffusers import pipeline
+        pipeline.free_memory()
 
     async def video_run(self, spec: VideoSpec, state: dict[str, Any], progress: Progress) -> VideoFiles:
         loop = asyncio.get_running_loop()

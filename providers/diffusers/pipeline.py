@@ -105,6 +105,18 @@ def load(options) -> Loaded:
     return loaded
 
 
+def free_memory() -> None:
+    """Give back what forgotten pipelines held: their tensors now, and CUDA's cached blocks,
+    so the next pipeline loads into the memory the last one left."""
+    import gc
+
+    import torch
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
 def image_pipeline(loaded: Loaded):
     """The family's image-to-video pipeline over the loaded components (no second copy of the weights)."""
     if loaded.image_pipe is None:
