@@ -161,15 +161,18 @@ for _ in $(seq "$ROUNDS"); do
     run "direct" nginx 1 - sk-bench 0
     run "direct, stream" nginx 1 - sk-bench 1
 done
+# 1,000 requests each (~0.3 s), after 100 not counted and a moment's rest: a gateway just resumed
+# (SIGCONT) first catches up on the timers that were due while it was paused.
 for round in $(seq "$ROUNDS"); do
     only nginx
-    "${ON_REST[@]}" "$PY" "$HERE/ttfb.py" --url "http://127.0.0.1:$NGINX_PORT/stream/v1/chat/completions" -n 300 \
+    "${ON_REST[@]}" "$PY" "$HERE/ttfb.py" --url "http://127.0.0.1:$NGINX_PORT/stream/v1/chat/completions" -n 1000 \
         --json-out "$WORK/ttfb-direct-$round.json" >/dev/null
     stores="embedded redis"; (( round % 2 == 0 )) && stores="redis embedded"   # neither always first
     for store in $stores; do
         for key in sk-bench sk-bench-limits; do
-            go_on; only "$store"
-            "${ON_REST[@]}" "$PY" "$HERE/ttfb.py" --url "${GATEWAYS[$store]}/v1/chat/completions" --key "$key" -n 300 \
+            go_on; only "$store"; sleep 0.5
+            "${ON_REST[@]}" "$PY" "$HERE/ttfb.py" --url "${GATEWAYS[$store]}/v1/chat/completions" --key "$key" -n 1000 \
+                --warmup 100 \
                 --json-out "$WORK/ttfb-$store-$key-$round.json" >/dev/null
         done
     done
