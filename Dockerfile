@@ -8,10 +8,17 @@
 # (--build-arg BASE=localhost/...) where no registry can be reached. Any base with python3 (3.11 or
 # newer), its venv module, groupadd and useradd works: the venv is made by `python3 -m venv`, and the
 # final stage uses the same base, so the venv's interpreter link points at the same python3 in both.
+#
+# Two images from this one file: the gateway (the default, last stage) and the GPU video worker
+# (`--target worker --build-arg EXTRAS=local`: the `local` extra, torch with CUDA and diffusers):
+#
+#   docker build --target worker --build-arg EXTRAS=local -t gateway-worker .
 ARG BASE=python:3.11.14-slim-bookworm@sha256:65a93d69fa75478d554f4ad27c85c1e69fa184956261b4301ebaf6dbb0a3543d
 
 # --- build: a wheel of this tree, installed with its dependencies into the venv /opt/gateway -----------
 FROM ${BASE} AS build
+# Extras of the package to install beside it (`local` for the worker image); none for the gateway.
+ARG EXTRAS=""
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1 PIP_ROOT_USER_ACTION=ignore
 WORKDIR /src
 RUN python3 -m venv /opt/gateway
@@ -35,12 +42,14 @@ COPY providers ./providers
 RUN --mount=type=secret,id=pip-ca \
     if [ -f /run/secrets/pip-ca ]; then export PIP_CERT=/run/secrets/pip-ca; fi \
  && /opt/gateway/bin/pip wheel -q --no-deps -w /tmp/dist . \
- && /opt/gateway/bin/pip install -q --no-deps /tmp/dist/gateway-*.whl \
+ && wheel="$(ls /tmp/dist/gateway-*.whl)" \
+ && if [ -n "$EXTRAS" ]; then /opt/gateway/bin/pip install -q "${wheel}[${EXTRAS}]"; \
+    else /opt/gateway/bin/pip install -q --no-deps "$wheel"; fi \
  && /opt/gateway/bin/pip check \
  && /opt/gateway/bin/pip uninstall -q -y pip setuptools
 
 # --- runtime: the venv and a data folder; no compilers, no pip cache, no sources ------------------------
-FROM ${BASE}
+FROM ${BASE} AS runtime
 # A fixed uid and gid, so a mounted data volume's owner and Kubernetes' runAsNonRoot can rely on them.
 RUN groupadd --gid 10001 gateway \
  && useradd --uid 10001 --gid 10001 --home-dir /app --no-create-home --shell /usr/sbin/nologin gateway \
@@ -50,12 +59,24 @@ COPY --from=build /opt/gateway /opt/gateway
 
 WORKDIR /app
 USER 10001:10001
-# No GATEWAY_PUBLIC_URL: video links use the host the client called. Mount your own config at
-# /app/config/gateway.yaml (found from the working directory) or set GATEWAY_CONFIG; without either,
-# the packaged default runs.
 ENV PATH=/opt/gateway/bin:$PATH \
     GATEWAY_DATA_DIR=/app/data \
     PYTHONUNBUFFERED=1
+
+# --- the GPU video worker: `gateway worker` (build it with EXTRAS=local) -------------------------------
+FROM runtime AS worker
+# HOME: torch and Hugging Face keep their caches under it, and the root file system may be read-only
+# (compose and the Helm chart mount a writable /tmp). The weights are read from a mounted folder (the
+# provider's `pipeline`), never downloaded.
+ENV HOME=/tmp \
+    HF_HUB_OFFLINE=1
+CMD ["gateway", "worker"]
+
+# --- the gateway (the default target) -------------------------------------------------------------------
+FROM runtime AS gateway
+# No GATEWAY_PUBLIC_URL: video links use the host the client called. Mount your own config at
+# /app/config/gateway.yaml (found from the working directory) or set GATEWAY_CONFIG; without either,
+# the packaged default runs.
 EXPOSE 8080
 HEALTHCHECK --interval=10s --timeout=3s \
     CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8080/healthz', timeout=2)" || exit 1
