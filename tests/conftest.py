@@ -43,3 +43,29 @@ def redis_url(redis_server):
     """The session's Redis, emptied for this test."""
     redis_server.flush()
     return redis_server.url
+
+
+@pytest.fixture(scope="session")
+def redis_cluster_session():
+    """One real Redis Cluster (3 primaries, 3 replicas) for the session (started on first use)."""
+    from tests.redis_cluster import RedisCluster
+    cluster = RedisCluster()
+    yield cluster
+    cluster.close()
+
+
+@pytest.fixture
+def redis_cluster(redis_cluster_session):
+    """The session's Redis Cluster, emptied for this test. Kill no node in it: use
+    fresh_redis_cluster for that."""
+    redis_cluster_session.flush()
+    return redis_cluster_session
+
+
+@pytest.fixture
+def fresh_redis_cluster():
+    """A Redis Cluster of this test's own, that it may kill nodes of; closed after it."""
+    from tests.redis_cluster import RedisCluster
+    cluster = RedisCluster()
+    yield cluster
+    cluster.close()

@@ -46,6 +46,9 @@ class ServerConfig(_Strict):
 
 class StateConfig(_Strict):
     redis_url: str = ""        # empty: embedded mode
+    # The URL names one node of a Redis Cluster (as does a redis+cluster:// URL): keys that change
+    # together share a hash slot, and commands go to the node serving it (docs/capacity.md).
+    redis_cluster: bool = False
     data_dir: str = "./data"
     on_redis_error: Literal["open", "closed"] = "open"   # admit (open) or refuse (closed) while Redis is down
     # Silence this long (an answer, or a free pooled connection, not coming) counts as Redis being down;

@@ -55,5 +55,6 @@ def open_store(state: StateConfig) -> Store:
         # Loaded only when named: redis-py costs a process ~19 MB it would not use (embedded mode).
         # gateway/store/redis imports nothing that imports this package's loader, so no circle hides here.
         from gateway.store.redis import RedisStore
-        return RedisStore(state.redis_url, timeout_s=state.redis_timeout_ms / 1000, grants=state.redis_grants)
+        return RedisStore(state.redis_url, timeout_s=state.redis_timeout_ms / 1000, grants=state.redis_grants,
+                          cluster=state.redis_cluster)
     return EmbeddedStore(state.data_dir)

@@ -1,6 +1,7 @@
-"""Both stores behind one fixture, so each part's contract suite (test_limits.py,
-test_ledger.py, test_cache.py, test_jobs.py, test_queues.py, test_outbox.py,
-test_configs.py, test_workers.py, test_store.py) runs against both; and
+"""Every store behind one fixture (embedded, one Redis, a Redis Cluster), so each
+part's contract suite (test_limits.py, test_ledger.py, test_cache.py, test_jobs.py,
+test_queues.py, test_outbox.py, test_configs.py, test_workers.py, test_store.py)
+runs against each; and
 `async def` tests run on a fresh event loop."""
 from __future__ import annotations
 
@@ -23,18 +24,23 @@ def pytest_pyfunc_call(pyfuncitem):
     return None
 
 
-@pytest.fixture(params=["embedded", "redis"])
+@pytest.fixture(params=["embedded", "redis", "redis-cluster"])
 def open_store(request, tmp_path):
     """`async with open_store() as store`: a started store, closed at the end; opened
-    again, it sees what the last one left (the same data_dir, the same Redis)."""
+    again, it sees what the last one left (the same data_dir, the same Redis or cluster)."""
     if request.param == "embedded":
         def make():
             return EmbeddedStore(tmp_path)
-    else:
+    elif request.param == "redis":
         url = request.getfixturevalue("redis_url")
 
         def make():
             return RedisStore(url, timeout_s=2.0)
+    else:
+        cluster_url = request.getfixturevalue("redis_cluster").url
+
+        def make():
+            return RedisStore(cluster_url, timeout_s=2.0, cluster=True)
 
     @asynccontextmanager
     async def opened():

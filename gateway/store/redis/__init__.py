@@ -11,17 +11,21 @@ with a longer one: they (and the request log) are off the chat path, a claim may
 list, and a slow job call must not take connections the request path needs.
 
 Keys are under a prefix (`gw:` by default); each part's module lists its own,
-and `secret:<name>` (STRING, 32 random bytes) is here.
+and `secret:<name>` (STRING, 32 random bytes) is here. On Redis Cluster, the
+parts whose keys change together put them under a hash tag (cluster.py).
 """
 from __future__ import annotations
 
 import logging
 import os
 
+from redis.crc import key_slot
+
 from gateway.store.base import Store, StoreDown
 from gateway.store.redis.admin import RedisAudit, RedisSessions
 from gateway.store.redis.base import Pool, talking
 from gateway.store.redis.cache import RedisCache
+from gateway.store.redis.cluster import CONFIG, JOBS, LIMITS, REQUESTS, cluster_url
 from gateway.store.redis.configs import RedisConfigs
 from gateway.store.redis.jobs import RedisJobs
 from gateway.store.redis.ledger import RedisLedger
@@ -39,24 +43,28 @@ _JOB_TIMEOUT_S = 5.0
 
 
 class RedisStore(Store):
-    def __init__(self, url: str, timeout_s: float = 0.05, prefix: str = "gw:", grants: bool = True) -> None:
-        self._fast = Pool(url, prefix, timeout_s, _CONNECTIONS, "gateway")
-        self._slow = Pool(url, prefix, _JOB_TIMEOUT_S, _JOB_CONNECTIONS, "gateway-jobs")
-        # The request path's scripts go through one pipelined connection (pipe.py).
-        self._pipe = Pipe(url, timeout_s, "gateway-requests")
-        self.limits = self._limits = RedisLimits(self._fast, self._pipe, grants)
-        self.ledger = RedisLedger(self._fast, self._limits.flush)
+    def __init__(self, url: str, timeout_s: float = 0.05, prefix: str = "gw:", grants: bool = True,
+                 cluster: bool = False) -> None:
+        url, cluster = cluster_url(url, cluster)
+        self._fast = Pool(url, prefix, timeout_s, _CONNECTIONS, "gateway", cluster)
+        self._slow = Pool(url, prefix, _JOB_TIMEOUT_S, _JOB_CONNECTIONS, "gateway-jobs", cluster)
+        limits = self._fast.part(LIMITS)
+        # The request path's scripts go through one pipelined connection (pipe.py), on Redis
+        # Cluster to the primary serving the limits' slot.
+        self._pipe = Pipe(url, timeout_s, "gateway-requests", key_slot(limits.prefix.encode()) if cluster else None)
+        self.limits = self._limits = RedisLimits(limits, self._pipe, grants)
+        self.ledger = RedisLedger(limits, self._limits.flush)
         self.cache = RedisCache(self._fast)
         # Stored responses are read before and written after each Responses API request, at chat
         # rates, like the cache: the request path's pool, not the 16 job connections behind claims
         # that scan pending lists. A big record holds a connection for milliseconds (4 MB on
         # loopback: 3.5 ms to put, 9 ms to get), well inside `state.redis_timeout_ms`'s default.
         self.responses = RedisResponses(self._fast)
-        self.jobs = RedisJobs(self._slow)
-        self.configs = RedisConfigs(self._slow)
-        self.workers = RedisWorkers(self._slow)
+        self.jobs = RedisJobs(self._slow.part(JOBS))
+        self.configs = RedisConfigs(self._slow.part(CONFIG))
+        self.workers = RedisWorkers(self._slow.part(JOBS))
         # The request log writes a batch a second per replica and answers the admin API: off the request path.
-        self.requests = RedisRequests(self._slow)
+        self.requests = RedisRequests(self._slow.part(REQUESTS))
         self.sessions = RedisSessions(self._slow)
         self.audit = RedisAudit(self._slow)
 

@@ -37,16 +37,15 @@ class RedisSessions(Sessions):
 
 class RedisAudit(Audit):
     def __init__(self, pool: Pool) -> None:
+        self._pool = pool
         self._redis = pool.redis
         self._key = pool.prefix + "audit"
 
     async def add(self, entry: AuditEntry) -> None:
-        with talking():
-            pipe = self._redis.pipeline(transaction=True)
-            pipe.lpush(self._key, orjson.dumps([entry.at, entry.actor, entry.role, entry.action, entry.target,
-                                                entry.status, entry.source]))
-            pipe.ltrim(self._key, 0, MOST_AUDIT - 1)
-            await pipe.execute()
+        row = orjson.dumps([entry.at, entry.actor, entry.role, entry.action, entry.target, entry.status,
+                            entry.source])
+        await self._pool.transaction(self._key, lambda pipe: (pipe.lpush(self._key, row),
+                                                              pipe.ltrim(self._key, 0, MOST_AUDIT - 1)))
 
     async def recent(self, limit: int, before: float | None = None) -> list[AuditEntry]:
         with talking():

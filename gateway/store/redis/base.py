@@ -10,17 +10,21 @@ so service resumes by itself when Redis is back.
 """
 from __future__ import annotations
 
+import copy
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import NoScriptError
 
 from gateway.store.base import StoreDown
+from gateway.store.redis.cluster import tagged
 from gateway.store.redis.pipe import Pipe, ReplyError
 
 
@@ -33,23 +37,69 @@ class Script:
         self.sha = hashlib.sha1(text.encode()).hexdigest()
 
 
-class Pool:
-    """A client over a bounded pool of connections to one Redis, and the prefix
-    every key goes under."""
+_KEPT_WAIT_MS = 1000    # a replica that has not caught up by then is itself in trouble: go on
 
-    def __init__(self, url: str, prefix: str, timeout_s: float, connections: int, name: str) -> None:
+
+class Pool:
+    """A client over a bounded pool of connections to one Redis (or, `cluster`, to each
+    node of a Redis Cluster), and the prefix every key goes under."""
+
+    def __init__(self, url: str, prefix: str, timeout_s: float, connections: int, name: str,
+                 cluster: bool = False) -> None:
+        self.prefix = prefix
+        self.cluster = cluster
+        # Typed loosely on purpose: redis-py types answers as bytes | str whatever the client's
+        # decode_responses; this client never decodes, so every answer here is bytes.
+        self.redis: Any
+        self._url = url
+        self._options = dict(max_connections=connections, timeout=timeout_s, socket_timeout=timeout_s,
+                             socket_connect_timeout=timeout_s, retry=Retry(NoBackoff(), 0), client_name=name,
+                             protocol=2)
+        self._nodes: dict[str, Any] = {}     # Redis Cluster: a client per node, for transactions
+        if cluster:
+            self.redis = _cluster_client(url, timeout_s, connections, name)
+            return
         # A bounded pool that waits (up to the timeout) for a free connection: a burst
         # queues briefly rather than opening a connection per request or failing open.
         # RESP2: with RESP3, redis-py 8 turns on maintenance notifications, which skip its
         # check for connections the server closed, so each one left over from a Redis
         # restart would fail one request (seen in tests/test_limits_replicas.py).
-        pool = BlockingConnectionPool.from_url(url, max_connections=connections, timeout=timeout_s,
-                                               socket_timeout=timeout_s, socket_connect_timeout=timeout_s,
-                                               retry=Retry(NoBackoff(), 0), client_name=name, protocol=2)
-        # Typed loosely on purpose: redis-py types answers as bytes | str whatever the client's
-        # decode_responses; this client never decodes, so every answer here is bytes.
-        self.redis: Any = Redis.from_pool(pool)
-        self.prefix = prefix
+        self.redis = Redis.from_pool(BlockingConnectionPool.from_url(url, **self._options))
+
+    def part(self, tag: str) -> Pool:
+        """This pool, for a part of the store whose keys must share a hash slot on Redis
+        Cluster (cluster.py): the same connections, the keys under `<prefix>{tag}:`.
+        On a single Redis, the pool itself: key names do not change."""
+        if not self.cluster:
+            return self
+        view = copy.copy(self)
+        view.prefix = tagged(self.prefix, tag)
+        return view
+
+    async def transaction(self, key: str, fill: Callable[[Any], object]) -> list[Any]:
+        """The replies to the commands `fill` puts in a MULTI/EXEC pipeline, run at once.
+        On Redis Cluster every key they name shares `key`'s slot, and the transaction goes
+        on a connection to the node serving it. (redis-py's cluster transactions run each
+        call on a thread of their own, blocking the event loop: not used.)"""
+        with talking():
+            if not self.cluster:
+                trip = self.redis.pipeline(transaction=True)
+                fill(trip)
+                return await trip.execute()
+            await self.redis.initialize()       # a client that has not met the cluster yet knows no slots
+            node = self.redis.get_node_from_key(key)
+            client = self._nodes.get(node.name)
+            if client is None:
+                client = self._nodes[node.name] = Redis.from_pool(BlockingConnectionPool.from_url(
+                    _at(self._url, node.host, node.port), **self._options))
+            trip = client.pipeline(transaction=True)
+            fill(trip)
+            try:
+                return await trip.execute()
+            except Exception:
+                # moved, or its node is gone: the next command of any kind asks the cluster again
+                self.redis._initialize = True
+                raise
 
     async def run(self, script: Script, keys: list[str], args: list[Any]) -> Any:
         """One EVALSHA: one round trip, atomic on the server."""
@@ -60,12 +110,50 @@ class Pool:
                 await self.redis.script_load(script.text)
                 return await self.redis.evalsha(script.sha, len(keys), *keys, *args)
 
+    async def run_kept(self, script: Script, keys: list[str], args: list[Any]) -> Any:
+        """`run`, and on Redis Cluster its answer only once a replica of the primary has the
+        write too (WAIT, on the same connection): a primary that dies just after cannot take
+        it with it. (A shard without replicas has nowhere to keep a copy: `run` alone.)"""
+        if not self.cluster:
+            return await self.run(script, keys, args)
+        with talking():
+            await self.redis.initialize()       # a client that has not met the cluster yet knows no slots
+            slot = self.redis.keyslot(keys[0])
+            nodes = self.redis.nodes_manager.slots_cache.get(slot) or []
+            if len(nodes) < 2:
+                return await self.run(script, keys, args)
+            trip = self.redis.pipeline(transaction=False)
+            trip.eval(script.text, len(keys), *keys, *args)
+            trip.execute_command("WAIT", 1, _KEPT_WAIT_MS, target_nodes=nodes[0])
+            value, _ = await trip.execute()
+        return value
+
     async def load(self, script: Script) -> None:
         with talking():
             await self.redis.script_load(script.text)
 
     async def close(self) -> None:
         await self.redis.aclose()
+        for client in self._nodes.values():
+            await client.aclose()
+
+
+def _at(url: str, host: str, port: int) -> str:
+    """`url` (its scheme, credentials and options) for the node at host:port."""
+    u = urlsplit(url)
+    auth = u.netloc.rpartition("@")[0]
+    host = f"[{host}]" if ":" in host else host
+    return urlunsplit(u._replace(netloc=(auth + "@" if auth else "") + f"{host}:{port}"))
+
+
+def _cluster_client(url: str, timeout_s: float, connections: int, name: str) -> Any:
+    """redis-py's cluster client: commands go to the node serving their keys' slot, MOVED
+    and ASK are followed (nothing ran where they came from), and a refused or broken
+    connection is not retried (it raises, so `talking` makes it StoreDown) but makes the
+    next command ask the cluster for its slots again."""
+    return RedisCluster.from_url(url, max_connections=connections, socket_timeout=timeout_s,
+                                 socket_connect_timeout=timeout_s, retry=Retry(NoBackoff(), 0),
+                                 require_full_coverage=False, client_name=name, protocol=2)
 
 
 async def run_encoded(pipe: Pipe, script: Script, evalsha: bytes) -> Any:

@@ -50,7 +50,8 @@ class RedisJobs(Jobs):
 
     async def create(self, job: JobRecord, queue: str) -> None:
         p = self._p
-        await self._pool.run(self._create,
+        # kept: a job answered as created must outlive its primary (Redis Cluster failover)
+        await self._pool.run_kept(self._create,
                              [p + "job:" + job.id, p + "videos:" + job.key, p + "queue:" + queue, p + "videos:expiry"],
                              [job.id, job.key, job.status, job.data, _opt(job.expires_at), queue, p + "queued"])
 

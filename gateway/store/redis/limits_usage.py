@@ -13,6 +13,8 @@ a second trip to count the rest.
 """
 from __future__ import annotations
 
+from typing import Any
+
 from gateway.store.limits import InUse, Window
 from gateway.store.redis.base import Pool, talking
 from gateway.store.windows import BUCKETS, bucket_of
@@ -22,15 +24,15 @@ _FIRST_LEASES = 8     # a lease ZSET's earliest scores read with its size: expir
 
 async def read_usage(pool: Pool, windows: list[Window], leases: list[str]) -> InUse:
     p = pool.prefix
-    with talking():
-        trip = pool.redis.pipeline(transaction=True)
+
+    def fill(trip: Any) -> None:
         trip.time()
         for win in windows:
             trip.hgetall(p + win.key)
         for key in leases:
             trip.zcard(p + key)
             trip.zrange(p + key, 0, _FIRST_LEASES - 1, withscores=True)
-        replies = await trip.execute()
+    replies = await pool.transaction(p, fill)
     sec, usec = replies[0]
     now = int(sec) + int(usec) / 1_000_000          # as ADMIT computes it: the same double
     counted = [counted_now(fields, now, win.window_s)

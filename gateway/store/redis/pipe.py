@@ -14,6 +14,13 @@ connects again). A refused or broken connection is down at once.
 
 Only what the request path sends goes here (EVALSHA and a few reads); the
 control plane keeps redis-py.
+
+On Redis Cluster every key sent here is in one hash slot (the limits', see
+cluster.py): the connection is to the primary serving it, found by asking the
+nodes last known (the URL's first) with CLUSTER SLOTS as it connects. A node
+that answers MOVED or ASK no longer serves the slot: the commands in flight
+fail with `StoreDown`, as for an outage, and the next one asks again. So a
+failover of that shard is an outage of the limits until a replica is promoted.
 """
 from __future__ import annotations
 
@@ -26,6 +33,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from gateway.store.base import StoreDown
+from gateway.store.redis.cluster import cluster_nodes, slot_owner
 
 
 class ReplyError(Exception):
@@ -95,6 +103,9 @@ def _parse(buf: bytearray, at: int) -> tuple[Any, int]:
     raise StoreDown(f"Redis: a reply of unknown type {kind!r}")
 
 
+_NOT_HERE = ("MOVED ", "ASK ")
+
+
 class _Protocol(asyncio.Protocol):
     def __init__(self, pipe: Pipe) -> None:
         self.pipe = pipe
@@ -112,6 +123,10 @@ class _Protocol(asyncio.Protocol):
                 if not waiting:
                     raise StoreDown("Redis: a reply no command asked for")
                 done, _ = waiting.popleft()
+                if isinstance(value, ReplyError) and str(value).startswith(_NOT_HERE):
+                    # this node no longer serves the slot (Redis Cluster): nothing sent here will run
+                    waiting.appendleft((done, 0.0))
+                    raise StoreDown(f"Redis: {value}")
                 if not isinstance(done, asyncio.Future):
                     done(value)             # a reply callback (`send_with`): called at once
                 elif not done.done():
@@ -135,7 +150,7 @@ class _Protocol(asyncio.Protocol):
 class Pipe:
     """The pipelined connection; `call(*args)` sends a command and awaits its reply."""
 
-    def __init__(self, url: str, timeout_s: float, name: str) -> None:
+    def __init__(self, url: str, timeout_s: float, name: str, slot: int | None = None) -> None:
         u = urlsplit(url)
         if u.scheme not in ("redis", "rediss"):
             raise ValueError(f"the pipelined client takes redis:// and rediss:// URLs, not {u.scheme}://")
@@ -151,6 +166,9 @@ class Pipe:
             hello.append(("SELECT", int(db)))
         hello.append(("CLIENT", "SETNAME", name))
         self._hello = hello
+        # Redis Cluster: the slot every command here is for, and the nodes to ask who serves it.
+        self.slot = slot
+        self._nodes = [(self.host, self.port)]
         # What each command in flight answers to, oldest first: a future, or a callback
         # that takes the reply (a ReplyError or a StoreDown for a failure).
         self.waiting: collections.deque[tuple[asyncio.Future[Any] | Callable[[Any], None], float]] = \
@@ -210,12 +228,13 @@ class Pipe:
         loop = asyncio.get_running_loop()
         self._connecting = loop.create_future()
         try:
+            host, port = (self.host, self.port) if self.slot is None else await self._owner()
             try:
                 async with asyncio.timeout(self.timeout_s):
-                    transport, protocol = await loop.create_connection(lambda: _Protocol(self), self.host,
-                                                                       self.port, ssl=self.ssl)
+                    transport, protocol = await loop.create_connection(lambda: _Protocol(self), host, port,
+                                                                       ssl=self.ssl)
             except (OSError, TimeoutError) as e:
-                raise StoreDown(f"Redis: cannot connect to {self.host}:{self.port}: {e!r}") from e
+                raise StoreDown(f"Redis: cannot connect to {host}:{port}: {e!r}") from e
             self._transport, self.protocol = transport, protocol
             self._watch = loop.call_later(self.timeout_s / 4, self._check)
             hellos: list[asyncio.Future[Any]] = []
@@ -233,6 +252,53 @@ class Pipe:
         finally:
             self._connecting.set_result(None)
             self._connecting = None
+
+    async def _owner(self) -> tuple[str, int]:
+        """The primary serving `slot`, asked of the nodes last known in turn (Redis Cluster)."""
+        why: Exception | None = None
+        for host, port in list(self._nodes):
+            try:
+                async with asyncio.timeout(self.timeout_s):
+                    slots = await self._ask(host, port, ("CLUSTER", "SLOTS"))
+            except (OSError, TimeoutError, ReplyError, _Incomplete, ValueError) as e:
+                why = e
+                continue
+            if not isinstance(slots, list):
+                continue
+            self._nodes = cluster_nodes(slots) or self._nodes
+            owner = slot_owner(slots, self.slot or 0)
+            if owner is not None:
+                return owner
+            why = StoreDown(f"no node serves slot {self.slot}")
+        raise StoreDown(f"Redis: no node of the cluster says who serves slot {self.slot}: {why!r}")
+
+    async def _ask(self, host: str, port: int, command: tuple[Any, ...]) -> Any:
+        """One command on a connection of its own (after the set-up's AUTH): its reply."""
+        reader, writer = await asyncio.open_connection(host, port, ssl=self.ssl)
+        try:
+            hellos = [c for c in self._hello if c[0] == "AUTH"]
+            writer.write(b"".join(encode([a for a in c if a is not None]) for c in [*hellos, command]))
+            buf = bytearray()
+            replies: list[Any] = []
+            while len(replies) < len(hellos) + 1:
+                chunk = await reader.read(65536)
+                if not chunk:
+                    raise ConnectionResetError("closed")
+                buf += chunk
+                try:
+                    at = 0
+                    replies = []
+                    while len(replies) < len(hellos) + 1:
+                        value, at = _parse(buf, at)
+                        replies.append(value)
+                except _Incomplete:
+                    continue
+            for value in replies:
+                if isinstance(value, ReplyError):
+                    raise value
+            return replies[-1]
+        finally:
+            writer.close()
 
     def _check(self) -> None:
         """Down when the oldest command in flight has waited past the threshold."""

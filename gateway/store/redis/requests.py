@@ -66,6 +66,7 @@ _CURSOR = re.compile(r"^(\d{4})(\d{2})(\d{2})-(\d{1,15}-\d{1,19})$")     # "<yyy
 
 class RedisRequests(Requests):
     def __init__(self, pool: Pool) -> None:
+        self._pool = pool
         self._redis = pool.redis
         self._p = pool.prefix + "requests:"
         self._tidy_at: dict[str, int] = {}      # HSCAN cursors of ids HASHes being tidied (prune)
@@ -75,16 +76,16 @@ class RedisRequests(Requests):
             return
         # The JSON and the stats on a worker thread: a batch of 1,000 is a few ms of CPU the event loop need not hold.
         batch = await asyncio.to_thread(_batch, self._p, records, retention)
-        pipe = self._redis.pipeline(transaction=True)
-        for day in batch.days:
-            pipe.zadd(self._p + "days", {day: 0})
-        pipe.eval(_ADD, len(batch.keys), *batch.keys, *batch.args)
-        for key, name, n in batch.increments:
-            pipe.hincrby(key, name, n)
-        for key, until_ms in batch.expiries.items():
-            pipe.pexpireat(key, until_ms)
-        with talking():
-            await pipe.execute()
+
+        def fill(pipe: Any) -> None:
+            for day in batch.days:
+                pipe.zadd(self._p + "days", {day: 0})
+            pipe.eval(_ADD, len(batch.keys), *batch.keys, *batch.args)
+            for key, name, n in batch.increments:
+                pipe.hincrby(key, name, n)
+            for key, until_ms in batch.expiries.items():
+                pipe.pexpireat(key, until_ms)
+        await self._pool.transaction(self._p, fill)
 
     async def _days(self) -> list[str]:
         """The days with a stream, newest first."""
@@ -192,11 +193,8 @@ class RedisRequests(Requests):
         return deleted
 
     async def _drop_day(self, day: str) -> None:
-        with talking():
-            pipe = self._redis.pipeline(transaction=True)
-            pipe.delete(self._p + day, self._p + "ids:" + day)
-            pipe.zrem(self._p + "days", day)
-            await pipe.execute()
+        await self._pool.transaction(self._p, lambda pipe: (pipe.delete(self._p + day, self._p + "ids:" + day),
+                                                            pipe.zrem(self._p + "days", day)))
         self._tidy_at.pop(day, None)
 
     async def _trim_oldest(self, day: str, n: int) -> int:
@@ -207,10 +205,9 @@ class RedisRequests(Requests):
                 return 0
             ids = [RequestRecord.unpacked(orjson.loads(values[b"r"])).id for _, values in entries]
             ms, seq = entries[-1][0].decode().split("-")
-            pipe = self._redis.pipeline(transaction=True)
-            pipe.hdel(self._p + "ids:" + day, *ids)
-            pipe.xtrim(self._p + day, minid=f"{ms}-{int(seq) + 1}", approximate=False)
-            await pipe.execute()
+        await self._pool.transaction(self._p, lambda pipe: (
+            pipe.hdel(self._p + "ids:" + day, *ids),
+            pipe.xtrim(self._p + day, minid=f"{ms}-{int(seq) + 1}", approximate=False)))
         return len(entries)
 
     async def _tidy_ids(self, day: str) -> None:

@@ -14,17 +14,16 @@ _FIELDS = ("owner", "created_at", "data")
 
 class RedisResponses(Responses):
     def __init__(self, pool: Pool) -> None:
+        self._pool = pool
         self._redis = pool.redis
         self._p = pool.prefix + "response:"
 
     async def put(self, record: ResponseRecord, ttl_s: float) -> None:
         key = self._p + record.id
-        with talking():
-            # MULTI/EXEC: no reader sees the new fields without their expiry
-            pipe = self._redis.pipeline(transaction=True)
-            pipe.hset(key, mapping={"owner": record.owner, "created_at": record.created_at, "data": record.data})
-            pipe.pexpire(key, max(1, math.ceil(ttl_s * 1000)))
-            await pipe.execute()
+        # MULTI/EXEC: no reader sees the new fields without their expiry
+        await self._pool.transaction(key, lambda pipe: (
+            pipe.hset(key, mapping={"owner": record.owner, "created_at": record.created_at, "data": record.data}),
+            pipe.pexpire(key, max(1, math.ceil(ttl_s * 1000)))))
 
     async def get(self, response_id: str) -> ResponseRecord | None:
         with talking():

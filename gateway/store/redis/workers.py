@@ -14,18 +14,17 @@ from gateway.store.workers import Workers
 
 class RedisWorkers(Workers):
     def __init__(self, pool: Pool) -> None:
+        self._pool = pool
         self._redis = pool.redis
         self._p = pool.prefix
 
     async def beat(self, queue: str, worker: str, info: dict, ttl_s: float) -> None:
         until = time.time() + ttl_s
         live, about = self._p + "workers:" + queue, self._p + "workerinfo:" + queue
-        with talking():
-            pipe = self._redis.pipeline(transaction=True)
-            pipe.zadd(live, {worker: until})
-            pipe.hset(about, worker, orjson.dumps({**info, "id": worker, "until": until}))
-            pipe.zremrangebyscore(live, "-inf", time.time())
-            await pipe.execute()
+        await self._pool.transaction(live, lambda pipe: (
+            pipe.zadd(live, {worker: until}),
+            pipe.hset(about, worker, orjson.dumps({**info, "id": worker, "until": until})),
+            pipe.zremrangebyscore(live, "-inf", time.time())))
 
     async def live(self, queue: str) -> list[dict]:
         live, about = self._p + "workers:" + queue, self._p + "workerinfo:" + queue
