@@ -94,6 +94,14 @@ class RedisCluster:
             proc.kill()
             proc.wait(5)
 
+    def wait_replicated(self, primary: int, timeout: float = 5) -> None:
+        """Until every replica of `primary` has all it wrote (replication is asynchronous:
+        a primary killed sooner takes its last writes with it)."""
+        def caught_up() -> bool:
+            role = self._call(primary, "ROLE")      # ["master", offset, [[host, port, offset], ...]]
+            return bool(role[2]) and all(int(r[2]) >= int(role[1]) for r in role[2])
+        self._wait(caught_up, timeout, f"replicate {primary}")
+
     def wait_promoted(self, old_primary: int, timeout: float = 15) -> int:
         """The port of the node now serving what the (killed) `old_primary` served,
         once every live node agrees on it and reports the cluster whole again."""

@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import os
 
+from redis.asyncio.cluster import RedisCluster
 from redis.crc import key_slot
 
 from gateway.store.base import Store, StoreDown
@@ -86,6 +87,8 @@ class RedisStore(Store):
     async def ping(self) -> bool:
         try:
             with talking():
+                if self._fast.cluster:      # the cluster answers if any node does (each shard fails over alone)
+                    return bool(await self._fast.redis.ping(target_nodes=RedisCluster.RANDOM))
                 return bool(await self._fast.redis.ping())
         except StoreDown:
             return False
