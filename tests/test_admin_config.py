@@ -170,10 +170,16 @@ def _within(seconds: float, check) -> float:
     return time.time() - started
 
 
-@pytest.fixture
-def two_replicas(start_gateway, redis_url, tmp_path):
+@pytest.fixture(params=["redis", "redis-cluster"])
+def two_replicas(request, start_gateway, tmp_path):
+    """Two replicas on one Redis, or on a Redis Cluster (config versions and their pub/sub
+    announcements in the cluster's `{config}` slot)."""
     cfg = config()
-    cfg["state"] = {"redis_url": redis_url, "data_dir": str(tmp_path)}
+    if request.param == "redis":
+        cfg["state"] = {"redis_url": request.getfixturevalue("redis_url"), "data_dir": str(tmp_path)}
+    else:
+        cfg["state"] = {"redis_url": request.getfixturevalue("redis_cluster").url, "redis_cluster": True,
+                        "data_dir": str(tmp_path)}
     path = tmp_path / "gateway.yaml"
     path.write_text(yaml.safe_dump(cfg))
     one = start_gateway(yaml.safe_load(path.read_text()))

@@ -5,7 +5,9 @@ subscribes to and applies within a second.
 
 Keys: config:current (the newest number), config:v:<n> (HASH: at, author,
 summary, file_hash, document), config:log (LIST of kept numbers, newest first),
-channel config (PUBLISH of each new number).
+channel config (PUBLISH of each new number). The scripts build a version's key
+from the prefix; on Redis Cluster it carries the config's hash tag, so that key
+is in the slot of those they were given (cluster.py).
 """
 from __future__ import annotations
 

@@ -18,7 +18,9 @@ Keys (all under the store's prefix, `gw:` by default):
 
 Some keys are found inside the scripts (the job a stream entry names, the list
 and queue a job names), so the scripts get the prefix as an argument and build
-them: fine on one Redis (or a primary with replicas), not on Redis Cluster.
+them. On Redis Cluster that prefix carries the jobs' hash tag (cluster.py): every
+key a script builds is in the slot of the keys it was given, on the same node,
+which Redis Cluster allows (what it refuses is a key of another slot).
 """
 from __future__ import annotations
 
