@@ -5,9 +5,9 @@ subscribes to and applies within a second.
 
 Keys: config:current (the newest number), config:v:<n> (HASH: at, author,
 summary, file_hash, document), config:log (LIST of kept numbers, newest first),
-channel config (PUBLISH of each new number). The scripts build a version's key
-from the prefix; on Redis Cluster it carries the config's hash tag, so that key
-is in the slot of those they were given (cluster.py).
+channel config (PUBLISH of each new number, by the script). Each script is
+given every key it touches: a new version's number is known before it runs (the
+one after `expected`), and the versions it pushes out of the log are read first.
 """
 from __future__ import annotations
 
@@ -16,33 +16,40 @@ from collections.abc import AsyncIterator
 from gateway.store.configs import KEPT, Configs, ConfigVersion
 from gateway.store.redis.base import Pool, Script, talking
 
-# KEYS: config:current, config:log; ARGV: prefix, expected, at, author, summary, file_hash, document, kept
+# KEYS: config:current, config:log, config:v:<expected + 1>, then config:v:<n> for each version
+#       the new one pushes out of the log (read just before: the log from KEPT - 1 on)
+# ARGV: expected, at, author, summary, file_hash, document, kept, the channel, then those versions' numbers
+# Returns the new number, or 0 when the newest is not `expected` or the log changed since it was read.
 PUT = r"""
 local current = tonumber(redis.call('GET', KEYS[1]) or '0')
-if current ~= tonumber(ARGV[2]) then return 0 end
+if current ~= tonumber(ARGV[1]) then return 0 end
+local kept = tonumber(ARGV[7])
+local old = redis.call('LRANGE', KEYS[2], kept - 1, -1)
+if #old ~= #ARGV - 8 then return 0 end
+for i, n in ipairs(old) do if n ~= ARGV[8 + i] then return 0 end end
 local n = current + 1
-redis.call('HSET', ARGV[1] .. 'config:v:' .. n, 'at', ARGV[3], 'author', ARGV[4], 'summary', ARGV[5],
-           'file_hash', ARGV[6], 'document', ARGV[7])
+redis.call('HSET', KEYS[3], 'at', ARGV[2], 'author', ARGV[3], 'summary', ARGV[4], 'file_hash', ARGV[5],
+           'document', ARGV[6])
 redis.call('SET', KEYS[1], n)
 redis.call('LPUSH', KEYS[2], n)
-for _, old in ipairs(redis.call('LRANGE', KEYS[2], tonumber(ARGV[8]), -1)) do
-  redis.call('DEL', ARGV[1] .. 'config:v:' .. old)
-end
-redis.call('LTRIM', KEYS[2], 0, tonumber(ARGV[8]) - 1)
-redis.call('PUBLISH', ARGV[1] .. 'config', n)
+for i = 4, #KEYS do redis.call('DEL', KEYS[i]) end
+redis.call('LTRIM', KEYS[2], 0, kept - 1)
+redis.call('PUBLISH', ARGV[8], n)
 return n
 """
 
-# KEYS: config:current, config:log; ARGV: prefix, n, at, author, summary, file_hash, document
+# KEYS: config:current, config:log, config:v:<n>
+# ARGV: n, at, author, summary, file_hash, document, the channel
+# Returns n, or 0 when the store already has n or newer.
 SEED = r"""
 local current = tonumber(redis.call('GET', KEYS[1]) or '0')
-local n = tonumber(ARGV[2])
+local n = tonumber(ARGV[1])
 if current >= n then return 0 end
-redis.call('HSET', ARGV[1] .. 'config:v:' .. n, 'at', ARGV[3], 'author', ARGV[4], 'summary', ARGV[5],
-           'file_hash', ARGV[6], 'document', ARGV[7])
+redis.call('HSET', KEYS[3], 'at', ARGV[2], 'author', ARGV[3], 'summary', ARGV[4], 'file_hash', ARGV[5],
+           'document', ARGV[6])
 redis.call('SET', KEYS[1], n)
 redis.call('LPUSH', KEYS[2], n)
-redis.call('PUBLISH', ARGV[1] .. 'config', n)
+redis.call('PUBLISH', ARGV[7], n)
 return n
 """
 
@@ -82,16 +89,25 @@ class RedisConfigs(Configs):
 
     async def put(self, version: ConfigVersion, expected: int) -> int | None:
         p = self._p
-        n = await self._pool.run(self._put, [p + "config:current", p + "config:log"],
-                                 [p, expected, repr(version.at), version.author, version.summary, version.file_hash,
-                                  version.document or b"{}", KEPT])
+        # The versions the new one pushes out of the log are read first, so that the script is
+        # given every key it deletes; it stores nothing if the log changed meanwhile.
+        current, old = await self._pool.transaction(p + "config:current", lambda trip: (
+            trip.get(p + "config:current"), trip.lrange(p + "config:log", KEPT - 1, -1)))
+        if int(current or 0) != expected:
+            return None
+        numbers = [n.decode() for n in old]
+        n = await self._pool.run(self._put, [p + "config:current", p + "config:log", p + f"config:v:{expected + 1}",
+                                             *(p + f"config:v:{n}" for n in numbers)],
+                                 [expected, repr(version.at), version.author, version.summary, version.file_hash,
+                                  version.document or b"{}", KEPT, p + "config", *numbers])
         return int(n) or None
 
     async def seed(self, version: ConfigVersion) -> bool:
         p = self._p
-        n = await self._pool.run(self._seed, [p + "config:current", p + "config:log"],
-                                 [p, version.version, repr(version.at), version.author, version.summary,
-                                  version.file_hash, version.document or b"{}"])
+        n = await self._pool.run(self._seed,
+                                 [p + "config:current", p + "config:log", p + f"config:v:{version.version}"],
+                                 [version.version, repr(version.at), version.author, version.summary,
+                                  version.file_hash, version.document or b"{}", p + "config"])
         return bool(int(n))
 
     async def events(self) -> AsyncIterator[int]:
