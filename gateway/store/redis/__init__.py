@@ -64,8 +64,12 @@ class RedisStore(Store):
         self.jobs = RedisJobs(self._slow.part(JOBS))
         self.configs = RedisConfigs(self._slow.part(CONFIG))
         self.workers = RedisWorkers(self._slow.part(JOBS))
-        # The request log writes a batch a second per replica and answers the admin API: off the request path.
-        self.requests = RedisRequests(self._slow.part(REQUESTS))
+        # The request log writes a batch a second per replica and answers the admin API: off the request
+        # path. Its batches go on a pipelined connection of their own, made whole off the event loop.
+        requests = self._slow.part(REQUESTS)
+        self._log_pipe = Pipe(url, _JOB_TIMEOUT_S, "gateway-log",
+                              key_slot(requests.prefix.encode()) if cluster else None)
+        self.requests = RedisRequests(requests, self._log_pipe)
         self.sessions = RedisSessions(self._slow)
         self.audit = RedisAudit(self._slow)
 
@@ -81,6 +85,7 @@ class RedisStore(Store):
     async def close(self) -> None:
         await self._limits.close()
         await self._pipe.close()
+        await self._log_pipe.close()
         await self._fast.close()
         await self._slow.close()
 

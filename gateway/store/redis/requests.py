@@ -7,8 +7,10 @@
   requests:stats:<width>:<ms>    HASH per bucket: [model, provider, counter] (JSON) -> count (request_stats.py),
                                  expiring with the bucket (a day for minutes, else keep_days)
 
-A batch is one MULTI/EXEC: a script adds the records and their ids, then
-HINCRBYs add the batch's counts to its buckets. The Overview reads the buckets
+A batch is one script call: it adds the records and their ids, and the batch's
+counts to its buckets. The call is made whole, in RESP, on a worker thread, and
+sent on a pipelined connection of the log's own (pipe.py): the event loop only
+writes it and reads the one reply. The Overview reads the buckets
 only (60, 96 or 30 HGETALLs in one pipeline). Queries of records walk the day
 streams newest first (XREVRANGE), filtering as they go, and stop after
 `_SCANNED_PER_QUERY` entries with a cursor to go on from, so a rare match costs
@@ -23,11 +25,12 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import re
-from typing import Any, NamedTuple
+from typing import Any
 
 import orjson
 
-from gateway.store.redis.base import Pool, talking
+from gateway.store.redis.base import Pool, Script, run_encoded, talking
+from gateway.store.redis.pipe import Pipe, encode
 from gateway.store.request_stats import Rollup, kept_ms, rollup
 from gateway.store.requests import (
     DAY_MS,
@@ -40,13 +43,18 @@ from gateway.store.requests import (
     day_of,
 )
 
+# KEYS: requests:days, then each day's stream and ids, then each stats bucket's HASH
+# ARGV: max_rows, n_days, per day (day, expire_at, n, then (request id, record) n times),
+#       per bucket (expire_at_ms, n, then (field, count) n times)
+# Returns 1.
 _ADD = """
 local maxlen = ARGV[1]
-local at = 2
-for k = 1, #KEYS, 2 do
+local at, k = 3, 2
+for _ = 1, tonumber(ARGV[2]) do
   local stream, ids = KEYS[k], KEYS[k + 1]
-  local expire_at, n = ARGV[at], tonumber(ARGV[at + 1])
-  at = at + 2
+  redis.call('ZADD', KEYS[1], 0, ARGV[at])
+  local expire_at, n = ARGV[at + 1], tonumber(ARGV[at + 2])
+  at = at + 3
   for _ = 1, n do
     local id = redis.call('XADD', stream, 'MAXLEN', '~', maxlen, '*', 'r', ARGV[at + 1])
     redis.call('HSET', ids, ARGV[at], id)
@@ -54,6 +62,16 @@ for k = 1, #KEYS, 2 do
   end
   redis.call('EXPIREAT', stream, expire_at)
   redis.call('EXPIREAT', ids, expire_at)
+  k = k + 2
+end
+for i = k, #KEYS do
+  local until_ms, n = ARGV[at], tonumber(ARGV[at + 1])
+  at = at + 2
+  for _ = 1, n do
+    redis.call('HINCRBY', KEYS[i], ARGV[at], ARGV[at + 1])
+    at = at + 2
+  end
+  redis.call('PEXPIREAT', KEYS[i], until_ms)
 end
 return 1
 """
@@ -65,8 +83,10 @@ _CURSOR = re.compile(r"^(\d{4})(\d{2})(\d{2})-(\d{1,15}-\d{1,19})$")     # "<yyy
 
 
 class RedisRequests(Requests):
-    def __init__(self, pool: Pool) -> None:
+    def __init__(self, pool: Pool, pipe: Pipe) -> None:
         self._pool = pool
+        self._pipe = pipe
+        self._add = Script(_ADD)
         self._redis = pool.redis
         self._p = pool.prefix + "requests:"
         self._tidy_at: dict[str, int] = {}      # HSCAN cursors of ids HASHes being tidied (prune)
@@ -74,18 +94,10 @@ class RedisRequests(Requests):
     async def add(self, records: list[RequestRecord], retention: Retention) -> None:
         if not records:
             return
-        # The JSON and the stats on a worker thread: a batch of 1,000 is a few ms of CPU the event loop need not hold.
-        batch = await asyncio.to_thread(_batch, self._p, records, retention)
-
-        def fill(pipe: Any) -> None:
-            for day in batch.days:
-                pipe.zadd(self._p + "days", {day: 0})
-            pipe.eval(_ADD, len(batch.keys), *batch.keys, *batch.args)
-            for key, name, n in batch.increments:
-                pipe.hincrby(key, name, n)
-            for key, until_ms in batch.expiries.items():
-                pipe.pexpireat(key, until_ms)
-        await self._pool.transaction(self._p, fill)
+        # The JSON, the stats and the call itself on a worker thread: a batch of 250 is a few ms of
+        # CPU the event loop need not hold.
+        call = await asyncio.to_thread(_call, self._add.sha, self._p, records, retention)
+        await run_encoded(self._pipe, self._add, call)
 
     async def _days(self) -> list[str]:
         """The days with a stream, newest first."""
@@ -236,32 +248,24 @@ class RedisRequests(Requests):
             self._tidy_at[day] = cursor
 
 
-class _Batch(NamedTuple):
-    days: list[str]
-    keys: list[str]                             # _ADD's: each day's stream and ids
-    args: list[Any]                             # _ADD's: max_rows, then per day its expiry, count and records
-    increments: list[tuple[str, bytes, int]]    # (bucket key, field, count)
-    expiries: dict[str, int]                    # bucket key -> unix ms
-
-
-def _batch(p: str, records: list[RequestRecord], retention: Retention) -> _Batch:
+def _call(sha: str, p: str, records: list[RequestRecord], retention: Retention) -> bytes:
+    """The EVALSHA of _ADD that writes `records`, in RESP."""
     by_day: dict[str, list[RequestRecord]] = {}
     for r in records:
         by_day.setdefault(day_of(r.at_ms), []).append(r)
-    keys: list[str] = []
-    args: list[Any] = [retention.max_rows]
+    keys: list[str] = [p + "days"]
+    args: list[Any] = [retention.max_rows, len(by_day)]
     for day, rs in by_day.items():
         keys += (p + day, p + "ids:" + day)
-        args += (_day_end_s(day) + retention.keep_days * 86_400, len(rs))
+        args += (day, _day_end_s(day) + retention.keep_days * 86_400, len(rs))
         for r in rs:
             args += (r.id, orjson.dumps(r.packed()))
-    increments: list[tuple[str, bytes, int]] = []
-    expiries: dict[str, int] = {}
     for (width, start, model, provider), counts in rollup(records).items():
-        key = f"{p}stats:{width}:{start}"
-        expiries[key] = start + width * 1000 + kept_ms(width, retention.keep_days)
-        increments += ((key, _field(model, provider, name), n) for name, n in counts.items())
-    return _Batch(list(by_day), keys, args, increments, expiries)
+        keys.append(f"{p}stats:{width}:{start}")
+        args += (start + width * 1000 + kept_ms(width, retention.keep_days), len(counts))
+        for name, n in counts.items():
+            args += (_field(model, provider, name), n)
+    return encode(["EVALSHA", sha, len(keys), *keys, *args])
 
 
 def _field(model: str, provider: str, counter: str) -> bytes:
