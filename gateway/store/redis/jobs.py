@@ -8,7 +8,10 @@ entry stayed idle longer than its own `lease_s` is taken over by the next
 `claim` (Redis counts the deliveries: that is `Claim.attempt`). Each run
 writes a fresh token to the job, and updates carrying an older one are
 refused, so a run that was taken over cannot overwrite its successor.
-Key layout and scripts: jobs_lua.py.
+Key layout and scripts: jobs_lua.py. A script is given every key it touches:
+where those keys are named by data (a job's key, queue and deliveries, the
+entry a claim takes, the deliveries due), that data is read first and the
+script checks it again before acting.
 """
 from __future__ import annotations
 
@@ -19,16 +22,17 @@ from typing import Any
 
 import orjson
 
+from gateway.store.base import StoreDown
 from gateway.store.jobs import Claim, Delivery, JobRecord, Jobs
 from gateway.store.redis.base import Pool, Script, talking
 from gateway.store.redis.jobs_lua import (
-    CLAIM,
+    CLAIM_ENTRY,
+    CLAIM_JOB,
     CREATE,
     DELETE,
     DONE,
     EXPIRING,
     FORGET,
-    LIST,
     OUTBOX_CLAIM,
     RENEW,
     SAVE,
@@ -41,8 +45,8 @@ class RedisJobs(Jobs):
         self._pool = pool
         self._redis = pool.redis
         self._p = pool.prefix
-        self._create, self._page, self._update = Script(CREATE), Script(LIST), Script(UPDATE)
-        self._delete, self._claim, self._renew = Script(DELETE), Script(CLAIM), Script(RENEW)
+        self._create, self._update, self._delete = Script(CREATE), Script(UPDATE), Script(DELETE)
+        self._entry, self._take, self._renew = Script(CLAIM_ENTRY), Script(CLAIM_JOB), Script(RENEW)
         self._done, self._expiring, self._forget = Script(DONE), Script(EXPIRING), Script(FORGET)
         self._outbox, self._save = Script(OUTBOX_CLAIM), Script(SAVE)
 
@@ -67,10 +71,40 @@ class RedisJobs(Jobs):
                    order: str) -> tuple[list[JobRecord], bool]:
         if order not in ("asc", "desc"):
             raise ValueError(f"order must be 'asc' or 'desc', not {order!r}")
-        flat = await self._pool.run(self._page, [self._p + "videos:" + key],
-                                    [self._p, after or "", max(0, limit), order])
-        jobs = [JobRecord(flat[i].decode(), key, flat[i + 2].decode(), flat[i + 1], _int(flat[i + 3]))
-                for i in range(0, len(flat), 4)]
+        # Plain reads, no script: ids from the key's list, then their jobs. An id whose
+        # job is gone (deleted or forgotten meanwhile) is skipped, and dropped from the
+        # list: ids are never reused, so it cannot be a job made since.
+        p, listed = self._p, self._p + "videos:" + key
+        want, asc = max(0, limit) + 1, order == "asc"
+        cursor = "(" + after if after else "-" if asc else "+"
+        jobs: list[JobRecord] = []
+        while True:
+            with talking():
+                if asc:
+                    ids = await self._redis.zrangebylex(listed, cursor, "+", start=0, num=want)
+                else:
+                    ids = await self._redis.zrevrangebylex(listed, cursor, "-", start=0, num=want)
+                if not ids:
+                    break
+                # Not a transaction (on Redis Cluster, redis-py's would block the loop): reads only.
+                trip = self._redis.pipeline(transaction=False)
+                for i in ids:
+                    trip.hmget(p + "job:" + i.decode(), "data", "status", "expires_at")
+                rows = await trip.execute()
+            gone = []
+            for i, (data, status, expires_at) in zip(ids, rows, strict=True):
+                if data is None:
+                    gone.append(i)
+                    continue
+                jobs.append(JobRecord(i.decode(), key, status.decode(), data, _int(expires_at)))
+                if len(jobs) == want:
+                    break
+            if gone:
+                with talking():
+                    await self._redis.zrem(listed, *gone)
+            if len(jobs) == want or len(ids) < want:
+                break
+            cursor = "(" + ids[-1].decode()
         return jobs[:limit], len(jobs) > limit
 
     async def update(self, job: JobRecord, token: str | None = None,
@@ -84,26 +118,48 @@ class RedisJobs(Jobs):
         return bool(await self._pool.run(self._update, keys, args))
 
     async def delete(self, job_id: str) -> JobRecord | None:
-        got = await self._pool.run(self._delete, [self._p + "job:" + job_id, self._p + "videos:expiry"],
-                                   [self._p, job_id])
-        if got is None:
-            return None
-        data, status, key, expires_at = got
-        return JobRecord(job_id, key.decode(), status.decode(), data, _int(expires_at))
+        p, job = self._p, self._p + "job:" + job_id
+        # The job's key and queue name the keys the script touches: read first, checked
+        # again by the script (neither changes while a job lives: a retry is a rarity).
+        for _ in range(_DELETE_TRIES):
+            with talking():
+                key, queue = await self._redis.hmget(job, "key", "queue")
+            if key is None:
+                return None
+            keys = [job, p + "videos:expiry", p + "videos:" + key.decode(), p + "videos:records"]
+            if queue is not None:
+                keys.append(p + "queue:" + queue.decode())
+            got = await self._pool.run(self._delete, keys, [job_id, key, b"" if queue is None else queue])
+            if got is None:
+                return None
+            if got != 0:
+                data, status, key, expires_at = got
+                return JobRecord(job_id, key.decode(), status.decode(), data, _int(expires_at))
+        raise StoreDown(f"Redis: job {job_id} kept changing while being deleted")
 
     # -- queues ----------------------------------------------------------------
 
     async def claim(self, queue: str, consumer: str, lease_s: float) -> Claim | None:
         token = secrets.token_hex(16)
         lease_ms = max(1, round(lease_s * 1000))
-        while True:     # the script stops after dropping a batch of dead entries: go on
-            got = await self._pool.run(self._claim, [self._p + "queue:" + queue],
-                                       [self._p, consumer, lease_ms, token, queue])
+        stream = self._p + "queue:" + queue
+        # Two steps: the entry (now pending for this consumer), then the job it names,
+        # whose key the first script could not be given. A crash between them leaves
+        # the entry pending and idle, so another consumer takes it over once it is idle
+        # past its lease (counted as a second attempt), as for a run that died.
+        # Each turn drops a dead entry, or finds the entry taken by another consumer
+        # meanwhile: it ends when the stream has no more to give.
+        while True:
+            got = await self._pool.run(self._entry, [stream], [consumer, lease_ms])
             if got is None:
                 return None
-            if got:
-                job_id, entry, attempt = got
+            entry, job_id, attempt = got
+            taken = await self._pool.run(self._take, [self._p + "job:" + job_id.decode(), stream],
+                                         [consumer, token, queue, entry])
+            if taken == 1:
                 return Claim(queue, job_id.decode(), token, consumer, entry.decode(), int(attempt))
+            # b"skip": its job was gone or finished, the entry is dropped; b"lost": the
+            # run that held it renewed it in between, or another consumer took it over.
 
     async def renew(self, claim: Claim, lease_s: float) -> bool:
         # The lease is the entry's idle time: XCLAIM resets it. `lease_s` is not stored:
@@ -148,15 +204,45 @@ class RedisJobs(Jobs):
         return [i.decode() for i in ids]
 
     async def forget(self, before: float, limit: int) -> list[str]:
-        ids = await self._pool.run(self._forget, [self._p + "videos:records", self._p + "outbox"],
-                                   [self._p, repr(float(before)), max(0, limit)])
-        return [i.decode() for i in ids]
+        p = self._p
+        # What names the keys (each job's key and delivery ids) is read first; the
+        # script re-checks it per job and leaves a job that changed for the next call.
+        with talking():
+            ids = await self._redis.zrangebyscore(p + "videos:records", "-inf", "(" + repr(float(before)),
+                                                  start=0, num=max(0, limit))
+            if not ids:
+                return []
+            trip = self._redis.pipeline(transaction=False)
+            for i in ids:
+                trip.hget(p + "job:" + i.decode(), "key")
+                trip.lrange(p + "deliveries:" + i.decode(), 0, -1)
+            read = await trip.execute()
+        keys = [p + "videos:records", p + "outbox", p + "videos:expiry"]
+        args: list[Any] = [repr(float(before))]
+        for n, i in enumerate(ids):
+            job_id, key, sent = i.decode(), read[2 * n], read[2 * n + 1]
+            keys.append(p + "job:" + job_id)
+            if key is not None:
+                keys.append(p + "videos:" + key.decode())
+            keys.append(p + "deliveries:" + job_id)
+            keys += (p + "delivery:" + d.decode() for d in sent)
+            args += (i, int(key is not None), key or b"", len(sent), *sent)
+        gone = await self._pool.run(self._forget, keys, args)
+        return [i.decode() for i in gone]
 
     # -- the webhook outbox ----------------------------------------------------
 
     async def outbox_claim(self, now: float, limit: int, lease_s: float) -> list[Delivery]:
-        got = await self._pool.run(self._outbox, [self._p + "outbox"],
-                                   [self._p, repr(float(now)), max(0, limit), repr(float(now + lease_s))])
+        # The ids due are read first, to name their deliveries' keys; the script takes
+        # only those still due (another sender may have taken some meanwhile).
+        with talking():
+            ids = await self._redis.zrangebyscore(self._p + "outbox", "-inf", repr(float(now)),
+                                                  start=0, num=max(0, limit))
+        if not ids:
+            return []
+        got = await self._pool.run(self._outbox,
+                                   [self._p + "outbox", *(self._p + "delivery:" + i.decode() for i in ids)],
+                                   [repr(float(now)), repr(float(now + lease_s)), *ids])
         return [_load(j) for j in got]
 
     async def outbox_save(self, delivery: Delivery) -> None:
@@ -170,6 +256,9 @@ class RedisJobs(Jobs):
             ids = await self._redis.lrange(self._p + "deliveries:" + job_id, 0, -1)
             found = await self._redis.mget([self._p + "delivery:" + i.decode() for i in ids]) if ids else []
         return [_load(j) for j in found if j is not None]
+
+
+_DELETE_TRIES = 8
 
 
 def _opt(n: int | None) -> str:

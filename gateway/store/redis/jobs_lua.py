@@ -16,11 +16,20 @@ Keys (all under the store's prefix, `gw:` by default):
   delivery:<id>         STRING  the Delivery, JSON
   deliveries:<job id>   LIST    the job's delivery ids, in the order they were made
 
-Some keys are found inside the scripts (the job a stream entry names, the list
-and queue a job names), so the scripts get the prefix as an argument and build
-them. On Redis Cluster that prefix carries the jobs' hash tag (cluster.py): every
-key a script builds is in the slot of the keys it was given, on the same node,
-which Redis Cluster allows (what it refuses is a key of another slot).
+Every script touches only the keys it is given in KEYS, as Redis Cluster asks
+of a script (it routes by them; on a cluster they all carry the jobs' hash tag,
+cluster.py, so they are in one slot). Where the keys are named by data (a
+job's key and queue, a job's deliveries, the job a stream entry names, the
+deliveries due), the store reads that data first, with plain commands, and the
+script it then runs is given every key and reads again, inside itself, what
+they were derived from (the job's key and queue; whether the entry is still
+pending for this consumer; a delivery's due time; a record's score and the
+length of its list of deliveries). A script is atomic, so what it checked holds
+for all its writes: a change in between only makes it do less, and say so
+(the store reads again, or the next call picks the item up). A claim is two
+scripts (CLAIM_ENTRY, CLAIM_JOB): one that dies between them leaves the entry
+pending for its consumer, so it is taken over once idle past a lease, like the
+entry of a run that died.
 """
 from __future__ import annotations
 
@@ -56,36 +65,6 @@ redis.call('PUBLISH', ARGV[7], ARGV[6])
 return 1
 """
 
-# KEYS: videos:<key>
-# ARGV: prefix, after or "", limit, "asc" | "desc"
-# Returns {id, data, status, expires_at, ...} for up to limit + 1 live jobs past
-# `after` (the extra one says more follow). Ids whose job is gone are skipped
-# and dropped from the list.
-LIST = r"""
-local want = tonumber(ARGV[3]) + 1
-local asc = ARGV[4] == 'asc'
-local cursor
-if ARGV[2] ~= '' then cursor = '(' .. ARGV[2] elseif asc then cursor = '-' else cursor = '+' end
-local out, n = {}, 0
-while true do
-  local ids
-  if asc then ids = redis.call('ZRANGEBYLEX', KEYS[1], cursor, '+', 'LIMIT', 0, want)
-  else ids = redis.call('ZREVRANGEBYLEX', KEYS[1], cursor, '-', 'LIMIT', 0, want) end
-  for _, id in ipairs(ids) do
-    local v = redis.call('HMGET', ARGV[1] .. 'job:' .. id, 'data', 'status', 'expires_at')
-    if v[1] then
-      out[#out + 1] = id; out[#out + 1] = v[1]; out[#out + 1] = v[2] or ''; out[#out + 1] = v[3] or ''
-      n = n + 1
-      if n == want then return out end
-    else
-      redis.call('ZREM', KEYS[1], id)
-    end
-  end
-  if #ids < want then return out end
-  cursor = '(' .. ids[#ids]
-end
-"""
-
 # KEYS: job:<id>, videos:expiry, outbox, videos:records, then delivery:<id> and
 #       deliveries:<job id> per delivery
 # ARGV: has_token, token, data, status, expires_at or "", job id,
@@ -112,77 +91,82 @@ end
 return 1
 """
 
-# KEYS: job:<id>, videos:expiry
-# ARGV: prefix, id
-# Returns {data, status, key, expires_at or ""}, or nil when there is no such job.
+# KEYS: job:<id>, videos:expiry, videos:<key>, videos:records, then queue:<name>
+#       when the job names a queue
+# ARGV: id, key, queue name ("" without one)
+# Returns {data, status, key, expires_at or ""}; nil when there is no such job;
+# 0 when its key or queue is not the one given (read them again).
 # The job's deliveries stay: the outbox may still be sending its last events.
 DELETE = r"""
 local v = redis.call('HMGET', KEYS[1], 'data', 'status', 'key', 'expires_at', 'queue', 'entry')
 if not v[1] then return false end
+local q = KEYS[5]
+if v[3] ~= ARGV[2] or (q and v[5] ~= ARGV[3]) or (not q and v[5]) then return 0 end
 redis.call('DEL', KEYS[1])
-redis.call('ZREM', ARGV[1] .. 'videos:' .. v[3], ARGV[2])
-redis.call('ZREM', KEYS[2], ARGV[2])
-redis.call('ZREM', ARGV[1] .. 'videos:records', ARGV[2])
-if v[5] and v[6] and v[6] ~= '' then
-  local q = ARGV[1] .. 'queue:' .. v[5]
-  if redis.call('EXISTS', q) == 1 then
-    redis.call('XACK', q, 'workers', v[6])
-    redis.call('XDEL', q, v[6])
-  end
+redis.call('ZREM', KEYS[3], ARGV[1])
+redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('ZREM', KEYS[4], ARGV[1])
+if q and v[6] and v[6] ~= '' and redis.call('EXISTS', q) == 1 then
+  redis.call('XACK', q, 'workers', v[6])
+  redis.call('XDEL', q, v[6])
 end
 return {v[1], v[2], v[3], v[4] or ''}
 """
 
 # KEYS: queue:<name>
-# ARGV: prefix, consumer, lease_ms, token, queue name
-# First an entry whose consumer has not renewed it for lease_ms (XAUTOCLAIM:
-# Redis counts the delivery), else a new one (XREADGROUP >). The job it names
-# gets the token; an entry whose job is gone or finished is dropped and the
-# next one looked at. Returns {job id, entry id, delivery count}; nil when
-# there is nothing to do; {} after _SKIPS dropped entries (call again: a script
-# must not run long).
-CLAIM = _TERMINAL + r"""
+# ARGV: consumer, lease_ms
+# The claim's first step: an entry whose consumer has not renewed it for
+# lease_ms (XAUTOCLAIM: Redis counts the delivery), else a new one (XREADGROUP
+# >), now pending for this consumer. The job it names is not looked at (its key
+# was not given): CLAIM_JOB does that. Returns {entry id, job id ("" when the
+# entry names none), delivery count}, or nil when there is nothing to do.
+CLAIM_ENTRY = r"""
 local q = KEYS[1]
 if redis.call('EXISTS', q) == 0 then return false end
-local skips = 64
 
-local function take(id, fields, attempt)
-  local job
-  for i = 1, #fields, 2 do if fields[i] == 'job' then job = fields[i + 1] end end
-  local status = job and redis.call('HGET', ARGV[1] .. 'job:' .. job, 'status')
-  if not status or TERMINAL[status] then
-    redis.call('XACK', q, 'workers', id)
-    redis.call('XDEL', q, id)
-    skips = skips - 1
-    return nil
-  end
-  redis.call('HSET', ARGV[1] .. 'job:' .. job, 'token', ARGV[4], 'queue', ARGV[5], 'entry', id)
-  return {job, id, attempt}
+local function job_of(fields)
+  for i = 1, #fields, 2 do if fields[i] == 'job' then return fields[i + 1] end end
+  return ''
 end
 
 local start = '0-0'
 repeat
-  local r = redis.call('XAUTOCLAIM', q, 'workers', ARGV[2], ARGV[3], start, 'COUNT', 1)
+  local r = redis.call('XAUTOCLAIM', q, 'workers', ARGV[1], ARGV[2], start, 'COUNT', 1)
   start = r[1]
   for _, e in ipairs(r[2]) do
     -- Redis 6.2 lists an entry deleted from the stream with nil fields; 7 leaves it out.
     if e[2] then
       local p = redis.call('XPENDING', q, 'workers', e[1], e[1], 1)
-      local got = take(e[1], e[2], p[1] and p[1][4] or 2)
-      if got then return got end
+      return {e[1], job_of(e[2]), p[1] and p[1][4] or 2}
     end
   end
-  if skips <= 0 then return {} end
 until start == '0-0'
 
-while true do
-  local r = redis.call('XREADGROUP', 'GROUP', 'workers', ARGV[2], 'COUNT', 1, 'STREAMS', q, '>')
-  if not r then return false end
-  local e = r[1][2][1]
-  local got = take(e[1], e[2], 1)
-  if got then return got end
-  if skips <= 0 then return {} end
+local r = redis.call('XREADGROUP', 'GROUP', 'workers', ARGV[1], 'COUNT', 1, 'STREAMS', q, '>')
+if not r then return false end
+local e = r[1][2][1]
+return {e[1], job_of(e[2]), 1}
+"""
+
+# KEYS: job:<id>, queue:<name>
+# ARGV: consumer, token, queue name, entry
+# The claim's second step, for the entry CLAIM_ENTRY chose: the job gets the
+# token, unless the job is gone or finished (the entry is dropped: "skip") or
+# the entry is no longer pending for this consumer ("lost": the run that held
+# it renewed it in between, or another consumer took it over; left to them).
+# Returns 1, "skip" or "lost".
+CLAIM_JOB = _TERMINAL + r"""
+local status = redis.call('HGET', KEYS[1], 'status')
+if not status or TERMINAL[status] then
+  redis.call('XACK', KEYS[2], 'workers', ARGV[4])
+  redis.call('XDEL', KEYS[2], ARGV[4])
+  return 'skip'
 end
+if redis.call('EXISTS', KEYS[2]) == 0 then return 'lost' end
+local p = redis.call('XPENDING', KEYS[2], 'workers', ARGV[4], ARGV[4], 1, ARGV[1])
+if not p[1] then return 'lost' end
+redis.call('HSET', KEYS[1], 'token', ARGV[2], 'queue', ARGV[3], 'entry', ARGV[4])
+return 1
 """
 
 # KEYS: job:<id>, queue:<name>
@@ -220,19 +204,25 @@ for _, id in ipairs(ids) do redis.call('ZREM', KEYS[1], id) end
 return ids
 """
 
-# KEYS: outbox
-# ARGV: prefix, now, limit, now + lease_s
-# Returns the JSON of up to `limit` deliveries due, each pushed to now + lease_s.
+# KEYS: outbox, then delivery:<id> per id
+# ARGV: now, now + lease_s, then the ids read as due
+# Returns the JSON of each delivery still due, pushed to now + lease_s, in the
+# order given. An id no longer due (another sender took it meanwhile) is left
+# alone; one whose delivery is gone is taken off the outbox.
 OUTBOX_CLAIM = r"""
-local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[2], 'LIMIT', 0, ARGV[3])
+local now = tonumber(ARGV[1])
 local out = {}
-for _, id in ipairs(ids) do
-  local json = redis.call('GET', ARGV[1] .. 'delivery:' .. id)
-  if json then
-    redis.call('ZADD', KEYS[1], ARGV[4], id)
-    out[#out + 1] = json
-  else
-    redis.call('ZREM', KEYS[1], id)
+for i = 3, #ARGV do
+  local id = ARGV[i]
+  local due = tonumber(redis.call('ZSCORE', KEYS[1], id) or '')
+  if due and due <= now then
+    local json = redis.call('GET', KEYS[i - 1])
+    if json then
+      redis.call('ZADD', KEYS[1], ARGV[2], id)
+      out[#out + 1] = json
+    else
+      redis.call('ZREM', KEYS[1], id)
+    end
   end
 end
 return out
@@ -246,26 +236,44 @@ save_delivery(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2], ARGV[3], ARGV[4])
 return 1
 """
 
-# KEYS: videos:records, outbox
-# ARGV: prefix, before, limit
-# Removes up to `limit` jobs whose expires_at is before `before`: the HASH, the
-# key's list entry, the expiry entry, and every delivery of their events.
-# Returns their ids.
+# KEYS: videos:records, outbox, videos:expiry, then per job: job:<id>,
+#       videos:<key> (only when its HASH was found), deliveries:<id>, and
+#       delivery:<d> per delivery id read
+# ARGV: before, then per job: id, "1" when its HASH was found else "0", its key
+#       ("" without), the count of delivery ids read, those ids
+# Removes each job still recorded as expiring before `before`, with the key and
+# deliveries read: the HASH, the key's list entry, the expiry and record
+# entries, and every delivery of its events. A job whose record, key or list of
+# deliveries changed since they were read is left for the next call.
+# Returns the ids removed.
 FORGET = r"""
-local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[2], 'LIMIT', 0, tonumber(ARGV[3]))
-for _, id in ipairs(ids) do
-  local job = ARGV[1] .. 'job:' .. id
-  local key = redis.call('HGET', job, 'key')
-  if key then redis.call('ZREM', ARGV[1] .. 'videos:' .. key, id) end
-  redis.call('DEL', job)
-  redis.call('ZREM', ARGV[1] .. 'videos:expiry', id)
-  local list = ARGV[1] .. 'deliveries:' .. id
-  for _, d in ipairs(redis.call('LRANGE', list, 0, -1)) do
-    redis.call('DEL', ARGV[1] .. 'delivery:' .. d)
-    redis.call('ZREM', KEYS[2], d)
+local before = tonumber(ARGV[1])
+local out = {}
+local k, a = 4, 2
+while a <= #ARGV do
+  local id, found, key, n = ARGV[a], ARGV[a + 1] == '1', ARGV[a + 2], tonumber(ARGV[a + 3])
+  local job, list_of_key = KEYS[k], nil
+  k = k + 1
+  if found then list_of_key = KEYS[k]; k = k + 1 end
+  local list, first, ids = KEYS[k], k + 1, a + 4
+  k, a = k + 1 + n, a + 4 + n
+  local score = tonumber(redis.call('ZSCORE', KEYS[1], id) or '')
+  local now_key = redis.call('HGET', job, 'key')
+  -- The list only grows (a delivery is appended once, when made): the same length
+  -- is the same ids.
+  if score and score < before and redis.call('LLEN', list) == n
+     and ((found and now_key == key) or (not found and not now_key)) then
+    if list_of_key then redis.call('ZREM', list_of_key, id) end
+    redis.call('DEL', job)
+    redis.call('ZREM', KEYS[3], id)
+    for j = 0, n - 1 do
+      redis.call('DEL', KEYS[first + j])
+      redis.call('ZREM', KEYS[2], ARGV[ids + j])
+    end
+    redis.call('DEL', list)
+    redis.call('ZREM', KEYS[1], id)
+    out[#out + 1] = id
   end
-  redis.call('DEL', list)
-  redis.call('ZREM', KEYS[1], id)
 end
-return ids
+return out
 """
