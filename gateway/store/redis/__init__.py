@@ -7,8 +7,9 @@ pipelined connection, batched per turn of the event loop (pipe.py,
 limits.py). Two pools of connections serve the rest: the request path's
 (cache, stored responses, ledger reports) with the outage threshold as its
 timeout, and a smaller one for jobs, config versions, workers and secrets
-with a longer one: they (and the request log) are off the chat path, a claim may scan a pending
-list, and a slow job call must not take connections the request path needs.
+with a longer one: they (and the request log's queries) are off the chat path, a claim may scan a
+pending list, and a slow job call must not take connections the request path needs. The request
+log's batches go on a pipelined connection of their own.
 
 Keys are under a prefix (`gw:` by default); each part's module lists its own,
 and `secret:<name>` (STRING, 32 random bytes) is here. On Redis Cluster, the

@@ -12,8 +12,9 @@ the oldest command within the outage threshold is down: every command in
 flight fails with `StoreDown` and the connection is dropped (the next command
 connects again). A refused or broken connection is down at once.
 
-Only what the request path sends goes here (EVALSHA and a few reads); the
-control plane keeps redis-py.
+The request path's scripts (and a few reads) go on one such connection, and
+the request log's batches on another (a batch made whole off the loop is one
+write and one reply); the control plane keeps redis-py.
 
 On Redis Cluster every key sent here is in one hash slot (the limits', see
 cluster.py): the connection is to the primary serving it, found by asking the
