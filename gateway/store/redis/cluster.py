@@ -47,18 +47,18 @@ def slot_owner(slots: list, slot: int) -> tuple[str, int] | None:
     """(host, port) of the primary serving `slot`, from a CLUSTER SLOTS reply."""
     for row in slots:
         if row[0] <= slot <= row[1] and len(row) > 2:
-            host = row[2][0].decode() if isinstance(row[2][0], bytes) else row[2][0]
-            return host, int(row[2][1])
+            return _address(row[2])
     return None
 
 
 def cluster_nodes(slots: list) -> list[tuple[str, int]]:
     """Every node a CLUSTER SLOTS reply names, primaries first: where to ask next time."""
-    primaries: list[tuple[str, int]] = []
-    replicas: list[tuple[str, int]] = []
-    for row in slots:
-        for i, node in enumerate(row[2:]):
-            host = node[0].decode() if isinstance(node[0], bytes) else node[0]
-            (primaries if i == 0 else replicas).append((host, int(node[1])))
-    seen: dict[tuple[str, int], None] = dict.fromkeys(primaries + replicas)
-    return list(seen)
+    primaries = [_address(row[2]) for row in slots if len(row) > 2]
+    replicas = [_address(node) for row in slots for node in row[3:]]
+    return list(dict.fromkeys(primaries + replicas))
+
+
+def _address(node: list) -> tuple[str, int]:
+    """(host, port) of one node of a CLUSTER SLOTS row."""
+    host = node[0].decode() if isinstance(node[0], bytes) else node[0]
+    return host, int(node[1])
