@@ -98,7 +98,7 @@ go_on() {
 }
 
 # run LABEL STORE CONNS MODEL KEY STREAM: one wrk run against that store's gateway, a line of
-# $WORK/runs.tsv: label, store, conns, req/s, p50, p99, errors, for Redis the commands the
+# $WORK/runs.tsv: label, store, conns, round, req/s, p50, p99, errors, for Redis the commands the
 # gateway sent and all Redis ran (scripts count as one, the commands inside them too) per request,
 # the gateway's CPU time per request (all its threads; 0 for nginx), and Redis's (all the
 # gateways but the one measured are paused, so it is this one's).
@@ -125,19 +125,28 @@ cpu_us = int(sys.argv[6]) / os.sysconf('SC_CLK_TCK') * 1e6 / n
 redis_us = (float(sys.argv[8]) - float(sys.argv[7])) * 1e6 / n
 print(sys.argv[3], r['rps'], r['p50'], r['p99'], r['non2xx'] + r['socket_errors'], (s1 - s0) / n, (a1 - a0) / n, cpu_us,
       redis_us, sep='\t')
-" "$HERE" "$WORK/wrk.txt" "$label	$store	$c" "$before" "$after" "$((ticks1 - ticks0))" "$rcpu0" "$rcpu1" \
+" "$HERE" "$WORK/wrk.txt" "$label	$store	$c	${ROUND:-1}" "$before" "$after" "$((ticks1 - ticks0))" "$rcpu0" "$rcpu1" \
         >>"$WORK/runs.tsv"
 }
 
-# pair LABEL MODEL KEY [STREAM]: the embedded and the Redis gateway taking turns, ROUNDS times
-# per connection count, so that a busy neighbour slows both alike.
-pair() {
-    local round store
+# ROWS: label, model, key, stream. Each round runs every row on both stores, one after the other,
+# so that a ratio of two rows (Redis to embedded, a stream to a whole answer) compares runs made
+# seconds apart: this machine's speed drifts by more than the targets' margins over minutes.
+ROWS=("no limits|bench-chat|sk-bench|0" "no limits, stream|bench-stream|sk-bench|1"
+      "limits + budget|bench-chat|sk-bench-limits|0" "limits + budget, stream|bench-stream|sk-bench-limits|1"
+      "cache hit|bench-cached|sk-bench|0")
+rounds() {
+    local round store row label model key stream stores
     for c in $CONNS; do
         for round in $(seq "$ROUNDS"); do
-            for store in embedded redis; do     # the stores take turns going first
-                (( round % 2 == 0 )) && store=$([[ $store == embedded ]] && echo redis || echo embedded)
-                run "$1" "$store" "$c" "$2" "$3" "${4:-0}"
+            stores="embedded redis"; (( round % 2 == 0 )) && stores="redis embedded"   # neither always first
+            if (( c == 1 )); then     # the upstream alone, for what the gateway adds at one connection
+                ROUND=$round run "direct" nginx 1 - sk-bench 0
+                ROUND=$round run "direct, stream" nginx 1 - sk-bench 1
+            fi
+            for row in "${ROWS[@]}"; do
+                IFS='|' read -r label model key stream <<<"$row"
+                for store in $stores; do ROUND=$round run "$label" "$store" "$c" "$model" "$key" "$stream"; done
             done
         done
     done
@@ -150,17 +159,8 @@ GATEWAYS[embedded]=$GATEWAY; PIDS_OF[embedded]=$GATEWAY_PID
 start_gateway redis "redis://127.0.0.1:$REDIS_PORT/0"
 GATEWAYS[redis]=$GATEWAY; PIDS_OF[redis]=$GATEWAY_PID
 : >"$WORK/runs.tsv"
-pair "no limits" bench-chat sk-bench
-pair "no limits, stream" bench-stream sk-bench 1
-pair "limits + budget" bench-chat sk-bench-limits
-pair "limits + budget, stream" bench-stream sk-bench-limits 1
-pair "cache hit" bench-cached sk-bench
-# The upstream alone, for what the gateway adds at one connection; and streaming time to first
-# byte, one connection (bench/ttfb.py), each store and key in turn.
-for _ in $(seq "$ROUNDS"); do
-    run "direct" nginx 1 - sk-bench 0
-    run "direct, stream" nginx 1 - sk-bench 1
-done
+rounds
+# Streaming time to first byte, one connection (bench/ttfb.py), each store and key in turn.
 # 1,000 requests each (~0.3 s), after 100 not counted and a moment's rest: a gateway just resumed
 # (SIGCONT) first catches up on the timers that were due while it was paused.
 for round in $(seq "$ROUNDS"); do
@@ -183,12 +183,14 @@ RSS=$(for store in embedded redis; do
 "$PY" - "$WORK/runs.tsv" "$ROUNDS" "$RSS" "$WORK" <<'PYEOF' >"$WORK/table.md"
 import glob, json, statistics, sys
 runs: dict[tuple[str, str, str], list[list[float]]] = {}
+by_round: dict[tuple[str, str, str, str], list[float]] = {}
 for line in open(sys.argv[1]):
-    label, store, c, *numbers = line.rstrip("\n").split("\t")
+    label, store, c, round_, *numbers = line.rstrip("\n").split("\t")
     runs.setdefault((label, store, c), []).append([float(x) for x in numbers])
+    by_round[(label, store, c, round_)] = [float(x) for x in numbers]
 def median(label, store, c, i):
     return statistics.median(r[i] for r in runs[(label, store, c)])
-print(f"Median of {sys.argv[2]} runs per row, the two stores taking turns.\n")
+print(f"Median of {sys.argv[2]} runs per row; each round runs every row on both stores in turn.\n")
 print("| gateway → nginx | store | conns | req/s | p50 ms | p99 ms | errors | Redis commands sent / request (all run) "
       "| gateway CPU µs / request | Redis CPU µs / request |")
 print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
@@ -200,13 +202,14 @@ for (label, store, c) in runs:
     print(f"| {label} | {store} | {c} | {median(label, store, c, 0):,.0f} | {median(label, store, c, 1):.2f} | "
           f"{median(label, store, c, 2):.2f} | {errors} | {per} | {median(label, store, c, 6):.0f} | "
           + (f"{median(label, store, c, 7):.1f} |" if store == "redis" else " |"))
-print("\n| at one connection: p50 added to nginx's (ms) | embedded | Redis |")
-print("|---|---:|---:|")
-for label, direct in [("no limits", "direct"), ("limits + budget", "direct"),
-                      ("no limits, stream", "direct, stream"), ("limits + budget, stream", "direct, stream")]:
-    base = median(direct, "nginx", "1", 1)
-    print(f"| {label} | " + " | ".join(f"{median(label, store, '1', 1) - base:.2f}" for store in ("embedded", "redis"))
-          + " |")
+if ("direct", "nginx", "1") in runs:     # CONNS has 1
+    print("\n| at one connection: p50 added to nginx's (ms) | embedded | Redis |")
+    print("|---|---:|---:|")
+    for label, direct in [("no limits", "direct"), ("limits + budget", "direct"),
+                          ("no limits, stream", "direct, stream"), ("limits + budget, stream", "direct, stream")]:
+        base = median(direct, "nginx", "1", 1)
+        print(f"| {label} | " + " | ".join(f"{median(label, store, '1', 1) - base:.2f}"
+                                          for store in ("embedded", "redis")) + " |")
 def ttfb(name):
     return statistics.median(json.load(open(f))["ttfb_p50"] for f in glob.glob(f"{sys.argv[4]}/ttfb-{name}-*.json"))
 direct = ttfb("direct")
@@ -217,18 +220,21 @@ for label, key in [("no limits", "sk-bench"), ("limits + budget", "sk-bench-limi
 rss = dict(line.split() for line in sys.argv[3].splitlines())
 print(f"\nRSS after the runs: embedded {rss['embedded']} MiB, Redis {rss['redis']} MiB")
 conns = sorted({c for _, _, c in runs}, key=int)
+def per_round(a, b, c, i, invert=False):
+    """The median over rounds of a's figure i over b's, each pair from one round (runs seconds apart)."""
+    values = []
+    for (label, store, c_, round_), numbers in by_round.items():
+        if (label, store, c_) == (*a, c) and (*b, c, round_) in by_round and by_round[(*b, c, round_)][i]:
+            x, y = numbers[i], by_round[(*b, c, round_)][i]
+            values.append(y / x if invert else x / y)
+    return f"{statistics.median(values):.2f}" if values else "n/a"
 def ratio(a, b, c):
-    try:
-        return f"{median(*a, c, 0) / median(*b, c, 0):.2f}"
-    except (KeyError, ZeroDivisionError):
-        return "n/a"
+    return per_round(a, b, c, 0)
 def by_cpu(a, b, c):    # requests a core can serve: the inverse of CPU time per request
-    try:
-        return f"{median(*b, c, 6) / median(*a, c, 6):.2f}"
-    except (KeyError, ZeroDivisionError):
-        return "n/a"
+    return per_round(a, b, c, 6, invert=True)
 top = conns[-1]
-print("\n| ratio (medians) | " + " | ".join(f"req/s, c={c}" for c in conns) + f" | by CPU / request, c={top} |")
+print("\n| ratio (median over rounds of the ratio within a round) | "
+      + " | ".join(f"req/s, c={c}" for c in conns) + f" | by CPU / request, c={top} |")
 print("|---|" + "---:|" * (len(conns) + 1))
 for name, a, b in [
         ("Redis ÷ embedded, limits + budget", ("limits + budget", "redis"), ("limits + budget", "embedded")),

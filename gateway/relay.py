@@ -3,12 +3,15 @@ upstream read when the client leaves (watched for from WATCH_AFTER_S into the
 stream: one that ends sooner never pays for the watching), and ending the stream (with the
 dialect's error event) when the request's deadline passes: a stream cannot
 hold its slot, its lease or its upstream connection for longer than that.
-One timer a stream serves both (a timer costs more than the watching it defers)."""
+One timer a process, ticking every TICK_S while streams are in flight, serves every
+stream: a stream only joins and leaves a set (a timer of its own cost more than the
+short streams it guards)."""
 from __future__ import annotations
 
 import asyncio
 import logging
 import time
+import weakref
 from collections.abc import AsyncIterator, Callable
 
 from gateway.asgi import Headers, Request
@@ -31,7 +34,9 @@ async def relay(req: Request, first: bytes, chunks: AsyncIterator[bytes], header
     # A client leaving is watched for by a task of its own, started only once the stream has
     # gone on for WATCH_AFTER_S: most streams of a few words end before, and never pay for it.
     guard = _Guard(req, me, state, req.started + timeout_s)
-    guard.arm()
+    loop = me.get_loop()
+    ticker = _TICKERS.get(loop) or _Ticker.start(loop)
+    ticker.add(guard, loop)
     try:
         await req.start_stream(headers, content_type)
         await req.send_chunk(first)
@@ -61,47 +66,73 @@ async def relay(req: Request, first: bytes, chunks: AsyncIterator[bytes], header
             raise
     finally:
         state["done"] = True
-        guard.stop()
+        ticker.remove(guard)
     return events, first_at
 
 
 WATCH_AFTER_S = 0.25
+TICK_S = 0.05       # how late past WATCH_AFTER_S a watch starts, and past its deadline a stream ends, at most
 
 
 class _Guard:
-    """A stream's one timer: at WATCH_AFTER_S it starts the watch for the client
-    leaving (a task), then it waits for the deadline, and there ends the stream."""
-    __slots__ = ("req", "task", "state", "deadline", "timer", "watcher")
+    """What the ticker checks of one stream: its deadline, and from WATCH_AFTER_S
+    into it, the task that watches for the client leaving."""
+    __slots__ = ("req", "task", "state", "deadline", "watch_at", "watcher")
 
     def __init__(self, req: Request, task: asyncio.Task, state: dict[str, bool], deadline: float) -> None:
         self.req, self.task, self.state, self.deadline = req, task, state, deadline
-        self.timer: asyncio.TimerHandle | None = None
+        self.watch_at = req.started + WATCH_AFTER_S
         self.watcher: asyncio.Task | None = None
 
-    def arm(self) -> None:
-        left = self.deadline - time.perf_counter()
-        if self.watcher is None:
-            left = min(left, WATCH_AFTER_S)
-        self.timer = asyncio.get_running_loop().call_later(max(0.0, left), self._tick)
-
-    def _tick(self) -> None:
-        self.timer = None
+    def check(self, now: float) -> bool:
+        """False: this stream is over (ended at its deadline here, or done)."""
         if self.state["done"]:
-            return
-        if time.perf_counter() >= self.deadline:
+            return False
+        if now >= self.deadline:
             self.state["late"] = True
             self.task.cancel()
-            return
-        if self.watcher is None:
-            self.watcher = asyncio.get_running_loop().create_task(
-                _cancel_on_disconnect(self.req, self.task, self.state))
-        self.arm()
+            return False
+        if self.watcher is None and now >= self.watch_at:
+            self.watcher = self.task.get_loop().create_task(_cancel_on_disconnect(self.req, self.task, self.state))
+        return True
 
     def stop(self) -> None:
-        if self.timer is not None:
-            self.timer.cancel()
         if self.watcher is not None:
             self.watcher.cancel()
+
+
+class _Ticker:
+    """The streams in flight on one event loop, and the one timer that checks them:
+    armed when a stream joins an idle ticker, re-armed while any is left."""
+    __slots__ = ("guards", "timer")     # not the loop: the loop is its key in _TICKERS (weakly)
+
+    def __init__(self) -> None:
+        self.guards: set[_Guard] = set()
+        self.timer: asyncio.TimerHandle | None = None
+
+    @classmethod
+    def start(cls, loop: asyncio.AbstractEventLoop) -> _Ticker:
+        ticker = _TICKERS[loop] = cls()
+        return ticker
+
+    def add(self, guard: _Guard, loop: asyncio.AbstractEventLoop) -> None:
+        self.guards.add(guard)
+        if self.timer is None:
+            self.timer = loop.call_later(TICK_S, self._tick, loop)
+
+    def remove(self, guard: _Guard) -> None:
+        self.guards.discard(guard)
+        guard.stop()
+
+    def _tick(self, loop: asyncio.AbstractEventLoop) -> None:
+        now = time.perf_counter()
+        for guard in [g for g in self.guards if not g.check(now)]:
+            self.guards.discard(guard)
+        self.timer = loop.call_later(TICK_S, self._tick, loop) if self.guards else None
+
+
+# One ticker per event loop (a process serves on one; tests may run several).
+_TICKERS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Ticker] = weakref.WeakKeyDictionary()
 
 
 async def _cancel_on_disconnect(req: Request, task: asyncio.Task, state: dict[str, bool]) -> None:
