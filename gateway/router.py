@@ -182,7 +182,10 @@ async def _attempt(target: Target, call: Call, budget: float) -> Outcome:
                 spec = dataclasses.replace(call.video, model=target.model)
                 if spec.source_provider != provider.name:
                     spec.source_state = None    # another provider's ids mean nothing here
-                return Outcome(Reply(extra={"state": await provider.video_submit(spec)}), target, 0, 0.0)
+                # How this target makes it (the routes kept only targets that can: gateway/video/submit.py)
+                spec.fit = provider.video_plan(spec.op, spec.width, spec.height, spec.seconds)
+                state = await provider.video_submit(spec if provider.fits_itself else spec.generated())
+                return Outcome(Reply(extra={"state": state, "fit": spec.fit}), target, 0, 0.0)
             reply = await (provider.chat(call) if call.op == "chat" else provider.embeddings(call))
             first = None
             if reply.chunks is not None:

@@ -1,14 +1,17 @@
 """The interface every provider adapter offers the router."""
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, ClassVar, Generic, TypeVar
 
+from providers import video_fit
 from providers.errors import BadRequest
 from providers.options import ProviderConfig
 from providers.redaction import secrets_of
+from providers.video_fit import Plan, VideoFit
 
 
 @dataclass(slots=True)
@@ -107,10 +110,19 @@ class VideoSpec:
     source_state: dict[str, Any] | None = None
     source_seconds: int = 0        # extend: how long the source is
     source_provider: str | None = None   # who made the source (the router hands source_state to it alone)
+    # How the target makes this request (`video_fit: exact`): what it generates, when that is not
+    # what was asked (providers/video_fit.py). width, height and seconds above are always the request's.
+    fit: Plan | None = None
 
     @property
     def size(self) -> str:
         return f"{self.width}x{self.height}"
+
+    def generated(self) -> VideoSpec:
+        """The spec a backend is asked for: the fitted size and length where the request is fitted."""
+        if self.fit is None or not self.fit.fitted:
+            return self
+        return dataclasses.replace(self, width=self.fit.width, height=self.fit.height, seconds=self.fit.seconds)
 
 
 @dataclass(slots=True)
@@ -162,6 +174,9 @@ class Provider(Generic[OptionsT]):
 
     video_ops: ClassVar[frozenset[str]] = frozenset({"create", "remix"})
     local: ClassVar[bool] = False    # generates on this machine's hardware (its jobs may run in workers)
+    # Makes a fitted request's frames fit itself (from `spec.fit`); else it is handed `spec.generated()`
+    # and the job's runner fits the MP4 it returns (providers/media/fit.py).
+    fits_itself: ClassVar[bool] = False
 
     def runs_in(self, embedded: bool) -> bool:
         """Whether `gateway serve` runs this provider's jobs itself (else `gateway worker` does)."""
@@ -178,6 +193,20 @@ class Provider(Generic[OptionsT]):
         seconds = getattr(self.options, "video_seconds", None)
         return (frozenset(sizes) if sizes else SORA_SIZES,
                 frozenset(str(s) for s in seconds) if seconds else SORA_SECONDS)
+
+    def video_fit(self) -> VideoFit:
+        return getattr(self.options, "video_fit", "native")
+
+    def fits_any_size(self) -> bool:
+        """Whether a size or length outside `video_support` is served (fitted) rather than refused."""
+        return self.video_fit() == "exact"
+
+    def video_plan(self, op: str, width: int, height: int, seconds: int) -> Plan | None:
+        """How this provider serves a request of this size and length (None: it cannot). Only a new
+        video (create, remix) is fitted: edit and extend work on their source's own size."""
+        sizes, durations = self.video_support()
+        return video_fit.plan(self.video_fit() if op in ("create", "remix") else "native", sizes, durations,
+                              width, height, seconds)
 
     async def video_submit(self, spec: VideoSpec) -> dict[str, Any]:
         """Hand a job over; returns what `video_run` needs to find it again (e.g.

@@ -23,6 +23,7 @@ from providers import http, netcheck
 from providers.base import Progress, VideoFiles, VideoSpec
 from providers.errors import ProviderError, RateLimited, UpstreamFault, UpstreamTimeout
 from providers.http import HttpOptions, HttpProvider, Upstream, UpstreamRequest, origin
+from providers.video_fit import VideoFit
 
 log = logging.getLogger("gateway.video")
 
@@ -55,6 +56,7 @@ class VideoHttpOptions(HttpOptions):
     """Options of every hosted video provider."""
     video_sizes: list[str] | None = None        # what its models generate; default: OpenAI's Sora sizes
     video_seconds: list[int] | None = None      # default: 4, 8, 12
+    video_fit: VideoFit = "exact"               # other sizes and lengths: fitted (providers/video_fit.py) or 400
     poll_interval_s: float = Field(2.0, gt=0)   # first wait between status checks
     poll_max_interval_s: float = Field(15.0, gt=0)   # the backoff's ceiling
     max_wait_s: float = Field(3600.0, gt=0)     # a job still running after this has failed

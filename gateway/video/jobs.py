@@ -14,6 +14,7 @@ import orjson
 from gateway.auth import is_key_id
 from gateway.store import JobRecord
 from providers.base import VideoSpec
+from providers.video_fit import Plan
 
 
 def owned_by(owner: str, key_id: str) -> bool:
@@ -60,6 +61,7 @@ class Job:
     budget_hold: str | None = None               # the budget period that was charged (for the refund)
     runs: int = 0
     key_name: str = ""                           # the owner's name when submitted, for display only
+    fit: dict[str, str] | None = None            # what the target generated, when fitted (providers/video_fit.py)
 
     @property
     def width(self) -> int:
@@ -81,7 +83,8 @@ class Job:
                          style_preset=p.get("style_preset"), camera_movement=p.get("camera_movement"),
                          reference_image=reference, reference_media_type=self.reference_type if reference else None,
                          source_state=self.source_state, source_seconds=self.source_seconds,
-                         source_provider=self.provider if self.source_state is not None else None)
+                         source_provider=self.provider if self.source_state is not None else None,
+                         fit=Plan.of(self.fit, self.width, self.height, int(self.seconds)) if self.fit else None)
 
     def record(self) -> JobRecord:
         return JobRecord(self.id, self.key, self.status, orjson.dumps(dataclasses.asdict(self)), self.expires_at)
@@ -100,4 +103,6 @@ class Job:
         }
         if video_url is not None:
             out["video_url"] = video_url
+        if self.fit is not None:
+            out["fit"] = self.fit
         return out

@@ -28,6 +28,7 @@ from urllib.parse import urlsplit
 from gateway.errors import ApiError, bad_request
 from gateway.protocol import json_object
 from gateway.video import multipart
+from providers import video_fit
 from providers.base import SORA_SECONDS, SORA_SIZES  # noqa: F401 (the default when a model declares none)
 from providers.video_hints import CAMERA_MOVEMENTS, STYLE_PRESETS, prompt_with_hints  # noqa: F401 (re-exported)
 
@@ -70,15 +71,17 @@ class _Upload:
     data: bytes
 
 
-Support = Callable[[str], tuple[Set[str], Set[str]]]
+# (native sizes, native seconds, whether other sizes and lengths are fitted: providers/video_fit.py)
+Support = Callable[[str], tuple[Set[str], Set[str], bool]]
 
 
 def parse_create(content_type: bytes, body: bytes, *,
-                 sizes: Set[str] = SORA_SIZES, seconds: Set[str] = SORA_SECONDS,
+                 sizes: Set[str] = SORA_SIZES, seconds: Set[str] = SORA_SECONDS, fits: bool = False,
                  support: Support | None = None) -> VideoRequest:
     """Validate a `POST /v1/videos` body against the routed model's sizes and
     seconds: `support(model)` gives them once the model is known (it may raise
-    the model's 404), else `sizes` and `seconds`."""
+    the model's 404), else `sizes`, `seconds` and `fits`. Where the model fits
+    other sizes and lengths, any within video_fit's bounds is accepted."""
     if len(body) > MAX_BODY_BYTES:
         raise ApiError(413, f"The request body is {len(body)} bytes; POST /v1/videos accepts at most "
                             f"{MAX_BODY_BYTES} (input_reference images up to 10 MB).", code="request_too_large")
@@ -95,12 +98,12 @@ def parse_create(content_type: bytes, body: bytes, *,
         shown = media_type or "(none)"
         raise bad_request(f"Unsupported Content-Type '{shown}' for POST /v1/videos; "
                           "send multipart/form-data (as the OpenAI SDK does) or application/json.")
-    return _request(fields, sizes, seconds, support)
+    return _request(fields, sizes, seconds, fits, support)
 
 
 # --- fields -> VideoRequest ---------------------------------------------------
 
-def _request(fields: dict[str, Any], sizes: Set[str], allowed_seconds: Set[str],
+def _request(fields: dict[str, Any], sizes: Set[str], allowed_seconds: Set[str], fits: bool,
              support: Support | None = None) -> VideoRequest:
     fields = {k: v for k, v in fields.items() if v is not None}
     prompt = _text(fields, "prompt", MAX_PROMPT_CHARS, required=True)
@@ -109,16 +112,21 @@ def _request(fields: dict[str, Any], sizes: Set[str], allowed_seconds: Set[str],
     if not isinstance(model, str) or not model.strip():
         raise bad_request("'model' must be a non-empty string.", param="model")
     if support is not None:
-        sizes, allowed_seconds = support(model)
+        sizes, allowed_seconds, fits = support(model)
 
-    by_value = sorted(allowed_seconds, key=int)
-    secs = _allowed(_aliased(fields, "seconds", "duration", _seconds), allowed_seconds,
-                    DEFAULT_SECONDS if DEFAULT_SECONDS in allowed_seconds else by_value[0],
-                    f"Supported values for model '{model}' are: " + ", ".join(f"'{s}'" for s in by_value))
-    by_area = sorted(sizes, key=_area)
-    size = _allowed(_aliased(fields, "size", "resolution", _size), sizes,
-                    DEFAULT_SIZE if DEFAULT_SIZE in sizes else by_area[0],
-                    f"Supported sizes for model '{model}' are: " + ", ".join(by_area))
+    seconds_given = _aliased(fields, "seconds", "duration", _seconds)
+    size_given = _aliased(fields, "size", "resolution", _size)
+    if fits:    # any size and length within the bounds: the backend's nearest, made to fit
+        secs = _within_length(seconds_given, allowed_seconds, model)
+        size = _within_size(size_given, sizes, model)
+    else:
+        by_value = sorted(allowed_seconds, key=int)
+        secs = _allowed(seconds_given, allowed_seconds,
+                        DEFAULT_SECONDS if DEFAULT_SECONDS in allowed_seconds else by_value[0],
+                        f"Supported values for model '{model}' are: " + ", ".join(f"'{s}'" for s in by_value))
+        by_area = sorted(sizes, key=_area)
+        size = _allowed(size_given, sizes, DEFAULT_SIZE if DEFAULT_SIZE in sizes else by_area[0],
+                        f"Supported sizes for model '{model}' are: " + ", ".join(by_area))
     width, height = (int(n) for n in size.split("x"))
 
     image, media_type, url = _reference(fields.get("input_reference"))
@@ -164,6 +172,27 @@ def _allowed(given: tuple[str, str] | None, allowed: Set[str], default: str, sup
     value, param = given
     if value not in allowed:
         raise bad_request(f"Invalid value for '{param}': '{value}'. {supported}.", param=param)
+    return value
+
+
+def _within_length(given: tuple[str, str] | None, native: Set[str], model: str) -> str:
+    if given is None:
+        return DEFAULT_SECONDS
+    value, param = given
+    if value not in native and int(value) > video_fit.MAX_SECONDS:
+        raise bad_request(f"Invalid value for '{param}': '{value}'. Model '{model}' makes videos of 1 to "
+                          f"{video_fit.MAX_SECONDS} seconds.", param=param)
+    return value
+
+
+def _within_size(given: tuple[str, str] | None, native: Set[str], model: str) -> str:
+    if given is None:
+        return DEFAULT_SIZE
+    value, param = given
+    why = None if value in native else video_fit.bounds_problem(*video_fit.size_of(value))
+    if why is not None:
+        raise bad_request(f"Invalid value for '{param}': '{value}'. Model '{model}' makes any WIDTHxHEIGHT "
+                          f"where {why}; e.g. 1280x720, 720x1280, 1792x1024, 1920x1080.", param=param)
     return value
 
 

@@ -23,7 +23,7 @@ from gateway.store import Claim, Store, StoreDown
 from gateway.video.assets import Assets
 from gateway.video.jobs import Job
 from gateway.webhooks.delivery import Sender, deliveries_for
-from providers.base import Provider, VideoFiles
+from providers.base import Provider, VideoFiles, VideoSpec
 from providers.errors import ProviderError
 
 log = logging.getLogger("gateway.video")
@@ -207,7 +207,8 @@ class Runner:
         async def progress(percent: int) -> None:
             latest[0] = max(latest[0], min(99, percent))   # 100 once the files are stored
 
-        work = asyncio.create_task(provider.video_run(job.spec(reference), job.state, progress))
+        spec = job.spec(reference)
+        work = asyncio.create_task(self._made_to_fit(provider, spec, job.state, progress))
         lost = False
         written = job.progress
         lease_s = self._config().job_lease_s
@@ -238,6 +239,22 @@ class Runner:
         if lost:
             raise _Lost
         return work.result()
+
+    @staticmethod
+    async def _made_to_fit(provider: Provider, spec: VideoSpec, state: dict, progress) -> VideoFiles:
+        """The provider's video, at the requested size and length: a provider that does not fit
+        a fitted request itself makes the generated one, and its MP4 is fitted here."""
+        if provider.fits_itself or spec.fit is None or not spec.fit.fitted:
+            return await provider.video_run(spec, state, progress)
+        files = await provider.video_run(spec.generated(), state, progress)
+        from providers.media.fit import refit_mp4  # PyAV loads with the first video that needs it
+        try:
+            mp4, thumbnail, sheet = await asyncio.to_thread(refit_mp4, files.mp4, spec.width, spec.height,
+                                                            spec.seconds)
+        except ValueError as e:
+            raise ProviderError(f"the provider's video could not be fitted to {spec.size}: {e}",
+                                code="invalid_video") from None
+        return VideoFiles(mp4, thumbnail, sheet)
 
     async def finish_completed(self, job: Job, token: str, files: VideoFiles) -> bool:
         """True when the job is completed with its files stored."""

@@ -30,20 +30,25 @@ from providers.options import ProviderLimits
 log = logging.getLogger("gateway.video")
 
 
-def video_support(served: ServedModel) -> tuple[frozenset[str], frozenset[str]]:
-    """Every size and duration some target of the model can make."""
+def video_support(served: ServedModel) -> tuple[frozenset[str], frozenset[str], bool]:
+    """Every size and duration some target of the model makes natively, and whether
+    some target fits any other (`video_fit: exact`)."""
     sizes: set[str] = set()
     seconds: set[str] = set()
     for t in served.targets:
         s, d = t.provider.video_support()
         sizes |= s
         seconds |= d
-    return frozenset(sizes), frozenset(seconds)
+    return frozenset(sizes), frozenset(seconds), any(t.provider.fits_any_size() for t in served.targets)
 
 
-def can_serve(provider: Provider, op: str, size: str, seconds: str) -> bool:
-    sizes, durations = provider.video_support()
-    return op in provider.video_ops and size in sizes and seconds in durations
+def can_serve(provider: Provider, op: str, size: str, seconds: str, *, as_is: bool = False) -> bool:
+    """Whether `provider` makes this video: fitted to the size and length if need be, or (`as_is`) natively."""
+    if op not in provider.video_ops:
+        return False
+    width, _, height = size.partition("x")
+    plan = provider.video_plan(op, int(width), int(height), int(seconds))
+    return plan is not None and not (as_is and plan.fitted)
 
 
 async def check_urls(rt: Runtime, callback_url: str | None, reference_url: str | None) -> None:
@@ -99,7 +104,9 @@ async def accept(x: Exchange, key: Key, videos: Videos, served: ServedModel, str
     What it costs is charged on acceptance, through the exchange's end."""
     rt = x.rt
     op_seconds = str(int(job.seconds) - job.source_seconds) if job.op == "extend" else job.seconds
-    eligible = [t for t in served.targets if can_serve(t.provider, job.op, job.size, op_seconds)]
+    # The targets that make the size and length as they are, else those that fit them (providers/video_fit.py)
+    eligible = [t for t in served.targets if can_serve(t.provider, job.op, job.size, op_seconds, as_is=True)] \
+        or [t for t in served.targets if can_serve(t.provider, job.op, job.size, op_seconds)]
     source_provider = job.provider     # remix/edit/extend: where the source was made
     if job.op in ("edit", "extend"):   # these work on the source itself: only its provider can
         eligible = [t for t in eligible if t.provider.name == source_provider]
@@ -116,6 +123,8 @@ async def accept(x: Exchange, key: Key, videos: Videos, served: ServedModel, str
         job.source_state = None     # a remix made elsewhere: this target makes it from the prompt
     job.provider, job.target_model = target.provider.name, target.model
     job.state = outcome.reply.extra.get("state") or {}
+    plan = outcome.reply.extra.get("fit")
+    job.fit = plan.record() if plan is not None and plan.fitted else None
     job.cost_nano = x.priced(None, seconds=int(job.seconds))    # charged at the end; kept for a refund
     ticket = x.ticket
     if ticket is not None and ticket.admission is not None and ticket.admission.hold is not None:

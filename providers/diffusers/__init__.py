@@ -14,10 +14,12 @@ cannot run their jobs itself.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import io
 import json
 import logging
 import threading
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -28,6 +30,7 @@ from providers.base import Progress, Provider, VideoFiles, VideoSpec
 from providers.diffusers.families import FAMILIES, Family, frames_problem, size_problem
 from providers.diffusers.pipeline import DENOISE_SHARE, Cancelled, Loaded, job_for, read_family
 from providers.options import ProviderConfig
+from providers.video_fit import Plan, VideoFit
 from providers.video_hints import prompt_with_hints
 
 log = logging.getLogger("gateway.diffusers")
@@ -62,6 +65,10 @@ class Options(ProviderConfig):
     max_queue: int = Field(32, ge=1)             # jobs waiting or running; more are refused (failover)
     video_sizes: list[str] | None = None         # default: the family's sizes (see families.py)
     video_seconds: list[int] | None = None
+    video_fit: VideoFit = "exact"                 # other sizes and lengths: fitted (providers/video_fit.py) or 400
+    # The most frames one generation makes (default: the family's; less where longer videos run out of
+    # memory): a longer request is this many, stretched (video_fit: exact). Rounded down to the family's step.
+    max_frames: int | None = Field(None, ge=2)
     run_in_gateway: bool | None = None           # None: in `gateway serve` in embedded mode, else in workers
 
     @model_validator(mode="after")
@@ -73,6 +80,7 @@ class Options(ProviderConfig):
             except ValueError as e:
                 raise ValueError(f"{e}; or name it with `family:` (needed where the folder is not readable, "
                                  "e.g. a gateway whose workers run elsewhere)") from None
+        family = capped(family, self.max_frames)
         fps = self.fps or family.fps
         for size in self.video_sizes or ():
             if (why := size_problem(family, size)) is not None:
@@ -83,6 +91,14 @@ class Options(ProviderConfig):
         return self
 
 
+def capped(family: Family, max_frames: int | None) -> Family:
+    """The family as this provider runs it: at most `max_frames` a generation (a whole number of steps)."""
+    if max_frames is None or max_frames >= family.max_frames:
+        return family
+    steps = max(1, (max_frames - 1) // family.frame_step)
+    return dataclasses.replace(family, max_frames=steps * family.frame_step + 1)
+
+
 _Options = Options   # in DiffusersProvider's body `Options` is the class attribute, not a type
 
 
@@ -91,15 +107,28 @@ class DiffusersProvider(Provider[Options]):
     operations = frozenset({"video"})
     video_ops = frozenset({"create", "remix"})
     local = True
+    fits_itself = True      # its frames are scaled and retimed before they are encoded, once
 
     def __init__(self, options: _Options) -> None:
         super().__init__(options)
-        self.family: Family = FAMILIES[options.family] if options.family else read_family(options.pipeline)
+        self.family: Family = capped(FAMILIES[options.family] if options.family else read_family(options.pipeline),
+                                     options.max_frames)
 
     def video_support(self) -> tuple[frozenset[str], frozenset[str]]:
         o = self.options
         return (frozenset(o.video_sizes or self.family.sizes),
                 frozenset(str(s) for s in (o.video_seconds or self.family.seconds)))
+
+    def video_plan(self, op: str, width: int, height: int, seconds: int) -> Plan | None:
+        """Fitted (`video_fit: exact`): the listed size nearest in shape, and any length the
+        family reaches at its frame rate; a longer one is its longest, stretched."""
+        plan = super().video_plan(op, width, height, seconds)
+        if plan is None or not plan.fitted:
+            return plan
+        fps = self.options.fps or self.family.fps
+        reach = (self.family.max_frames - 1) // fps       # whole seconds the family makes at most
+        return dataclasses.replace(plan, seconds=seconds if frames_problem(self.family, seconds, fps) is None
+                                   else max(1, reach))
 
     def runs_in(self, embedded: bool) -> bool:
         """Whether `gateway serve` runs this provider's jobs itself."""
@@ -173,15 +202,24 @@ class DiffusersProvider(Provider[Options]):
 
         o = self.options
         fps = o.fps or self.family.fps
+        plan = spec.fit if spec.fit is not None and spec.fit.fitted else None
+        made = spec.generated()
         try:
             loaded = self.loaded()
-            job = job_for(self.family, o, prompt_with_hints(spec), spec.negative_prompt, spec.width, spec.height,
-                          spec.seconds, spec.seed, _image(spec))
+            job = job_for(self.family, o, prompt_with_hints(spec), spec.negative_prompt, made.width, made.height,
+                          made.seconds, spec.seed, _image(made))
+            if plan is not None and plan.retimed:      # longer than the family reaches: its longest, stretched
+                job = dataclasses.replace(job, num_frames=self.family.max_frames)
             frames = pipeline.generate(loaded, job, fps, report, cancelled)
-            count = len(frames)
+            count = want = len(frames)
+            out: Iterable = iter(frames)
+            if plan is not None:
+                from providers.media.fit import fitted
+                if plan.retimed:
+                    want = round(spec.seconds * fps)
+                out = fitted(out, count, spec.width, spec.height, want)
             mp4, thumbnail, sheet = encode_rgb(
-                iter(frames), count, fps,
-                on_frame=lambda i: report(DENOISE_SHARE + (99 - DENOISE_SHARE) * i // count))
+                out, want, fps, on_frame=lambda i: report(DENOISE_SHARE + (99 - DENOISE_SHARE) * i // want))
         except Cancelled:
             raise
         except Exception as e:   # torch's errors have no common base: each is this job's failure

@@ -14,10 +14,11 @@ from typing import Any, TypeVar
 
 from pydantic import ConfigDict, Field
 
-from providers import errors
+from providers import errors, video_fit
 from providers.base import Call, Progress, Provider, Reply, Usage, VideoFiles, VideoSpec
 from providers.mock.answers import BadFormat, ChatAnswer, TooLarge, embedding_answer
 from providers.options import ProviderConfig
+from providers.video_fit import Plan, VideoFit
 from providers.video_hints import prompt_with_hints
 
 T = TypeVar("T")
@@ -36,6 +37,9 @@ class Options(ProviderConfig):
     # video
     video_sizes: list[str] | None = None            # default: OpenAI's Sora sizes
     video_seconds: list[int] | None = None          # default: 4, 8, 12
+    # exact: with no video_sizes/video_seconds set, renders any size and length within providers/video_fit.py's
+    # bounds as asked; with them set, fits the others as every backend does. native: those (or Sora's) only.
+    video_fit: VideoFit = "exact"
     video_fps: int = Field(8, ge=1, le=60)
     video_latency_ms: float = Field(0, ge=0)        # extra time per job, spread over its progress steps
     video_fail_rate: float = Field(0, ge=0, le=1)   # share of jobs that fail after starting
@@ -120,6 +124,15 @@ class MockProvider(Provider[Options]):
         return Reply(body=body, usage=Usage(tokens, 0))
 
     # -- video -----------------------------------------------------------------
+
+    def video_plan(self, op: str, width: int, height: int, seconds: int) -> Plan | None:
+        """It draws any size and length as asked (within video_fit's bounds) unless it is told to act
+        as a backend of a few sizes (video_sizes, video_seconds), or kept to Sora's (video_fit: native)."""
+        o = self.options
+        if o.video_fit == "exact" and o.video_sizes is None and o.video_seconds is None \
+                and video_fit.bounds_problem(width, height) is None and 1 <= seconds <= video_fit.MAX_SECONDS:
+            return video_fit.native(width, height, seconds)
+        return super().video_plan(op, width, height, seconds)
 
     async def video_submit(self, spec: VideoSpec) -> dict[str, Any]:
         await self._before_answer()

@@ -92,13 +92,18 @@ def test_an_image_to_video_pipeline_needs_an_image(start_gateway, pipelines):
 
 
 def test_sizes_the_family_cannot_make_are_refused(start_gateway, pipelines):
+    """A listed size the family cannot make is a config error; with `video_fit: native` a size
+    not listed is a 400 that lists them (the default fits it: tests/video/test_video_fit.py)."""
     with pytest.raises(ConfigError) as e:
         config_loader.parse(yaml.safe_dump(video_config([local("gpu", pipelines["ltx"], video_sizes=["48x32"])],
                                                         [model("local-video", "gpu")])))
     assert any("multiples of 32" in line for line in e.value.errors)
-    gw = start_gateway(video_config([local("gpu", pipelines["ltx"])], [model("local-video", "gpu")]))
-    with pytest.raises(openai.BadRequestError, match="Supported sizes"):
+    gw = start_gateway(video_config([local("gpu", pipelines["ltx"], video_fit="native")],
+                                    [model("local-video", "gpu")]))
+    with pytest.raises(openai.BadRequestError, match="Supported sizes for model 'local-video' are: 32x32, 64x32"):
         gw.client().videos.create(model="local-video", prompt="x", size="1280x720", seconds="1")
+    with pytest.raises(openai.BadRequestError, match="Supported values for model 'local-video' are: '1', '2'"):
+        gw.client().videos.create(model="local-video", prompt="x", size="64x32", seconds="4")
 
 
 # -- workers on Redis ------------------------------------------------------------
