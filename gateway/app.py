@@ -19,6 +19,7 @@ from gateway.runtime import Runtime
 from gateway.services import Services
 from gateway.store import open_store
 from gateway.video import api as videos_api
+from gateway.video import generations
 from gateway.video.service import Videos
 
 log = logging.getLogger("gateway")
@@ -35,10 +36,13 @@ for _prefix in ("/v1", ""):
     _EXACT[f"{_prefix}/messages/count_tokens"] = {"POST": messages.count_tokens}
     _EXACT[f"{_prefix}/models"] = {"GET": models.list_models}
     _EXACT[f"{_prefix}/videos"] = {"POST": videos_api.videos_root, "GET": videos_api.videos_root}
+    _EXACT[f"{_prefix}/video/generations"] = {"POST": generations.generations_root,
+                                              "GET": generations.generations_root}
 _EXACT["/healthz"] = {"GET": health.healthz}
 _EXACT["/readyz"] = {"GET": health.readyz}
 _EXACT["/metrics"] = {"GET": health.metrics}
 _VIDEO_PATHS: dict[str, Handler] = dict.fromkeys(("GET", "POST", "DELETE"), videos_api.videos_path)
+_GENERATION_PATHS: dict[str, Handler] = dict.fromkeys(("GET", "POST", "DELETE"), generations.generations_path)
 _RESPONSE_PATHS: dict[str, Handler] = dict.fromkeys(("GET", "POST", "DELETE"), responses.response_path)
 _PREFIX: list[tuple[str, dict[str, Handler]]] = [
     ("/v1/models/", {"GET": models.retrieve_model}),
@@ -47,6 +51,8 @@ _PREFIX: list[tuple[str, dict[str, Handler]]] = [
     ("/v1/responses/", _RESPONSE_PATHS),
     ("/responses/", _RESPONSE_PATHS),
     ("/videos/", _VIDEO_PATHS),
+    ("/v1/video/generations/", _GENERATION_PATHS),
+    ("/video/generations/", _GENERATION_PATHS),
 ]
 
 

@@ -39,6 +39,7 @@ def test_serve_shipped_config_answers_the_sdk(tmp_path):
                                                                 messages=[{"role": "user", "content": "x"}])
         assert fast.headers["x-gateway-provider"] == "mock"
         assert httpx.get(f"http://127.0.0.1:{port}/readyz").json()["status"] == "ready"
+        _the_articles_video_request(port)
     finally:
         proc.terminate()
         out, _ = proc.communicate(timeout=10)
@@ -68,3 +69,20 @@ def test_workers_without_redis_refuse_limits_they_would_multiply(tmp_path):
                        cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert r.returncode == 2
     assert "state.redis_url" in r.stderr and "key budgets" in r.stderr and "key limits" in r.stderr
+
+
+def _the_articles_video_request(port: int) -> None:
+    """The video article's request, as its readers send it: its path, body and model name."""
+    from tests.video.conftest import decode_mp4
+    api = httpx.Client(base_url=f"http://127.0.0.1:{port}/v1", headers={"authorization": "Bearer sk-demo"})
+    created = api.post("/video/generations", json={"model": "sora-v1", "prompt": "a paper boat on a pond",
+                                                   "duration": 5, "resolution": "480p", "seed": 7}).json()
+    assert created["job_id"] == created["id"] and created["status"] in ("queued", "in_progress"), created
+    deadline = time.time() + 120
+    while (job := api.get(f"/video/generations/{created['job_id']}").json())["status"] in ("queued", "in_progress"):
+        assert time.time() < deadline, job
+        time.sleep(0.2)
+    assert job["status"] == "completed", job
+    assert job["model"] == "sora-2" and (job["duration"], job["resolution"]) == (5, "854x480")
+    decoded = decode_mp4(httpx.get(job["video_url"]).content)        # a signed link: no key needed
+    assert (decoded.width, decoded.height, decoded.frames) == (854, 480, 5 * 8)

@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
+from typing import Any
 
 import orjson
 
@@ -59,16 +61,28 @@ async def _own(rt: Runtime, key: Key, video_id: str) -> Job:
     return Job.of(record)
 
 
-def _shown(req: Request, rt: Runtime, job: Job) -> bytes:
-    return job_video(job, public_url(req, rt), rt)
+# How a job is shown: OpenAI's Video object (`Job.video`), or the article's generation
+# (gateway/video/generations.py); given the job and its signed video_url once completed.
+View = Callable[[Job, str | None], dict[str, Any]]
 
 
-def job_video(job: Job, base_url: str, rt: Runtime) -> bytes:
-    """OpenAI's video object for `job`, with a signed `video_url` once it is completed."""
-    url = None
+def openai_video(job: Job, url: str | None) -> dict[str, Any]:
+    return job.video(url)
+
+
+def _shown(req: Request, rt: Runtime, job: Job, view: View = openai_video) -> bytes:
+    return job_video(job, public_url(req, rt), rt, view)
+
+
+def job_video(job: Job, base_url: str, rt: Runtime, view: View = openai_video) -> bytes:
+    """`job` as `view` shows it, with a signed `video_url` once it is completed."""
+    return orjson.dumps(view(job, video_url_of(job, base_url, rt)))
+
+
+def video_url_of(job: Job, base_url: str, rt: Runtime) -> str | None:
     if job.status == "completed" and not _expired(job):
-        url = _videos(rt).video_url(base_url, job.id)
-    return orjson.dumps(job.video(url))
+        return _videos(rt).video_url(base_url, job.id)
+    return None
 
 
 def public_url(req: Request, rt: Runtime) -> str:
@@ -104,9 +118,9 @@ SUBMISSION = VideoSubmission()
 async def videos_root(req: Request, rt: Runtime) -> None:
     if req.method == "POST":
         async with Exchange(req, rt, SUBMISSION) as x:
-            await _create(x)
+            await create(x)
     else:
-        await _list(req, rt)
+        await list_jobs(req, rt)
 
 
 async def _read_body(req: Request, rt: Runtime) -> bytes:
@@ -116,7 +130,7 @@ async def _read_body(req: Request, rt: Runtime) -> bytes:
     return body
 
 
-async def _create(x: Exchange) -> None:
+async def create(x: Exchange, view: View = openai_video) -> None:
     req, rt = x.req, x.rt
     x.key = key = rt.keys.authenticate(req.headers)
     body = await _read_body(req, rt)
@@ -138,16 +152,16 @@ async def _create(x: Exchange) -> None:
     job = Job(new_id(), key.id, served.name, vreq.prompt, vreq.seconds, vreq.size, int(time.time()),
               key_name=key.name, params=params, reference_type=reference_type if reference else None,
               callback_url=vreq.callback_url)
-    await _accept(x, key, served, strategy, job, reference)
+    await _accept(x, key, served, strategy, job, reference, view)
 
 
 async def _accept(x: Exchange, key: Key, served: ServedModel, strategy: str | None, job: Job,
-                  reference: bytes | None) -> None:
+                  reference: bytes | None, view: View = openai_video) -> None:
     await submit.accept(x, key, _videos(x.rt), served, strategy, job, reference)
-    await x.req.respond(200, _shown(x.req, x.rt, job), x.answering(200, *_poll_after(x.rt)))
+    await x.req.respond(200, _shown(x.req, x.rt, job, view), x.answering(200, *_poll_after(x.rt)))
 
 
-async def _list(req: Request, rt: Runtime) -> None:
+async def list_jobs(req: Request, rt: Runtime, view: View = openai_video) -> None:
     key = rt.keys.authenticate(req.headers)
     q = req.query()
     order = q.get("order", "desc")
@@ -163,7 +177,7 @@ async def _list(req: Request, rt: Runtime) -> None:
         records, more = await rt.store.jobs.page(key.id, after, int(limit_text), order)
     except StoreDown:
         raise _unavailable() from None
-    data = [orjson.Fragment(_shown(req, rt, Job.of(r))) for r in records]
+    data = [orjson.Fragment(_shown(req, rt, Job.of(r), view)) for r in records]
     await req.respond(200, orjson.dumps({
         "object": "list", "data": data, "first_id": records[0].id if records else None,
         "last_id": records[-1].id if records else None, "has_more": more}))
@@ -180,7 +194,7 @@ async def videos_path(req: Request, rt: Runtime) -> None:
             await _from_source(x, "edit" if video_id == "edits" else "extend", None)
     elif not action:
         _allow(req, ("GET", "DELETE"))
-        await (_retrieve(req, rt, video_id) if req.method == "GET" else _delete(req, rt, video_id))
+        await (retrieve(req, rt, video_id) if req.method == "GET" else delete(req, rt, video_id))
     elif action == "content":
         _allow(req, ("GET",))
         await _content(req, rt, video_id)
@@ -198,13 +212,13 @@ def _allow(req: Request, methods: tuple[str, ...]) -> None:
                        code="method_not_allowed", headers=[(b"allow", ", ".join(methods).encode())])
 
 
-async def _retrieve(req: Request, rt: Runtime, video_id: str) -> None:
+async def retrieve(req: Request, rt: Runtime, video_id: str, view: View = openai_video) -> None:
     key = rt.keys.authenticate(req.headers)
     job = await _own(rt, key, video_id)
-    await req.respond(200, _shown(req, rt, job), _poll_after(rt))
+    await req.respond(200, _shown(req, rt, job, view), _poll_after(rt))
 
 
-async def _delete(req: Request, rt: Runtime, video_id: str) -> None:
+async def delete(req: Request, rt: Runtime, video_id: str, view: View = openai_video) -> None:
     key = rt.keys.authenticate(req.headers)
     job = await _own(rt, key, video_id)
     try:
@@ -225,7 +239,12 @@ async def _delete(req: Request, rt: Runtime, video_id: str) -> None:
                 pass
         await rt.limiter.refund(job.key, job.model, job.provider, job.budget_hold, job.cost_nano)
     await asyncio.to_thread(videos.assets.delete, job.id)
-    await req.respond(200, orjson.dumps({"id": job.id, "object": "video.deleted", "deleted": True}))
+    await req.respond(200, orjson.dumps(deleted_answer(job, view)))
+
+
+def deleted_answer(job: Job, view: View) -> dict[str, Any]:
+    shown = {"id": job.id, "object": "video.deleted", "deleted": True}
+    return shown if view is openai_video else {**shown, "job_id": job.id}
 
 
 async def _from_source(x: Exchange, op: str, video_id: str | None) -> None:

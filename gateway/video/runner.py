@@ -15,6 +15,7 @@ import functools
 import logging
 import time
 from collections.abc import Callable
+from typing import Any
 
 from gateway.config.schema import VideosConfig
 from gateway.metrics import VIDEO_JOBS, VIDEO_SECONDS
@@ -46,12 +47,22 @@ class _Lost(Exception):
     """The job was deleted, or another runner holds it now."""
 
 
+def _reachable(host: str) -> str:
+    """A listening address as a URL's host: a wildcard as loopback, IPv6 in brackets."""
+    if host in ("0.0.0.0", "::", ""):
+        return "127.0.0.1"
+    return f"[{host}]" if ":" in host else host
+
+
 class Runner:
     """The runs of one provider's queue in this process, up to `slots` at once."""
 
     def __init__(self, store: Store, assets: Assets, sender: Sender, runtime: Callable[[], Runtime],
-                 queue: str, consumer: str, slots: Callable[[], int]) -> None:
-        """`runtime()`: the config version a new run takes; `slots()`: how many may run at once now."""
+                 queue: str, consumer: str, slots: Callable[[], int],
+                 video_url: Callable[[str, str], str]) -> None:
+        """`runtime()`: the config version a new run takes; `slots()`: how many may run at once now;
+        `video_url(base_url, job_id)`: a signed link to a finished video (for webhook events)."""
+        self.video_url = video_url
         self.store = store
         self.assets = assets
         self.sender = sender
@@ -297,8 +308,17 @@ class Runner:
                                                         job.cost_nano)
 
     async def _finish(self, job: Job, token: str | None, event_type: str) -> bool:
-        hooks = self.runtime().config.webhooks
-        deliveries = deliveries_for(hooks, event_type, job.id, job.callback_url)
+        rt = self.runtime()
+        # The article's fields beside OpenAI's `id`: a receiver can fetch the video without an API call.
+        # The link is on server.public_url (else the address the gateway listens on) and expires as any.
+        more: dict[str, Any] = {"job_id": job.id, "status": job.status}
+        if job.status == "completed":
+            server = rt.config.server
+            base = server.public_url or f"http://{_reachable(server.host)}:{server.port}"
+            more["video_url"] = self.video_url(base, job.id)
+        elif job.error is not None:
+            more["error_message"] = job.error.get("message", "")
+        deliveries = deliveries_for(rt.config.webhooks, event_type, job.id, job.callback_url, more)
         done = await self.store.jobs.update(job.record(), token, deliveries)
         if done and deliveries:
             self.sender.wake.set()

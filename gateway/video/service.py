@@ -139,7 +139,7 @@ class Videos:
     def _start_runner(self, name: str, runtime: Callable[[], Runtime] | None = None) -> None:
         runtime = runtime or self.runtime
         runner = self.runners[name] = Runner(self.store, self.assets, self.sender,
-                                             runtime, name, self.consumer, _slots(runtime, name))
+                                             runtime, name, self.consumer, _slots(runtime, name), self.video_url)
         task = self._runner_tasks[name] = asyncio.create_task(runner.run(), name=f"video-runner-{name}")
         self._tasks.append(task)
         if self._woken is None:

@@ -22,7 +22,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from gateway import netguard
@@ -44,14 +44,16 @@ _BUSY_RETRY_S = 1.0    # a delivery whose receiver is busy goes back this long
 _MAX_ERROR_CHARS = 300
 
 
-def deliveries_for(hooks: WebhooksConfig, type: str, video_id: str, callback_url: str | None) -> list[Delivery]:
-    """One delivery per endpoint subscribed to `type`, plus the job's own callback_url."""
+def deliveries_for(hooks: WebhooksConfig, type: str, video_id: str, callback_url: str | None,
+                   more: dict[str, Any] | None = None) -> list[Delivery]:
+    """One delivery per endpoint subscribed to `type`, plus the job's own callback_url;
+    `more`: the event's data beside the video's id."""
     if not hooks.secret:
         return []
     urls = [e.url for e in hooks.endpoints if type in e.events]
     if callback_url:
         urls.append(callback_url)
-    event_id, body = event(type, video_id)
+    event_id, body = event(type, video_id, more=more)
     now = time.time()
     return [Delivery(f"{event_id}.{i}", event_id, url, body, video_id, next_at=now)
             for i, url in enumerate(dict.fromkeys(urls))]

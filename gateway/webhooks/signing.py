@@ -16,6 +16,7 @@ import hashlib
 import hmac
 import secrets
 import time
+from typing import Any
 
 import orjson
 
@@ -54,15 +55,17 @@ def sign(secret: str, msg_id: str, timestamp: int, body: bytes) -> dict[str, str
     }
 
 
-def event(type: str, video_id: str, created_at: int | None = None) -> tuple[str, bytes]:
-    """An event in OpenAI's shape, e.g. `video.completed`: its id and its JSON body."""
+def event(type: str, video_id: str, created_at: int | None = None,
+          more: dict[str, Any] | None = None) -> tuple[str, bytes]:
+    """An event in OpenAI's shape, e.g. `video.completed`: its id and its JSON body. `more`
+    goes into `data` beside the video's `id` (OpenAI's SDK reads `id`; the rest is the gateway's)."""
     event_id = "evt_" + secrets.token_hex(16)
     body = orjson.dumps({
         "id": event_id,
         "object": "event",
         "type": type,
         "created_at": int(time.time()) if created_at is None else created_at,
-        "data": {"id": video_id},
+        "data": {"id": video_id, **(more or {})},
     })
     return event_id, body
 

@@ -56,8 +56,10 @@ def test_a_full_queue_sends_the_job_to_the_next_target(start_gateway):
 
 
 def test_a_target_without_the_size_is_passed_over(start_gateway):
+    """With `video_fit: native` (the default fits: tests/video/test_video_fit.py)."""
     gw = start_gateway(video_config(
-        [mock_video("wide", video_sizes=["320x180"]), mock_video("tall", video_sizes=["180x320"])],
+        [mock_video("wide", video_sizes=["320x180"], video_fit="native"),
+         mock_video("tall", video_sizes=["180x320"], video_fit="native")],
         [video_model("mock-video", "wide", "tall")]))
     assert _create(gw, size="320x180").headers["x-gateway-provider"] == "wide"
     raw = _create(gw, size="180x320")
