@@ -59,7 +59,8 @@ class Jobs(ABC):
 
     @abstractmethod
     async def create(self, job: JobRecord, queue: str) -> None:
-        """Store a new job and put it on `queue` (a provider's name), atomically."""
+        """Store a new job and put it on `queue` (a provider's name), atomically; with
+        `queue` empty, on none (a job finished as it is made: a cache hit)."""
 
     @abstractmethod
     async def get(self, job_id: str) -> JobRecord | None: ...

@@ -11,15 +11,17 @@ from typing import Any
 
 import orjson
 
+from gateway import cache
 from gateway import protocol as json_protocol
 from gateway.asgi import AnswerCut, Headers, Request
 from gateway.auth import Key
 from gateway.errors import ApiError, bad_request
-from gateway.exchange import Dialect, Exchange
-from gateway.metrics import VIDEO_JOBS
+from gateway.exchange import ATTEMPTS, CACHE, PROVIDER, Dialect, Exchange
+from gateway.metrics import CACHE_HITS, CACHE_MISSES, VIDEO_JOBS
 from gateway.routes import ServedModel
 from gateway.runtime import Runtime
 from gateway.store import StoreDown
+from gateway.video import cache as video_cache
 from gateway.video import protocol, submit
 from gateway.video.assets import VARIANTS, parse_range
 from gateway.video.jobs import Job, new_id, owned_by
@@ -152,7 +154,33 @@ async def create(x: Exchange, view: View = openai_video) -> None:
     job = Job(new_id(), key.id, served.name, vreq.prompt, vreq.seconds, vreq.size, int(time.time()),
               key_name=key.name, params=params, reference_type=reference_type if reference else None,
               callback_url=vreq.callback_url)
+    lookup = video_cache.lookup_key(served, key, vreq, reference)
+    if lookup is not None:
+        read, write = cache.directives(req.headers)
+        if read and await _from_cache(x, lookup, job, view):
+            return
+        CACHE_MISSES.inc((served.name,))
+        x.headers.append((CACHE, b"miss"))
+        job.cache_key = lookup if write else None
     await _accept(x, key, served, strategy, job, reference, view)
+
+
+async def _from_cache(x: Exchange, lookup: str, job: Job, view: View) -> bool:
+    """A hit: a completed copy of the video kept for this request, no generation and no charge."""
+    try:
+        if not await video_cache.answer(x.rt, _videos(x.rt), lookup, job):
+            return False
+    except StoreDown:
+        raise _unavailable() from None
+    except OSError as e:
+        log.warning("video cache: could not copy the kept video's files: %s", e)
+        return False
+    CACHE_HITS.inc((job.model,))
+    VIDEO_JOBS.inc((job.model, job.provider, "cached"))
+    x.provider, x.cache_hit = job.provider, True
+    x.headers += [(CACHE, b"hit"), (PROVIDER, job.provider.encode()), (ATTEMPTS, b"0")]
+    await x.req.respond(200, _shown(x.req, x.rt, job, view), x.answering(200, *_poll_after(x.rt)))
+    return True
 
 
 async def _accept(x: Exchange, key: Key, served: ServedModel, strategy: str | None, job: Job,

@@ -62,6 +62,7 @@ class Job:
     runs: int = 0
     key_name: str = ""                           # the owner's name when submitted, for display only
     fit: dict[str, str] | None = None            # what the target generated, when fitted (providers/video_fit.py)
+    cache_key: str | None = None                 # kept in the video cache under this once completed (cache.py)
 
     @property
     def width(self) -> int:

@@ -21,6 +21,7 @@ from gateway.config.schema import VideosConfig
 from gateway.metrics import VIDEO_JOBS, VIDEO_SECONDS
 from gateway.runtime import Runtime
 from gateway.store import Claim, Store, StoreDown
+from gateway.video import cache as video_cache
 from gateway.video.assets import Assets
 from gateway.video.jobs import Job
 from gateway.webhooks.delivery import Sender, deliveries_for
@@ -47,22 +48,15 @@ class _Lost(Exception):
     """The job was deleted, or another runner holds it now."""
 
 
-def _reachable(host: str) -> str:
-    """A listening address as a URL's host: a wildcard as loopback, IPv6 in brackets."""
-    if host in ("0.0.0.0", "::", ""):
-        return "127.0.0.1"
-    return f"[{host}]" if ":" in host else host
-
-
 class Runner:
     """The runs of one provider's queue in this process, up to `slots` at once."""
 
     def __init__(self, store: Store, assets: Assets, sender: Sender, runtime: Callable[[], Runtime],
                  queue: str, consumer: str, slots: Callable[[], int],
-                 video_url: Callable[[str, str], str]) -> None:
+                 event_data: Callable[[Job], dict[str, Any]]) -> None:
         """`runtime()`: the config version a new run takes; `slots()`: how many may run at once now;
-        `video_url(base_url, job_id)`: a signed link to a finished video (for webhook events)."""
-        self.video_url = video_url
+        `event_data(job)`: what a webhook event says of a job that ended (Videos.event_data)."""
+        self.event_data = event_data
         self.store = store
         self.assets = assets
         self.sender = sender
@@ -294,6 +288,7 @@ class Runner:
         job.expires_at = now + round(self._config().retention_hours * 3600)
         if await self._finish(job, token, "video.completed"):
             log.info("video %s completed on %s", job.id, job.provider)
+            await video_cache.keep(self.runtime(), job)
             VIDEO_JOBS.inc((job.model, job.provider, "completed"))
             return True
         await asyncio.to_thread(self.assets.delete, job.id)    # deleted while it ran: its files go too
@@ -308,17 +303,8 @@ class Runner:
                                                         job.cost_nano)
 
     async def _finish(self, job: Job, token: str | None, event_type: str) -> bool:
-        rt = self.runtime()
-        # The article's fields beside OpenAI's `id`: a receiver can fetch the video without an API call.
-        # The link is on server.public_url (else the address the gateway listens on) and expires as any.
-        more: dict[str, Any] = {"job_id": job.id, "status": job.status}
-        if job.status == "completed":
-            server = rt.config.server
-            base = server.public_url or f"http://{_reachable(server.host)}:{server.port}"
-            more["video_url"] = self.video_url(base, job.id)
-        elif job.error is not None:
-            more["error_message"] = job.error.get("message", "")
-        deliveries = deliveries_for(rt.config.webhooks, event_type, job.id, job.callback_url, more)
+        deliveries = deliveries_for(self.runtime().config.webhooks, event_type, job.id, job.callback_url,
+                                    self.event_data(job))
         done = await self.store.jobs.update(job.record(), token, deliveries)
         if done and deliveries:
             self.sender.wake.set()

@@ -11,6 +11,7 @@ import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from gateway.config.schema import Config, VideosConfig, WebhooksConfig
 from gateway.runtime import Runtime
@@ -18,6 +19,7 @@ from gateway.store import Store, StoreDown
 from gateway.video import links
 from gateway.video.assets import Assets, LocalAssets
 from gateway.video.assets_s3 import S3Assets
+from gateway.video.jobs import Job
 from gateway.video.runner import Runner
 from gateway.webhooks.delivery import Sender
 
@@ -139,7 +141,7 @@ class Videos:
     def _start_runner(self, name: str, runtime: Callable[[], Runtime] | None = None) -> None:
         runtime = runtime or self.runtime
         runner = self.runners[name] = Runner(self.store, self.assets, self.sender,
-                                             runtime, name, self.consumer, _slots(runtime, name), self.video_url)
+                                             runtime, name, self.consumer, _slots(runtime, name), self.event_data)
         task = self._runner_tasks[name] = asyncio.create_task(runner.run(), name=f"video-runner-{name}")
         self._tasks.append(task)
         if self._woken is None:
@@ -155,6 +157,19 @@ class Videos:
     def video_url(self, base_url: str, video_id: str, variant: str = "video") -> str:
         """A signed download link on `base_url` (`server.public_url`, else where the client reached us)."""
         return links.signed_url(base_url, self._link_secret, video_id, variant, self.config().link_ttl_s)
+
+    def event_data(self, job: Job) -> dict[str, Any]:
+        """What a webhook event says of a job that ended, beside OpenAI's `id`: the article's
+        fields, so a receiver can fetch the video without an API call. The link is on
+        server.public_url (else the address the gateway listens on) and expires as any."""
+        more: dict[str, Any] = {"job_id": job.id, "status": job.status}
+        if job.status == "completed":
+            server = self.runtime().config.server
+            more["video_url"] = self.video_url(server.public_url or f"http://{_reachable(server.host)}:{server.port}",
+                                               job.id)
+        elif job.error is not None:
+            more["error_message"] = job.error.get("message", "")
+        return more
 
     def link_ok(self, video_id: str, variant: str, expires: str, signature: str) -> bool:
         return links.verify(self._link_secret, video_id, variant, expires, signature)
@@ -221,3 +236,10 @@ def _slots(runtime: Callable[[], Runtime], name: str) -> Callable[[], int]:
         provider = runtime().providers.get(name)
         return (getattr(provider.options, "max_concurrent", None) if provider is not None else None) or 16
     return slots
+
+
+def _reachable(host: str) -> str:
+    """A listening address as a URL's host: a wildcard as loopback, IPv6 in brackets."""
+    if host in ("0.0.0.0", "::", ""):
+        return "127.0.0.1"
+    return f"[{host}]" if ":" in host else host

@@ -19,6 +19,23 @@ async def test_a_created_job_reads_back(open_store):
         assert await again.jobs.get(j.id) == j
 
 
+async def test_a_job_on_no_queue_is_listed_finished_and_deleted_but_never_run(open_store):
+    """A cache hit: a job made finished, on no queue."""
+    async with open_store() as store:
+        [queued] = await created(store, 1)
+        j = job(status="in_progress")
+        await store.jobs.create(j, "")
+        assert await store.jobs.get(j.id) == j
+        assert await store.jobs.page("alice", None, 10, "asc") == ([queued, j], False)
+        assert await store.jobs.update(finished(j), None, [delivery(j, 1, time.time())])
+        assert [d.id for d in await store.jobs.outbox_claim(time.time() + 1, 10, 30)] == [f"dlv_{j.id}_1"]
+        assert await store.jobs.queue_depth("sora") == 1
+        claim = await store.jobs.claim("sora", "w1", LEASE_S)
+        assert claim.job_id == queued.id and await store.jobs.claim("sora", "w1", LEASE_S) is None
+        assert await store.jobs.delete(j.id) == finished(j)
+        assert await store.jobs.get(j.id) is None and await store.jobs.queue_depth("sora") == 1
+
+
 async def test_lists_are_per_key_and_paged_by_id(open_store):
     async with open_store() as store:
         mine = []

@@ -26,7 +26,9 @@ class EmbeddedJobs(Jobs):
         def step(db: sqlite3.Connection) -> None:
             db.execute(f"INSERT INTO jobs ({_COLUMNS}) VALUES (?, ?, ?, ?, ?)",
                        (job.id, job.key, job.status, job.data, job.expires_at))
-            db.execute("INSERT INTO queue (queue, job_id, queued_at) VALUES (?, ?, ?)", (queue, job.id, time.time()))
+            if queue:
+                db.execute("INSERT INTO queue (queue, job_id, queued_at) VALUES (?, ?, ?)",
+                           (queue, job.id, time.time()))
         await self._db.run(step)
 
     async def get(self, job_id: str) -> JobRecord | None:

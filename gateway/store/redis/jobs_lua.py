@@ -47,21 +47,24 @@ end
 """
 
 # KEYS: job:<id>, videos:<key>, queue:<name>, videos:expiry
-# ARGV: id, key, status, data, expires_at or "", queue name, the "queued" channel
+# ARGV: id, key, status, data, expires_at or "", queue name ("": on no queue), the "queued" channel
 # Returns 1, or 0 when the id is taken (nothing written).
 CREATE = r"""
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
--- The group is made with the stream, so every stream we made has it.
-if redis.call('EXISTS', KEYS[3]) == 0 then
-  redis.call('XGROUP', 'CREATE', KEYS[3], 'workers', '0', 'MKSTREAM')
+local entry = ''
+if ARGV[6] ~= '' then
+  -- The group is made with the stream, so every stream we made has it.
+  if redis.call('EXISTS', KEYS[3]) == 0 then
+    redis.call('XGROUP', 'CREATE', KEYS[3], 'workers', '0', 'MKSTREAM')
+  end
+  entry = redis.call('XADD', KEYS[3], '*', 'job', ARGV[1])
 end
-local entry = redis.call('XADD', KEYS[3], '*', 'job', ARGV[1])
 redis.call('HSET', KEYS[1], 'data', ARGV[4], 'status', ARGV[3], 'key', ARGV[2], 'token', '',
            'expires_at', ARGV[5], 'queue', ARGV[6], 'entry', entry)
 redis.call('ZADD', KEYS[2], 0, ARGV[1])
 if ARGV[5] ~= '' then redis.call('ZADD', KEYS[4], ARGV[5], ARGV[1]) end
 -- Wakes the runners of this queue at once, wherever they are (they also look every 0.25 s).
-redis.call('PUBLISH', ARGV[7], ARGV[6])
+if ARGV[6] ~= '' then redis.call('PUBLISH', ARGV[7], ARGV[6]) end
 return 1
 """
 
