@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from gateway.errors import ApiError
 from gateway.protocol import chat_request, embeddings_request
 from gateway.video.protocol import parse_create
+from providers import video_fit
 from providers.mock.answers import ChatAnswer, TooLarge, embedding_answer
 from tests.harness import base_config, chat_model
 from tests.video.conftest import mock_video, video_model
@@ -68,8 +69,10 @@ EMBEDDINGS = _with_fields(
      "encoding_format": st.sampled_from(["float", "base64"]) | JSONISH})
 VIDEO = _with_fields(
     st.fixed_dictionaries({}, optional={"prompt": _TEXT | JSONISH, "model": st.just("mock-video") | JSONISH}),
-    {f: JSONISH | _TEXT for f in ["seconds", "duration", "size", "resolution", "seed", "negative_prompt",
-                                  "style_preset", "camera_movement", "callback_url", "input_reference"]})
+    {**{f: JSONISH | _TEXT for f in ["seconds", "duration", "size", "resolution", "seed", "negative_prompt",
+                                     "style_preset", "camera_movement", "callback_url", "input_reference"]},
+     **{f: st.from_regex(r"[0-9]{1,5}x[0-9]{1,5}", fullmatch=True) for f in ["size", "resolution"]},
+     **{f: st.integers(-5, 100) for f in ["seconds", "duration"]}})
 
 
 def _body(value: Any) -> bytes:
@@ -114,12 +117,16 @@ def test_embeddings_parser_and_the_mock_reading_it(value):
 
 
 @settings(max_examples=150, deadline=None)
-@given(VIDEO | JSONISH)
-def test_video_json_parser(value):
+@given(VIDEO | JSONISH, st.booleans())
+def test_video_json_parser(value, fits):
+    """Both ways a model takes sizes: its own only, or any within the bounds (fitted)."""
     try:
-        parse_create(b"application/json", _body(value))
+        req = parse_create(b"application/json", _body(value), fits=fits)
     except ApiError as e:
         _client_error(e)
+        return
+    if fits:
+        assert video_fit.bounds_problem(req.width, req.height) is None and 1 <= int(req.seconds) <= 60
 
 
 @settings(max_examples=100, deadline=None)

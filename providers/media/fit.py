@@ -57,14 +57,28 @@ def fitted(frames: Iterable[np.ndarray], count: int, width: int, height: int, wa
     return retimed((covered(f, width, height) for f in frames), count, want)
 
 
+# What a backend's video may be, to be fitted: past these it is refused, not decoded (a
+# hostile or broken upstream must not make the gateway hold gigabytes of frames).
+MOST_SIDE = 4096
+MOST_FPS = 120
+MOST_FRAMES = 120 * 60 * 2
+
+
 def refit_mp4(mp4: bytes, width: int, height: int, seconds: float) -> tuple[bytes, bytes, bytes]:
     """A backend's MP4 made `width` x `height` and `seconds` long at its own frame rate:
-    (mp4, thumbnail, spritesheet). ValueError if it cannot be decoded."""
+    (mp4, thumbnail, spritesheet). ValueError if it cannot be decoded, or is past the bounds above."""
     try:
         with av.open(io.BytesIO(mp4), "r") as container:
             stream = container.streams.video[0]
             fps = max(1, round(float(stream.average_rate or stream.guessed_rate or 24)))
-            count = sum(1 for packet in container.demux(stream) if packet.size > 0)
+            w, h = stream.codec_context.width, stream.codec_context.height
+            if not (0 < w <= MOST_SIDE and 0 < h <= MOST_SIDE) or fps > MOST_FPS:
+                raise ValueError(f"it is {w}x{h} at {fps} fps (at most {MOST_SIDE} a side and {MOST_FPS} fps)")
+            count = 0
+            for packet in container.demux(stream):
+                count += packet.size > 0
+                if count > MOST_FRAMES:
+                    raise ValueError(f"it has more than {MOST_FRAMES} frames")
         if count == 0:
             raise ValueError("the video has no frames")
         want = max(1, round(seconds * fps))

@@ -35,6 +35,7 @@ class VideoBehaviour(Behaviour):
     poll_failures: int = 0             # the first N status checks answer 500
     redirect_download: bool = False    # /content?variant=video answers 302 to /v1/files/<id>.mp4
     previews: bool = True              # thumbnail and spritesheet variants exist (else 404)
+    video_bytes: bytes | None = None   # served as the video instead of the sample (a hostile answer)
 
 
 def parse_form(content_type: str, body: bytes) -> dict[str, Any]:
@@ -180,7 +181,7 @@ class FakeOpenAIVideo(FakeServer):
         if variant == "video":
             if self.behaviour.redirect_download:
                 raise web.HTTPFound(f"/v1/files/{vid}.mp4")
-            return web.Response(body=rendered.mp4, content_type="video/mp4")
+            return web.Response(body=self.behaviour.video_bytes or rendered.mp4, content_type="video/mp4")
         if not self.behaviour.previews:
             return _not_found(vid, f"No {variant} for video '{vid}'.")
         if variant == "thumbnail":

@@ -11,6 +11,8 @@ from pathlib import Path
 import openai
 import pytest
 import yaml
+from hypothesis import given
+from hypothesis import strategies as st
 
 from providers import video_fit
 from providers.video_fit import Plan
@@ -137,6 +139,44 @@ def test_every_hosted_provider_serves_a_size_and_length_it_does_not_make(start_g
     decoded = decode_mp4(client.videos.download_content(video.id).read())
     assert (decoded.width, decoded.height, decoded.frames) == (720, 1280, 8 * 8)
     assert sample().frames == 8
+
+
+def test_a_video_that_cannot_be_fitted_fails_its_job(start_gateway, loop):
+    """A hostile upstream's 'video' that does not decode: the job fails with invalid_video, nothing is kept."""
+    from tests.upstreams.openai_video_fake import FakeOpenAIVideo
+    fake = FakeOpenAIVideo(loop)
+    try:
+        fake.behaviour.video_bytes = b"\x00\x00\x00\x18ftypmp42" + b"\xff" * 4096
+        gw = start_gateway(_config(PROVIDERS["openai"], fake))
+        video = gw.client().videos.create_and_poll(model="hosted", prompt="p", size="720x1280", seconds="4")
+        assert video.status == "failed" and video.error.code == "invalid_video", video
+        assert "could not be fitted to 720x1280" in video.error.message
+    finally:
+        fake.close()
+
+
+@pytest.mark.parametrize("make,why", [
+    (lambda: b"not a video at all", "could not be read"),
+    (lambda: __import__("providers.mock.video", fromlist=["render"]).render("wide", 4098, 64, 0.25).mp4,
+     "at most 4096 a side"),
+])
+def test_refitting_refuses_what_it_cannot_or_must_not_decode(make, why):
+    from providers.media.fit import refit_mp4
+    with pytest.raises(ValueError, match=why):
+        refit_mp4(make(), 320, 180, 1)
+
+
+@given(st.integers(-10, 5000), st.integers(-10, 5000), st.integers(-5, 100),
+       st.lists(st.sampled_from(["64x32", "32x64", "1280x720", "720x1280", "1024x1024", "832x480"]), max_size=4),
+       st.lists(st.integers(1, 20), max_size=4), st.sampled_from(["exact", "native"]))
+def test_a_plan_is_within_the_backend_and_the_bounds_or_none(width, height, seconds, sizes, durations, fit):
+    plan = video_fit.plan(fit, sizes, [str(d) for d in durations], width, height, seconds)
+    if plan is None:
+        return
+    assert f"{plan.width}x{plan.height}" in sizes and plan.seconds in durations
+    assert (plan.want_width, plan.want_height, plan.want_seconds) == (width, height, seconds)
+    if plan.fitted:
+        assert fit == "exact" and video_fit.bounds_problem(width, height) is None and 1 <= seconds <= 60
 
 
 # -- every local family, through a worker --------------------------------------------------
