@@ -14,6 +14,7 @@ from gateway.api import chat, health, messages, models, responses
 from gateway.asgi import AnswerCut, ClientGone, Receive, Request, Scope, Send
 from gateway.config import Checked
 from gateway.errors import ApiError
+from gateway.images import api as images
 from gateway.live_config import LiveConfig
 from gateway.runtime import Runtime
 from gateway.services import Services
@@ -31,6 +32,8 @@ _EXACT: dict[str, dict[str, Handler]] = {}
 for _prefix in ("/v1", ""):
     _EXACT[f"{_prefix}/chat/completions"] = {"POST": exchange.handler(chat.CHAT)}
     _EXACT[f"{_prefix}/embeddings"] = {"POST": exchange.handler(chat.EMBEDDINGS)}
+    _EXACT[f"{_prefix}/images/generations"] = {"POST": exchange.handler(images.GENERATIONS)}
+    _EXACT[f"{_prefix}/images/edits"] = {"POST": exchange.handler(images.EDITS)}
     _EXACT[f"{_prefix}/responses"] = {"POST": exchange.handler(responses.RESPONSES)}
     _EXACT[f"{_prefix}/messages"] = {"POST": exchange.handler(messages.MESSAGES)}
     _EXACT[f"{_prefix}/messages/count_tokens"] = {"POST": messages.count_tokens}

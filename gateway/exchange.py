@@ -113,10 +113,15 @@ class Dialect:
 
 class AnswerDialect(Dialect, ABC):
     """A request-and-answer API (chat, embeddings, ...), served whole by `serve`."""
+    form = False     # True: its requests are multipart/form-data, read by `parse_form`
 
     @abstractmethod
     def parse(self, body: bytes) -> Inbound:
         """The request, or an ApiError (400) saying what is wrong with it."""
+
+    def parse_form(self, content_type: bytes, body: bytes) -> Inbound:
+        """A multipart/form-data request (dialects with `form`), or its 400."""
+        return self.parse(body)
 
 
 class Exchange:
@@ -291,9 +296,12 @@ async def serve(dialect: AnswerDialect, req: Request, rt: Runtime) -> None:
     try:
         x.key = key = rt.keys.authenticate(req.headers)
         body = await req.body(rt.max_body)
-        if len(body) >= protocol.ESTIMATE_FROM:
-            await protocol.check_parse_work(body, rt.max_parse_ms)
-        inbound = dialect.parse(body)
+        if dialect.form:    # multipart/form-data (image edits): its own bounded reader, not JSON's
+            inbound = dialect.parse_form(req.headers.get(b"content-type", b""), body)
+        else:
+            if len(body) >= protocol.ESTIMATE_FROM:
+                await protocol.check_parse_work(body, rt.max_parse_ms)
+            inbound = dialect.parse(body)
         served, strategy = rt.resolve(key, inbound.model, dialect.kind)
         x.model = served.name
         if inbound.prepare is not None:

@@ -186,7 +186,8 @@ async def _attempt(target: Target, call: Call, budget: float) -> Outcome:
                 spec.fit = provider.video_plan(spec.op, spec.width, spec.height, spec.seconds)
                 state = await provider.video_submit(spec if provider.fits_itself else spec.generated())
                 return Outcome(Reply(extra={"state": state, "fit": spec.fit}), target, 0, 0.0)
-            reply = await (provider.chat(call) if call.op == "chat" else provider.embeddings(call))
+            reply = await (provider.chat(call) if call.op == "chat" else provider.images(call)
+                           if call.op in ("images", "image_edits") else provider.embeddings(call))
             first = None
             if reply.chunks is not None:
                 try:

@@ -25,7 +25,8 @@ from providers.registry import TYPES
 
 log = logging.getLogger("gateway")
 
-_ENDPOINT = {"chat": "v1/chat/completions", "embedding": "v1/embeddings", "video": "v1/videos"}
+_ENDPOINT = {"chat": "v1/chat/completions", "embedding": "v1/embeddings", "video": "v1/videos",
+             "image": "v1/images/generations"}
 
 
 class Runtime:

@@ -32,7 +32,7 @@ class Native:
 @dataclass(slots=True)
 class Call:
     """One attempt, as the router hands it to a provider."""
-    op: str                  # "chat" | "embeddings"
+    op: str                  # "chat" | "embeddings" | "video" | "images" | "image_edits"
     body: bytes              # the client's JSON body, untouched (or its chat translation)
     data: dict[str, Any]     # the same body, parsed; read-only
     model: str               # the upstream model name for this target
@@ -40,6 +40,14 @@ class Call:
     request_id: str = ""
     video: VideoSpec | None = None   # op "video": the job to hand over
     native: Native | None = None     # the client's own request, where it spoke another API than chat
+
+
+@dataclass(frozen=True, slots=True)
+class Upload:
+    """A file a client sent (an image to edit, a mask): its name, media type (from its bytes) and bytes."""
+    filename: str
+    media_type: str
+    data: bytes = field(repr=False)
 
 
 @dataclass(slots=True)
@@ -169,6 +177,12 @@ class Provider(Generic[OptionsT]):
 
     async def embeddings(self, call: Call) -> Reply:
         raise self.unsupported("embeddings")
+
+    async def images(self, call: Call) -> Reply:
+        """`call.op` "images" (`call.body` is the client's JSON) or "image_edits" (`call.data` holds the
+        form's fields, and its `image` list and `mask` as `Upload`s: gateway/images/protocol.py).
+        OpenAI's images answer in `body`; its usage, where the provider counts tokens."""
+        raise self.unsupported("images")
 
     # -- video: providers with "video" in `operations` implement these ---------
 

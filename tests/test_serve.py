@@ -39,6 +39,8 @@ def test_serve_shipped_config_answers_the_sdk(tmp_path):
                                                                 messages=[{"role": "user", "content": "x"}])
         assert fast.headers["x-gateway-provider"] == "mock"
         assert httpx.get(f"http://127.0.0.1:{port}/readyz").json()["status"] == "ready"
+        picture = client.images.generate(model="mock-image", prompt="a kite", size="256x256")
+        assert picture.data[0].b64_json
         _the_articles_video_request(port)
     finally:
         proc.terminate()

@@ -22,7 +22,7 @@ _SECTIONS: dict[str, type[BaseModel]] = {"server": schema.ServerConfig, "state":
              "responses": schema.ResponsesConfig}
 _LISTS: dict[str, type[BaseModel]] = {"providers": schema.ProviderConfig, "models": schema.ModelConfig,
                                       "rules": schema.RuleConfig}
-_OPERATION = {"chat": "chat", "embedding": "embeddings", "video": "video"}
+_OPERATION = {"chat": "chat", "embedding": "embeddings", "video": "video", "image": "images"}
 _HASH = re.compile(r"^sha256:[0-9a-f]{64}$")
 
 

@@ -9,14 +9,14 @@ from __future__ import annotations
 from importlib.util import find_spec
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 # What every provider entry has lives with the adapters, which extend it.
 from providers.options import BreakerConfig, ProviderConfig, ProviderLimits  # noqa: F401 (part of the schema)
 
 Strategy = Literal["fallback", "weighted", "least_latency", "least_cost", "least_busy"]
-Kind = Literal["chat", "embedding", "video"]
+Kind = Literal["chat", "embedding", "video", "image"]
 
 
 class _Strict(BaseModel):
@@ -147,6 +147,16 @@ class Price(_Strict):
     cached_input_per_mtok: float | None = Field(None, ge=0)
     per_request: float = Field(0, ge=0)
     per_second: float = Field(0, ge=0)     # video
+    # Images: USD an image, one price or by quality and size, the most specific first:
+    # {"high/1024x1536": 0.25, "1024x1024": 0.04, "high": 0.17, "default": 0.04} (gateway/images/pricing.py)
+    per_image: float | dict[str, float] = Field(0)
+
+    @field_validator("per_image")
+    @classmethod
+    def _no_negative_image_price(cls, v: float | dict[str, float]) -> float | dict[str, float]:
+        if any(p < 0 for p in (v.values() if isinstance(v, dict) else (v,))):
+            raise ValueError("prices cannot be negative")
+        return v
 
 
 class LocalAssetsConfig(_Strict):

@@ -9,7 +9,8 @@ from pydantic import Field
 
 from providers.hosted_video import VideoHttpOptions
 
-PATHS = {"chat": "chat/completions", "embeddings": "embeddings", "responses": "responses"}
+PATHS = {"chat": "chat/completions", "embeddings": "embeddings", "responses": "responses",
+         "images": "images/generations", "image_edits": "images/edits"}
 
 
 class Options(VideoHttpOptions):

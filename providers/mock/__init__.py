@@ -73,7 +73,7 @@ async def _off_loop_if(large: bool, make: Callable[..., T], *args: Any) -> T:
 
 class MockProvider(Provider[Options]):
     Options = Options
-    operations = frozenset({"chat", "embeddings", "video"})
+    operations = frozenset({"chat", "embeddings", "video", "images"})
     video_ops = frozenset({"create", "remix", "edit", "extend"})
 
     async def _before_answer(self) -> None:
@@ -122,6 +122,20 @@ class MockProvider(Provider[Options]):
         except TooLarge as e:
             raise errors.BadRequest(str(e), provider=self.name, param="input", code="answer_too_large") from None
         return Reply(body=body, usage=Usage(tokens, 0))
+
+    # -- images ----------------------------------------------------------------
+
+    async def images(self, call: Call) -> Reply:
+        """PNG (or JPEG, WEBP) images drawn from the prompt; an edit tints the image it is given."""
+        from providers.mock import image  # Pillow loads with the first image
+
+        await self._before_answer()
+        try:
+            body, _ = await asyncio.to_thread(image.answer, call.data, call.op == "image_edits")
+        except (ValueError, OSError) as e:    # a size past the mock's, an image Pillow cannot open
+            raise errors.BadRequest(f"mock provider '{self.name}' cannot draw this: {e}", provider=self.name,
+                                    param="image" if call.op == "image_edits" else "size") from None
+        return Reply(body=body, usage=Usage(len(call.data["prompt"]) // 4 + 1, 0))
 
     # -- video -----------------------------------------------------------------
 

@@ -11,7 +11,7 @@ from providers.chat_format import wants_usage_chunk
 from providers.errors import ProviderError
 from providers.hosted_video import VideoOptionsT
 from providers.http import HttpOptionsT, HttpProvider, UpstreamRequest, json_object
-from providers.openai import api, chat, responses, video
+from providers.openai import api, chat, images, responses, video
 from providers.options import ProviderConfig
 
 log = logging.getLogger("gateway.providers")
@@ -19,7 +19,7 @@ log = logging.getLogger("gateway.providers")
 # The list a client reads an answer from, by operation. A JSON object without it
 # (`{"object":"list"}`, a proxy's `{"status":"ok"}`) is no answer: relayed as a 200,
 # the client would find nothing in it, so it fails over like any malformed 200.
-_ANSWER_LIST = {"chat": "choices", "embeddings": "data"}
+_ANSWER_LIST = {"chat": "choices", "embeddings": "data", "images": "data", "image_edits": "data"}
 
 
 class OpenAIFormat(HttpProvider[HttpOptionsT]):
@@ -50,7 +50,21 @@ class OpenAIFormat(HttpProvider[HttpOptionsT]):
         field = _ANSWER_LIST.get(call.op)
         if field is not None and not isinstance(doc.get(field), list):
             raise self.upstream.malformed(f"answered 200 without a '{field}' list")
+        if call.op in ("images", "image_edits"):
+            if not images.has_images(doc):
+                raise self.upstream.malformed("answered 200 without any image in its 'data'")
+            return Reply(body=body, usage=images.usage_in(doc), model=model)
         return Reply(body=body, usage=chat.usage_in(doc), model=model)
+
+    async def images(self, call: Call) -> Reply:
+        """Generations go up as the client sent them (with the target's model); an edit's form
+        is rebuilt for the target."""
+        req = self.request(call)
+        if call.op == "image_edits":
+            body, content_type = images.edit_form(call.data, call.model)
+            headers = {k: v for k, v in req.headers.items() if k.lower() != "content-type"}
+            req = UpstreamRequest(req.url, body, {**headers, "content-type": content_type})
+        return self.answer(call, await self.roundtrip(req))
 
     def watch(self, call: Call, reply: Reply) -> sse.Watch | None:
         n = self.native(call)
@@ -66,6 +80,8 @@ class OpenAIFormat(HttpProvider[HttpOptionsT]):
         n = self.native(call)
         if n is not None:
             return chat.with_model(n.body, n.data, call.model)
+        if call.op == "image_edits":
+            return b""      # a form, not JSON: `images` makes it
         body = chat.with_model(call.body, call.data, call.model)
         if call.stream and getattr(self.options, "stream_usage", False) and not wants_usage_chunk(call.data):
             body = chat.with_usage_requested(body, call.data, call.model)
@@ -130,7 +146,7 @@ class OpenAIProvider(OpenAIFormat[api.Options], OpenAIVideos[api.Options]):
     # Annotated, or mypy holds the subclasses below (and presets) to these values' types.
     Options: ClassVar[type[ProviderConfig]] = api.Options
     secret_field: ClassVar[str | None] = "api_key"
-    operations = frozenset({"chat", "embeddings", "video"})
+    operations = frozenset({"chat", "embeddings", "video", "images"})
 
     def __init__(self, options: api.Options) -> None:
         super().__init__(options)
