@@ -15,6 +15,7 @@ from gateway.asgi import AnswerCut, ClientGone, Receive, Request, Scope, Send
 from gateway.config import Checked
 from gateway.errors import ApiError
 from gateway.images import api as images
+from gateway.images import kept
 from gateway.live_config import LiveConfig
 from gateway.runtime import Runtime
 from gateway.services import Services
@@ -51,6 +52,7 @@ _PREFIX: list[tuple[str, dict[str, Handler]]] = [
     ("/v1/models/", {"GET": models.retrieve_model}),
     ("/models/", {"GET": models.retrieve_model}),
     ("/v1/videos/", _VIDEO_PATHS),
+    ("/v1/images/", {"GET": kept.content}),
     ("/v1/responses/", _RESPONSE_PATHS),
     ("/responses/", _RESPONSE_PATHS),
     ("/videos/", _VIDEO_PATHS),

@@ -72,6 +72,30 @@ def test_edit_on_the_mock_draws_over_the_image(mock_gateway):
     assert _decoded(masked.data[0].b64_json).convert("RGB").getpixel((10, 10)) == (250, 0, 0)   # opaque: kept
 
 
+def test_url_answers_are_signed_links_on_the_gateway(mock_gateway, start_gateway, redis_url, tmp_path):
+    result = mock_gateway.client().images.generate(model="mock-image", prompt="a kite", n=2, size="96x64",
+                                                   response_format="url")
+    assert all(d.b64_json is None and d.url.startswith(mock_gateway.url + "/v1/images/img_") for d in result.data)
+    anyone = mock_gateway.http(key=None)
+    got = anyone.get(result.data[0].url)                  # no key: the signature stands in for it
+    assert got.status_code == 200 and got.headers["content-type"] == "image/png"
+    assert Image.open(io.BytesIO(got.content)).size == (96, 64)
+    assert anyone.get(result.data[1].url).content != got.content
+    forged = result.data[0].url.replace(result.data[0].url.split("/")[5], result.data[1].url.split("/")[5])
+    assert anyone.get(forged).status_code == 403          # one image's signature does not open another
+    assert anyone.get(result.data[0].url.replace("signature=", "signature=0")).status_code == 403
+    assert anyone.get(result.data[0].url.replace("expires=", "expires=1")).status_code == 403
+
+    # On Redis, a link made by one replica opens on another.
+    def replica():
+        cfg = base_config([{"name": "mock", "type": "mock"}], [image_model("mock-image", {"provider": "mock"})])
+        cfg["state"] = {"redis_url": redis_url, "data_dir": str(tmp_path / "data")}
+        return start_gateway(cfg)
+    a, b = replica(), replica()
+    url = a.client().images.generate(model="mock-image", prompt="x", size="64x64", response_format="url").data[0].url
+    assert b.http(key=None).get(url.replace(a.url, b.url)).status_code == 200
+
+
 def _upstream_config(fake, *more_targets: dict, prices: dict | None = None) -> dict:
     return base_config(
         [{"name": "up", "type": "openai", "base_url": fake.url, "api_key": "sk-upstream"},
@@ -127,7 +151,7 @@ def test_a_refusing_or_broken_upstream_fails_over(start_gateway, fake_openai, fa
     ({"model": "mock-image", "prompt": "x", "size": "big"}, "size"),
     ({"model": "mock-image", "prompt": "x", "size": "99999x2"}, "size"),
     ({"model": "mock-image", "prompt": "x", "quality": "ultra"}, "quality"),
-    ({"model": "mock-image", "prompt": "x", "response_format": "url"}, "response_format"),
+    ({"model": "mock-image", "prompt": "x", "response_format": "link"}, "response_format"),
     ({"model": "mock-image", "prompt": "x", "output_format": "gif"}, "output_format"),
     ({"model": "mock-image", "prompt": "x", "output_compression": 101}, "output_compression"),
     ({"model": "mock-image", "prompt": "x" * 32_001}, "prompt"),

@@ -3,8 +3,8 @@ API and the SDK's `client.images.generate` / `client.images.edit` expect them:
 routed, limited, priced and failed over through the same exchange as chat.
 
 Providers answer in OpenAI's shape with the images as `b64_json`, and the
-client gets that (`response_format: "url"` is refused with a 400 for now: the
-gateway does not yet keep images to link to). The cost is the target's
+client gets that, or with `response_format: "url"` signed links to the images
+kept by the gateway (kept.py). The cost is the target's
 `per_image` price (by quality and size) times the images, plus its token
 prices where the provider counts tokens."""
 from __future__ import annotations
@@ -16,8 +16,9 @@ import orjson
 
 from gateway.errors import ApiError
 from gateway.exchange import AnswerDialect, Exchange, Inbound, Translation
-from gateway.images import protocol
+from gateway.images import kept, protocol
 from gateway.images.pricing import image_cost_nano
+from gateway.video.api import public_url
 from providers.base import Reply
 from providers.openai.images import has_images
 
@@ -66,6 +67,9 @@ class Images(Translation):
         items = doc["data"]
         price = x.target.price if x.target is not None else None
         x.cost += image_cost_nano(price, len(items), self.data.get("quality"), self.data.get("size"))
+        if self.data.get("response_format") == "url":
+            await kept.keep(x.rt, public_url(x.req, x.rt), items, x.provider)
+            return orjson.dumps(doc)
         return reply.body
 
     async def stream(self, x: Exchange, reply: Reply, first: bytes) -> AsyncGenerator[bytes, None]:

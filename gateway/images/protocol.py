@@ -130,9 +130,6 @@ def _check(data: dict[str, Any]) -> None:
     if compression is not None and (isinstance(compression, bool) or not isinstance(compression, int)
                                     or not 0 <= compression <= 100):
         raise bad_request("'output_compression' must be an integer from 0 to 100.", param="output_compression")
-    if data.get("response_format") == "url":
-        raise bad_request("response_format 'url' is not served by this gateway yet; ask for 'b64_json' "
-                          "(the default).", param="response_format")
     if data.get("stream") is True:
         raise bad_request("Streamed image generation is not supported by this gateway; send 'stream': false.",
                           param="stream")

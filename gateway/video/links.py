@@ -13,10 +13,12 @@ def _mac(secret: bytes, video_id: str, variant: str, expires: int) -> str:
 
 
 def signed_url(public_url: str, secret: bytes, video_id: str, variant: str = "video", ttl_s: int = 3600,
-               now: float | None = None) -> str:
+               now: float | None = None, collection: str = "videos") -> str:
+    """A link to `/v1/{collection}/{id}/content` (videos, or images answered as `url`): the
+    signature covers the id, so a link to one thing never opens another."""
     expires = int((now if now is not None else time.time()) + ttl_s)
     query = urlencode({"variant": variant, "expires": expires, "signature": _mac(secret, video_id, variant, expires)})
-    return f"{public_url.rstrip('/')}/v1/videos/{video_id}/content?{query}"
+    return f"{public_url.rstrip('/')}/v1/{collection}/{video_id}/content?{query}"
 
 
 def verify(secret: bytes, video_id: str, variant: str, expires: str, signature: str,

@@ -171,6 +171,11 @@ class Videos:
             more["error_message"] = job.error.get("message", "")
         return more
 
+    def image_url(self, base_url: str, image_id: str) -> str:
+        """A signed link to an image kept for a `response_format: url` answer (gateway/images/links.py)."""
+        return links.signed_url(base_url, self._link_secret, image_id, "image", self.config().link_ttl_s,
+                                collection="images")
+
     def link_ok(self, video_id: str, variant: str, expires: str, signature: str) -> bool:
         return links.verify(self._link_secret, video_id, variant, expires, signature)
 
