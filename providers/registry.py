@@ -6,6 +6,7 @@ from providers.azure import AzureOpenAIProvider
 from providers.base import Provider
 from providers.bedrock import BedrockProvider
 from providers.diffusers import DiffusersProvider
+from providers.diffusers.images import DiffusersImageProvider
 from providers.fal import FalProvider
 from providers.gemini import GeminiProvider
 from providers.mock import MockProvider
@@ -24,6 +25,7 @@ TYPES: dict[str, type[Provider]] = {
     "anthropic": AnthropicProvider,
     "bedrock": BedrockProvider,
     "diffusers": DiffusersProvider,
+    "diffusers_image": DiffusersImageProvider,
     "runway": RunwayProvider,
     "fal": FalProvider,
     "replicate": ReplicateProvider,
