@@ -70,18 +70,20 @@ def test_every_family_generates_and_edits_at_the_size_asked_for(start_gateway, p
 
 def test_a_busy_local_provider_fails_over_and_a_size_past_its_most_is_a_400(start_gateway, pipelines):
     import threading
-    cfg = base_config([local("gpu", pipelines["sd"], max_queue=0, steps=40), {"name": "mock", "type": "mock"}],
+    import time
+    cfg = base_config([local("gpu", pipelines["sd"], max_queue=0, steps=150), {"name": "mock", "type": "mock"}],
                       [image_model("local-image", "gpu", "mock"), image_model("only-local", "gpu")])
     gw = start_gateway(cfg)
     client = gw.client()
-    slow = threading.Thread(target=lambda: client.images.generate(model="only-local", prompt="slow", size="64x64"))
+    gw.client().images.generate(model="only-local", prompt="load the weights first", size="32x32")
+    slow = threading.Thread(target=lambda: client.images.generate(model="only-local", prompt="slow", size="32x32"))
     slow.start()
     try:
-        for _ in range(100):
-            raw = client.images.with_raw_response.generate(model="local-image", prompt="now", size="32x32")
-            if raw.headers["x-gateway-provider"] == "mock":
-                break
+        time.sleep(0.5)       # the slow one holds the only slot for seconds
+        raw = client.images.with_raw_response.generate(model="local-image", prompt="now", size="32x32")
         assert raw.headers["x-gateway-provider"] == "mock"       # the GPU was busy: the next target answered
+        r = gw.http().post("/v1/images/generations", json={"model": "only-local", "prompt": "now", "size": "32x32"})
+        assert r.status_code == 429 and "busy" in r.json()["error"]["message"]
     finally:
         slow.join()
     r = gw.http().post("/v1/images/generations", json={"model": "only-local", "prompt": "x", "size": "4096x16"})
