@@ -19,7 +19,9 @@ Pure: no torch, no diffusers (tests and `gateway check` read it cheaply).
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
+from pathlib import Path
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,15 @@ FAMILIES: dict[str, Family] = {f.name: f for f in (
            ("1280x720", "720x1280", "960x544", "544x960", "848x480", "480x848"), (2, 4, 5),
            ("HunyuanVideoPipeline", "HunyuanVideoImageToVideoPipeline")),
 )}
+
+
+def pipeline_class(path: str | Path) -> str:
+    """The `_class_name` a saved pipeline's model_index.json gives (ValueError if it cannot be read)."""
+    index = Path(path) / "model_index.json"
+    try:
+        return json.loads(index.read_text())["_class_name"]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise ValueError(f"cannot read the pipeline's class from {index}: {e}") from None
 
 
 def detect(class_name: str) -> Family | None:

@@ -13,10 +13,11 @@ Edits use the family's image-to-image pipeline, or its inpainting one when a
 mask is given, built over the same loaded weights (diffusers' `from_pipe`)."""
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
+
+from providers.diffusers.families import pipeline_class
 
 
 @dataclass(frozen=True)
@@ -41,15 +42,12 @@ def read_image_family(path: str | Path, named: str | None = None) -> ImageFamily
     """The family a config names, or the one the folder's model_index.json says (ValueError if neither)."""
     if named:
         return IMAGE_FAMILIES[named]
-    index = Path(path) / "model_index.json"
-    try:
-        class_name = json.loads(index.read_text())["_class_name"]
-    except (OSError, ValueError, KeyError) as e:
-        raise ValueError(f"cannot read the pipeline's class from {index}: {e}") from None
+    class_name = pipeline_class(path)
     for family in IMAGE_FAMILIES.values():
         if class_name in family.classes:
             return family
-    raise ValueError(f"{index} names {class_name}, which is not an image family this gateway knows "
+    raise ValueError(f"{Path(path) / 'model_index.json'} names {class_name}, which is not an image family this "
+                     "gateway knows "
                      f"({', '.join(IMAGE_FAMILIES)}); set `family:` if it is one of them")
 
 

@@ -11,7 +11,6 @@ video.
 """
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -20,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from providers.diffusers.families import FAMILIES, Family, detect, num_frames
+from providers.diffusers.families import FAMILIES, Family, detect, num_frames, pipeline_class
 
 log = logging.getLogger("gateway.diffusers")
 
@@ -45,14 +44,11 @@ def read_family(path: str | Path, named: str | None = None) -> Family:
     """The family a config names, or the one model_index.json says."""
     if named:
         return FAMILIES[named]
-    index = Path(path) / "model_index.json"
-    try:
-        class_name = json.loads(index.read_text())["_class_name"]
-    except (OSError, ValueError, KeyError) as e:
-        raise ValueError(f"cannot read the pipeline's class from {index}: {e}") from None
+    class_name = pipeline_class(path)
     family = detect(class_name)
     if family is None:
-        raise ValueError(f"{index} names {class_name}, which is not a video family this gateway knows "
+        raise ValueError(f"{Path(path) / 'model_index.json'} names {class_name}, which is not a video family "
+                         "this gateway knows "
                          f"({', '.join(FAMILIES)}); set `family:` if it is one of them")
     return family
 

@@ -113,3 +113,14 @@ def receiver(loop):
     """receiver(fail_first=0) -> a running webhook Receiver, closed after the test."""
     with closed_after(partial(Receiver, loop)) as make:
         yield make
+
+
+@pytest.fixture(params=["fal", "openai", "replicate", "runway", "veo"])
+def hosted(request, loop):
+    """(the provider's test settings, its loopback fake), for each hosted video provider
+    (tests/video/test_hosted_providers.py PROVIDERS)."""
+    from tests.video.test_hosted_providers import PROVIDERS
+    p = PROVIDERS[request.param]
+    fake = p.fake(loop)
+    yield p, fake
+    fake.close()

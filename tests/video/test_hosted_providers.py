@@ -63,14 +63,6 @@ def _config(p: Hosted, fake, *fallback: dict, **extra) -> dict:
     return cfg
 
 
-@pytest.fixture(params=sorted(PROVIDERS))
-def hosted(request, loop):
-    p = PROVIDERS[request.param]
-    fake = p.fake(loop)
-    yield p, fake
-    fake.close()
-
-
 def test_create_and_poll_copies_the_providers_video(start_gateway, hosted):
     p, fake = hosted
     gw = start_gateway(_config(p, fake))
@@ -125,3 +117,9 @@ def test_edits_and_extensions_are_a_400_where_the_backend_cannot(start_gateway, 
         assert [v.id for v in client.videos.list()] == [source.id]
     finally:
         fake.close()
+
+
+
+def test_every_hosted_provider_is_in_the_fixture():
+    from tests.video.conftest import hosted
+    assert sorted(PROVIDERS) == list(hosted._fixture_function_marker.params)

@@ -118,14 +118,6 @@ def test_the_mock_renders_the_articles_lengths_and_sizes_as_asked(start_gateway)
 
 # -- every hosted provider --------------------------------------------------------------
 
-@pytest.fixture(params=sorted(PROVIDERS))
-def hosted(request, loop):
-    p = PROVIDERS[request.param]
-    fake = p.fake(loop)
-    yield p, fake
-    fake.close()
-
-
 def test_every_hosted_provider_serves_a_size_and_length_it_does_not_make(start_gateway, hosted):
     """The provider is asked for its own 1280x720 and 4 s; the client gets the 720x1280 and 8 s it asked for
     (the fake's video, 160x90 at 8 fps, scaled and stretched)."""
