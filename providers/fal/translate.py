@@ -39,7 +39,7 @@ from __future__ import annotations
 import base64
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 from pydantic import Field
@@ -62,6 +62,13 @@ class Options(VideoHttpOptions):
     video_sizes: list[str] | None = Field(default_factory=lambda: list(DEFAULT_SIZES))
     video_seconds: list[int] | None = Field(default_factory=lambda: list(DEFAULT_SECONDS))
     extra_input: dict[str, Any] = Field(default_factory=dict)   # merged into every request's input
+    # Images (images.py): the field an edit's images go in (unset: by model), how the size is
+    # sent (unset: by model), fields merged into every image request, how often a job is checked.
+    image_input_field: str | None = None
+    image_size_as: Literal["image_size", "aspect_ratio", "none"] | None = None
+    image_extra_input: dict[str, Any] = Field(default_factory=dict)
+    image_poll_interval_s: float = Field(0.5, gt=0)
+    image_poll_max_interval_s: float = Field(2.0, gt=0)
 
 
 def headers(o: Options, *, body: bool = True) -> dict[str, str]:
@@ -152,7 +159,7 @@ def log_progress(logs: Any) -> int | None:
     return None
 
 
-def read_status(body: bytes, *, provider: str) -> Polled:
+def read_status(body: bytes, *, provider: str, what: str = "video") -> Polled:
     """A status answer. COMPLETED comes back with no `result`: the output (or
     why it failed) is at the response URL, read by `read_result`."""
     doc = _json(body)
@@ -165,7 +172,7 @@ def read_status(body: bytes, *, provider: str) -> Polled:
         return Polled("in_progress", progress=log_progress(doc.get("logs")))
     if status == "COMPLETED":
         if doc.get("error"):       # newer status answers say a request failed here too
-            return Polled("failed", error=request_failure(500, doc, provider=provider))
+            return Polled("failed", error=request_failure(500, doc, provider=provider, what=what))
         return Polled("completed")
     raise errors.UpstreamFault(f"provider '{provider}' sent an unknown request status {status!r}",
                                provider=provider)
@@ -188,21 +195,22 @@ def read_result(status: int, body: bytes, hdrs: Mapping[str, str], *, provider: 
     raise parse_error(status, body, hdrs, provider=provider, secret=secret)   # a proxy's page: try again
 
 
-def request_failure(status: int, doc: Mapping[str, Any], *, provider: str, secret: str = "") -> errors.ProviderError:
+def request_failure(status: int, doc: Mapping[str, Any], *, provider: str, secret: str = "",
+                    what: str = "video") -> errors.ProviderError:
     """A finished request that failed: 4xx (input refused, moderation) is the
     request's fault; 5xx (timeouts, runner crashes after fal's retries), fal's."""
     message = _detail(doc.get("detail") if "detail" in doc else doc.get("error"))
     kind = doc.get("error_type") if isinstance(doc.get("error_type"), str) else _detail_type(doc.get("detail"))
     if secret:
         message = message.replace(secret, "***")
-    text = (f"provider '{provider}' failed the video" + (f" ({kind})" if kind else "")
+    text = (f"provider '{provider}' failed the {what}" + (f" ({kind})" if kind else "")
             + f": {message or 'no reason given'}")
     if any(m in (kind or "").lower() or m in message.lower() for m in _MODERATION):
         return errors.BadRequest(text, provider=provider, code="moderation_blocked", upstream_status=status)
     if 400 <= status < 500:
-        return errors.BadRequest(text, status=400, provider=provider, code="video_generation_failed",
+        return errors.BadRequest(text, status=400, provider=provider, code=f"{what}_generation_failed",
                                  upstream_status=status)
-    return errors.UpstreamFault(text, provider=provider, code="video_generation_failed", upstream_status=status)
+    return errors.UpstreamFault(text, provider=provider, code=f"{what}_generation_failed", upstream_status=status)
 
 
 def parse_error(status: int, body: bytes, hdrs: Mapping[str, str], *, provider: str,

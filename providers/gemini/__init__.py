@@ -1,13 +1,15 @@
-"""`type: gemini`: Google's Generative Language API (Gemini), chat and embeddings."""
+"""`type: gemini`: Google's Generative Language API (Gemini), chat, embeddings and images
+(Imagen, and Gemini's image output: images.py)."""
 from __future__ import annotations
 
 from collections.abc import Mapping
 
 import orjson
 
-from providers.base import Call, Reply
-from providers.errors import ProviderError
-from providers.gemini import api, chat, embeddings
+from providers import hosted_images
+from providers.base import Call, Reply, Usage
+from providers.errors import BadRequest, ProviderError
+from providers.gemini import api, chat, embeddings, images
 from providers.gemini.answer import completion
 from providers.gemini.errors import parse_error
 from providers.gemini.stream import GeminiStream
@@ -17,7 +19,7 @@ from providers.http import HttpProvider, UpstreamRequest, json_object
 class GeminiProvider(HttpProvider[api.Options]):
     Options = api.Options
     secret_field = "api_key"
-    operations = frozenset({"chat", "embeddings"})
+    operations = frozenset({"chat", "embeddings", "images"})
 
     def __init__(self, options: api.Options) -> None:
         super().__init__(options)
@@ -61,3 +63,53 @@ class GeminiProvider(HttpProvider[api.Options]):
         if not isinstance(counted, int) or isinstance(counted, bool) or counted < 0:
             raise self.upstream.malformed("answered countTokens without a 'totalTokens' count")
         return counted
+
+    async def images(self, call: Call) -> Reply:
+        """Imagen's `predict` (up to 4 images a call), or `generateContent` on an image output
+        model (one image a call, `n` calls at once); either answered as OpenAI's images."""
+        n = call.data.get("n") or 1
+        edit = call.op == "image_edits"
+        if images.is_imagen(call.model):
+            if edit:
+                raise BadRequest(f"provider '{self.name}' cannot edit images with Imagen model '{call.model}'; "
+                                 "route edits to a Gemini image model such as gemini-2.5-flash-image",
+                                 provider=self.name, param="model", code="unsupported_operation")
+            url = api.url(self.options, call.model, "predict")
+            person = self.options.person_generation
+            bodies = await hosted_images.all_of(
+                self.roundtrip(UpstreamRequest(url, images.imagen_body(call.data, call.model, count,
+                                                                      person_generation=person), self._headers))
+                for count in images.imagen_batches(call.model, n))
+            made: list[bytes] = []
+            prompts: list[str | None] = []
+            for body in bodies:
+                got, rewritten = images.read_imagen(body, provider=self.name)
+                made += got
+                prompts += rewritten
+            return Reply(body=self._images_answer(made[:n], prompts[:n], None), usage=None)
+        uploads = (call.data.get("image") or []) if edit else []
+        if edit and call.data.get("mask") is not None:
+            raise BadRequest(f"provider '{self.name}' (Gemini image output) edits by the prompt alone and takes "
+                             "no mask", provider=self.name, param="mask", code="unsupported_operation")
+        req = UpstreamRequest(api.url(self.options, call.model, "generateContent"),
+                              images.generate_body(call.data, call.model, uploads), self._headers)
+        bodies = await hosted_images.all_of(self.roundtrip(req) for _ in range(n))
+        made = []
+        usage = Usage()
+        for body in bodies:
+            got, counted = images.read_generated(body, provider=self.name)
+            made += got
+            usage.prompt_tokens += counted.prompt_tokens
+            usage.completion_tokens += counted.completion_tokens
+            usage.cached_tokens += counted.cached_tokens
+        return Reply(body=self._images_answer(made[:n], [], images.usage_json(usage)), usage=usage)
+
+    def _images_answer(self, made: list[bytes], prompts: list[str | None], usage: dict | None) -> bytes:
+        if not made:
+            raise self.upstream.malformed("answered 200 without any image")
+        bad = hosted_images.not_images(made)
+        if bad is not None:
+            raise self.upstream.malformed(f"answered with image {bad + 1} not a PNG, JPEG, WEBP or GIF file")
+        if max(len(m) for m in made) > hosted_images.MAX_IMAGE_BYTES:
+            raise self.upstream.malformed(f"answered with an image over {hosted_images.MAX_IMAGE_BYTES} bytes")
+        return hosted_images.answer(made, revised=prompts, usage=usage)

@@ -1,11 +1,15 @@
 """Where Google's Generative Language API (Gemini) is called, and with what headers."""
 from __future__ import annotations
 
+from typing import Literal
+
 from providers.http import HttpOptions
 
 
 class Options(HttpOptions):
     base_url: str = "https://generativelanguage.googleapis.com/v1beta"
+    # Imagen's personGeneration: whether its images may show people (unset: Google's default)
+    person_generation: Literal["dont_allow", "allow_adult", "allow_all"] | None = None
 
 
 def resource(model: str) -> str:

@@ -37,7 +37,7 @@ from __future__ import annotations
 import base64
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 from pydantic import Field
@@ -64,6 +64,15 @@ class Options(VideoHttpOptions):
     video_sizes: list[str] | None = Field(default_factory=lambda: list(DEFAULT_SIZES))
     video_seconds: list[int] | None = Field(default_factory=lambda: list(DEFAULT_SECONDS))
     extra_input: dict[str, Any] = Field(default_factory=dict)   # merged into every prediction's input
+    # Images (images.py): the input field an edit's image goes in (a list with image_input_list),
+    # the mask's, how the size is sent, fields merged into every image prediction, how often one is checked.
+    image_input_field: str = Field("image", min_length=1)
+    image_input_list: bool = False
+    mask_input_field: str = Field("mask", min_length=1)
+    image_size_as: Literal["aspect_ratio", "width_height", "none"] = "aspect_ratio"
+    image_extra_input: dict[str, Any] = Field(default_factory=dict)
+    image_poll_interval_s: float = Field(0.5, gt=0)
+    image_poll_max_interval_s: float = Field(2.0, gt=0)
 
 
 def headers(o: Options, *, body: bool = True) -> dict[str, str]:
@@ -190,15 +199,15 @@ def read_status(body: bytes, *, provider: str) -> Polled:
                                provider=provider)
 
 
-def prediction_failure(doc: Mapping[str, Any], *, provider: str) -> errors.ProviderError:
+def prediction_failure(doc: Mapping[str, Any], *, provider: str, what: str = "video") -> errors.ProviderError:
     """A failed prediction: moderation is the request's fault, the rest the model's."""
     error = doc.get("error")
     reason = error if isinstance(error, str) and error else "the prediction failed"
     code = _ERROR_CODE.search(reason)
-    message = f"provider '{provider}' failed the video" + (f" ({code.group(1)})" if code else "") + f": {reason}"
+    message = f"provider '{provider}' failed the {what}" + (f" ({code.group(1)})" if code else "") + f": {reason}"
     if any(m.lower() in reason.lower() for m in _MODERATION):
         return errors.BadRequest(message, provider=provider, code="moderation_blocked")
-    return errors.UpstreamFault(message, provider=provider, code="video_generation_failed")
+    return errors.UpstreamFault(message, provider=provider, code=f"{what}_generation_failed")
 
 
 def parse_error(status: int, body: bytes, hdrs: Mapping[str, str], *, provider: str,

@@ -44,8 +44,8 @@ def build_sd(path) -> Path:
                                 norm_num_groups=2)
     text_encoder, tokenizer = _clip()
     pipe = StableDiffusionPipeline(unet=unet, vae=_vae(), text_encoder=text_encoder, tokenizer=tokenizer,
-                                   scheduler=DDIMScheduler(clip_sample=False), safety_checker=None, feature_extractor=None,
-                                   image_encoder=None, requires_safety_checker=False)
+                                   scheduler=DDIMScheduler(clip_sample=False), safety_checker=None,
+                                   feature_extractor=None, image_encoder=None, requires_safety_checker=False)
     return _save(pipe, path)
 
 
@@ -98,5 +98,6 @@ def build_flux(path) -> Path:
                         latent_channels=1, norm_num_groups=1, use_quant_conv=False, use_post_quant_conv=False,
                         shift_factor=0.0609, scaling_factor=1.5035)
     pipe = FluxPipeline(transformer=transformer, vae=vae, text_encoder=text_encoder, tokenizer=tokenizer,
-                        text_encoder_2=_t5_encoder(len(t5)), tokenizer_2=t5, scheduler=FlowMatchEulerDiscreteScheduler())
+                        text_encoder_2=_t5_encoder(len(t5)), tokenizer_2=t5,
+                        scheduler=FlowMatchEulerDiscreteScheduler())
     return _save(pipe, path)

@@ -1,23 +1,31 @@
 """A fake fal queue (queue.fal.run) on loopback: requests that go IN_QUEUE
 (queue_position) -> IN_PROGRESS (a progress bar in the logs) -> COMPLETED,
 with the output (or the failure) at the response URL as fal does; recorded
-bodies from tests/data/fal. `url` is the queue's base (models go after it)."""
+bodies from tests/data/fal. `url` is the queue's base (models go after it).
+Image models (FLUX, Kontext, Imagen, nano-banana) finish with `images`: real
+PNGs at the image_size or aspect_ratio asked for, served by the fake."""
 from __future__ import annotations
 
 import orjson
 from aiohttp import web
 
 from tests.harness import Loop
-from tests.upstreams.hosted_video_fake import HostedVideoFake
+from tests.upstreams.hosted_video_fake import HostedVideoFake, Job
+from tests.upstreams.image_sample import png, ratio_size
 from tests.upstreams.server import Seen, json_response
 
 _FAILURE_STATUS = {"result_422_content_policy.json": 422, "result_504_timeout.json": 504}
+_IMAGE_APPS = ("flux", "imagen", "nano-banana")
+_PRESETS = {"square_hd": (1024, 1024), "square": (512, 512), "portrait_4_3": (768, 1024),
+            "portrait_16_9": (576, 1024), "landscape_4_3": (1024, 768), "landscape_16_9": (1024, 576)}
 
 
 class FakeFal(HostedVideoFake):
     provider = "fal"
 
     def __init__(self, loop: Loop, key: str = "fal-key-id:fal-key-secret") -> None:
+        self.images: dict[str, bytes] = {}
+        self.image_result: bytes | None = None     # set: the response URL's answer for image models, as it is
         super().__init__(loop, "", key)
 
     def is_submit(self, seen: Seen) -> bool:
@@ -25,6 +33,7 @@ class FakeFal(HostedVideoFake):
 
     def routes(self, app: web.Application) -> None:
         self.add_file_route(app)
+        app.router.add_get("/images/{name}", self._image)
         app.router.add_get("/{app:.+}/requests/{id}/status", self._status)
         app.router.add_put("/{app:.+}/requests/{id}/cancel", self._cancel)
         app.router.add_get("/{app:.+}/requests/{id}", self._result)
@@ -85,9 +94,35 @@ class FakeFal(HostedVideoFake):
         if self.behaviour.job_fails:
             name = self.behaviour.failure or "result_422_content_policy.json"
             return json_response(_FAILURE_STATUS.get(name, 500), self.recorded(name))
+        if any(app in job.path for app in _IMAGE_APPS):
+            return json_response(200, self.image_result or self._images(job))
         doc = self.recorded_json("result_video.json")
         doc["video"]["url"] = self.file_url(job)
         return json_response(200, orjson.dumps(doc))
+
+    def _images(self, job: Job) -> bytes:
+        """`num_images` PNGs at the asked image_size (a preset or {width, height}) or aspect_ratio."""
+        size = job.input.get("image_size")
+        if isinstance(size, dict):
+            w, h = size["width"], size["height"]
+        elif isinstance(size, str):
+            w, h = (side // 8 for side in _PRESETS[size])
+        else:
+            w, h = ratio_size(job.input.get("aspect_ratio"))
+        out = []
+        for i in range(job.input.get("num_images") or 1):
+            name = f"{job.id}-{i}.png"
+            self.images[name] = png(w, h, name)
+            out.append({"url": f"{self.base}/images/{name}", "content_type": "image/png", "width": w, "height": h})
+        return orjson.dumps({"images": out, "seed": 42, "has_nsfw_concepts": [False] * len(out),
+                             "prompt": job.input.get("prompt")})
+
+    async def _image(self, request: web.Request) -> web.Response:
+        await self.record(request, method=request.method)
+        image = self.images.get(request.match_info["name"])
+        if image is None:
+            return web.Response(status=404)
+        return web.Response(body=image, content_type="image/png")
 
     async def _cancel(self, request: web.Request) -> web.Response:
         await self.record(request, method=request.method)

@@ -1,15 +1,21 @@
 """A fake Gemini API (Generative Language, v1beta) on loopback: recorded bodies
 from tests/data/gemini, the key checked as Gemini checks it, and knobs to fail
-the ways the real one does."""
+the ways the real one does. Images too: Imagen's `:predict` and Gemini's image
+output (`generateContent` asking for the IMAGE modality) answer with real PNGs
+at the aspect ratio asked for."""
 from __future__ import annotations
 
+import base64
+import io
 import re
 from typing import Any
 
 import orjson
 from aiohttp import web
+from PIL import Image
 
 from tests.harness import DATA, Loop
+from tests.upstreams.image_sample import png, ratio_size
 from tests.upstreams.server import FakeServer, json_response
 
 RECORDED = DATA / "gemini"
@@ -26,6 +32,8 @@ class FakeGemini(FakeServer):
         self.key = key
         self.chat_body = recorded("generate_text.json")
         self.stream_body = recorded("stream_text.sse")
+        self.image_answer: bytes | None = None     # set: the answer to every image call, as it is
+        self.image_tokens = (12, 1290)             # Gemini image output's (prompt, candidates) tokens
         super().__init__(loop, "/v1beta")
 
     def routes(self, app: web.Application) -> None:
@@ -39,6 +47,10 @@ class FakeGemini(FakeServer):
         failed = await self.fail_or_wait()
         if failed is not None:
             return failed
+        if method == "predict":
+            return json_response(200, self.image_answer or _imagen(orjson.loads(body), model))
+        if method == "generateContent" and _wants_image(body):
+            return json_response(200, self.image_answer or _image_output(orjson.loads(body), self.image_tokens))
         if method == "generateContent":
             return json_response(200, self.chat_body)
         if method == "streamGenerateContent" and request.query.get("alt") == "sse":
@@ -62,3 +74,37 @@ def _embeddings(request: dict[str, Any], method: str) -> bytes:
     if method == "embedContent":
         return orjson.dumps({"embedding": one(request, 0)})
     return orjson.dumps({"embeddings": [one(r, i) for i, r in enumerate(request["requests"])]})
+
+
+def _wants_image(body: bytes) -> bool:
+    config = orjson.loads(body).get("generationConfig") or {}
+    return "IMAGE" in (config.get("responseModalities") or [])
+
+
+def _imagen(request: dict[str, Any], model: str) -> bytes:
+    """`sampleCount` PNGs at the request's aspectRatio, as Imagen's predictions."""
+    parameters = request.get("parameters") or {}
+    prompt = request["instances"][0]["prompt"]
+    w, h = ratio_size(parameters.get("aspectRatio"))
+    return orjson.dumps({"predictions": [
+        {"mimeType": "image/png", "bytesBase64Encoded": base64.b64encode(png(w, h, f"{model}{prompt}{i}")).decode(),
+         "prompt": f"{prompt}, photographed"} for i in range(parameters.get("sampleCount") or 1)]})
+
+
+def _image_output(request: dict[str, Any], tokens: tuple[int, int]) -> bytes:
+    """One PNG at imageConfig's aspectRatio (an edit: the first image's size), with its tokens."""
+    parts = request["contents"][0]["parts"]
+    given = [p.get("inline_data") or p.get("inlineData") for p in parts if "inline_data" in p or "inlineData" in p]
+    ratio = ((request.get("generationConfig") or {}).get("imageConfig") or {}).get("aspectRatio")
+    if given and not ratio:
+        w, h = Image.open(io.BytesIO(base64.b64decode(given[0]["data"]))).size
+    else:
+        w, h = ratio_size(ratio)
+    image = png(w, h, orjson.dumps(parts).decode())
+    return orjson.dumps({
+        "candidates": [{"content": {"role": "model", "parts": [
+            {"inlineData": {"mimeType": "image/png", "data": base64.b64encode(image).decode()}}]},
+            "finishReason": "STOP", "index": 0}],
+        "usageMetadata": {"promptTokenCount": tokens[0], "candidatesTokenCount": tokens[1],
+                          "totalTokenCount": sum(tokens)},
+        "modelVersion": "gemini-2.5-flash-image", "responseId": "fake-image"})
