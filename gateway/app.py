@@ -12,6 +12,7 @@ from gateway import exchange, http_protocol, metrics, telemetry
 from gateway.admin.plane import Control
 from gateway.api import chat, health, messages, models, responses
 from gateway.asgi import AnswerCut, ClientGone, Receive, Request, Scope, Send
+from gateway.audio import api as audio
 from gateway.config import Checked
 from gateway.errors import ApiError
 from gateway.images import api as images
@@ -35,6 +36,9 @@ for _prefix in ("/v1", ""):
     _EXACT[f"{_prefix}/embeddings"] = {"POST": exchange.handler(chat.EMBEDDINGS)}
     _EXACT[f"{_prefix}/images/generations"] = {"POST": exchange.handler(images.GENERATIONS)}
     _EXACT[f"{_prefix}/images/edits"] = {"POST": exchange.handler(images.EDITS)}
+    _EXACT[f"{_prefix}/audio/speech"] = {"POST": exchange.handler(audio.SPEECH)}
+    _EXACT[f"{_prefix}/audio/transcriptions"] = {"POST": exchange.handler(audio.TRANSCRIPTIONS)}
+    _EXACT[f"{_prefix}/audio/translations"] = {"POST": exchange.handler(audio.TRANSLATIONS)}
     _EXACT[f"{_prefix}/responses"] = {"POST": exchange.handler(responses.RESPONSES)}
     _EXACT[f"{_prefix}/messages"] = {"POST": exchange.handler(messages.MESSAGES)}
     _EXACT[f"{_prefix}/messages/count_tokens"] = {"POST": messages.count_tokens}

@@ -71,7 +71,7 @@ class Inbound:
 class Translation(ABC):
     """One request's answer, turned from the providers' chat format into its dialect's."""
     content_type = b"application/json"
-    stream_content_type = b"text/event-stream"
+    stream_content_type = b"text/event-stream"    # read once `stream` has made its first chunk
 
     @abstractmethod
     async def whole(self, x: Exchange, reply: Reply) -> bytes:
@@ -85,6 +85,10 @@ class Translation(ABC):
     @abstractmethod
     def stream_error(self, message: str, type: str, code: str | None) -> bytes:
         """A failure after the first streamed byte, as this stream's closing event."""
+
+    def streamed_cost(self, x: Exchange, reply: Reply) -> int:
+        """What a stream costs besides its tokens (speech: its characters), in nano-USD, added once it ends."""
+        return 0
 
 
 class Dialect:
@@ -114,6 +118,7 @@ class Dialect:
 class AnswerDialect(Dialect, ABC):
     """A request-and-answer API (chat, embeddings, ...), served whole by `serve`."""
     form = False     # True: its requests are multipart/form-data, read by `parse_form`
+    form_max_body = 0    # a form's body may be this large even past `server.max_body_mb` (audio uploads)
 
     @abstractmethod
     def parse(self, body: bytes) -> Inbound:
@@ -295,7 +300,7 @@ async def serve(dialect: AnswerDialect, req: Request, rt: Runtime) -> None:
     x = Exchange(req, rt, dialect)
     try:
         x.key = key = rt.keys.authenticate(req.headers)
-        body = await req.body(rt.max_body)
+        body = await req.body(rt.max_body if not dialect.form else max(rt.max_body, dialect.form_max_body))
         if dialect.form:    # multipart/form-data (image edits): its own bounded reader, not JSON's
             inbound = dialect.parse_form(req.headers.get(b"content-type", b""), body)
         else:
@@ -364,6 +369,8 @@ async def serve(dialect: AnswerDialect, req: Request, rt: Runtime) -> None:
                 await translated.aclose()
             await reply.aclose()
             x.priced(reply.usage or _streamed_usage(call, events))
+            if answer is not None:
+                x.cost += answer.streamed_cost(x, reply)
     except ApiError as e:
         await x.refuse(e)
     except ClientGone:

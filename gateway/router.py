@@ -19,7 +19,7 @@ from gateway.limits import Gate, TargetFull, Ticket
 from gateway.metrics import FAILOVERS, RETRIES
 from gateway.routes import ServedModel, Target
 from gateway.telemetry import REQUEST
-from providers.base import Call, Provider, Reply
+from providers.base import AUDIO_OPS, Call, Provider, Reply
 from providers.errors import ProviderError, RateLimited, UpstreamFault, UpstreamTimeout
 from providers.redaction import scrub, scrub_bytes
 
@@ -187,7 +187,8 @@ async def _attempt(target: Target, call: Call, budget: float) -> Outcome:
                 state = await provider.video_submit(spec if provider.fits_itself else spec.generated())
                 return Outcome(Reply(extra={"state": state, "fit": spec.fit}), target, 0, 0.0)
             reply = await (provider.chat(call) if call.op == "chat" else provider.images(call)
-                           if call.op in ("images", "image_edits") else provider.embeddings(call))
+                           if call.op in ("images", "image_edits") else provider.audio(call)
+                           if call.op in AUDIO_OPS else provider.embeddings(call))
             first = None
             if reply.chunks is not None:
                 try:

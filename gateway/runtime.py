@@ -26,7 +26,8 @@ from providers.registry import TYPES
 log = logging.getLogger("gateway")
 
 _ENDPOINT = {"chat": "v1/chat/completions", "embedding": "v1/embeddings", "video": "v1/videos",
-             "image": "v1/images/generations"}
+             "image": "v1/images/generations", "speech": "v1/audio/speech",
+             "transcription": "v1/audio/transcriptions"}
 
 
 class Runtime:

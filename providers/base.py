@@ -32,7 +32,7 @@ class Native:
 @dataclass(slots=True)
 class Call:
     """One attempt, as the router hands it to a provider."""
-    op: str                  # "chat" | "embeddings" | "video" | "images" | "image_edits"
+    op: str                  # "chat" | "embeddings" | "video" | "images" | "image_edits" | one of AUDIO_OPS
     body: bytes              # the client's JSON body, untouched (or its chat translation)
     data: dict[str, Any]     # the same body, parsed; read-only
     model: str               # the upstream model name for this target
@@ -40,6 +40,10 @@ class Call:
     request_id: str = ""
     video: VideoSpec | None = None   # op "video": the job to hand over
     native: Native | None = None     # the client's own request, where it spoke another API than chat
+
+
+# OpenAI's Audio API: speech (text to audio), transcriptions and translations (audio to text).
+AUDIO_OPS = frozenset({"speech", "transcriptions", "translations"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,6 +187,14 @@ class Provider(Generic[OptionsT]):
         form's fields, and its `image` list and `mask` as `Upload`s: gateway/images/protocol.py).
         OpenAI's images answer in `body`; its usage, where the provider counts tokens."""
         raise self.unsupported("images")
+
+    async def audio(self, call: Call) -> Reply:
+        """`call.op` "speech": `call.body` is the client's JSON, and the audio comes back as
+        `chunks` as it is made, with its media type as `content_type`. "transcriptions" and
+        "translations": `call.data` holds the form (gateway/audio/protocol.py: `file` an `Upload`,
+        `fields` the text parts to send on); the answer in `body`, in the asked `response_format`,
+        with its usage where the backend counts tokens."""
+        raise self.unsupported(call.op)
 
     # -- video: providers with "video" in `operations` implement these ---------
 

@@ -23,6 +23,8 @@ log = logging.getLogger("gateway.providers")
 # Fields OpenAI defines that these hosts answer 400 for; the gateway drops them
 # (logged at debug) so the same client code works against every host.
 _NO_LOGPROBS = frozenset({"logprobs", "top_logprobs", "logit_bias"})
+_CHAT = frozenset({"chat", "embeddings"})     # chat hosts: no /videos, no images
+_HEARS = frozenset({"transcriptions", "translations"})   # /audio/transcriptions and /audio/translations
 
 
 @dataclass(frozen=True)
@@ -34,10 +36,12 @@ class Preset:
     rename: dict[str, str] = field(default_factory=dict)
     drop_message_names: bool = False       # `messages[].name` rejected
     stream_usage: bool = True              # knows `stream_options.include_usage`
+    operations: frozenset[str] = _CHAT     # what the host serves of OpenAI's API
 
 
 PRESETS: dict[str, Preset] = {
-    "groq": Preset("https://api.groq.com/openai/v1", "GROQ_API_KEY", drop=_NO_LOGPROBS, drop_message_names=True),
+    "groq": Preset("https://api.groq.com/openai/v1", "GROQ_API_KEY", drop=_NO_LOGPROBS, drop_message_names=True,
+                   operations=_CHAT | _HEARS | {"speech"}),
     "together": Preset("https://api.together.xyz/v1", "TOGETHER_API_KEY"),
     "mistral": Preset("https://api.mistral.ai/v1", "MISTRAL_API_KEY",
                       drop=_NO_LOGPROBS | {"store", "metadata", "service_tier", "user"},
@@ -48,7 +52,7 @@ PRESETS: dict[str, Preset] = {
     "xai": Preset("https://api.x.ai/v1", "XAI_API_KEY"),
     "perplexity": Preset("https://api.perplexity.ai", "PERPLEXITY_API_KEY", drop=_NO_LOGPROBS, stream_usage=False),
     "ollama": Preset("http://127.0.0.1:11434/v1", key_required=False, stream_usage=False),
-    "vllm": Preset("http://127.0.0.1:8000/v1", "VLLM_API_KEY", key_required=False),
+    "vllm": Preset("http://127.0.0.1:8000/v1", "VLLM_API_KEY", key_required=False, operations=_CHAT | _HEARS),
     "lmstudio": Preset("http://127.0.0.1:1234/v1", key_required=False, stream_usage=False),
 }
 
@@ -56,6 +60,8 @@ PRESETS: dict[str, Preset] = {
 def adapted_body(call: Call, preset: Preset, provider: str) -> bytes | None:
     """The body without what the host rejects, or None when nothing needs to change
     (then the client's bytes go as they are)."""
+    if call.op in ("transcriptions", "translations"):
+        return None         # a form, rebuilt from call.data: no JSON to adapt
     data = call.data
     drop = preset.drop.intersection(data)
     rename = [k for k in preset.rename if k in data]
@@ -84,7 +90,7 @@ def preset_provider(type_name: str, preset: Preset) -> type[Provider]:
 
     class PresetProvider(OpenAICompatibleProvider):
         secret_field = "api_key" if preset.key_required else None
-        operations = frozenset({"chat", "embeddings"})    # chat hosts: no /videos
+        operations = preset.operations
 
         def request(self, call: Call) -> UpstreamRequest:
             adapted = adapted_body(call, preset, self.name)

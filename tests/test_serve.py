@@ -41,6 +41,9 @@ def test_serve_shipped_config_answers_the_sdk(tmp_path):
         assert httpx.get(f"http://127.0.0.1:{port}/readyz").json()["status"] == "ready"
         picture = client.images.generate(model="mock-image", prompt="a kite", size="256x256")
         assert picture.data[0].b64_json
+        spoken = client.audio.speech.create(model="mock-tts", voice="alloy", input="a kite", response_format="wav")
+        heard = client.audio.transcriptions.create(model="mock-stt", file=("kite.wav", spoken.content))
+        assert spoken.content.startswith(b"RIFF") and heard.text.startswith("Mock transcription")
         _the_articles_video_request(port)
     finally:
         proc.terminate()

@@ -22,7 +22,8 @@ _SECTIONS: dict[str, type[BaseModel]] = {"server": schema.ServerConfig, "state":
              "responses": schema.ResponsesConfig}
 _LISTS: dict[str, type[BaseModel]] = {"providers": schema.ProviderConfig, "models": schema.ModelConfig,
                                       "rules": schema.RuleConfig}
-_OPERATION = {"chat": "chat", "embedding": "embeddings", "video": "video", "image": "images"}
+_OPERATION = {"chat": "chat", "embedding": "embeddings", "video": "video", "image": "images", "speech": "speech",
+              "transcription": "transcriptions"}     # a transcription model serves translations too
 _HASH = re.compile(r"^sha256:[0-9a-f]{64}$")
 
 

@@ -16,7 +16,8 @@ from pydantic_core import PydanticCustomError
 from providers.options import BreakerConfig, ProviderConfig, ProviderLimits  # noqa: F401 (part of the schema)
 
 Strategy = Literal["fallback", "weighted", "least_latency", "least_cost", "least_busy"]
-Kind = Literal["chat", "embedding", "video", "image"]
+# speech: POST /v1/audio/speech; transcription: /v1/audio/transcriptions and /translations (docs/audio.md)
+Kind = Literal["chat", "embedding", "video", "image", "speech", "transcription"]
 
 
 class _Strict(BaseModel):
@@ -146,7 +147,8 @@ class Price(_Strict):
     output_per_mtok: float = Field(0, ge=0)
     cached_input_per_mtok: float | None = Field(None, ge=0)
     per_request: float = Field(0, ge=0)
-    per_second: float = Field(0, ge=0)     # video
+    per_second: float = Field(0, ge=0)     # video; transcriptions and translations, by the audio's seconds
+    per_mchar: float = Field(0, ge=0)      # speech: USD per million characters of input
     # Images: USD an image, one price or by quality and size, the most specific first:
     # {"high/1024x1536": 0.25, "1024x1024": 0.04, "high": 0.17, "default": 0.04} (gateway/images/pricing.py)
     per_image: float | dict[str, float] = Field(0)

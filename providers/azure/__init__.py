@@ -15,7 +15,7 @@ from providers.openai.api import video_headers
 
 class AzureOpenAIProvider(OpenAIFormat[api.Options], OpenAIVideos[api.Options]):
     Options = api.Options
-    operations = frozenset({"chat", "embeddings", "video", "images"})
+    operations = frozenset({"chat", "embeddings", "video", "images", "speech", "transcriptions", "translations"})
     video_ops = frozenset({"create", "remix"})    # Azure's v1 /videos: no edits or extensions yet
 
     def __init__(self, options: api.Options) -> None:

@@ -73,7 +73,7 @@ async def _off_loop_if(large: bool, make: Callable[..., T], *args: Any) -> T:
 
 class MockProvider(Provider[Options]):
     Options = Options
-    operations = frozenset({"chat", "embeddings", "video", "images"})
+    operations = frozenset({"chat", "embeddings", "video", "images", "speech", "transcriptions", "translations"})
     video_ops = frozenset({"create", "remix", "edit", "extend"})
 
     async def _before_answer(self) -> None:
@@ -136,6 +136,34 @@ class MockProvider(Provider[Options]):
             raise errors.BadRequest(f"mock provider '{self.name}' cannot draw this: {e}", provider=self.name,
                                     param="image" if call.op == "image_edits" else "size") from None
         return Reply(body=body, usage=Usage(len(call.data["prompt"]) // 4 + 1, 0))
+
+    # -- audio -----------------------------------------------------------------
+
+    async def audio(self, call: Call) -> Reply:
+        """Speech: a real audio file of a tone (providers/mock/audio.py), sent in `stream_chunks`
+        pieces `chunk_delay_ms` apart. Transcriptions and translations: a deterministic text."""
+        from providers.mock import audio  # numpy and PyAV load with the first speech
+        from providers.openai.audio import SPEECH_FORMATS
+
+        await self._before_answer()
+        if call.op != "speech":
+            body, _ = await asyncio.to_thread(audio.transcript, call.data, call.op == "translations")
+            return Reply(body=body)
+        made = await asyncio.to_thread(audio.speech, call.data)
+        fmt = call.data.get("response_format") or "mp3"
+        return Reply(chunks=self._pieces(made), content_type=SPEECH_FORMATS[fmt].encode())
+
+    async def _pieces(self, made: bytes) -> AsyncIterator[bytes]:
+        step = -(-len(made) // self.options.stream_chunks)
+        delay = self.options.chunk_delay_ms / 1000
+        cut = self.options.fail_after_chunks
+        for i, start in enumerate(range(0, len(made), step)):
+            if cut is not None and i >= cut:
+                raise errors.UpstreamFault(f"mock provider '{self.name}' cut the audio off on purpose",
+                                           provider=self.name)
+            if delay and i:
+                await asyncio.sleep(delay)
+            yield made[start:start + step]
 
     # -- video -----------------------------------------------------------------
 

@@ -11,7 +11,7 @@ from providers.chat_format import wants_usage_chunk
 from providers.errors import ProviderError
 from providers.hosted_video import VideoOptionsT
 from providers.http import HttpOptionsT, HttpProvider, UpstreamRequest, json_object
-from providers.openai import api, chat, images, responses, video
+from providers.openai import api, audio, chat, images, responses, video
 from providers.options import ProviderConfig
 
 log = logging.getLogger("gateway.providers")
@@ -66,6 +66,31 @@ class OpenAIFormat(HttpProvider[HttpOptionsT]):
             req = UpstreamRequest(req.url, body, {**headers, "content-type": content_type})
         return self.answer(call, await self.roundtrip(req))
 
+    async def audio(self, call: Call) -> Reply:
+        """Speech goes up as the client sent it (with the target's model) and its audio comes back
+        as it is made; a transcription's or translation's form is rebuilt for the target."""
+        req = self.request(call)
+        if call.op != "speech":
+            body, content_type = audio.form(call.data, call.model)
+            headers = {k: v for k, v in req.headers.items() if k.lower() != "content-type"}
+            req = UpstreamRequest(req.url, body, {**headers, "content-type": content_type})
+        resp = await self.upstream.send(req)
+        if resp.status >= 300:
+            raise self.error(resp.status, await self.upstream.read_error(resp), resp.headers)
+        if call.op == "speech":
+            media = audio.speech_type(resp.content_type, call.data.get("response_format") or "mp3")
+            if media is None:
+                resp.release()
+                raise self.upstream.malformed(f"answered speech with {resp.content_type}, not audio")
+            return Reply(chunks=self.upstream.chunks(resp), content_type=media.encode("latin-1"),
+                         close=resp.release)
+        media = resp.content_type
+        body = await self.upstream.read(resp)
+        problem, doc = audio.transcript(body, call.data.get("response_format") or "json", media)
+        if problem is not None:
+            raise self.upstream.malformed(problem)
+        return Reply(body=body, usage=audio.usage_in(doc))
+
     def watch(self, call: Call, reply: Reply) -> sse.Watch | None:
         n = self.native(call)
         if n is not None:
@@ -80,8 +105,8 @@ class OpenAIFormat(HttpProvider[HttpOptionsT]):
         n = self.native(call)
         if n is not None:
             return chat.with_model(n.body, n.data, call.model)
-        if call.op == "image_edits":
-            return b""      # a form, not JSON: `images` makes it
+        if call.op in ("image_edits", "transcriptions", "translations"):
+            return b""      # a form, not JSON: `images` or `audio` makes it
         body = chat.with_model(call.body, call.data, call.model)
         if call.stream and getattr(self.options, "stream_usage", False) and not wants_usage_chunk(call.data):
             body = chat.with_usage_requested(body, call.data, call.model)
@@ -146,7 +171,7 @@ class OpenAIProvider(OpenAIFormat[api.Options], OpenAIVideos[api.Options]):
     # Annotated, or mypy holds the subclasses below (and presets) to these values' types.
     Options: ClassVar[type[ProviderConfig]] = api.Options
     secret_field: ClassVar[str | None] = "api_key"
-    operations = frozenset({"chat", "embeddings", "video", "images"})
+    operations = frozenset({"chat", "embeddings", "video", "images", "speech", "transcriptions", "translations"})
 
     def __init__(self, options: api.Options) -> None:
         super().__init__(options)

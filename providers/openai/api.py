@@ -8,7 +8,8 @@ from pydantic import Field
 from providers.hosted_video import VideoHttpOptions
 
 PATHS = {"chat": "/chat/completions", "embeddings": "/embeddings", "responses": "/responses",
-         "images": "/images/generations", "image_edits": "/images/edits"}
+         "images": "/images/generations", "image_edits": "/images/edits", "speech": "/audio/speech",
+         "transcriptions": "/audio/transcriptions", "translations": "/audio/translations"}
 
 
 class Options(VideoHttpOptions):     # video_* and poll_* options: hosted_video.VideoHttpOptions

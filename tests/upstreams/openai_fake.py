@@ -2,8 +2,15 @@
 knobs to make it fail the ways real upstreams do."""
 from __future__ import annotations
 
+import asyncio
 import base64
+import email.parser
+import email.policy
 import io
+import math
+import time
+import wave
+from typing import Any
 
 import orjson
 from aiohttp import web
@@ -26,6 +33,13 @@ class FakeOpenAI(FakeServer):
         self.stream_body = recorded("chat_stream.sse")
         self.responses_made: list[str] = []     # ids of the responses it answered (and so knows)
         self.images_answer: bytes | None = None
+        # Audio: speech goes out in `speech_pieces` writes `speech_gap_s` apart, each write's time noted
+        # in `speech_sent`; `speech_answer` / `transcript_answer`, when set, are sent instead (a hostile 200).
+        self.speech_pieces, self.speech_gap_s = 4, 0.0
+        self.speech_sent: list[float] = []
+        self.speech_answer: tuple[bytes, str] | None = None
+        self.transcript_answer: tuple[bytes, str] | None = None
+        self.audio_forms: list[list[tuple[str, Any]]] = []    # each transcription's parts, in order
         super().__init__(loop, "/v1")
 
     def routes(self, app: web.Application) -> None:
@@ -34,6 +48,61 @@ class FakeOpenAI(FakeServer):
         app.router.add_post("/v1/responses", self._responses)
         app.router.add_post("/v1/images/generations", self._images)
         app.router.add_post("/v1/images/edits", self._images)
+        app.router.add_post("/v1/audio/speech", self._speech)
+        app.router.add_post("/v1/audio/transcriptions", self._transcript)
+        app.router.add_post("/v1/audio/translations", self._transcript)
+
+    async def _speech(self, request: web.Request) -> web.StreamResponse:
+        """Speech as OpenAI streams it: a WAV (for `wav`, else an MP3-looking body) in several writes."""
+        body = await self.record(request)
+        failed = await self.fail_or_wait()
+        if failed is not None:
+            return failed
+        if self.speech_answer is not None:
+            return web.Response(body=self.speech_answer[0], headers={"content-type": self.speech_answer[1]})
+        doc = orjson.loads(body)
+        fmt = doc.get("response_format") or "mp3"
+        audio = _wav(len(doc["input"])) if fmt == "wav" else b"ID3\x04\x00" + bytes(range(256)) * 40
+        resp = web.StreamResponse(headers={"content-type": "audio/wav" if fmt == "wav" else "audio/mpeg"})
+        await resp.prepare(request)
+        step = -(-len(audio) // self.speech_pieces)
+        for i in range(0, len(audio), step):
+            if i and self.speech_gap_s:
+                await asyncio.sleep(self.speech_gap_s)
+            await resp.write(audio[i:i + step])
+            self.speech_sent.append(time.monotonic())
+        await resp.write_eof()
+        return resp
+
+    async def _transcript(self, request: web.Request) -> web.StreamResponse:
+        """Transcriptions and translations in each response_format; gpt-4o models count tokens,
+        whisper counts seconds."""
+        body = await self.record(request)
+        failed = await self.fail_or_wait()
+        if failed is not None:
+            return failed
+        parts = form_parts(request.headers.get("content-type", ""), body)
+        self.audio_forms.append(parts)
+        if self.transcript_answer is not None:
+            return web.Response(body=self.transcript_answer[0], headers={"content-type": self.transcript_answer[1]})
+        fields = dict(parts)
+        text = "The fake heard the audio."
+        fmt = fields.get("response_format", "json")
+        if fmt in ("text", "srt", "vtt"):
+            lines = {"text": f"{text}\n", "srt": f"1\n00:00:00,000 --> 00:00:07,500\n{text}\n\n",
+                     "vtt": f"WEBVTT\n\n00:00:00.000 --> 00:00:07.500\n{text}\n\n"}
+            return web.Response(text=lines[fmt], content_type="text/plain")
+        usage = ({"type": "tokens", "input_tokens": 120, "output_tokens": 30, "total_tokens": 150,
+                  "input_token_details": {"audio_tokens": 120, "text_tokens": 0}}
+                 if str(fields.get("model")).startswith("gpt-4o") else {"type": "duration", "seconds": 8})
+        doc: dict[str, Any] = {"text": text, "usage": usage}
+        if fmt == "verbose_json":
+            doc = {"task": "translate" if request.path.endswith("translations") else "transcribe",
+                   "language": "english", "duration": 7.5, "text": text,
+                   "segments": [{"id": 0, "seek": 0, "start": 0.0, "end": 7.5, "text": text, "tokens": [1, 2],
+                                 "temperature": 0.0, "avg_logprob": -0.2, "compression_ratio": 1.1,
+                                 "no_speech_prob": 0.01}]}
+        return web.Response(body=orjson.dumps(doc), content_type="application/json")
 
     async def _images(self, request: web.Request) -> web.StreamResponse:
         """The Images API as gpt-image-1 answers: a PNG of the asked size per image, and token usage.
@@ -94,6 +163,32 @@ class FakeOpenAI(FakeServer):
         await self.record(request)
         failed = await self.fail_or_wait()
         return failed or web.Response(body=recorded("embeddings.json"), content_type="application/json")
+
+
+def form_parts(content_type: str, body: bytes) -> list[tuple[str, Any]]:
+    """A multipart/form-data body's parts in order: text as str, files as (filename, media type, bytes)."""
+    msg = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
+        f"Content-Type: {content_type}\r\n\r\n".encode() + body)
+    out: list[tuple[str, Any]] = []
+    for part in msg.iter_parts():
+        data = part.get_payload(decode=True)
+        filename = part.get_filename()
+        out.append((part.get_param("name", header="content-disposition"),
+                    (filename, part.get_content_type(), data) if filename else data.decode()))
+    return out
+
+
+def _wav(characters: int) -> bytes:
+    """A 24 kHz mono tone, 50 ms a character."""
+    frames = 1200 * characters
+    out = io.BytesIO()
+    with wave.open(out, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(24_000)
+        w.writeframes(b"".join(int(8000 * math.sin(i / 10)).to_bytes(2, "little", signed=True)
+                               for i in range(240)) * (frames // 240))
+    return out.getvalue()
 
 
 def _png(width: int, height: int, i: int) -> bytes:

@@ -1,0 +1,204 @@
+"""The bodies of `POST /v1/audio/speech` (JSON) and `/v1/audio/transcriptions`
+and `/translations` (multipart/form-data, as the OpenAI SDK sends them: the
+audio as a `file` part, and text fields), checked as OpenAI's Audio API checks
+them. Every bad value is a 400 naming its parameter. Pure: no I/O.
+
+A transcription's form is read whole (the gateway buffers the upload, up to
+MAX_BODY_BYTES). Text fields the gateway does not check (`include[]`,
+`chunking_strategy`, ones OpenAI adds later) go to the backend as they came."""
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from gateway.errors import ApiError, bad_request
+from gateway.protocol import json_object
+from gateway.video import multipart
+from providers.base import Upload
+from providers.media import wav
+from providers.openai.audio import SPEECH_FORMATS
+
+MAX_INPUT_CHARS = 4096
+MAX_INSTRUCTIONS_CHARS = 4096
+MAX_VOICE_CHARS = 256
+MIN_SPEED, MAX_SPEED = 0.25, 4.0
+MAX_FILE_BYTES = 25 * 1024 * 1024           # as OpenAI takes them
+MAX_BODY_BYTES = MAX_FILE_BYTES + 1024 * 1024   # the whole form: the file and its text fields
+_MAX_FIELD_BYTES = 256 * 1024
+
+DEFAULT_SPEECH_FORMAT = "mp3"
+TRANSCRIPTION_FORMATS = ("json", "text", "srt", "verbose_json", "vtt", "diarized_json")
+TRANSLATION_FORMATS = ("json", "text", "srt", "verbose_json", "vtt")
+GRANULARITIES = ("word", "segment")
+
+# Audio files by their first bytes, then by their name: what OpenAI takes
+# (flac, mp3, mp4, mpeg, mpga, m4a, ogg, wav, webm) and a few more backends do.
+_EXTENSIONS = {"flac": "audio/flac", "mp3": "audio/mpeg", "mpeg": "audio/mpeg", "mpga": "audio/mpeg",
+               "mp4": "audio/mp4", "m4a": "audio/mp4", "ogg": "audio/ogg", "oga": "audio/ogg",
+               "opus": "audio/ogg", "wav": "audio/wav", "webm": "audio/webm", "aac": "audio/aac"}
+_NUMBER = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")
+_LANGUAGE = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,31}")
+
+
+# -- speech --------------------------------------------------------------------
+
+def speech(body: bytes) -> dict[str, Any]:
+    """A speech request: its fields, checked (the body goes upstream as it is, with the target's model)."""
+    data = json_object(body)
+    _model(data.get("model"))
+    text = data.get("input")
+    if not isinstance(text, str) or not text.strip():
+        raise bad_request("Missing required parameter: 'input' (the text to speak, a non-empty string).",
+                          param="input")
+    if len(text) > MAX_INPUT_CHARS:
+        raise bad_request(f"'input' is {len(text)} characters; the maximum is {MAX_INPUT_CHARS}.", param="input")
+    voice = data.get("voice")
+    if not (isinstance(voice, str) and 0 < len(voice.strip()) and len(voice) <= MAX_VOICE_CHARS) and not (
+            isinstance(voice, dict) and isinstance(voice.get("id"), str) and 0 < len(voice["id"]) <= MAX_VOICE_CHARS):
+        raise bad_request("Missing required parameter: 'voice' (a voice's name such as 'alloy', or {\"id\": ...}).",
+                          param="voice")
+    fmt = data.get("response_format")
+    if fmt is not None and (not isinstance(fmt, str) or fmt not in SPEECH_FORMATS):
+        raise bad_request(f"Invalid value for 'response_format': must be one of {', '.join(SPEECH_FORMATS)}.",
+                          param="response_format")
+    speed = data.get("speed")
+    if speed is not None and (isinstance(speed, bool) or not isinstance(speed, (int, float))
+                              or not MIN_SPEED <= speed <= MAX_SPEED):
+        raise bad_request(f"'speed' must be a number from {MIN_SPEED} to {MAX_SPEED}.", param="speed")
+    instructions = data.get("instructions")
+    if instructions is not None and (not isinstance(instructions, str)
+                                     or len(instructions) > MAX_INSTRUCTIONS_CHARS):
+        raise bad_request(f"'instructions' must be a string of at most {MAX_INSTRUCTIONS_CHARS} characters.",
+                          param="instructions")
+    stream_format = data.get("stream_format")
+    if stream_format is not None and stream_format != "audio":
+        raise bad_request("stream_format 'sse' is not served by this gateway yet; the audio is streamed as it "
+                          "is made with 'audio' (the default)." if stream_format == "sse" else
+                          "Invalid value for 'stream_format': must be 'audio' or 'sse'.", param="stream_format")
+    return data
+
+
+def speech_format(data: dict[str, Any]) -> str:
+    return data.get("response_format") or DEFAULT_SPEECH_FORMAT
+
+
+# -- transcriptions and translations ------------------------------------------
+
+def transcription(content_type: bytes, body: bytes, op: str) -> dict[str, Any]:
+    """A transcription's (op "transcriptions") or translation's ("translations") form as one dict:
+    `file` an Upload, its checked fields, `fields` every text part but `model` as sent (what the
+    backend gets), and `file_seconds` the file's length where its header says it (a WAV), else None."""
+    path = f"POST /v1/audio/{op}"
+    if len(body) > MAX_BODY_BYTES:
+        raise ApiError(413, f"The request body is {len(body)} bytes; {path} accepts at most {MAX_BODY_BYTES}.",
+                       code="request_too_large")
+    media_type, params = multipart.content_type(content_type)
+    if media_type != "multipart/form-data":
+        raise bad_request(f"Unsupported Content-Type '{media_type or '(none)'}' for {path}; send "
+                          "multipart/form-data with the audio as a file (as the OpenAI SDK does).")
+    boundary = params.get("boundary", "")
+    if not 1 <= len(boundary) <= 70:
+        raise bad_request("The multipart/form-data Content-Type needs a boundary parameter of 1 to 70 characters.")
+    data: dict[str, Any] = {"fields": [], "timestamp_granularities": []}
+    for part in multipart.split(body, boundary.encode("latin-1")):
+        name = part.name
+        if name == "file":
+            if "file" in data:
+                raise bad_request("'file' was given more than once.", param="file")
+            data["file"] = _upload(part)
+            continue
+        if part.filename is not None:
+            continue            # no other part is a file: ignored, as OpenAI ignores unknown fields
+        if len(part.data) > _MAX_FIELD_BYTES:
+            raise bad_request(f"'{name}' is larger than {_MAX_FIELD_BYTES} bytes.", param=_param(name))
+        try:
+            text = part.data.decode("utf-8")
+        except UnicodeDecodeError:
+            raise bad_request(f"'{name}' is not valid UTF-8 text.", param=_param(name)) from None
+        if name in ("timestamp_granularities[]", "timestamp_granularities"):
+            data["timestamp_granularities"].append(text)
+        elif name in ("model", "language", "prompt", "response_format", "temperature", "stream"):
+            if name in data:
+                raise bad_request(f"'{name}' was given more than once.", param=name)
+            data[name] = text
+        if name != "model":
+            data["fields"].append((name, text))
+    if "file" not in data:
+        raise bad_request("Missing required parameter: 'file' (the audio, as a file part).", param="file")
+    _check_form(data, TRANSLATION_FORMATS if op == "translations" else TRANSCRIPTION_FORMATS)
+    data["file_seconds"] = wav.seconds(data["file"].data)
+    return data
+
+
+def _param(name: str) -> str:
+    return name.removesuffix("[]")
+
+
+def _upload(part: multipart.Part) -> Upload:
+    if part.filename is None:
+        raise bad_request("'file' must be a file (a part with a filename), not a text field.", param="file")
+    size = len(part.data)
+    if size == 0:
+        raise bad_request("'file' is empty.", param="file")
+    if size > MAX_FILE_BYTES:
+        raise bad_request(f"'file' is {size} bytes; the maximum is {MAX_FILE_BYTES} (25 MB).", param="file")
+    name = part.filename[:200] or "audio"
+    media_type = audio_type_of(part.data) or _EXTENSIONS.get(name.rpartition(".")[2].lower())
+    if media_type is None:
+        raise bad_request("'file' is not an audio file this API takes: flac, mp3, mp4, mpeg, mpga, m4a, ogg, wav "
+                          "or webm (told by its bytes, else by its name's extension).", param="file")
+    return Upload(name, media_type, part.data)
+
+
+def audio_type_of(data: bytes) -> str | None:
+    """An audio file's media type from its first bytes, or None."""
+    if data[:4] in (b"RIFF", b"RF64") and data[8:12] == b"WAVE":
+        return "audio/wav"
+    if data.startswith(b"ID3"):
+        return "audio/mpeg"
+    if len(data) >= 2 and data[0] == 0xFF and data[1] & 0xF6 == 0xF0:
+        return "audio/aac"          # ADTS
+    if len(data) >= 2 and data[0] == 0xFF and data[1] & 0xE0 == 0xE0:
+        return "audio/mpeg"         # an MPEG audio frame
+    if data.startswith(b"OggS"):
+        return "audio/ogg"
+    if data.startswith(b"fLaC"):
+        return "audio/flac"
+    if data[4:8] == b"ftyp":
+        return "audio/mp4"
+    if data.startswith(b"\x1a\x45\xdf\xa3"):
+        return "audio/webm"
+    return None
+
+
+def _check_form(data: dict[str, Any], formats: tuple[str, ...]) -> None:
+    _model(data.get("model"))
+    fmt = data.setdefault("response_format", "json")
+    if fmt not in formats:
+        raise bad_request(f"Invalid value for 'response_format': must be one of {', '.join(formats)}.",
+                          param="response_format")
+    temperature = data.get("temperature")
+    if temperature is not None:
+        value = float(temperature) if _NUMBER.fullmatch(temperature.strip()) else -1.0
+        if not 0 <= value <= 1:
+            raise bad_request("'temperature' must be a number from 0 to 1.", param="temperature")
+        data["temperature"] = value
+    language = data.get("language")
+    if language is not None and not _LANGUAGE.fullmatch(language):
+        raise bad_request("'language' must be a language code such as 'en' (ISO-639-1).", param="language")
+    for granularity in data["timestamp_granularities"]:
+        if granularity not in GRANULARITIES:
+            raise bad_request("Invalid value for 'timestamp_granularities': each must be 'word' or 'segment'.",
+                              param="timestamp_granularities")
+    stream = data.get("stream")
+    if stream is not None:
+        if stream.strip().lower() == "true":
+            raise bad_request("Streamed transcription is not served by this gateway yet; send stream=false.",
+                              param="stream")
+        if stream.strip().lower() != "false":
+            raise bad_request("'stream' must be true or false.", param="stream")
+
+
+def _model(model: Any) -> None:
+    if not isinstance(model, str) or not model.strip():
+        raise bad_request("Missing required parameter: 'model' (a non-empty string).", param="model")

@@ -1,0 +1,122 @@
+"""The mock provider's audio, on CPU.
+
+Speech: a tone whose pitch comes from a hash of (voice, input), sounding for
+each character and silent for each space, 0.06 s a character at speed 1: real
+WAV (PCM16 mono, 24 kHz), raw PCM, or MP3, Opus, AAC and FLAC encoded with
+PyAV. The same request gives the same bytes.
+
+Transcriptions and translations: any audio file becomes a deterministic text
+naming its size, length and hash, in every response_format. Its length is the
+WAV header's, else guessed from its size at 128 kbps. Pure: no gateway state."""
+from __future__ import annotations
+
+import hashlib
+import io
+from typing import Any
+
+import orjson
+
+from providers.base import Upload
+from providers.media import wav
+
+RATE = 24_000                   # Hz, as OpenAI's pcm
+SECONDS_PER_CHAR = 0.06
+GUESSED_BYTES_PER_SECOND = 16_000     # 128 kbps, for a file that is not a WAV
+_ENCODERS = {"mp3": ("mp3", "libmp3lame"), "opus": ("ogg", "libopus"), "aac": ("adts", "aac"),
+             "flac": ("flac", "flac")}
+
+
+# -- speech --------------------------------------------------------------------
+
+def pitch(text: str, voice: str) -> int:
+    """The tone's frequency, 220 to 659 Hz."""
+    digest = hashlib.sha256(f"{voice}\n{text}".encode()).digest()
+    return 220 + int.from_bytes(digest[:2], "big") % 440
+
+
+def _samples(text: str, voice: str, speed: float) -> Any:
+    import numpy as np
+
+    per_char = max(1, round(RATE * SECONDS_PER_CHAR / speed))
+    t = np.arange(per_char * len(text), dtype=np.float64)
+    tone = np.sin(2 * np.pi * pitch(text, voice) * t / RATE) * (0.3 * 32767)
+    voiced = np.frombuffer(bytes(0 if c.isspace() else 1 for c in text), dtype=np.uint8).repeat(per_char)
+    return (tone * voiced).astype("<i2")
+
+
+def _encoded(samples: Any, fmt: str) -> bytes:
+    import av
+
+    container_format, codec = _ENCODERS[fmt]
+    out = io.BytesIO()
+    with av.open(out, mode="w", format=container_format) as container:
+        stream: Any = container.add_stream(codec, rate=RATE)     # an AudioStream
+        stream.layout = "mono"
+        frame = av.AudioFrame.from_ndarray(samples.reshape(1, -1), format="s16", layout="mono")
+        frame.sample_rate = RATE
+        for packet in stream.encode(frame):
+            container.mux(packet)
+        for packet in stream.encode(None):
+            container.mux(packet)
+    return out.getvalue()
+
+
+def speech(data: dict[str, Any]) -> bytes:
+    """The audio for a speech request, in its response_format (default mp3)."""
+    voice = data["voice"] if isinstance(data["voice"], str) else data["voice"]["id"]
+    samples = _samples(data["input"], voice, float(data.get("speed") or 1.0))
+    fmt = data.get("response_format") or "mp3"
+    if fmt == "pcm":
+        return samples.tobytes()
+    if fmt == "wav":
+        return wav.wav(samples.tobytes(), RATE)
+    return _encoded(samples, fmt)
+
+
+# -- transcriptions and translations -------------------------------------------
+
+def seconds_of(upload: Upload) -> float:
+    found = wav.seconds(upload.data)
+    return found if found is not None else len(upload.data) / GUESSED_BYTES_PER_SECOND
+
+
+def transcript(data: dict[str, Any], translate: bool) -> tuple[bytes, float]:
+    """(the answer in the asked response_format, the audio's length in seconds)."""
+    upload: Upload = data["file"]
+    seconds = round(seconds_of(upload), 3)
+    digest = hashlib.sha256(upload.data).hexdigest()[:12]
+    text = (f"Mock {'translation' if translate else 'transcription'} of {len(upload.data)} bytes of audio, "
+            f"{seconds:.2f} seconds, sha256 {digest}.")
+    fmt = data.get("response_format") or "json"
+    usage = {"type": "duration", "seconds": seconds}
+    if fmt == "text":
+        return f"{text}\n".encode(), seconds
+    if fmt == "srt":
+        return f"1\n{_clock(0, ',')} --> {_clock(seconds, ',')}\n{text}\n\n".encode(), seconds
+    if fmt == "vtt":
+        return f"WEBVTT\n\n{_clock(0, '.')} --> {_clock(seconds, '.')}\n{text}\n\n".encode(), seconds
+    if fmt == "diarized_json":
+        return orjson.dumps({"task": "transcribe", "duration": seconds, "text": text, "usage": usage, "segments": [
+            {"type": "transcript.text.segment", "id": "seg_0", "start": 0.0, "end": seconds, "text": text,
+             "speaker": "A"}]}), seconds
+    if fmt == "verbose_json":
+        granularities = data.get("timestamp_granularities") or ["segment"]
+        doc: dict[str, Any] = {"task": "translate" if translate else "transcribe",
+                               "language": "english" if translate else data.get("language") or "english",
+                               "duration": seconds, "text": text, "usage": usage}
+        if "segment" in granularities:
+            doc["segments"] = [{"id": 0, "seek": 0, "start": 0.0, "end": seconds, "text": text,
+                                "tokens": list(range(50364, 50364 + len(text.split()))), "temperature": 0.0,
+                                "avg_logprob": -0.1, "compression_ratio": 1.0, "no_speech_prob": 0.0}]
+        if "word" in granularities:
+            words = text.split()
+            step = seconds / len(words)
+            doc["words"] = [{"word": w, "start": round(i * step, 3), "end": round((i + 1) * step, 3)}
+                            for i, w in enumerate(words)]
+        return orjson.dumps(doc), seconds
+    return orjson.dumps({"text": text, "usage": usage}), seconds
+
+
+def _clock(seconds: float, comma: str) -> str:
+    ms = round(seconds * 1000)
+    return f"{ms // 3_600_000:02d}:{ms // 60_000 % 60:02d}:{ms // 1000 % 60:02d}{comma}{ms % 1000:03d}"
