@@ -24,6 +24,7 @@ from providers.base import Upload
 from providers.errors import ProviderError, UpstreamFault
 from providers.hosted_video import HostedVideoProvider, VideoHttpOptions, download_policy, fetch
 from providers.http import Upstream, UpstreamRequest
+from providers.media.sniff import image_type
 
 MAX_IMAGE_BYTES = 32 * 1024 * 1024      # one image a backend hands back
 T = TypeVar("T")
@@ -55,17 +56,6 @@ def nearest_ratio(width: int, height: int, ratios: Iterable[str]) -> str:
     return min(ratios, key=distance)
 
 
-def media_type_of(data: bytes) -> str | None:
-    """An image's media type from its first bytes (PNG, JPEG, WEBP, GIF), or None."""
-    if data.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "image/png"
-    if data.startswith(b"\xff\xd8\xff"):
-        return "image/jpeg"
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "image/webp"
-    if data[:6] in (b"GIF87a", b"GIF89a"):
-        return "image/gif"
-    return None
 
 
 def data_uri(upload: Upload) -> str:
@@ -97,7 +87,7 @@ def answer(images: Sequence[bytes], *, revised: Sequence[str | None] = (),
             item["revised_prompt"] = revised[i]
         items.append(item)
     doc: dict[str, Any] = {"created": int(time.time()), "data": items}
-    fmt = _FORMATS.get(media_type_of(images[0]) or "") if images else None
+    fmt = _FORMATS.get(image_type(images[0]) or "") if images else None
     if fmt:
         doc["output_format"] = fmt
     if usage is not None:
@@ -107,7 +97,7 @@ def answer(images: Sequence[bytes], *, revised: Sequence[str | None] = (),
 
 def not_images(images: Sequence[bytes]) -> int | None:
     """The index of the first item that is not a PNG, JPEG, WEBP or GIF file, or None."""
-    return next((i for i, image in enumerate(images) if media_type_of(image) is None), None)
+    return next((i for i, image in enumerate(images) if image_type(image) is None), None)
 
 
 async def all_of(calls: Iterable[Awaitable[T]]) -> list[T]:
@@ -125,6 +115,18 @@ async def all_of(calls: Iterable[Awaitable[T]]) -> list[T]:
 
 async def _awaited(call: Awaitable[T]) -> T:
     return await call
+
+
+async def images_at(provider: HostedVideoProvider, urls: Sequence[str], options: VideoHttpOptions,
+                    job: str) -> bytes:
+    """OpenAI's answer of the images a finished `job` ("request", "prediction") points at, fetched."""
+    if not urls:
+        raise provider.upstream.malformed(f"finished the {job} without any image")
+    made = await download(provider.upstream, urls, options)
+    bad = not_images(made)
+    if bad is not None:
+        raise provider.upstream.malformed(f"handed back image {bad + 1} not as a PNG, JPEG, WEBP or GIF file")
+    return answer(made)
 
 
 async def download(upstream: Upstream, urls: Sequence[str], options: VideoHttpOptions) -> list[bytes]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from gateway.errors import ApiError, bad_request
+from gateway.errors import bad_request
 from gateway.protocol import json_object
 from gateway.video import multipart
 from providers.base import Upload
@@ -88,19 +88,10 @@ def transcription(content_type: bytes, body: bytes, op: str) -> dict[str, Any]:
     """A transcription's (op "transcriptions") or translation's ("translations") form as one dict:
     `file` an Upload, its checked fields, `fields` every text part but `model` as sent (what the
     backend gets), and `file_seconds` the file's length where its header says it (a WAV), else None."""
-    path = f"POST /v1/audio/{op}"
-    if len(body) > MAX_BODY_BYTES:
-        raise ApiError(413, f"The request body is {len(body)} bytes; {path} accepts at most {MAX_BODY_BYTES}.",
-                       code="request_too_large")
-    media_type, params = multipart.content_type(content_type)
-    if media_type != "multipart/form-data":
-        raise bad_request(f"Unsupported Content-Type '{media_type or '(none)'}' for {path}; send "
-                          "multipart/form-data with the audio as a file (as the OpenAI SDK does).")
-    boundary = params.get("boundary", "")
-    if not 1 <= len(boundary) <= 70:
-        raise bad_request("The multipart/form-data Content-Type needs a boundary parameter of 1 to 70 characters.")
+    parts = multipart.form(content_type, body, path=f"POST /v1/audio/{op}", holding="the audio",
+                           most_bytes=MAX_BODY_BYTES)
     data: dict[str, Any] = {"fields": [], "timestamp_granularities": []}
-    for part in multipart.split(body, boundary.encode("latin-1")):
+    for part in parts:
         name = part.name
         if name == "file":
             if "file" in data:

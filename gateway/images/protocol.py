@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from gateway.errors import ApiError, bad_request
+from gateway.errors import bad_request
 from gateway.protocol import json_object
 from gateway.video import multipart
 from gateway.video.protocol import media_type_of
@@ -46,17 +46,8 @@ def generation(body: bytes) -> dict[str, Any]:
 def edit(content_type: bytes, body: bytes) -> dict[str, Any]:
     """An edit's form as one dict: text fields as strings or numbers, `image` a list of
     Uploads and `mask` an Upload or None."""
-    if len(body) > MAX_BODY_BYTES:
-        raise ApiError(413, f"The request body is {len(body)} bytes; POST /v1/images/edits accepts at most "
-                            f"{MAX_BODY_BYTES}.", code="request_too_large")
-    media_type, params = multipart.content_type(content_type)
-    if media_type != "multipart/form-data":
-        raise bad_request(f"Unsupported Content-Type '{media_type or '(none)'}' for POST /v1/images/edits; send "
-                          "multipart/form-data with the image as a file (as the OpenAI SDK does).")
-    boundary = params.get("boundary", "")
-    if not 1 <= len(boundary) <= 70:
-        raise bad_request("The multipart/form-data Content-Type needs a boundary parameter of 1 to 70 characters.")
-    parts = multipart.split(body, boundary.encode("latin-1"))
+    parts = multipart.form(content_type, body, path="POST /v1/images/edits", holding="the image",
+                           most_bytes=MAX_BODY_BYTES)
     if len(parts) > MAX_PARTS:
         raise bad_request(f"The form has {len(parts)} parts; at most {MAX_PARTS}.")
     data: dict[str, Any] = {"image": []}

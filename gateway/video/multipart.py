@@ -45,6 +45,22 @@ def _malformed(why: str) -> ApiError:
     return bad_request(f"Malformed multipart/form-data body: {why}.")
 
 
+def form(content_type_header: bytes, body: bytes, *, path: str, holding: str, most_bytes: int) -> list[Part]:
+    """The parts of an upload-only form endpoint's body (`path`, e.g. "POST /v1/images/edits";
+    `holding`: what its file is, for the 400), or the 413 or 400 that says what is wrong."""
+    if len(body) > most_bytes:
+        raise ApiError(413, f"The request body is {len(body)} bytes; {path} accepts at most {most_bytes}.",
+                       code="request_too_large")
+    media_type, params = content_type(content_type_header)
+    if media_type != "multipart/form-data":
+        raise bad_request(f"Unsupported Content-Type '{media_type or '(none)'}' for {path}; send "
+                          f"multipart/form-data with {holding} as a file (as the OpenAI SDK does).")
+    boundary = params.get("boundary", "")
+    if not 1 <= len(boundary) <= 70:
+        raise bad_request("The multipart/form-data Content-Type needs a boundary parameter of 1 to 70 characters.")
+    return split(body, boundary.encode("latin-1"))
+
+
 def split(body: bytes, boundary: bytes) -> list[Part]:
     """Split a multipart/form-data body (RFC 7578) into its parts."""
     delimiter = b"--" + boundary

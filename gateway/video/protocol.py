@@ -30,6 +30,7 @@ from gateway.protocol import json_object
 from gateway.video import multipart
 from providers import video_fit
 from providers.base import SORA_SECONDS, SORA_SIZES  # noqa: F401 (the default when a model declares none)
+from providers.media.sniff import image_type
 from providers.video_hints import CAMERA_MOVEMENTS, STYLE_PRESETS, prompt_with_hints  # noqa: F401 (re-exported)
 
 DEFAULT_MODEL = "sora-2"
@@ -317,13 +318,9 @@ def _image(data: bytes) -> bytes:
 
 
 def media_type_of(data: bytes) -> str | None:
-    if data.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "image/png"
-    if data.startswith(b"\xff\xd8\xff"):
-        return "image/jpeg"
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "image/webp"
-    return None
+    """PNG, JPEG or WEBP (what image inputs take; not GIF), from the bytes."""
+    kind = image_type(data)
+    return kind if kind != "image/gif" else None
 
 
 _KNOWN = frozenset({"prompt", "model", "seconds", "duration", "size", "resolution", "negative_prompt",

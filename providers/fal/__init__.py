@@ -53,10 +53,4 @@ class FalProvider(HostedVideoProvider[translate.Options]):
         resp = await self.upstream.send(self.own(translate.response_request(o, state)))
         body = await (self.upstream.read_error(resp) if resp.status >= 300 else self.upstream.read(resp))
         urls = images.read_result(resp.status, body, resp.headers, n, provider=self.name, secret=o.api_key)
-        if not urls:
-            raise self.upstream.malformed("finished the request without any image")
-        made = await hosted_images.download(self.upstream, urls, o)
-        bad = hosted_images.not_images(made)
-        if bad is not None:
-            raise self.upstream.malformed(f"handed back image {bad + 1} not as a PNG, JPEG, WEBP or GIF file")
-        return Reply(body=hosted_images.answer(made))
+        return Reply(body=await hosted_images.images_at(self, urls, o, "request"))

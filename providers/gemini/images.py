@@ -32,9 +32,10 @@ from typing import Any
 import orjson
 
 from providers.base import Upload, Usage
-from providers.errors import BadRequest, UpstreamFault
+from providers.errors import BadRequest
 from providers.gemini.answer import read_usage
 from providers.hosted_images import nearest_ratio, requested_size
+from providers.http import json_object
 
 IMAGEN_RATIOS = ("1:1", "3:4", "4:3", "9:16", "16:9")
 GEMINI_RATIOS = ("1:1", "2:3", "3:2", "3:4", "4:3", "4:5", "5:4", "9:16", "16:9", "21:9")
@@ -77,7 +78,7 @@ def imagen_body(data: dict[str, Any], model: str, count: int, *, person_generati
 def read_imagen(body: bytes, *, provider: str) -> tuple[list[bytes], list[str | None]]:
     """The images of a `predict` answer and the prompt each was made from, as Imagen rewrote it.
     None of them, only filtered ones: the prompt's fault (400). None at all: an empty list."""
-    doc = _json(body, provider)
+    doc = json_object(body, provider)
     predictions = doc.get("predictions")
     images: list[bytes] = []
     prompts: list[str | None] = []
@@ -115,7 +116,7 @@ def generate_body(data: dict[str, Any], model: str, uploads: Sequence[Upload] = 
 def read_generated(body: bytes, *, provider: str) -> tuple[list[bytes], Usage]:
     """The images in a `generateContent` answer's first candidate, and its tokens. A prompt or
     an image Gemini blocked is the request's fault (400); no image otherwise, an empty list."""
-    doc = _json(body, provider)
+    doc = json_object(body, provider)
     usage, _ = read_usage(doc.get("usageMetadata"))
     feedback = doc.get("promptFeedback")
     blocked = feedback.get("blockReason") if isinstance(feedback, dict) else None
@@ -148,17 +149,6 @@ def usage_json(usage: Usage) -> dict[str, Any]:
     """Gemini's tokens in gpt-image's `usage` shape."""
     return {"input_tokens": usage.prompt_tokens, "output_tokens": usage.completion_tokens,
             "total_tokens": usage.prompt_tokens + usage.completion_tokens}
-
-
-def _json(body: bytes, provider: str) -> dict[str, Any]:
-    try:
-        doc = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        doc = None
-    if not isinstance(doc, dict):
-        raise UpstreamFault(f"provider '{provider}' answered 200 with a body that is not a JSON object",
-                            provider=provider, code="upstream_malformed")
-    return doc
 
 
 def _b64(value: Any) -> bytes | None:

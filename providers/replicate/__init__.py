@@ -46,10 +46,4 @@ class ReplicateProvider(HostedVideoProvider[translate.Options]):
                 hosted_images.cancel_later(self, state)
                 raise
         urls: list[str] = polled.result or []
-        if not urls:
-            raise self.upstream.malformed("finished the prediction without any image output")
-        made = await hosted_images.download(self.upstream, urls, o)
-        bad = hosted_images.not_images(made)
-        if bad is not None:
-            raise self.upstream.malformed(f"handed back image {bad + 1} not as a PNG, JPEG, WEBP or GIF file")
-        return Reply(body=hosted_images.answer(made))
+        return Reply(body=await hosted_images.images_at(self, urls, o, "prediction"))
