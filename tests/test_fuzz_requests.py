@@ -147,7 +147,10 @@ def gateway(loop):
     cfg = base_config([{"name": "mock", "type": "mock"}, mock_video("mockv")],
                       [chat_model("chat", {"provider": "mock"}),
                        {"name": "embed", "kind": "embedding", "route": {"targets": [{"provider": "mock"}]}},
-                       video_model("mock-video", "mockv")])
+                       video_model("mock-video", "mockv"),
+                       {"name": "mock-image", "kind": "image", "route": {"targets": [{"provider": "mock"}]}},
+                       {"name": "mock-tts", "kind": "speech", "route": {"targets": [{"provider": "mock"}]}},
+                       {"name": "mock-stt", "kind": "transcription", "route": {"targets": [{"provider": "mock"}]}}])
     gw = Gateway(loop, cfg)
     yield gw
     gw.close()
@@ -170,12 +173,38 @@ def _openai_shaped(r) -> None:
 _LOOPBACK = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
+# The article's video body, images and speech: their fields, any JSON in them, small sizes
+# (so what is valid is made quickly)
+_SMALL = st.sampled_from(["64x64", "32x48", "auto", "1x1", "4096x4096x", "99999x99999"])
+IMAGES = _with_fields(st.fixed_dictionaries({}, optional={"prompt": _TEXT | JSONISH, "model": st.just("mock-image")}),
+                      {f: JSONISH | _TEXT for f in ["n", "quality", "response_format", "background", "output_format",
+                                                    "output_compression", "style", "stream"]} | {"size": _SMALL})
+SPEECH = _with_fields(st.fixed_dictionaries({}, optional={"input": _TEXT | JSONISH, "model": st.just("mock-tts")}),
+                      {f: JSONISH | _TEXT for f in ["voice", "response_format", "speed", "instructions",
+                                                    "stream_format"]})
+
+
 @_LOOPBACK
 @given(st.tuples(st.just("/v1/chat/completions"), CHAT) | st.tuples(st.just("/v1/embeddings"), EMBEDDINGS)
-       | st.tuples(st.just("/v1/videos"), VIDEO) | st.tuples(st.just("/v1/chat/completions"), JSONISH))
+       | st.tuples(st.just("/v1/videos"), VIDEO) | st.tuples(st.just("/v1/chat/completions"), JSONISH)
+       | st.tuples(st.just("/v1/video/generations"), VIDEO) | st.tuples(st.just("/v1/images/generations"), IMAGES)
+       | st.tuples(st.just("/v1/audio/speech"), SPEECH))
 def test_random_bodies_over_http(http, sent):
     path, value = sent
     _openai_shaped(http.post(path, content=_body(value), headers={"content-type": "application/json"}))
+
+
+@_LOOPBACK
+@given(st.sampled_from(["/v1/images/edits", "/v1/audio/transcriptions", "/v1/audio/translations"]),
+       st.lists(st.tuples(st.sampled_from(["image", "image[]", "mask", "file", "prompt", "model", "n", "size",
+                                           "response_format", "language", "temperature"]),
+                          st.binary(max_size=32) | st.sampled_from([b"mock-image", b"mock-stt", b"2", b"64x64"]),
+                          st.booleans()), max_size=6))
+def test_random_forms_over_http(http, path, parts):
+    body = b"".join(b'--b\r\nContent-Disposition: form-data; name="%s"%s\r\n\r\n%s\r\n'
+                    % (name.encode(), b'; filename="f"' if is_file else b"", data)
+                    for name, data, is_file in parts) + b"--b--\r\n"
+    _openai_shaped(http.post(path, content=body, headers={"content-type": "multipart/form-data; boundary=b"}))
 
 
 _QUERY_VALUE = st.text(max_size=8) | st.integers(-10, 200).map(str) | st.sampled_from(["²", "١٢", "５", "é", ""])
