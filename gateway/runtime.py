@@ -7,6 +7,7 @@ targets learned, the video service) is the process's `Services`.
 """
 from __future__ import annotations
 
+import functools
 import logging
 import time
 
@@ -14,6 +15,7 @@ from gateway.auth import Key, Keys
 from gateway.config import Checked
 from gateway.config.schema import ModelConfig, RouteConfig
 from gateway.errors import ApiError, model_not_found
+from gateway.images import workers as image_workers
 from gateway.limits import Limiter, hold_price
 from gateway.prices import Prices
 from gateway.routes import Route, ServedModel, Target
@@ -47,6 +49,10 @@ class Runtime:
         self.max_parse_ms = config.server.max_json_parse_ms
         self.providers: dict[str, Provider] = {
             p.name: TYPES[p.type](p) for p in config.providers if p.name not in checked.disabled}
+        embedded = not config.state.redis_url
+        for p in self.providers.values():    # local image providers whose workers make their images
+            if "images" in p.operations and p.local and not p.runs_in(embedded):
+                p.hand_off = functools.partial(image_workers.hand_off, self)
         self.models: dict[str, ServedModel] = {}
         for m in config.models:
             served = self._compile(m)

@@ -204,6 +204,11 @@ class Provider(Generic[OptionsT]):
     # and the job's runner fits the MP4 it returns (providers/media/fit.py).
     fits_itself: ClassVar[bool] = False
 
+    # A local provider whose requests are made by `gateway worker` processes: the gateway sets this
+    # where the provider does not run in its own process (gateway/images/workers.py), and a worker
+    # calls the provider's own `make`.
+    hand_off: Callable[[str, Call], Awaitable[Reply]] | None = None
+
     def runs_in(self, embedded: bool) -> bool:
         """Whether `gateway serve` runs this provider's jobs itself (else `gateway worker` does)."""
         return True

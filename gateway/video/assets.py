@@ -20,7 +20,9 @@ from typing import Protocol
 
 VARIANTS = {"video": ("mp4", "video/mp4"), "thumbnail": ("webp", "image/webp"),
             "spritesheet": ("jpg", "image/jpeg"),
-            "reference": ("img", "application/octet-stream")}   # an input_reference image, kept for reruns
+            "reference": ("img", "application/octet-stream"),   # an input_reference image, kept for reruns
+            # an image request handed to a worker, and its answer (gateway/images/workers.py)
+            "request": ("json", "application/json"), "answer": ("json", "application/json")}
 _ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 
 

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from gateway.config.schema import VideosConfig
+from gateway.images import workers as image_workers
 from gateway.metrics import VIDEO_JOBS, VIDEO_SECONDS
 from gateway.runtime import Runtime
 from gateway.store import Claim, Store, StoreDown
@@ -173,6 +174,24 @@ class Runner:
             return
         job.status = "in_progress"
         if not await store.jobs.update(job.record(), claim.token):
+            await store.jobs.done(claim)
+            return
+        if job.op == "image":    # a gateway waits for it: no files of its own, no webhooks (images/workers.py)
+            work = asyncio.create_task(image_workers.make(rt, self.assets, provider, job))
+            lease_s = self._config().job_lease_s
+            while not work.done():       # the claim renewed while it runs, as a video's is
+                await asyncio.wait([work], timeout=lease_s / 3)
+                try:
+                    kept = work.done() or await store.jobs.renew(claim, lease_s)
+                except StoreDown as e:
+                    log.warning("image request %s: heartbeat failed (%s); retrying", job.id, e)
+                    continue
+                if not kept:
+                    work.cancel()        # its gateway gave up on it (the job is gone)
+                    await asyncio.gather(work, return_exceptions=True)
+                    return
+            job.status, job.error = work.result()
+            await store.jobs.update(job.record(), claim.token)
             await store.jobs.done(claim)
             return
         started = time.monotonic()

@@ -4,9 +4,12 @@ loaded from a local folder: generations with its text-to-image pipeline, edits
 with its image-to-image one (inpainting where a mask is given) over the same
 weights. The weights load once per process, on first use.
 
-An image is made in the process that serves its request, on a thread of its
-own: `max_concurrent` at once, up to `max_queue` more waiting their turn; past
-that the provider is refused as busy (429), so the router tries the next target.
+An image is made on a thread of its own in the process that runs the provider:
+`gateway serve` in embedded mode (or with `run_in_gateway: true`), else the
+`gateway worker` processes next to the GPUs, to which the gateway hands each
+request (gateway/images/workers.py). `max_concurrent` at once, up to
+`max_queue` more waiting their turn; past that the provider is refused as busy
+(429), so the router tries the next target.
 A size that is not a multiple of the family's is made at the next multiple up
 and centre-cropped, so the image has the size asked for.
 
@@ -48,6 +51,7 @@ class Options(ProviderConfig):
     max_concurrent: int = Field(1, ge=1)         # requests generating at once in this process
     max_queue: int = Field(8, ge=0)              # requests waiting for their turn; more are refused (429)
     max_side: int = Field(2048, ge=64, le=4096)  # the largest side it makes; larger is a 400
+    run_in_gateway: bool | None = None           # None: in `gateway serve` in embedded mode, else in workers
 
     @model_validator(mode="after")
     def _known_family(self) -> Options:
@@ -86,7 +90,21 @@ class DiffusersImageProvider(Provider[Options]):
         self._slots = asyncio.Semaphore(options.max_concurrent)
         self._waiting = 0
 
+    def runs_in(self, embedded: bool) -> bool:
+        choice = self.options.run_in_gateway
+        return embedded if choice is None else choice
+
+    def prepare(self) -> None:
+        self._loaded()
+
     async def images(self, call: Call) -> Reply:
+        if self.hand_off is not None:      # made by a `gateway worker` next to the GPUs
+            self._size(call.data.get("size"))
+            return await self.hand_off(self.name, call)
+        return await self.make(call)
+
+    async def make(self, call: Call) -> Reply:
+        """The images made in this process."""
         width, height = self._size(call.data.get("size"))
         if self._slots.locked() and self._waiting >= self.options.max_queue:
             raise errors.RateLimited(f"provider '{self.name}' is busy: {self.options.max_concurrent} generating "

@@ -96,3 +96,33 @@ def test_a_folder_that_is_no_image_pipeline_is_a_config_error(tmp_path, pipeline
     with pytest.raises(ConfigError) as e:
         config_loader.parse(yaml.safe_dump(base_config([local("gpu", video)], [image_model("m", "gpu")])))
     assert any("not an image family" in line for line in e.value.errors)
+
+
+def test_with_redis_the_images_are_made_by_a_worker(start_gateway, redis_url, tmp_path, pipelines, loop):
+    """The gateway hands each request to the provider's `gateway worker` and waits for it; with none
+    alive the provider is refused (429) and the router fails over."""
+    from tests.video.test_diffusers import _start_worker, _wait_for_workers
+    cfg = base_config([local("gpu", pipelines["sdxl"]), {"name": "mock", "type": "mock"}],
+                      [image_model("local-image", "gpu"), image_model("local-or-mock", "gpu", "mock")])
+    cfg["state"] = {"redis_url": redis_url, "data_dir": str(tmp_path / "data")}
+    path = tmp_path / "gateway.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    gw = start_gateway(cfg)
+    client = gw.client()
+    raw = client.images.with_raw_response.generate(model="local-or-mock", prompt="x", size="32x32")
+    assert raw.headers["x-gateway-provider"] == "mock"          # no worker yet
+    worker = _start_worker(path, "gpu")
+    try:
+        _wait_for_workers(loop, gw.runtime.store, "gpu")
+        made = client.images.generate(model="local-image", prompt="a red cat", n=2, size="40x24")
+        assert [_decoded(d.b64_json).size for d in made.data] == [(40, 24)] * 2
+        edited = client.images.edit(model="local-image", prompt="blue", size="32x32",
+                                    image=("red.png", _png(32, 32, (250, 0, 0)), "image/png"),
+                                    mask=("mask.png", _png(32, 32, (0, 0, 0, 0), "RGBA"), "image/png"))
+        assert _decoded(edited.data[0].b64_json).size == (32, 32)
+        # Nothing is left behind: the requests' jobs and files are gone, and no key lists them.
+        assert loop.run(gw.runtime.store.jobs.page("image-requests", None, 10, "asc")) == ([], False)
+        assert client.videos.list().data == []
+    finally:
+        worker.terminate()
+        worker.wait(20)
