@@ -1,6 +1,6 @@
-"""`gateway worker`: runs the jobs of local video providers (`type:
-diffusers`) next to the GPUs. It loads each pipeline, then takes jobs from
-its provider's queue in the shared store (with Redis: a Redis Streams
+"""`gateway worker`: runs the jobs of local providers (`type: diffusers` video
+jobs, and `diffusers_image` requests handed over by gateways) next to the GPUs.
+It loads each pipeline, then takes jobs from its provider's queue in the shared store (with Redis: a Redis Streams
 consumer group, so any number of workers on any number of machines share
 the work), heartbeats while it runs them, and writes the files to the shared
 video assets. A worker killed mid-job stops heartbeating; once its lease
@@ -115,12 +115,13 @@ class Worker:
             await live.start(seed=False)
             wanted = self.wanted(self.latest)
             if not wanted:
-                log.error("config version %d has no local video providers (type: diffusers) %s", self.latest.version,
+                log.error("config version %d has no local providers (type: diffusers, diffusers_image) %s",
+                          self.latest.version,
                           f"named {', '.join(sorted(self.names))} (or they are disabled)" if self.names else
                           "to serve")
                 return 2
             if missing := sorted((self.names or set()) - set(wanted)):
-                log.warning("not local video providers of config version %d (or disabled): %s; served once a "
+                log.warning("not local providers of config version %d (or disabled): %s; served once a "
                             "version adds them", self.latest.version, ", ".join(missing))
             videos = self.services.videos = self.videos = Videos(store, lambda: self.latest)
             # Its counts (jobs finished, generation seconds) join the gateway's /metrics where the
