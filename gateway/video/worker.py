@@ -1,8 +1,8 @@
 """`gateway worker`: runs the jobs of local providers (`type: diffusers` video
 jobs, and `diffusers_image` requests handed over by gateways) next to the GPUs.
-It loads each pipeline, then takes jobs from its provider's queue in the shared store (with Redis: a Redis Streams
-consumer group, so any number of workers on any number of machines share
-the work), heartbeats while it runs them, and writes the files to the shared
+It loads each pipeline, then takes jobs from its provider's queue in the
+shared store (with Redis: a Redis Streams consumer group, so any number of
+workers on any number of machines share the work), heartbeats while it runs them, and writes the files to the shared
 video assets. A worker killed mid-job stops heartbeating; once its lease
 lapses another worker claims the job and runs it again.
 
