@@ -212,6 +212,34 @@ def test_token_priced_transcription(start_gateway, fake_openai):
     assert float(raw.headers["x-gateway-cost-usd"]) == pytest.approx((120 * 6 + 30 * 10) / 1e6)
 
 
+def test_streamed_transcription_events_on_the_mock_and_through_an_upstream(mock_gateway, start_gateway,
+                                                                        fake_openai):
+    """`stream=True`: the SDK's events, `transcript.text.delta` as the words come, then `done`."""
+    for gw, model in ((mock_gateway, "mock-stt"), (None, "ears")):
+        if gw is None:
+            fake = fake_openai()
+            cfg = _upstream_config(fake, stt="gpt-4o-transcribe")
+            cfg["auth"]["admin_key"] = "admin-secret"
+            gw = start_gateway(cfg)
+        events = list(gw.client().audio.transcriptions.create(model=model, file=("a.wav", make_wav(0.5)),
+                                                              stream=True))
+        deltas = [e.delta for e in events if e.type == "transcript.text.delta"]
+        assert len(deltas) > 1 and events[-1].type == "transcript.text.done"
+        assert "".join(deltas) == events[-1].text
+    assert ("stream", "true") in fake.audio_forms[-1]
+    assert ("model", "gpt-4o-transcribe") in fake.audio_forms[-1]
+    # Priced by the tokens of its last event: the request log has the cost
+    deadline = time.time() + 5
+    while True:
+        logged = gw.http(key="admin-secret").get("/admin/requests", params={"limit": 1, "model": "ears"})
+        records = logged.json().get("data", []) if logged.status_code == 200 else []
+        if records and records[0].get("cost_usd"):
+            break
+        assert time.time() < deadline, logged.text
+        time.sleep(0.1)
+    assert float(records[0]["cost_usd"]) == pytest.approx((120 * 6 + 30 * 10) / 1e6)
+
+
 @pytest.mark.parametrize("failure", ["429", "json 200", "html 200"])
 def test_a_refusing_or_broken_upstream_fails_over(start_gateway, fake_openai, failure):
     fake = fake_openai()
@@ -288,7 +316,10 @@ def test_bad_transcriptions_are_a_400_naming_the_parameter(mock_gateway):
         ({**ok, "file": audio, "temperature": (None, "2")}, "temperature", "/v1/audio/transcriptions"),
         ({**ok, "file": audio, "timestamp_granularities[]": (None, "minute")}, "timestamp_granularities",
          "/v1/audio/transcriptions"),
-        ({**ok, "file": audio, "stream": (None, "true")}, "stream", "/v1/audio/transcriptions"),
+        ({**ok, "file": audio, "stream": (None, "maybe")}, "stream", "/v1/audio/transcriptions"),
+        ({**ok, "file": audio, "stream": (None, "true")}, "stream", "/v1/audio/translations"),
+        ({**ok, "file": audio, "stream": (None, "true"), "response_format": (None, "srt")}, "stream",
+         "/v1/audio/transcriptions"),
     ]
     for files, param, path in cases:
         r = http.post(path, files=files)

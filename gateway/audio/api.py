@@ -22,6 +22,7 @@ from typing import Any
 
 import orjson
 
+from gateway import protocol as json_protocol
 from gateway.asgi import AnswerCut
 from gateway.audio import protocol
 from gateway.audio.pricing import heard_cost_nano, speech_cost_nano
@@ -64,7 +65,8 @@ class Transcriptions(AnswerDialect):
         # Limits and budgets estimate a request's tokens from its body: here that is the form's
         # text, not the audio's bytes (what the audio counts is settled once the backend says).
         text = orjson.dumps({k: v for k, v in data.items() if isinstance(v, (str, float))})
-        return Inbound(data["model"], data, answer=Transcript(data), send=text, prepare=_as_sent)
+        return Inbound(data["model"], data, stream=data["stream"], answer=Transcript(data), send=text,
+                       prepare=_as_sent)
 
 
 class Translations(Transcriptions):
@@ -139,8 +141,17 @@ class Transcript(Translation):
         return reply.body
 
     async def stream(self, x: Exchange, reply: Reply, first: bytes) -> AsyncGenerator[bytes, None]:
-        raise ApiError(400, "Streamed transcription is not served by this gateway yet.", param="stream")
-        yield b""    # unreachable: makes this an async generator, as Translation wants
+        """`stream=true`: the backend's events (`transcript.text.delta`, then `transcript.text.done`
+        with the text and its usage) relayed as they come."""
+        yield first
+        assert reply.chunks is not None
+        async for chunk in reply.chunks:
+            yield chunk
 
     def stream_error(self, message: str, type: str, code: str | None) -> bytes:
-        return b""
+        return json_protocol.stream_error(message, type, code)
+
+    def streamed_cost(self, x: Exchange, reply: Reply) -> int:
+        """A streamed transcript's seconds, where the file's header says them (its tokens are priced
+        from the last event's usage)."""
+        return heard_cost_nano(x.target.price if x.target is not None else None, self.file_seconds or 0.0)

@@ -116,7 +116,7 @@ def transcription(content_type: bytes, body: bytes, op: str) -> dict[str, Any]:
             data["fields"].append((name, text))
     if "file" not in data:
         raise bad_request("Missing required parameter: 'file' (the audio, as a file part).", param="file")
-    _check_form(data, TRANSLATION_FORMATS if op == "translations" else TRANSCRIPTION_FORMATS)
+    _check_form(data, op)
     data["file_seconds"] = wav.seconds(data["file"].data)
     return data
 
@@ -162,7 +162,8 @@ def audio_type_of(data: bytes) -> str | None:
     return None
 
 
-def _check_form(data: dict[str, Any], formats: tuple[str, ...]) -> None:
+def _check_form(data: dict[str, Any], op: str) -> None:
+    formats = TRANSLATION_FORMATS if op == "translations" else TRANSCRIPTION_FORMATS
     _model(data.get("model"))
     fmt = data.setdefault("response_format", "json")
     if fmt not in formats:
@@ -181,13 +182,15 @@ def _check_form(data: dict[str, Any], formats: tuple[str, ...]) -> None:
         if granularity not in GRANULARITIES:
             raise bad_request("Invalid value for 'timestamp_granularities': each must be 'word' or 'segment'.",
                               param="timestamp_granularities")
-    stream = data.get("stream")
+    stream = data.pop("stream", None)
+    data["stream"] = False
     if stream is not None:
-        if stream.strip().lower() == "true":
-            raise bad_request("Streamed transcription is not served by this gateway yet; send stream=false.",
-                              param="stream")
-        if stream.strip().lower() != "false":
+        if stream.strip().lower() not in ("true", "false"):
             raise bad_request("'stream' must be true or false.", param="stream")
+        data["stream"] = stream.strip().lower() == "true"
+    if data["stream"] and (op != "transcriptions" or data["response_format"] not in ("json", "text")):
+        raise bad_request("stream=true is for transcriptions in response_format 'json' or 'text' (its events "
+                          "carry the text as it is heard).", param="stream")
 
 
 def _model(model: Any) -> None:

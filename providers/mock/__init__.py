@@ -148,10 +148,22 @@ class MockProvider(Provider[Options]):
         await self._before_answer()
         if call.op != "speech":
             body, _ = await asyncio.to_thread(audio.transcript, call.data, call.op == "translations")
+            if call.stream:     # the text's words as `transcript.text.delta` events, then the whole
+                reply = Reply(content_type=b"text/event-stream")
+                reply.chunks = self._events(audio.transcript_events(body, call.data), reply)
+                return reply
             return Reply(body=body)
         made = await asyncio.to_thread(audio.speech, call.data)
         fmt = call.data.get("response_format") or "mp3"
         return Reply(chunks=self._pieces(made), content_type=SPEECH_FORMATS[fmt].encode())
+
+    async def _events(self, events: list[bytes], reply: Reply) -> AsyncIterator[bytes]:
+        delay = self.options.chunk_delay_ms / 1000
+        for i, event in enumerate(events):
+            if delay and i:
+                await asyncio.sleep(delay)
+            yield event
+        reply.usage = Usage(1, len(events) - 1)
 
     async def _pieces(self, made: bytes) -> AsyncIterator[bytes]:
         step = -(-len(made) // self.options.stream_chunks)

@@ -120,3 +120,15 @@ def transcript(data: dict[str, Any], translate: bool) -> tuple[bytes, float]:
 def _clock(seconds: float, comma: str) -> str:
     ms = round(seconds * 1000)
     return f"{ms // 3_600_000:02d}:{ms // 60_000 % 60:02d}:{ms // 1000 % 60:02d}{comma}{ms % 1000:03d}"
+
+
+def transcript_events(body: bytes, data: dict[str, Any]) -> list[bytes]:
+    """A transcript as OpenAI streams one: a `transcript.text.delta` event a word, then
+    `transcript.text.done` with the whole text and its usage (in tokens: a word each)."""
+    text = body.decode() if data.get("response_format") == "text" else orjson.loads(body)["text"]
+    words = text.split(" ")
+    events = [{"type": "transcript.text.delta", "delta": w if i == 0 else " " + w} for i, w in enumerate(words)]
+    events.append({"type": "transcript.text.done", "text": text,
+                   "usage": {"type": "tokens", "input_tokens": 1, "output_tokens": len(words),
+                             "total_tokens": 1 + len(words)}})
+    return [b"data: " + orjson.dumps(e) + b"\n\n" for e in events]

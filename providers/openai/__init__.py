@@ -84,6 +84,10 @@ class OpenAIFormat(HttpProvider[HttpOptionsT]):
                 raise self.upstream.malformed(f"answered speech with {resp.content_type}, not audio")
             return Reply(chunks=self.upstream.chunks(resp), content_type=media.encode("latin-1"),
                          close=resp.release)
+        if call.stream:      # transcript events; sse_blocks checks it is an event stream whose first event parses
+            reply = Reply(content_type=b"text/event-stream", close=resp.release)
+            reply.chunks = self.upstream.sse_blocks(resp, audio.watch_usage(reply))
+            return reply
         media = resp.content_type
         body = await self.upstream.read(resp)
         problem, doc = audio.transcript(body, call.data.get("response_format") or "json", media)

@@ -7,11 +7,13 @@ models count tokens (`usage: {"type": "tokens", "input_tokens", ...}`),
 whisper-1 counts seconds (`{"type": "duration", "seconds"}`)."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import orjson
 
-from providers.base import Upload, Usage
+from providers import sse
+from providers.base import Reply, Upload, Usage
 from providers.openai.video import multipart
 
 # Each speech format and the media type OpenAI answers it with.
@@ -82,3 +84,23 @@ def heard_seconds(doc: dict[str, Any] | None) -> float | None:
         if isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value < 10**7:
             return float(value)
     return None
+
+
+_DONE = b'"transcript.text.done"'
+
+
+def watch_usage(reply: Reply) -> Callable[[bytes], bytes]:
+    """A streamed transcript relayed untouched, its usage noted from its `transcript.text.done` event."""
+    def watch(block: bytes) -> bytes:
+        at = block.rfind(_DONE)
+        if at >= 0:
+            data = sse.lone_data_at(block, at)
+            if data is not None:
+                try:
+                    doc = orjson.loads(data)
+                except orjson.JSONDecodeError:
+                    doc = None
+                if isinstance(doc, dict):
+                    reply.usage = usage_in(doc) or reply.usage
+        return block
+    return watch

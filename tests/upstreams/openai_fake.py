@@ -88,6 +88,12 @@ class FakeOpenAI(FakeServer):
         fields = dict(parts)
         text = "The fake heard the audio."
         fmt = fields.get("response_format", "json")
+        if fields.get("stream") == "true":     # gpt-4o-transcribe's events: a delta a word, then done
+            words = text.split(" ")
+            events = [{"type": "transcript.text.delta", "delta": (" " if i else "") + w} for i, w in enumerate(words)]
+            events.append({"type": "transcript.text.done", "text": text, "usage": {
+                "type": "tokens", "input_tokens": 120, "output_tokens": 30, "total_tokens": 150}})
+            return await self.stream(request, [b"data: " + orjson.dumps(e) + b"\n\n" for e in events])
         if fmt in ("text", "srt", "vtt"):
             lines = {"text": f"{text}\n", "srt": f"1\n00:00:00,000 --> 00:00:07,500\n{text}\n\n",
                      "vtt": f"WEBVTT\n\n00:00:00.000 --> 00:00:07.500\n{text}\n\n"}
