@@ -288,7 +288,7 @@ SPEECH_OK = {"model": "mock-tts", "voice": "alloy", "input": "Hello"}
     ({"speed": 4.5}, "speed"),
     ({"speed": "fast"}, "speed"),
     ({"response_format": "ogg"}, "response_format"),
-    ({"stream_format": "sse"}, "stream_format"),
+    ({"stream_format": "events"}, "stream_format"),
     ({"instructions": 7}, "instructions"),
 ])
 def test_bad_speech_is_a_400_naming_the_parameter(mock_gateway, change, param):
@@ -365,7 +365,8 @@ JSONISH = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() |
 SPEECH_FIELDS = st.fixed_dictionaries({}, optional={
     "model": JSONISH | st.just("tts-1"), "input": JSONISH | st.text(max_size=40), "voice": JSONISH | st.just("alloy"),
     "response_format": JSONISH | st.sampled_from(["mp3", "wav", "pcm", "ogg"]),
-    "speed": JSONISH | st.floats(0, 5), "instructions": JSONISH, "stream_format": JSONISH | st.just("audio")})
+    "speed": JSONISH | st.floats(0, 5), "instructions": JSONISH,
+    "stream_format": JSONISH | st.sampled_from(["audio", "sse"])})
 
 
 @settings(max_examples=200, deadline=None)
@@ -414,3 +415,17 @@ def test_the_transcription_parser_answers_any_form_with_a_request_or_a_4xx(parts
 def test_a_wav_header_is_read_or_refused_never_an_error(data):
     seconds = wav_header.seconds(b"RIFF\x00\x00\x00\x00WAVE" + data)
     assert seconds is None or 0 <= seconds < 10**7
+
+
+def test_speech_as_events_on_the_mock(mock_gateway):
+    """stream_format "sse": `speech.audio.delta` events whose base64 pieces make the whole audio."""
+    import base64
+    r = mock_gateway.http().post("/v1/audio/speech", json={
+        "model": "mock-tts", "voice": "alloy", "input": "Hello there.", "response_format": "wav",
+        "stream_format": "sse"})
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
+    events = [json.loads(line[6:]) for line in r.text.split("\n") if line.startswith("data: ")]
+    assert [e["type"] for e in events][-1] == "speech.audio.done" and len(events) > 2
+    audio = b"".join(base64.b64decode(e["audio"]) for e in events if e["type"] == "speech.audio.delta")
+    with decoded(audio) as w:
+        assert w.getnframes() > 0 and w.getnchannels() == 1

@@ -89,8 +89,9 @@ class SpeechAudio(Translation):
 
     def __init__(self, data: dict[str, Any]) -> None:
         self.characters = len(data["input"])
+        self.events = protocol.as_events(data)     # stream_format "sse": the backend's events, relayed
         self.content_type = self.stream_content_type = \
-            SPEECH_FORMATS[protocol.speech_format(data)].encode("latin-1")
+            b"text/event-stream" if self.events else SPEECH_FORMATS[protocol.speech_format(data)].encode("latin-1")
 
     async def whole(self, x: Exchange, reply: Reply) -> bytes:
         """A backend that answers the audio whole (none here does yet)."""
@@ -101,7 +102,8 @@ class SpeechAudio(Translation):
     async def stream(self, x: Exchange, reply: Reply, first: bytes) -> AsyncGenerator[bytes, None]:
         # Before the first byte goes out: its media type, and its cost, known from the input alone
         # (the audio counts no tokens), in the headers of the stream.
-        self.stream_content_type = _audio_type(reply, self.stream_content_type)
+        if not self.events:
+            self.stream_content_type = _audio_type(reply, self.stream_content_type)
         if reply.usage is None:
             reply.usage = Usage()
         price = x.target.price if x.target is not None else None
@@ -112,6 +114,8 @@ class SpeechAudio(Translation):
             yield chunk
 
     def stream_error(self, message: str, type: str, code: str | None) -> bytes:
+        if self.events:
+            return json_protocol.stream_error(message, type, code)
         raise AnswerCut(f"the speech broke off after its first bytes: {message}")
 
     def streamed_cost(self, x: Exchange, reply: Reply) -> int:

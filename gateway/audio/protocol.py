@@ -71,11 +71,14 @@ def speech(body: bytes) -> dict[str, Any]:
         raise bad_request(f"'instructions' must be a string of at most {MAX_INSTRUCTIONS_CHARS} characters.",
                           param="instructions")
     stream_format = data.get("stream_format")
-    if stream_format is not None and stream_format != "audio":
-        raise bad_request("stream_format 'sse' is not served by this gateway yet; the audio is streamed as it "
-                          "is made with 'audio' (the default)." if stream_format == "sse" else
-                          "Invalid value for 'stream_format': must be 'audio' or 'sse'.", param="stream_format")
+    if stream_format is not None and stream_format not in ("audio", "sse"):
+        raise bad_request("Invalid value for 'stream_format': must be 'audio' or 'sse'.", param="stream_format")
     return data
+
+
+def as_events(data: dict[str, Any]) -> bool:
+    """Whether speech is asked for as events (`speech.audio.delta`, base64 audio) rather than as audio."""
+    return data.get("stream_format") == "sse"
 
 
 def speech_format(data: dict[str, Any]) -> str:

@@ -150,20 +150,26 @@ class MockProvider(Provider[Options]):
             body, _ = await asyncio.to_thread(audio.transcript, call.data, call.op == "translations")
             if call.stream:     # the text's words as `transcript.text.delta` events, then the whole
                 reply = Reply(content_type=b"text/event-stream")
-                reply.chunks = self._events(audio.transcript_events(body, call.data), reply)
+                events = audio.transcript_events(body, call.data)
+                reply.chunks = self._events(events, reply, Usage(1, len(events) - 1))
                 return reply
             return Reply(body=body)
         made = await asyncio.to_thread(audio.speech, call.data)
+        if call.data.get("stream_format") == "sse":     # the audio in base64 events, then done
+            reply = Reply(content_type=b"text/event-stream")
+            reply.chunks = self._events(audio.speech_events(made, self.options.stream_chunks,
+                                                            len(call.data["input"])), reply)
+            return reply
         fmt = call.data.get("response_format") or "mp3"
         return Reply(chunks=self._pieces(made), content_type=SPEECH_FORMATS[fmt].encode())
 
-    async def _events(self, events: list[bytes], reply: Reply) -> AsyncIterator[bytes]:
+    async def _events(self, events: list[bytes], reply: Reply, usage: Usage | None = None) -> AsyncIterator[bytes]:
         delay = self.options.chunk_delay_ms / 1000
         for i, event in enumerate(events):
             if delay and i:
                 await asyncio.sleep(delay)
             yield event
-        reply.usage = Usage(1, len(events) - 1)
+        reply.usage = usage
 
     async def _pieces(self, made: bytes) -> AsyncIterator[bytes]:
         step = -(-len(made) // self.options.stream_chunks)

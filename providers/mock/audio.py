@@ -10,6 +10,7 @@ naming its size, length and hash, in every response_format. Its length is the
 WAV header's, else guessed from its size at 128 kbps. Pure: no gateway state."""
 from __future__ import annotations
 
+import base64
 import hashlib
 import io
 from typing import Any
@@ -131,4 +132,15 @@ def transcript_events(body: bytes, data: dict[str, Any]) -> list[bytes]:
     events.append({"type": "transcript.text.done", "text": text,
                    "usage": {"type": "tokens", "input_tokens": 1, "output_tokens": len(words),
                              "total_tokens": 1 + len(words)}})
+    return [b"data: " + orjson.dumps(e) + b"\n\n" for e in events]
+
+
+def speech_events(made: bytes, pieces: int, characters: int) -> list[bytes]:
+    """Speech as OpenAI streams it with stream_format "sse": `speech.audio.delta` events of base64
+    audio, then `speech.audio.done` with the usage."""
+    step = -(-len(made) // max(1, pieces))
+    events: list[dict[str, Any]] = [{"type": "speech.audio.delta", "audio": base64.b64encode(made[i:i + step]).decode()}
+                                    for i in range(0, len(made), step)]
+    events.append({"type": "speech.audio.done", "usage": {"input_tokens": characters, "output_tokens": 0,
+                                                          "total_tokens": characters}})
     return [b"data: " + orjson.dumps(e) + b"\n\n" for e in events]

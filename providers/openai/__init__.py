@@ -77,6 +77,10 @@ class OpenAIFormat(HttpProvider[HttpOptionsT]):
         resp = await self.upstream.send(req)
         if resp.status >= 300:
             raise self.error(resp.status, await self.upstream.read_error(resp), resp.headers)
+        if call.op == "speech" and call.data.get("stream_format") == "sse":   # speech.audio.delta events
+            reply = Reply(content_type=b"text/event-stream", close=resp.release)
+            reply.chunks = self.upstream.sse_blocks(resp)
+            return reply
         if call.op == "speech":
             media = audio.speech_type(resp.content_type, call.data.get("response_format") or "mp3")
             if media is None:
