@@ -92,7 +92,7 @@ def test_a_job_resumes_after_a_restart_without_a_second_submit(start_gateway, ho
     cfg["state"] = {"data_dir": str(tmp_path)}
     # Short enough that the second gateway soon takes the job over; long enough that a heartbeat
     # late on a loaded machine does not lose the claim (a lost claim cancels the run upstream).
-    cfg["videos"]["job_lease_s"] = 2
+    cfg["videos"]["job_lease_s"] = 3
     first = start_gateway(cfg)
     video = first.client().videos.create(model="hosted", prompt="p", size="1280x720", seconds="4")
     time.sleep(0.3)                      # polling upstream
