@@ -300,10 +300,11 @@ async def serve(dialect: AnswerDialect, req: Request, rt: Runtime) -> None:
     x = Exchange(req, rt, dialect)
     try:
         x.key = key = rt.keys.authenticate(req.headers)
-        body = await req.body(rt.max_body if not dialect.form else max(rt.max_body, dialect.form_max_body))
-        if dialect.form:    # multipart/form-data (image edits): its own bounded reader, not JSON's
+        if dialect.form:    # multipart/form-data (image edits, audio uploads): its own bounded reader, not JSON's
+            body = await req.body(max(rt.max_body, dialect.form_max_body))
             inbound = dialect.parse_form(req.headers.get(b"content-type", b""), body)
         else:
+            body = await req.body(rt.max_body)
             if len(body) >= protocol.ESTIMATE_FROM:
                 await protocol.check_parse_work(body, rt.max_parse_ms)
             inbound = dialect.parse(body)

@@ -173,6 +173,11 @@ def _failed(target: Target, e: ProviderError, seconds: float) -> Attempt:
     return Attempt(target.provider.name, target.model, e.upstream_status, code or None, seconds)
 
 
+# The provider method each operation calls (chat's is called directly, first: the hot path).
+_METHOD = {"embeddings": "embeddings", "images": "images", "image_edits": "images",
+           **dict.fromkeys(AUDIO_OPS, "audio")}
+
+
 async def _attempt(target: Target, call: Call, budget: float) -> Outcome:
     provider = target.provider
     try:
@@ -186,9 +191,7 @@ async def _attempt(target: Target, call: Call, budget: float) -> Outcome:
                 spec.fit = provider.video_plan(spec.op, spec.width, spec.height, spec.seconds)
                 state = await provider.video_submit(spec if provider.fits_itself else spec.generated())
                 return Outcome(Reply(extra={"state": state, "fit": spec.fit}), target, 0, 0.0)
-            reply = await (provider.chat(call) if call.op == "chat" else provider.images(call)
-                           if call.op in ("images", "image_edits") else provider.audio(call)
-                           if call.op in AUDIO_OPS else provider.embeddings(call))
+            reply = await (provider.chat(call) if call.op == "chat" else getattr(provider, _METHOD[call.op])(call))
             first = None
             if reply.chunks is not None:
                 try:

@@ -24,7 +24,6 @@ class FakeFal(HostedVideoFake):
     provider = "fal"
 
     def __init__(self, loop: Loop, key: str = "fal-key-id:fal-key-secret") -> None:
-        self.images: dict[str, bytes] = {}
         self.image_result: bytes | None = None     # set: the response URL's answer for image models, as it is
         super().__init__(loop, "", key)
 
@@ -33,7 +32,6 @@ class FakeFal(HostedVideoFake):
 
     def routes(self, app: web.Application) -> None:
         self.add_file_route(app)
-        app.router.add_get("/images/{name}", self._image)
         app.router.add_get("/{app:.+}/requests/{id}/status", self._status)
         app.router.add_put("/{app:.+}/requests/{id}/cancel", self._cancel)
         app.router.add_get("/{app:.+}/requests/{id}", self._result)
@@ -116,13 +114,6 @@ class FakeFal(HostedVideoFake):
             out.append({"url": f"{self.base}/images/{name}", "content_type": "image/png", "width": w, "height": h})
         return orjson.dumps({"images": out, "seed": 42, "has_nsfw_concepts": [False] * len(out),
                              "prompt": job.input.get("prompt")})
-
-    async def _image(self, request: web.Request) -> web.Response:
-        await self.record(request, method=request.method)
-        image = self.images.get(request.match_info["name"])
-        if image is None:
-            return web.Response(status=404)
-        return web.Response(body=image, content_type="image/png")
 
     async def _cancel(self, request: web.Request) -> web.Response:
         await self.record(request, method=request.method)

@@ -50,6 +50,7 @@ class HostedVideoFake(FakeServer):
         self.key = key
         self.jobs: dict[str, Job] = {}
         self.mp4 = sample_mp4()
+        self.images: dict[str, bytes] = {}      # images made, by name, served at /images/{name}
         super().__init__(loop, prefix)
 
     # -- helpers for the subclasses -----------------------------------------
@@ -101,7 +102,16 @@ class HostedVideoFake(FakeServer):
         return [s for s in self.seen if self.is_submit(s)]
 
     def add_file_route(self, app: web.Application) -> None:
+        """The provider's file URLs: the video at /files/{name}, images made at /images/{name}."""
         app.router.add_get("/files/{name}", self._file)
+        app.router.add_get("/images/{name}", self._image)
+
+    async def _image(self, request: web.Request) -> web.Response:
+        await self.record(request, method=request.method)
+        image = self.images.get(request.match_info["name"])
+        if image is None:
+            return web.Response(status=404)
+        return web.Response(body=image, content_type="image/png")
 
     async def _file(self, request: web.Request) -> web.Response:
         await self.record(request, method=request.method)

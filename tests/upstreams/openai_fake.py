@@ -14,9 +14,9 @@ from typing import Any
 
 import orjson
 from aiohttp import web
-from PIL import Image
 
 from tests.harness import DATA, Loop
+from tests.upstreams.image_sample import png
 from tests.upstreams.server import FakeServer, sse_events
 
 RECORDED = DATA / "openai"
@@ -128,7 +128,7 @@ class FakeOpenAI(FakeServer):
         n = int(fields.get("n") or 1)
         return web.Response(content_type="application/json", body=orjson.dumps({
             "created": 1767225600, "background": "opaque", "output_format": "png", "quality": "high",
-            "size": f"{w}x{h}", "data": [{"b64_json": base64.b64encode(_png(int(w), int(h), i)).decode()}
+            "size": f"{w}x{h}", "data": [{"b64_json": base64.b64encode(png(int(w), int(h), f"openai-{i}")).decode()}
                                          for i in range(n)],
             "usage": {"input_tokens": 50, "output_tokens": 4160, "total_tokens": 4210,
                       "input_tokens_details": {"text_tokens": 50, "image_tokens": 0}}}))
@@ -196,8 +196,3 @@ def _wav(characters: int) -> bytes:
                                for i in range(240)) * (frames // 240))
     return out.getvalue()
 
-
-def _png(width: int, height: int, i: int) -> bytes:
-    out = io.BytesIO()
-    Image.new("RGB", (width, height), (40 * i % 256, 120, 200)).save(out, format="PNG")
-    return out.getvalue()

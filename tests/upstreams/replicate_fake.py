@@ -21,7 +21,6 @@ class FakeReplicate(HostedVideoFake):
     provider = "replicate"
 
     def __init__(self, loop: Loop, key: str = "r8_test") -> None:
-        self.images: dict[str, bytes] = {}
         self.sync_images = True                  # image predictions made with Prefer: wait answer finished
         self.image_output: Any = _MADE           # set: a finished image prediction's `output`, as it is
         super().__init__(loop, "/v1", key)
@@ -35,7 +34,6 @@ class FakeReplicate(HostedVideoFake):
         app.router.add_get("/v1/predictions/{id}", self._prediction)
         app.router.add_post("/v1/predictions/{id}/cancel", self._cancel)
         self.add_file_route(app)
-        app.router.add_get("/images/{name}", self._image)
 
     def _refused(self, request: web.Request) -> web.Response | None:
         if request.headers.get("authorization") != f"Bearer {self.key}":
@@ -93,13 +91,6 @@ class FakeReplicate(HostedVideoFake):
             urls.append(f"{self.base}/images/{name}")
         doc["output"] = urls if self.image_output is _MADE else self.image_output
         return doc
-
-    async def _image(self, request: web.Request) -> web.Response:
-        await self.record(request, method=request.method)
-        image = self.images.get(request.match_info["name"])
-        if image is None:
-            return web.Response(status=404)
-        return web.Response(body=image, content_type="image/png")
 
     async def _cancel(self, request: web.Request) -> web.Response:
         await self.record(request, method=request.method)
