@@ -152,6 +152,7 @@ class LiveConfig:
                 await self._catch_up()
         finally:
             events.cancel()
+            await asyncio.gather(events, return_exceptions=True)   # its subscription closed before the store
 
     async def _on_events(self) -> None:
         while True:

@@ -64,7 +64,8 @@ def redis_cluster(redis_cluster_session):
 
 @pytest.fixture
 def fresh_redis_cluster():
-    """A Redis Cluster of this test's own, that it may kill nodes of; closed after it."""
+    """A Redis Cluster of this test's own, that it may kill nodes of; closed after it.
+    Name it before start_gateway so that its gateways shut down while it still runs."""
     from tests.redis_cluster import RedisCluster
     cluster = RedisCluster()
     yield cluster

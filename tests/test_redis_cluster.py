@@ -67,7 +67,7 @@ def _load(gateway, stop: threading.Event, codes: list[int]) -> None:
         codes.append(_chat(gateway))
 
 
-def test_a_primary_killed_mid_load_leaves_the_limits_exact(start_gateway, fresh_redis_cluster, tmp_path):
+def test_a_primary_killed_mid_load_leaves_the_limits_exact(fresh_redis_cluster, start_gateway, tmp_path):
     """The killed primary serves neither the limits' slot nor the jobs': under load from two
     replicas, exactly LIMIT requests of the key pass, before, during and after the failover."""
     cluster = fresh_redis_cluster
@@ -94,7 +94,7 @@ def test_a_primary_killed_mid_load_leaves_the_limits_exact(start_gateway, fresh_
     assert codes.count(200) == LIMIT and set(codes) == {200, 429}, (codes.count(200), set(codes))
 
 
-def test_the_jobs_primary_killed_mid_load_loses_no_job(start_gateway, fresh_redis_cluster, tmp_path):
+def test_the_jobs_primary_killed_mid_load_loses_no_job(fresh_redis_cluster, start_gateway, tmp_path):
     """Every video the gateway answered as created is found and completes after its primary
     died and a replica took over; a create during the failover answers an error, never a
     job that is then missing."""
@@ -118,7 +118,7 @@ def test_the_jobs_primary_killed_mid_load_loses_no_job(start_gateway, fresh_redi
         assert a.client().videos.poll(video_id).status == "completed", video_id
 
 
-def test_the_limits_primary_failing_over_keeps_the_windows(start_gateway, fresh_redis_cluster, tmp_path):
+def test_the_limits_primary_failing_over_keeps_the_windows(fresh_redis_cluster, start_gateway, tmp_path):
     """The limits' own primary dies: once its replica serves the slot, the gateway's pipelined
     connection finds it, and the window counted before the failover still counts."""
     cluster = fresh_redis_cluster

@@ -70,7 +70,8 @@ class FakeServer:
     async def _start(self) -> None:
         app = web.Application(client_max_size=64 * 1024 * 1024)
         self.routes(app)
-        self._runner = web.AppRunner(app, access_log=None)
+        # Closing waits this long for answers still being written (a slow or endless one), not aiohttp's 60 s.
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
         await self._runner.setup()
         await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
 

@@ -91,7 +91,7 @@ class Receiver:
     async def _start(self) -> None:
         app = web.Application()
         app.router.add_post("/hooks", self._hook)
-        self._runner = web.AppRunner(app, access_log=None)
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)   # not 60 s for a slow answer
         await self._runner.setup()
         await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
 
