@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -78,6 +78,26 @@ class Request:
             if not message.get("more_body"):
                 break
         return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+    async def pieces(self, limit: int) -> AsyncGenerator[bytes, None]:
+        """The body as it arrives, for one too large to hold (an upload), with `body`'s 413 past
+        `limit` bytes. (`body` does the same in one piece, spelled out: it is every request's.)"""
+        declared = self.headers.get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            raise _too_large(limit)
+        size = 0
+        while True:
+            message = await self.receive()
+            if message["type"] == "http.disconnect":
+                raise ClientGone()
+            piece = message.get("body", b"")
+            if piece:
+                size += len(piece)
+                if size > limit:
+                    raise _too_large(limit)
+                yield piece
+            if not message.get("more_body"):
+                return
 
     def query(self) -> dict[str, str]:
         """The query string's parameters (the last of each name)."""

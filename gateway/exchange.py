@@ -22,6 +22,7 @@ import logging
 import time
 from abc import ABC, abstractmethod
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import Any
 
@@ -117,15 +118,23 @@ class Dialect:
 
 class AnswerDialect(Dialect, ABC):
     """A request-and-answer API (chat, embeddings, ...), served whole by `serve`."""
-    form = False     # True: its requests are multipart/form-data, read by `parse_form`
+    form = False     # True: its requests are multipart/form-data, read by `read_form`
     form_max_body = 0    # a form's body may be this large even past `server.max_body_mb` (audio uploads)
 
     @abstractmethod
     def parse(self, body: bytes) -> Inbound:
         """The request, or an ApiError (400) saying what is wrong with it."""
 
+    async def read_form(self, req: Request, limit: int, uploads: ExitStack) -> tuple[bytes, Inbound]:
+        """A multipart/form-data request (dialects with `form`): (the body limits and providers
+        see, the request), or its 400 or 413. Read whole here; a dialect whose uploads are too
+        large to hold reads them as they arrive, and enters what keeps them into `uploads`,
+        which closes them once the request has ended."""
+        body = await req.body(limit)
+        return body, self.parse_form(req.headers.get(b"content-type", b""), body)
+
     def parse_form(self, content_type: bytes, body: bytes) -> Inbound:
-        """A multipart/form-data request (dialects with `form`), or its 400."""
+        """A multipart/form-data request read whole, or its 400."""
         return self.parse(body)
 
 
@@ -291,18 +300,26 @@ class Exchange:
 
 def handler(dialect: AnswerDialect) -> Callable[[Request, Runtime], Awaitable[None]]:
     """The route handler of a request-and-answer dialect."""
-    return functools.partial(serve, dialect)    # a partial: no coroutine of its own per request
+    # A partial: no coroutine of its own per request (a form's has one, to close its uploads)
+    return functools.partial(serve_form if dialect.form else serve, dialect)
 
 
-async def serve(dialect: AnswerDialect, req: Request, rt: Runtime) -> None:
+async def serve_form(dialect: AnswerDialect, req: Request, rt: Runtime) -> None:
+    """`serve` for a multipart/form-data dialect: what keeps its uploads (a temp file) is closed
+    once the request has ended, however it ended (answered, refused, the client gone, cancelled)."""
+    with ExitStack() as uploads:
+        await serve(dialect, req, rt, uploads)
+
+
+async def serve(dialect: AnswerDialect, req: Request, rt: Runtime, uploads: ExitStack | None = None) -> None:
     # What `async with Exchange(...)` does, spelled out in one coroutine: each await
     # saved is ~0.3 µs on the hottest path (bench/, docs/performance.md).
     x = Exchange(req, rt, dialect)
     try:
         x.key = key = rt.keys.authenticate(req.headers)
-        if dialect.form:    # multipart/form-data (image edits, audio uploads): its own bounded reader, not JSON's
-            body = await req.body(max(rt.max_body, dialect.form_max_body))
-            inbound = dialect.parse_form(req.headers.get(b"content-type", b""), body)
+        if dialect.form:    # multipart/form-data (image edits, audio uploads): the dialect's bounded reader
+            assert uploads is not None, "a form dialect is served by serve_form"
+            body, inbound = await dialect.read_form(req, max(rt.max_body, dialect.form_max_body), uploads)
         else:
             body = await req.body(rt.max_body)
             if len(body) >= protocol.ESTIMATE_FROM:

@@ -13,6 +13,11 @@ A connection goes back to the pool as soon as its answer has arrived whole
 (the bytes wait in the answer); one whose answer is given up early is closed.
 A request on a reused connection that the server had closed meanwhile (no
 byte of an answer came back) is sent once more on a new connection.
+
+A body too large to hold (an upload read back from its spool) is a
+`StreamedBody`: its length up front (a Content-Length: many servers refuse
+chunked uploads), its bytes made as they are sent (`Pool.request_streamed`),
+on a connection of its own that writes only as fast as the server reads.
 """
 from __future__ import annotations
 
@@ -21,7 +26,9 @@ import base64
 import ssl
 import zlib
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from contextlib import aclosing
+from dataclasses import dataclass
 from typing import Any
 
 import httptools
@@ -108,7 +115,15 @@ def target_of(url: str) -> _Target:
     return found
 
 
-def request_head(method: str, t: _Target, headers: dict[str, str], body: bytes) -> bytes:
+@dataclass(frozen=True, slots=True)
+class StreamedBody:
+    """A request body sent in pieces: `length` bytes, made by `pieces()`, called afresh for each
+    send (a failover, a redirect that repeats the request: each sends it from the start)."""
+    length: int
+    pieces: Callable[[], AsyncGenerator[bytes, None]]
+
+
+def request_head(method: str, t: _Target, headers: dict[str, str], length: int) -> bytes:
     """The request line and headers, in one piece: Host, the caller's headers as they
     are (a line break in one is refused), Content-Length when there is a body to send."""
     lines = [method.encode("ascii"), b" ", t.target, b" HTTP/1.1\r\nhost: ", t.host_header, b"\r\n"]
@@ -125,8 +140,8 @@ def request_head(method: str, t: _Target, headers: dict[str, str], body: bytes) 
         if authorization:
             raise ValueError("credentials in the URL and an Authorization header both")
         lines += (b"authorization: ", t.basic.encode(), b"\r\n")
-    if body or method not in _NO_BODY_METHODS:
-        lines += (b"content-length: ", str(len(body)).encode(), b"\r\n")
+    if length or method not in _NO_BODY_METHODS:
+        lines += (b"content-length: ", str(length).encode(), b"\r\n")
     lines.append(b"\r\n")
     return b"".join(lines)
 
@@ -478,6 +493,82 @@ class _Connection(asyncio.Protocol):
                 self.transport.close()
 
 
+class _Uploading(_Connection):
+    """A connection for one request whose body is sent in pieces (`StreamedBody`), closed after
+    its answer: an upload may be answered before it has all gone (a 413, a 401), and a
+    connection in that state is fit for nothing else. A piece is written only while the
+    transport's buffer is under its high-water mark (`pause_writing`), so a piece or two wait in
+    memory at most, and the body is made only as fast as the server reads it."""
+
+    def __init__(self, pool: Pool, key: tuple[str, str, int]) -> None:
+        super().__init__(pool, key)
+        self._sending: asyncio.Task[None] | None = None
+        self._full = False          # the transport's buffer is past its high-water mark
+        self._drained: asyncio.Future[None] | None = None
+
+    def send_streamed(self, head: bytes, body: StreamedBody, idle_timeout_s: float | None) -> Answer:
+        answer = self.send(head, b"", idle_timeout_s, False)
+        self._sending = self.loop.create_task(self._send_body(body))
+        return answer
+
+    async def _send_body(self, body: StreamedBody) -> None:
+        sent = 0
+        try:
+            async with aclosing(body.pieces()) as pieces:
+                async for piece in pieces:
+                    if self.closed:
+                        return      # answered, or broken: no one wants the rest
+                    sent += len(piece)
+                    if sent > body.length:
+                        raise Broken(f"the request body is longer than its Content-Length ({body.length})")
+                    assert self.transport is not None
+                    self.transport.write(piece)
+                    self._last = self.loop.time()      # sending is not silence (the idle timeout)
+                    await self._drain()
+            if sent != body.length and not self.closed:
+                raise Broken(f"the request body ended {body.length - sent} bytes short of its Content-Length")
+        except Broken as e:
+            self._failed(e)
+        except Exception as e:      # the body could not be read (its spool closed, a disk error)
+            self._failed(Broken(f"the request body could not be read ({type(e).__name__}: {e})"))
+
+    async def _drain(self) -> None:
+        if not self._full:
+            await asyncio.sleep(0)      # the loop runs between pieces even where the socket takes them at once
+            return
+        self._drained = self.loop.create_future()
+        await self._drained
+
+    def pause_writing(self) -> None:
+        self._full = True
+
+    def resume_writing(self) -> None:
+        self._full = False
+        self._wake_sender()
+
+    def _wake_sender(self) -> None:
+        drained, self._drained = self._drained, None
+        if drained is not None and not drained.done():
+            drained.set_result(None)
+
+    def _complete(self, reuse: bool = False) -> None:
+        super()._complete(reuse=False)      # never back to the pool (see the class)
+
+    def close(self) -> None:
+        super().close()
+        self._stop_sending()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        self._stop_sending()
+
+    def _stop_sending(self) -> None:
+        self._wake_sender()
+        sending = self._sending
+        if sending is not None and sending is not asyncio.current_task():
+            sending.cancel()
+
+
 _TLS: ssl.SSLContext | None = None
 
 
@@ -506,7 +597,7 @@ class Pool:
                       idle_timeout_s: float | None) -> Answer:
         """Send one request; the answer once its status and headers have arrived."""
         t = target_of(url)
-        head = request_head(method, t, headers, body)
+        head = request_head(method, t, headers, len(body))
         for _ in range(2):
             conn = await self._acquire(t)
             reused = conn.used
@@ -523,6 +614,25 @@ class Pool:
             return answer
         raise Broken("the connection closed before the answer began")
 
+    async def request_streamed(self, method: str, url: str, headers: dict[str, str], body: StreamedBody,
+                               idle_timeout_s: float | None) -> Answer:
+        """Send one request whose body is made as it is sent (an upload), on a new connection
+        that closes after its answer; the answer once its status and headers have arrived
+        (which may be before the whole body has gone)."""
+        t = target_of(url)
+        head = request_head(method, t, headers, body.length)
+        while self._open >= self.max_connections and not self._close_one_idle():
+            await self._room()
+        conn = await self._connect(t, _Uploading)
+        assert isinstance(conn, _Uploading)
+        answer = conn.send_streamed(head, body, idle_timeout_s)
+        try:
+            await answer._head
+        except BaseException:
+            answer.release()    # cancelled (or broken): the connection goes, and its sending with it
+            raise
+        return answer
+
     async def _acquire(self, t: _Target) -> _Connection:
         loop = asyncio.get_running_loop()
         while True:
@@ -535,13 +645,17 @@ class Pool:
                 conn.close()
             if self._open < self.max_connections or self._close_one_idle():
                 return await self._connect(t)
-            waiter = loop.create_future()
-            self._waiters.append(waiter)
-            try:
-                await waiter
-            finally:
-                if not waiter.done():
-                    waiter.cancel()
+            await self._room()
+
+    async def _room(self) -> None:
+        """Wait for a connection to close or come back (the pool is at `max_connections`)."""
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            await waiter
+        finally:
+            if not waiter.done():
+                waiter.cancel()
 
     def _close_one_idle(self) -> bool:
         """At the limit with none idle for this origin: make room by closing one idle for another."""
@@ -553,7 +667,7 @@ class Pool:
                     return True
         return False
 
-    async def _connect(self, t: _Target) -> _Connection:
+    async def _connect(self, t: _Target, kind: type[_Connection] = _Connection) -> _Connection:
         loop = asyncio.get_running_loop()
         self._open += 1
         conn: _Connection | None = None
@@ -563,7 +677,7 @@ class Pool:
             for host in hosts:
                 try:
                     _, proto = await loop.create_connection(
-                        lambda: _Connection(self, t.key), host, t.port,
+                        lambda: kind(self, t.key), host, t.port,
                         ssl=_tls() if t.tls else None, server_hostname=t.host if t.tls else None)
                     conn = proto
                     break

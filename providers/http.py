@@ -15,7 +15,7 @@ from pydantic import ConfigDict, Field, field_validator
 
 from providers import sse, trace
 from providers.base import Call, Provider, Reply, Usage
-from providers.connections import Answer, Broken, ConnectFailed, Pool
+from providers.connections import Answer, Broken, ConnectFailed, Pool, StreamedBody
 from providers.errors import ConnectionFailed, ProviderError, UpstreamFault, UpstreamTimeout
 from providers.options import ProviderConfig
 
@@ -68,7 +68,8 @@ def json_object(body: bytes, provider: str) -> dict[str, Any]:
 
 @dataclass(slots=True)
 class UpstreamRequest:
-    """Where and how to send one call: what an adapter's pure code decides."""
+    """Where and how to send one call: what an adapter's pure code decides (a body too large
+    to hold goes beside it, to `Upstream.send_streamed`)."""
     url: str
     body: bytes
     headers: dict[str, str]
@@ -104,19 +105,35 @@ class Upstream:
         `follow_redirects` (the credentials and the prompt would go with it);
         any other is the upstream's fault, so the call fails over."""
         resp = await self.open(req)
+        if resp.status not in REDIRECTS:
+            return resp
+        return await self._follow(req, resp)
+
+    async def send_streamed(self, req: UpstreamRequest, body: StreamedBody) -> Answer:
+        """`send`, with `body` in place of `req.body`: made as it is sent (an upload read back from its
+        spool), its length said up front, never chunked. A redirect that repeats the request (307,
+        308) sends it again from the start."""
+        resp = await self._open_streamed(req, body)
+        if resp.status not in REDIRECTS:
+            return resp
+        return await self._follow(req, resp, body)
+
+    async def _follow(self, req: UpstreamRequest, resp: Answer, body: StreamedBody | None = None) -> Answer:
+        """The redirect `resp` followed, and those after it, at most MAX_HOPS in all."""
         for _ in range(MAX_HOPS):
-            if resp.status not in REDIRECTS:
-                return resp
             resp.release()
             target = redirect_target(req.url, resp.headers.get("location", ""))
             if target is None or origin(target) not in self.follow:
                 raise self.redirect_fault(resp.status)
-            req = redirected(req, resp.status, target)
-            resp = await self.open(req)
-        if resp.status in REDIRECTS:
-            resp.release()
-            raise self.redirect_fault(resp.status)
-        return resp
+            status = resp.status
+            req = redirected(req, status, target)
+            if status not in (307, 308):
+                body = None         # it is a GET now: nothing to send
+            resp = await (self.open(req) if body is None else self._open_streamed(req, body))
+            if resp.status not in REDIRECTS:
+                return resp
+        resp.release()
+        raise self.redirect_fault(resp.status)
 
     def redirect_fault(self, status: int) -> UpstreamFault:
         # The Location is left out: it is the upstream's choice, not something to relay.
@@ -130,25 +147,40 @@ class Upstream:
         pool = (self._guarded or self._open_guarded()) if guarded else (self._pool or self._open())
         headers = req.headers
         parent = trace.TRACEPARENT.get()
-        if parent is not None:
+        if parent is not None:      # `_traced`, spelled out: a call saved on every traced request
             headers = {**headers, "traceparent": parent}
             state = trace.TRACESTATE.get()
             if state is not None:
                 headers["tracestate"] = state
         try:
             return await pool.request(req.method, req.url, headers, req.body, self._idle_timeout_s)
-        except ConnectFailed as e:
+        except (*_BROKEN, ValueError) as e:
+            raise self._unsent(e) from None
+
+    async def _open_streamed(self, req: UpstreamRequest, body: StreamedBody) -> Answer:
+        """`open` for a body sent in pieces."""
+        pool = self._pool or self._open()
+        headers = req.headers
+        parent = trace.TRACEPARENT.get()
+        if parent is not None:
+            headers = _traced(headers, parent)
+        try:
+            return await pool.request_streamed(req.method, req.url, headers, body, self._idle_timeout_s)
+        except (*_BROKEN, ValueError) as e:
+            raise self._unsent(e) from None
+
+    def _unsent(self, e: Exception) -> ProviderError:
+        """The failure of a request that got no answer, by its kind."""
+        if isinstance(e, ConnectFailed):
             reason = e.os_error.strerror if e.os_error is not None and e.os_error.strerror else str(e)
-            raise ConnectionFailed(f"provider '{self.provider}' is unreachable: {reason}",
-                                   provider=self.provider) from None
-        except _BROKEN as e:
-            raise self._failure(e, "connection failed") from None
-        except ValueError:
-            # A URL or header that can't go out as it is (a line break, credentials in the URL beside
-            # an Authorization header): a setting to fix, said as such, never a 500.
-            raise UpstreamFault(f"provider '{self.provider}' cannot call its URL as configured: credentials "
-                                "in base_url conflict with its own Authorization header, or the URL or a "
-                                "header is invalid", provider=self.provider) from None
+            return ConnectionFailed(f"provider '{self.provider}' is unreachable: {reason}", provider=self.provider)
+        if isinstance(e, _BROKEN):
+            return self._failure(e, "connection failed")
+        # A URL or header that can't go out as it is (a line break, credentials in the URL beside
+        # an Authorization header): a setting to fix, said as such, never a 500.
+        return UpstreamFault(f"provider '{self.provider}' cannot call its URL as configured: credentials "
+                             "in base_url conflict with its own Authorization header, or the URL or a "
+                             "header is invalid", provider=self.provider)
 
     async def read(self, resp: Answer) -> bytes:
         """A whole answer, at most `max_answer_bytes` of it (more is the upstream's fault)."""
@@ -268,6 +300,15 @@ class Upstream:
             if pool is not None:
                 await pool.close()
         self._pool = self._guarded = None
+
+
+def _traced(headers: dict[str, str], parent: str) -> dict[str, str]:
+    """`headers` and the request's trace context (W3C traceparent, tracestate), for the upstream to join."""
+    headers = {**headers, "traceparent": parent}
+    state = trace.TRACESTATE.get()
+    if state is not None:
+        headers["tracestate"] = state
+    return headers
 
 
 async def _public_addresses(host: str, port: int) -> list[str]:
@@ -446,5 +487,5 @@ async def _translated(translator: StreamTranslator, batches: AsyncIterator[list[
     yield tail + sse.DONE
 
 
-__all__ = ["HttpOptions", "HttpProvider", "StreamTranslator", "Upstream", "UpstreamRequest", "json_object", "origin",
-           "read_capped", "redirect_target", "redirected", "retry_after"]
+__all__ = ["HttpOptions", "HttpProvider", "StreamTranslator", "StreamedBody", "Upstream", "UpstreamRequest",
+           "json_object", "origin", "read_capped", "redirect_target", "redirected", "retry_after"]

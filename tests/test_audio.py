@@ -17,12 +17,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.audio.protocol import MAX_FILE_BYTES, speech, transcription
+from gateway.audio.protocol import MAX_FILE_BYTES, TranscriptionForm, speech
 from gateway.config import ConfigError
 from gateway.config.checks import check
 from gateway.errors import ApiError
 from providers.azure import api as azure_api
 from providers.media import wav as wav_header
+from providers.spool import Spool
 from tests.harness import base_config
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")    # the SDK marks whisper-1's API deprecated
@@ -391,23 +392,47 @@ NAMES = ["file", "model", "response_format", "temperature", "language", "prompt"
          "timestamp_granularities[]", "include[]", "x"]
 
 
+def read_form(content_type: bytes, body: bytes, op: str, cuts: list[int], spools: list[Spool]) -> dict:
+    """The form as the gateway reads it: fed in the pieces `cuts` makes of `body` (as a client's
+    packets arrive), its file spooled (each spool made is added to `spools`, for the caller to close)."""
+    def spool() -> Spool:
+        spools.append(Spool())
+        return spools[-1]
+
+    form = TranscriptionForm(content_type, op, spool)
+    at = 0
+    for cut in sorted({min(c, len(body)) for c in cuts}) + [len(body)]:
+        form.feed(body[at:cut])
+        at = cut
+    return form.finish()
+
+
 @settings(max_examples=300, deadline=None)
 @given(st.lists(st.tuples(st.sampled_from(NAMES), st.one_of(
     st.binary(max_size=40), st.sampled_from([b"RIFF\x24\x00\x00\x00WAVEfmt ", b"ID3\x04", b"json", b"0.5", b"mock",
                                              b"word", b"true"])), st.booleans()), max_size=7),
        st.binary(max_size=30), st.sampled_from([b"multipart/form-data; boundary=b", b"multipart/form-data",
                                                 b"application/json", b"", b"multipart/form-data; boundary=\"b\""]),
-       st.sampled_from(["transcriptions", "translations"]))
-def test_the_transcription_parser_answers_any_form_with_a_request_or_a_4xx(parts, tail, content_type, op):
-    body = b"".join(b'--b\r\nContent-Disposition: form-data; name="%s"%s\r\n\r\n%s\r\n'
-                    % (name.encode(), b'; filename="f.wav"' if is_file else b"", data)
-                    for name, data, is_file in parts) + b"--b--\r\n" + tail
+       st.sampled_from(["transcriptions", "translations"]), st.lists(st.integers(0, 400), max_size=8),
+       st.sampled_from([b"", b"a preamble\r\n", b"\r\n"]))
+def test_the_transcription_parser_answers_any_form_with_a_request_or_a_4xx(parts, tail, content_type, op, cuts,
+                                                                          preamble):
+    """The form read as it arrives, in any pieces: a request, or a 4xx, never another exception."""
+    body = preamble + b"".join(b'--b\r\nContent-Disposition: form-data; name="%s"%s\r\n\r\n%s\r\n'
+                               % (name.encode(), b'; filename="f.wav"' if is_file else b"", data)
+                               for name, data, is_file in parts) + b"--b--\r\n" + tail
+    spools: list[Spool] = []
     try:
-        data = transcription(content_type, body, op)
+        data = read_form(content_type, body, op, cuts, spools)
     except ApiError as e:
         assert 400 <= e.status < 500
     else:
-        assert data["file"].data and data["model"].strip()
+        file_part = next(d for n, d, f in parts if n == "file" and f)
+        assert data["file"].size == len(file_part) and data["file"].spool.read_at(0, 100) == file_part
+        assert data["model"].strip()
+    finally:
+        for spool in spools:
+            spool.close()
 
 
 @settings(max_examples=300, deadline=None)

@@ -8,8 +8,9 @@ the rest is still being spoken, under the audio's own content type, with its
 cost in `x-gateway-cost-usd` already (it depends on the input alone). Until the
 first byte a failure fails over; after it, the connection is closed (an error
 event has no place in an audio file), so the client sees a cut-off body. A
-transcript is answered whole in the asked `response_format` (the text formats
-as text/plain).
+transcription's upload is read as it arrives, its file spooled to a temp file
+and sent on from there (providers/spool.py); its transcript is answered whole
+in the asked `response_format` (the text formats as text/plain).
 
 Cost: speech is the target's `per_mchar` price times the input's characters; a
 transcript is its `per_second` price times the audio's seconds (from the WAV
@@ -17,13 +18,16 @@ header where the upload is a WAV, else as the backend reports them, else 0),
 and either adds its token prices where the backend counts tokens."""
 from __future__ import annotations
 
+import logging
+import tempfile
 from collections.abc import AsyncGenerator
+from contextlib import ExitStack, aclosing
 from typing import Any
 
 import orjson
 
 from gateway import protocol as json_protocol
-from gateway.asgi import AnswerCut
+from gateway.asgi import AnswerCut, Request
 from gateway.audio import protocol
 from gateway.audio.pricing import heard_cost_nano, speech_cost_nano
 from gateway.errors import ApiError
@@ -31,6 +35,9 @@ from gateway.exchange import COST_USD, AnswerDialect, Exchange, Inbound, Transla
 from gateway.spend import cost_nano, usd
 from providers.base import Reply, Usage
 from providers.openai.audio import SPEECH_FORMATS, TEXT_FORMATS, heard_seconds, transcript
+from providers.spool import Spool
+
+log = logging.getLogger("gateway")
 
 _TEXT = b"text/plain; charset=utf-8"
 
@@ -60,13 +67,24 @@ class Transcriptions(AnswerDialect):
         raise ApiError(400, f"POST /v1/audio/{self.op} takes multipart/form-data with the audio as a file.",
                        code="invalid_request_error")
 
-    def parse_form(self, content_type: bytes, body: bytes) -> Inbound:
-        data = protocol.transcription(content_type, body, self.op)
+    async def read_form(self, req: Request, limit: int, uploads: ExitStack) -> tuple[bytes, Inbound]:
+        """The form as it arrives, its file spooled to disk (the spool closed when the request ends),
+        at most MAX_BODY_BYTES of it, whatever `server.max_body_mb` says."""
+        form = protocol.TranscriptionForm(req.headers.get(b"content-type", b""), self.op,
+                                          lambda: uploads.enter_context(Spool()))
+        try:
+            async with aclosing(req.pieces(min(limit, protocol.MAX_BODY_BYTES))) as pieces:
+                async for piece in pieces:
+                    form.feed(piece)
+            data = form.finish()
+        except OSError as e:    # the temp dir is full or not writable: the gateway's to fix, not the client's
+            log.warning("could not spool an audio upload to %s: %s", tempfile.gettempdir(), e)
+            raise ApiError(503, "The gateway could not keep the upload for now; try again later.",
+                           type="server_error", code="upload_not_kept") from None
         # Limits and budgets estimate a request's tokens from its body: here that is the form's
         # text, not the audio's bytes (what the audio counts is settled once the backend says).
         text = orjson.dumps({k: v for k, v in data.items() if isinstance(v, (str, float))})
-        return Inbound(data["model"], data, stream=data["stream"], answer=Transcript(data), send=text,
-                       prepare=_as_sent)
+        return text, Inbound(data["model"], data, stream=data["stream"], answer=Transcript(data))
 
 
 class Translations(Transcriptions):
@@ -78,10 +96,6 @@ class Translations(Transcriptions):
 SPEECH = Speech()
 TRANSCRIPTIONS = Transcriptions()
 TRANSLATIONS = Translations()
-
-
-async def _as_sent(x: Exchange) -> None:
-    """Nothing to prepare: `send` is set already (so the exchange takes it in place of the body)."""
 
 
 class SpeechAudio(Translation):

@@ -1,30 +1,34 @@
 """The bodies of `POST /v1/audio/speech` (JSON) and `/v1/audio/transcriptions`
 and `/translations` (multipart/form-data, as the OpenAI SDK sends them: the
 audio as a `file` part, and text fields), checked as OpenAI's Audio API checks
-them. Every bad value is a 400 naming its parameter. Pure: no I/O.
+them. Every bad value is a 400 naming its parameter. No I/O of its own: an
+upload's bytes go to, and are read back from, the spool it is given.
 
-A transcription's form is read whole (the gateway buffers the upload, up to
-MAX_BODY_BYTES). Text fields the gateway does not check (`include[]`,
-`chunking_strategy`, ones OpenAI adds later) go to the backend as they came."""
+A transcription's form is read as it arrives (`TranscriptionForm`): its text
+fields kept, its file spooled to disk, never held whole. Text fields the
+gateway does not check (`include[]`, `chunking_strategy`, ones OpenAI adds
+later) go to the backend as they came."""
 from __future__ import annotations
 
 import re
-from typing import Any
+from collections.abc import Callable
+from typing import Any, cast
 
 from gateway.errors import bad_request
 from gateway.protocol import json_object
 from gateway.video import multipart
-from providers.base import Upload
 from providers.media import wav
 from providers.openai.audio import SPEECH_FORMATS
+from providers.spool import Spool, SpooledUpload
 
 MAX_INPUT_CHARS = 4096
 MAX_INSTRUCTIONS_CHARS = 4096
 MAX_VOICE_CHARS = 256
 MIN_SPEED, MAX_SPEED = 0.25, 4.0
 MAX_FILE_BYTES = 25 * 1024 * 1024           # as OpenAI takes them
-MAX_BODY_BYTES = MAX_FILE_BYTES + 1024 * 1024   # the whole form: the file and its text fields
+MAX_BODY_BYTES = MAX_FILE_BYTES + 1024 * 1024   # the whole form: the file and its text fields (a larger one: 413)
 _MAX_FIELD_BYTES = 256 * 1024
+_MAX_TEXT_BYTES = 1024 * 1024       # all the text fields: what is held in memory of a form, at most
 
 DEFAULT_SPEECH_FORMAT = "mp3"
 TRANSCRIPTION_FORMATS = ("json", "text", "srt", "verbose_json", "vtt", "diarized_json")
@@ -87,61 +91,100 @@ def speech_format(data: dict[str, Any]) -> str:
 
 # -- transcriptions and translations ------------------------------------------
 
-def transcription(content_type: bytes, body: bytes, op: str) -> dict[str, Any]:
-    """A transcription's (op "transcriptions") or translation's ("translations") form as one dict:
-    `file` an Upload, its checked fields, `fields` every text part but `model` as sent (what the
-    backend gets), and `file_seconds` the file's length where its header says it (a WAV), else None."""
-    parts = multipart.form(content_type, body, path=f"POST /v1/audio/{op}", holding="the audio",
-                           most_bytes=MAX_BODY_BYTES)
-    data: dict[str, Any] = {"fields": [], "timestamp_granularities": []}
-    for part in parts:
-        name = part.name
+class TranscriptionForm:
+    """A transcription's (op "transcriptions") or translation's ("translations") form, read as it
+    arrives: `feed` each piece of the body, then `finish`. Its text fields are kept (each at most
+    _MAX_FIELD_BYTES, all at most _MAX_TEXT_BYTES); the `file` part's bytes go to the spool `spool()`
+    makes, as they come; any other file is dropped, as OpenAI ignores unknown fields. A bad
+    Content-Type is a 400 at once."""
+
+    def __init__(self, content_type: bytes, op: str, spool: Callable[[], Spool]) -> None:
+        self.op = op
+        boundary = multipart.boundary_of(content_type, path=f"POST /v1/audio/{op}", holding="the audio")
+        self._parts = multipart.FormStream(boundary, self._part)
+        self._make_spool = spool
+        self._fields: list[tuple[str, bytearray | None]] = []     # in order; None: where the file was
+        self._file: tuple[str, Spool] | None = None                  # its filename and spool
+        self._text_bytes = 0
+
+    def feed(self, data: bytes) -> None:
+        self._parts.feed(data)
+
+    def _part(self, name: str, filename: str | None) -> Callable[[bytes], None]:
         if name == "file":
-            if "file" in data:
+            if self._file is not None:
                 raise bad_request("'file' was given more than once.", param="file")
-            data["file"] = _upload(part)
-            continue
-        if part.filename is not None:
-            continue            # no other part is a file: ignored, as OpenAI ignores unknown fields
-        if len(part.data) > _MAX_FIELD_BYTES:
-            raise bad_request(f"'{name}' is larger than {_MAX_FIELD_BYTES} bytes.", param=_param(name))
-        try:
-            text = part.data.decode("utf-8")
-        except UnicodeDecodeError:
-            raise bad_request(f"'{name}' is not valid UTF-8 text.", param=_param(name)) from None
-        if name in ("timestamp_granularities[]", "timestamp_granularities"):
-            data["timestamp_granularities"].append(text)
-        elif name in ("model", "language", "prompt", "response_format", "temperature", "stream"):
-            if name in data:
-                raise bad_request(f"'{name}' was given more than once.", param=name)
-            data[name] = text
-        if name != "model":
-            data["fields"].append((name, text))
-    if "file" not in data:
-        raise bad_request("Missing required parameter: 'file' (the audio, as a file part).", param="file")
-    _check_form(data, op)
-    data["file_seconds"] = wav.seconds(data["file"].data)
-    return data
+            if filename is None:
+                raise bad_request("'file' must be a file (a part with a filename), not a text field.", param="file")
+            spool = self._make_spool()
+            self._file = (filename, spool)
+            self._fields.append((name, None))
+            return spool.write
+        if filename is not None:
+            return _dropped         # no other part is a file: ignored, as OpenAI ignores unknown fields
+        text = bytearray()
+        self._fields.append((name, text))
+
+        def kept(data: bytes) -> None:      # refused as soon as it is too large: never held past the caps
+            text.extend(data)
+            self._text_bytes += len(data)
+            if len(text) > _MAX_FIELD_BYTES:
+                raise bad_request(f"'{name}' is larger than {_MAX_FIELD_BYTES} bytes.", param=_param(name))
+            if self._text_bytes > _MAX_TEXT_BYTES:
+                raise bad_request(f"The form's text fields are larger than {_MAX_TEXT_BYTES} bytes in all.")
+        return kept
+
+    def finish(self) -> dict[str, Any]:
+        """The whole form as one dict: `file` a SpooledUpload, its checked fields, `fields` every text
+        part but `model` as sent (what the backend gets), and `file_seconds` the file's length where
+        its header says it (a WAV), else None; or the 400 that says what is wrong."""
+        self._parts.end()
+        data: dict[str, Any] = {"fields": [], "timestamp_granularities": []}
+        for name, value in self._fields:
+            if value is None:
+                assert self._file is not None
+                data["file"] = _upload(*self._file)
+                continue
+            try:
+                text = value.decode("utf-8")
+            except UnicodeDecodeError:
+                raise bad_request(f"'{name}' is not valid UTF-8 text.", param=_param(name)) from None
+            if name in ("timestamp_granularities[]", "timestamp_granularities"):
+                data["timestamp_granularities"].append(text)
+            elif name in ("model", "language", "prompt", "response_format", "temperature", "stream"):
+                if name in data:
+                    raise bad_request(f"'{name}' was given more than once.", param=name)
+                data[name] = text
+            if name != "model":
+                data["fields"].append((name, text))
+        if "file" not in data:
+            raise bad_request("Missing required parameter: 'file' (the audio, as a file part).", param="file")
+        _check_form(data, self.op)
+        with data["file"].spool.mapped() as audio:     # a WAV's header, paged in alone
+            data["file_seconds"] = wav.seconds(cast(bytes, audio))    # an mmap slices as bytes do
+        return data
+
+
+def _dropped(data: bytes) -> None:
+    pass
 
 
 def _param(name: str) -> str:
     return name.removesuffix("[]")
 
 
-def _upload(part: multipart.Part) -> Upload:
-    if part.filename is None:
-        raise bad_request("'file' must be a file (a part with a filename), not a text field.", param="file")
-    size = len(part.data)
+def _upload(filename: str, spool: Spool) -> SpooledUpload:
+    size = spool.size
     if size == 0:
         raise bad_request("'file' is empty.", param="file")
     if size > MAX_FILE_BYTES:
         raise bad_request(f"'file' is {size} bytes; the maximum is {MAX_FILE_BYTES} (25 MB).", param="file")
-    name = part.filename[:200] or "audio"
-    media_type = audio_type_of(part.data) or _EXTENSIONS.get(name.rpartition(".")[2].lower())
+    name = filename[:200] or "audio"
+    media_type = audio_type_of(spool.read_at(0, 16)) or _EXTENSIONS.get(name.rpartition(".")[2].lower())
     if media_type is None:
         raise bad_request("'file' is not an audio file this API takes: flac, mp3, mp4, mpeg, mpga, m4a, ogg, wav "
                           "or webm (told by its bytes, else by its name's extension).", param="file")
-    return Upload(name, media_type, part.data)
+    return SpooledUpload(name, media_type, spool)
 
 
 def audio_type_of(data: bytes) -> str | None:

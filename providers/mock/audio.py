@@ -13,12 +13,13 @@ from __future__ import annotations
 import base64
 import hashlib
 import io
-from typing import Any
+import mmap
+from typing import Any, cast
 
 import orjson
 
-from providers.base import Upload
 from providers.media import wav
+from providers.spool import SpooledUpload
 
 RATE = 24_000                   # Hz, as OpenAI's pcm
 SECONDS_PER_CHAR = 0.06
@@ -76,17 +77,19 @@ def speech(data: dict[str, Any]) -> bytes:
 
 # -- transcriptions and translations -------------------------------------------
 
-def seconds_of(upload: Upload) -> float:
-    found = wav.seconds(upload.data)
-    return found if found is not None else len(upload.data) / GUESSED_BYTES_PER_SECOND
+def seconds_of(audio: bytes | mmap.mmap) -> float:
+    found = wav.seconds(cast(bytes, audio))      # an mmap slices as bytes do: all that seconds() reads
+    return found if found is not None else len(audio) / GUESSED_BYTES_PER_SECOND
 
 
 def transcript(data: dict[str, Any], translate: bool) -> tuple[bytes, float]:
-    """(the answer in the asked response_format, the audio's length in seconds)."""
-    upload: Upload = data["file"]
-    seconds = round(seconds_of(upload), 3)
-    digest = hashlib.sha256(upload.data).hexdigest()[:12]
-    text = (f"Mock {'translation' if translate else 'transcription'} of {len(upload.data)} bytes of audio, "
+    """(the answer in the asked response_format, the audio's length in seconds). Reads the upload's
+    spool: call it from a thread."""
+    upload: SpooledUpload = data["file"]
+    with upload.spool.mapped() as audio:
+        seconds = round(seconds_of(audio), 3)
+        digest = hashlib.sha256(audio).hexdigest()[:12]
+    text = (f"Mock {'translation' if translate else 'transcription'} of {upload.size} bytes of audio, "
             f"{seconds:.2f} seconds, sha256 {digest}.")
     fmt = data.get("response_format") or "json"
     usage = {"type": "duration", "seconds": seconds}

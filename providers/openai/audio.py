@@ -1,5 +1,6 @@
 """OpenAI's Audio API upstream, as pure functions: a transcription's form rebuilt
-for the target (its own model name, the client's other fields and file), and
+for the target (its own model name, the client's other fields and file, the
+file's bytes read from its spool as they are sent), and
 what makes a 200 an answer. Speech must be audio (a JSON body or an HTML page
 under a 200 is a failure, and fails over before the client gets a byte); a
 transcript must be in the format asked for. Its usage: gpt-4o-transcribe
@@ -7,14 +8,16 @@ models count tokens (`usage: {"type": "tokens", "input_tokens", ...}`),
 whisper-1 counts seconds (`{"type": "duration", "seconds"}`)."""
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncGenerator, Callable
 from typing import Any
 
 import orjson
 
 from providers import sse
-from providers.base import Reply, Upload, Usage
+from providers.base import Reply, Usage
+from providers.connections import StreamedBody
 from providers.openai.video import multipart
+from providers.spool import SpooledUpload
 
 # Each speech format and the media type OpenAI answers it with.
 SPEECH_FORMATS = {"mp3": "audio/mpeg", "opus": "audio/opus", "aac": "audio/aac", "flac": "audio/flac",
@@ -23,12 +26,24 @@ TEXT_FORMATS = frozenset({"text", "srt", "vtt"})
 _UNTYPED = frozenset({"", "application/octet-stream", "binary/octet-stream"})
 
 
-def form(data: dict[str, Any], model: str) -> tuple[bytes, str]:
-    """(body, content type) of a transcription or translation for the upstream."""
-    upload: Upload = data["file"]
+def form(data: dict[str, Any], model: str) -> tuple[StreamedBody, str]:
+    """(body, content type) of a transcription or translation for the upstream: its model, the
+    client's other fields, then the file, read from its spool as the body is sent."""
+    upload: SpooledUpload = data["file"]
     parts: list[tuple[str, Any]] = [("model", model), *data["fields"],
-                                    ("file", (upload.filename, upload.media_type, upload.data))]
-    return multipart(parts)
+                                    ("file", (upload.filename, upload.media_type, b""))]
+    empty, content_type = multipart(parts)
+    boundary = content_type.rpartition("boundary=")[2]
+    end = f"\r\n--{boundary}--\r\n".encode()
+    head = empty[:-len(end)]     # every part, and the file's headers: its bytes go between head and end
+
+    async def pieces() -> AsyncGenerator[bytes, None]:
+        yield head
+        async for piece in upload.spool.pieces():
+            yield piece
+        yield end
+
+    return StreamedBody(len(head) + upload.size + len(end), pieces), content_type
 
 
 def speech_type(upstream: str, fmt: str) -> str | None:

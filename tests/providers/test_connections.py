@@ -6,12 +6,12 @@ from __future__ import annotations
 import asyncio
 import gzip
 import zlib
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 
 import pytest
 
 from providers import trace
-from providers.connections import Broken, ConnectFailed, Pool
+from providers.connections import Broken, ConnectFailed, Pool, StreamedBody
 
 Script = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
@@ -342,5 +342,110 @@ def test_a_cancelled_request_gives_its_connection_up_and_frees_its_slot():
             with pytest.raises(TimeoutError):       # the slot is free again: a new connection is made
                 await asyncio.wait_for(get_body(pool, server.url), 0.2)
             assert server.connections == 2
+            await pool.close()
+    run(go())
+
+
+# -- bodies sent in pieces (uploads) -------------------------------------------------
+
+class Pieces:
+    """A StreamedBody's maker that counts what it made and says whether it was closed."""
+
+    def __init__(self, length: int, piece: int = 64 * 1024, short_by: int = 0) -> None:
+        self.length, self.piece, self.short_by = length, piece, short_by
+        self.made = self.sends = 0
+        self.closed = False
+
+    def body(self) -> StreamedBody:
+        return StreamedBody(self.length, self.pieces)
+
+    async def pieces(self) -> AsyncGenerator[bytes, None]:
+        self.sends += 1
+        self.made, self.closed = 0, False
+        try:
+            end = self.length - self.short_by
+            while self.made < end:
+                piece = bytes([self.made // self.piece % 251]) * min(self.piece, end - self.made)
+                self.made += len(piece)
+                yield piece
+        finally:
+            self.closed = True
+
+
+def test_a_streamed_body_goes_whole_with_its_length_on_a_connection_of_its_own():
+    async def go() -> None:
+        got: list[bytes] = []
+
+        async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            head = await reader.readuntil(b"\r\n\r\n")
+            server.heads.append(head)
+            length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+            got.append(await reader.readexactly(length))
+            writer.write(answer(b"{}"))
+            await writer.drain()
+            await reader.read()
+
+        async with Server(script) as server:
+            pool = Pool()
+            body = Pieces(1_000_000)
+            for _ in range(2):
+                a = await pool.request_streamed("POST", server.url, {"content-type": "audio/wav"}, body.body(), 5)
+                assert (a.status, await a.read()) == (200, b"{}") and body.closed
+            made = b"".join([p async for p in Pieces(1_000_000).pieces()])
+            assert got == [made, made]
+            assert b"content-length: 1000000\r\n" in server.heads[0] and b"transfer-encoding" not in server.heads[0]
+            assert server.connections == 2 and pool._open == 0     # each its own, closed after its answer
+            await pool.close()
+    run(go())
+
+
+def test_a_streamed_body_is_made_only_as_fast_as_the_server_reads_and_stops_at_an_early_answer():
+    async def go() -> None:
+        async def refuse_unread(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await reader.readuntil(b"\r\n\r\n")
+            await asyncio.sleep(0.5)        # reads nothing of the body meanwhile
+            writer.write(answer(b'{"error":"too large"}', status=b"413 Payload Too Large"))
+            await writer.drain()
+            await asyncio.sleep(0.5)
+
+        async with Server(refuse_unread) as server:
+            pool = Pool()
+            body = Pieces(1024 * 1024 * 1024)       # 1 GiB, never made whole
+            a = await pool.request_streamed("POST", server.url, {}, body.body(), 5)
+            assert a.status == 413 and await a.read() == b'{"error":"too large"}'
+            assert body.made < 64 * 1024 * 1024     # what the sockets hold, not the body
+            await asyncio.sleep(0.05)
+            assert body.closed and pool._open == 0
+            await pool.close()
+    run(go())
+
+
+def test_a_streamed_body_shorter_than_its_length_breaks_the_request():
+    async def go() -> None:
+        async def wait_for_it(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await reader.read()
+
+        async with Server(wait_for_it) as server:
+            pool = Pool()
+            with pytest.raises(Broken, match="short of its Content-Length"):
+                await pool.request_streamed("POST", server.url, {}, Pieces(100_000, short_by=10).body(), 5)
+            assert pool._open == 0
+            await pool.close()
+    run(go())
+
+
+def test_a_cancelled_streamed_request_stops_making_its_body_and_frees_its_slot():
+    async def go() -> None:
+        async def slow_reader(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            while await reader.read(1024):
+                await asyncio.sleep(0.01)
+
+        async with Server(slow_reader) as server:
+            pool = Pool(max_connections=1)
+            body = Pieces(1024 * 1024 * 1024)
+            with pytest.raises(TimeoutError):
+                await asyncio.wait_for(pool.request_streamed("POST", server.url, {}, body.body(), 5), 0.3)
+            await asyncio.sleep(0.05)
+            assert body.closed and pool._open == 0
             await pool.close()
     run(go())

@@ -6,18 +6,20 @@ import asyncio
 import base64
 import email.parser
 import email.policy
+import hashlib
 import io
 import math
 import time
 import wave
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from aiohttp import web
+from aiohttp import BodyPartReader, web
 
 from tests.harness import DATA, Loop
 from tests.upstreams.image_sample import png
-from tests.upstreams.server import FakeServer, sse_events
+from tests.upstreams.server import FakeServer, Seen, sse_events
 
 RECORDED = DATA / "openai"
 
@@ -40,6 +42,10 @@ class FakeOpenAI(FakeServer):
         self.speech_answer: tuple[bytes, str] | None = None
         self.transcript_answer: tuple[bytes, str] | None = None
         self.audio_forms: list[list[tuple[str, Any]]] = []    # each transcription's parts, in order
+        # Uploads hashed as they are read, none kept (a file's part is (filename, media type, Heard)),
+        # and noted in `audio_forms` once read; `upload_gap_s` between reads of 64 KiB (one that reads slowly).
+        self.hash_uploads = False
+        self.upload_gap_s = 0.0
         super().__init__(loop, "/v1")
 
     def routes(self, app: web.Application) -> None:
@@ -77,12 +83,18 @@ class FakeOpenAI(FakeServer):
     async def _transcript(self, request: web.Request) -> web.StreamResponse:
         """Transcriptions and translations in each response_format; gpt-4o models count tokens,
         whisper counts seconds."""
-        body = await self.record(request)
+        if self.hash_uploads:       # noted once read, even where the fake then fails
+            self.seen.append(Seen(request.path, dict(request.headers), b""))
+            parts = await self._hashed_form(request)
+            self.audio_forms.append(parts)
+        else:
+            body = await self.record(request)
+            parts = form_parts(request.headers.get("content-type", ""), body)
         failed = await self.fail_or_wait()
         if failed is not None:
             return failed
-        parts = form_parts(request.headers.get("content-type", ""), body)
-        self.audio_forms.append(parts)
+        if not self.hash_uploads:
+            self.audio_forms.append(parts)
         if self.transcript_answer is not None:
             return web.Response(body=self.transcript_answer[0], headers={"content-type": self.transcript_answer[1]})
         fields = dict(parts)
@@ -109,6 +121,24 @@ class FakeOpenAI(FakeServer):
                                  "temperature": 0.0, "avg_logprob": -0.2, "compression_ratio": 1.1,
                                  "no_speech_prob": 0.01}]}
         return web.Response(body=orjson.dumps(doc), content_type="application/json")
+
+    async def _hashed_form(self, request: web.Request) -> list[tuple[str, Any]]:
+        """A form read part by part as it arrives, its files hashed and let go of a piece at a time."""
+        parts: list[tuple[str, Any]] = []
+        reader = await request.multipart()
+        async for part in reader:
+            assert isinstance(part, BodyPartReader)
+            if part.filename is None:
+                parts.append((part.name or "", await part.text()))
+                continue
+            heard = Heard()
+            while piece := await part.read_chunk(64 * 1024):
+                heard.sha256.update(piece)
+                heard.size += len(piece)
+                if self.upload_gap_s:
+                    await asyncio.sleep(self.upload_gap_s)
+            parts.append((part.name or "", (part.filename, part.headers.get("content-type", ""), heard)))
+        return parts
 
     async def _images(self, request: web.Request) -> web.StreamResponse:
         """The Images API as gpt-image-1 answers: a PNG of the asked size per image, and token usage.
@@ -169,6 +199,13 @@ class FakeOpenAI(FakeServer):
         await self.record(request)
         failed = await self.fail_or_wait()
         return failed or web.Response(body=recorded("embeddings.json"), content_type="application/json")
+
+
+@dataclass
+class Heard:
+    """A file as a hashing fake read it: its size and running sha256."""
+    size: int = 0
+    sha256: Any = field(default_factory=hashlib.sha256)
 
 
 def form_parts(content_type: str, body: bytes) -> list[tuple[str, Any]]:
