@@ -107,7 +107,7 @@ class VideoSpec:
     job_id: str
     model: str                     # the upstream model for this target
     prompt: str                    # as the client wrote it
-    seconds: int
+    seconds: int                   # extend: the stitched total, source_seconds and the new footage
     width: int
     height: int
     op: str = "create"             # one of VIDEO_OPS
@@ -130,11 +130,29 @@ class VideoSpec:
     def size(self) -> str:
         return f"{self.width}x{self.height}"
 
+    @property
+    def segmented(self) -> bool:
+        """Made in segments: a first one, then extensions of it (`fit.segments`). Not a remix of the
+        provider's own video: its remix is of the whole source, extensions and all, as long as it."""
+        return self.fit is not None and self.fit.extended \
+            and not (self.op == "remix" and self.source_state is not None)
+
     def generated(self) -> VideoSpec:
-        """The spec a backend is asked for: the fitted size and length where the request is fitted."""
+        """The spec a backend is asked for: the fitted size and length where the request is fitted
+        (made in segments: the first segment)."""
         if self.fit is None or not self.fit.fitted:
             return self
-        return dataclasses.replace(self, width=self.fit.width, height=self.fit.height, seconds=self.fit.seconds)
+        seconds = self.fit.segments[0] if self.segmented else self.fit.seconds
+        return dataclasses.replace(self, width=self.fit.width, height=self.fit.height, seconds=seconds)
+
+    def extension(self, made: list[dict[str, Any]]) -> VideoSpec:
+        """The next segment of a video made in segments: an extension of the last one `made` (its
+        state) by the next length, the same prompt. Its `seconds` are the segments' total so far."""
+        assert self.fit is not None and 0 < len(made) < len(self.fit.segments)
+        lengths = self.fit.segments[:len(made) + 1]
+        return dataclasses.replace(self.generated(), op="extend", seconds=sum(lengths),
+                                   source_seconds=sum(lengths[:-1]), source_state=made[-1],
+                                   reference_image=None, reference_media_type=None)
 
 
 @dataclass(slots=True)
@@ -191,8 +209,9 @@ class Provider(Generic[OptionsT]):
     async def audio(self, call: Call) -> Reply:
         """`call.op` "speech": `call.body` is the client's JSON, and the audio comes back as
         `chunks` as it is made, with its media type as `content_type`. "transcriptions" and
-        "translations": `call.data` holds the form (gateway/audio/protocol.py: `file` an `Upload`,
-        `fields` the text parts to send on); the answer in `body`, in the asked `response_format`,
+        "translations": `call.data` holds the form (gateway/audio/protocol.py: `file` a
+        `SpooledUpload`, its bytes in a temp file, read back as often as needed; `fields` the text
+        parts to send on); the answer in `body`, in the asked `response_format`,
         with its usage where the backend counts tokens."""
         raise self.unsupported(call.op)
 
@@ -234,10 +253,11 @@ class Provider(Generic[OptionsT]):
 
     def video_plan(self, op: str, width: int, height: int, seconds: int) -> Plan | None:
         """How this provider serves a request of this size and length (None: it cannot). Only a new
-        video (create, remix) is fitted: edit and extend work on their source's own size."""
+        video (create, remix) is fitted: edit and extend work on their source's own size. A length
+        past its longest is made in segments where it extends its own videos (the runner extends them)."""
         sizes, durations = self.video_support()
         return video_fit.plan(self.video_fit() if op in ("create", "remix") else "native", sizes, durations,
-                              width, height, seconds)
+                              width, height, seconds, extends="extend" in self.video_ops and not self.fits_itself)
 
     async def video_submit(self, spec: VideoSpec) -> dict[str, Any]:
         """Hand a job over; returns what `video_run` needs to find it again (e.g.
@@ -252,6 +272,12 @@ class Provider(Generic[OptionsT]):
         from `state`, not submit anew. A failure raises a ProviderError; the
         job fails with its code and message. Cancelled by task cancellation."""
         raise self.unsupported("video")
+
+    async def video_wait(self, spec: VideoSpec, state: dict[str, Any], progress: Progress) -> None:
+        """Wait for the job to finish, as `video_run` does, without fetching its files: a segment that
+        the next one extends (`extend` makes the whole video, the segments before it included).
+        Providers whose files come with the finished job need not override it."""
+        await self.video_run(spec, state, progress)
 
     async def video_cancel(self, spec: VideoSpec, state: dict[str, Any]) -> None:
         """Best effort: tell the upstream to stop (on DELETE)."""

@@ -11,6 +11,12 @@ is still served: the backend generates at its native size nearest in shape
   it (each new frame a blend of the two nearest; a slower motion, the same
   frame rate).
 
+A length past the backend's longest, on a backend that extends its own videos
+(`extend` in its `video_ops`), is made in segments instead of stretched: a
+first native length, then extensions of it, each another native length, to
+the least total that reaches the request (then trimmed to it). At most
+MAX_SEGMENTS: past that many of its longest, the rest is stretched.
+
 `video_fit: native` keeps a backend to its native sizes and lengths: anything
 else is a 400 that lists them. Pure: no I/O, no PyAV (providers/media/fit.py
 does the frames)."""
@@ -27,6 +33,7 @@ MIN_SIDE = 64             # pixels, each side (an H.264 frame of yuv420p needs e
 MAX_SIDE = 1920
 MAX_PIXELS = 1920 * 1080  # the largest frame a request may ask for (1792x1024 and 1024x1792 are within)
 MAX_SECONDS = 60
+MAX_SEGMENTS = 15         # a first segment and up to 14 extensions: 60 s of a backend whose longest is 4 s
 
 
 def bounds_problem(width: int, height: int) -> str | None:
@@ -69,15 +76,41 @@ def nearest_seconds(seconds: int, choices: Iterable[int]) -> int:
     return next((s for s in ordered if s >= seconds), ordered[-1])
 
 
+def segments(seconds: int, choices: Iterable[int], most: int = MAX_SEGMENTS) -> tuple[int, ...]:
+    """The native lengths to make `seconds` of, longest first: the least total at least `seconds`, in
+    the fewest segments that make it. Past `most` segments of the longest, `most` of it (stretched)."""
+    lengths = sorted({c for c in choices if c > 0}, reverse=True)
+    if not lengths:
+        return ()
+    if lengths[0] * most < seconds:
+        return (lengths[0],) * most
+    # The least total is under `seconds` + the longest: were it not, one segment fewer would reach `seconds`.
+    top = seconds + lengths[0]
+    fewest = [0] + [most + 1] * top     # fewest[t]: the fewest segments that add up to t exactly
+    last = [0] * (top + 1)              # and the length added last to make it
+    for t in range(1, top + 1):
+        for length in lengths:
+            if length <= t and fewest[t - length] + 1 < fewest[t]:
+                fewest[t], last[t] = fewest[t - length] + 1, length
+    total = next(t for t in range(seconds, top + 1) if fewest[t] <= most)
+    out = []
+    while total:
+        out.append(last[total])
+        total -= last[total]
+    return tuple(sorted(out, reverse=True))
+
+
 @dataclass(frozen=True, slots=True)
 class Plan:
     """What a backend generates for a request, and how the result is made to fit it."""
     width: int                 # generated
     height: int
-    seconds: int               # generated (asked of the backend)
+    seconds: int               # generated (asked of the backend; extended: all its segments together)
     want_width: int            # delivered: the request's
     want_height: int
     want_seconds: int
+    # Extended: the lengths generated, in order: the first segment, then each extension of it.
+    segments: tuple[int, ...] = ()
 
     @property
     def rescaled(self) -> bool:
@@ -88,25 +121,35 @@ class Plan:
         return self.seconds != self.want_seconds
 
     @property
+    def extended(self) -> bool:
+        return len(self.segments) > 1
+
+    @property
     def fitted(self) -> bool:
-        return self.rescaled or self.retimed
+        return self.rescaled or self.retimed or self.extended
 
     def record(self) -> dict[str, Any]:
         """What a job keeps and shows (its `fit` field): what was generated and how it was fitted."""
         how = []
         if self.rescaled:
             how.append("scaled and cropped")
+        if self.extended:
+            how.append("extended")
         if self.seconds > self.want_seconds:
             how.append("trimmed")
         elif self.seconds < self.want_seconds:
             how.append("stretched")
-        return {"generated_size": f"{self.width}x{self.height}", "generated_seconds": str(self.seconds),
-                "method": ", ".join(how) or "none"}
+        out: dict[str, Any] = {"generated_size": f"{self.width}x{self.height}", "generated_seconds": str(self.seconds),
+                               "method": ", ".join(how) or "none"}
+        if self.extended:
+            out["segments"] = list(self.segments)
+        return out
 
     @classmethod
     def of(cls, record: dict[str, Any], width: int, height: int, seconds: int) -> Plan:
         w, h = size_of(record["generated_size"])
-        return cls(w, h, int(record["generated_seconds"]), width, height, seconds)
+        return cls(w, h, int(record["generated_seconds"]), width, height, seconds,
+                   tuple(int(s) for s in record.get("segments", ())))
 
 
 def native(width: int, height: int, seconds: int) -> Plan:
@@ -114,8 +157,9 @@ def native(width: int, height: int, seconds: int) -> Plan:
 
 
 def plan(fit: VideoFit, sizes: Iterable[str], durations: Iterable[str], width: int, height: int,
-         seconds: int) -> Plan | None:
-    """How a backend with these native sizes and lengths serves the request (None: it cannot)."""
+         seconds: int, *, extends: bool = False) -> Plan | None:
+    """How a backend with these native sizes and lengths serves the request (None: it cannot).
+    `extends`: the backend extends its own videos, so a length past its longest is made in segments."""
     sizes, durations = frozenset(sizes), frozenset(durations)
     size = f"{width}x{height}"
     if size in sizes and str(seconds) in durations:
@@ -124,5 +168,9 @@ def plan(fit: VideoFit, sizes: Iterable[str], durations: Iterable[str], width: i
             or not 1 <= seconds <= MAX_SECONDS:
         return None
     w, h = size_of(size if size in sizes else nearest_size(width, height, sizes))
-    s = seconds if str(seconds) in durations else nearest_seconds(seconds, (int(d) for d in durations))
-    return Plan(w, h, s, width, height, seconds)
+    lengths = [int(d) for d in durations]
+    s = seconds if str(seconds) in durations else nearest_seconds(seconds, lengths)
+    parts = segments(seconds, lengths) if extends and s < seconds else ()
+    if len(parts) < 2:
+        return Plan(w, h, s, width, height, seconds)
+    return Plan(w, h, sum(parts), width, height, seconds, parts)

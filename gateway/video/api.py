@@ -25,6 +25,7 @@ from gateway.video import cache as video_cache
 from gateway.video import protocol, submit
 from gateway.video.assets import VARIANTS, parse_range
 from gateway.video.jobs import Job, new_id, owned_by
+from gateway.video.segments import upstream
 from gateway.video.service import Videos
 
 log = logging.getLogger("gateway.video")
@@ -262,7 +263,7 @@ async def delete(req: Request, rt: Runtime, video_id: str, view: View = openai_v
         provider = rt.providers.get(job.provider)
         if provider is not None:
             try:
-                await provider.video_cancel(job.spec(), job.state)
+                await provider.video_cancel(job.spec(), upstream(job.state))    # a segment's: the one in flight
             except Exception:   # best effort: the job is gone from the gateway either way
                 pass
         await rt.limiter.refund(job.key, job.model, job.provider, job.budget_hold, job.cost_nano)
@@ -293,7 +294,7 @@ async def _from_source(x: Exchange, op: str, video_id: str | None) -> None:
               key_name=key.name,
               source_id=source.id, remixed_from_video_id=source.id if op == "remix" else None,
               params=dict(source.params), callback_url=sreq.callback_url, provider=source.provider,
-              source_state=source.state, source_seconds=int(source.seconds) if op == "extend" else 0)
+              source_state=upstream(source.state), source_seconds=int(source.seconds) if op == "extend" else 0)
     await _accept(x, key, served, strategy, job, None)
 
 

@@ -61,7 +61,7 @@ class Job:
     budget_hold: str | None = None               # the budget period that was charged (for the refund)
     runs: int = 0
     key_name: str = ""                           # the owner's name when submitted, for display only
-    fit: dict[str, str] | None = None            # what the target generated, when fitted (providers/video_fit.py)
+    fit: dict[str, Any] | None = None            # what the target generated, when fitted (providers/video_fit.py)
     cache_key: str | None = None                 # kept in the video cache under this once completed (cache.py)
 
     @property

@@ -6,7 +6,8 @@ completed or failed, its webhook events into the outbox, in one store step.
 A process that dies mid-job stops heartbeating; once its lease lapses another
 runner (or the same gateway, restarted) claims the job and runs it again:
 hosted providers resume polling the upstream job, local ones start over. A
-job whose runs keep dying (`videos.max_runs`) fails rather than loop forever.
+job made in segments resumes at the segment in flight (gateway/video/segments.py).
+A job whose runs keep dying (`videos.max_runs`) fails rather than loop forever.
 """
 from __future__ import annotations
 
@@ -25,8 +26,9 @@ from gateway.store import Claim, Store, StoreDown
 from gateway.video import cache as video_cache
 from gateway.video.assets import Assets
 from gateway.video.jobs import Job
+from gateway.video.segments import Save, made_in_segments, upstream
 from gateway.webhooks.delivery import Sender, deliveries_for
-from providers.base import Provider, VideoFiles, VideoSpec
+from providers.base import Progress, Provider, VideoFiles, VideoSpec
 from providers.errors import ProviderError
 
 log = logging.getLogger("gateway.video")
@@ -203,7 +205,7 @@ class Runner:
             await store.jobs.done(claim)
             return
         except _Lost:
-            await provider.video_cancel(job.spec(), job.state)
+            await provider.video_cancel(job.spec(), upstream(job.state))
             await store.jobs.done(claim)
             return
         except ProviderError as e:
@@ -231,8 +233,26 @@ class Runner:
         async def progress(percent: int) -> None:
             latest[0] = max(latest[0], min(99, percent))   # 100 once the files are stored
 
+        writing = asyncio.Lock()    # a segment's new state and the heartbeat's progress: one write at a time
+
+        async def write() -> bool:
+            async with writing:
+                return await self.store.jobs.update(job.record(), claim.token)
+
+        async def save(state: dict[str, Any]) -> None:
+            """A new segment's state, stored before it is waited on: a run that takes over resumes there."""
+            job.state = state
+            while True:
+                try:
+                    if not await write():
+                        raise _Lost
+                    return
+                except StoreDown as e:
+                    log.warning("video %s: its state could not be stored (%s); retrying", job.id, e)
+                    await asyncio.sleep(_IDLE_S * 4)
+
         spec = job.spec(reference)
-        work = asyncio.create_task(self._made_to_fit(provider, spec, job.state, progress))
+        work = asyncio.create_task(self._made_to_fit(provider, spec, job.state, progress, save))
         lost = False
         written = job.progress
         lease_s = self._config().job_lease_s
@@ -246,7 +266,7 @@ class Runner:
                 try:
                     if latest[0] != written:
                         job.progress = written = latest[0]
-                        if not await self.store.jobs.update(job.record(), claim.token):
+                        if not await write():
                             lost = True
                             break
                     if time.monotonic() - last_renew >= lease_s / 3:
@@ -265,12 +285,19 @@ class Runner:
         return work.result()
 
     @staticmethod
-    async def _made_to_fit(provider: Provider, spec: VideoSpec, state: dict, progress) -> VideoFiles:
+    async def _made_to_fit(provider: Provider, spec: VideoSpec, state: dict, progress: Progress,
+                           save: Save) -> VideoFiles:
         """The provider's video, at the requested size and length: a provider that does not fit
-        a fitted request itself makes the generated one, and its MP4 is fitted here."""
+        a fitted request itself makes the generated one (in segments, where planned so), and its
+        MP4 is fitted here."""
         if provider.fits_itself or spec.fit is None or not spec.fit.fitted:
             return await provider.video_run(spec, state, progress)
-        files = await provider.video_run(spec.generated(), state, progress)
+        if spec.segmented:
+            files = await made_in_segments(provider, spec, state, progress, save)
+            if not (spec.fit.rescaled or spec.fit.retimed):
+                return files        # the segments made the size and length as asked
+        else:
+            files = await provider.video_run(spec.generated(), state, progress)
         from providers.media.fit import refit_mp4  # PyAV loads with the first video that needs it
         try:
             mp4, thumbnail, sheet = await asyncio.to_thread(refit_mp4, files.mp4, spec.width, spec.height,

@@ -223,7 +223,20 @@ class MockProvider(Provider[Options]):
                                                spec.seconds, o.video_fps, spec.seed, on_progress)
         finally:
             stop.set()   # a cancelled job's thread stops at its next frame
+        self._fail_on_purpose()
+        return VideoFiles(rendered.mp4, rendered.thumbnail_webp, rendered.spritesheet_jpeg)
+
+    async def video_wait(self, spec: VideoSpec, state: dict[str, Any], progress: Progress) -> None:
+        """A segment that the next extends: its time and its chance to fail, not its frames (the
+        extension renders the whole video, this segment's frames included)."""
+        await progress(0)
+        if self.options.video_latency_ms:
+            await asyncio.sleep(self.options.video_latency_ms / 1000)
+        self._fail_on_purpose()
+        await progress(100)
+
+    def _fail_on_purpose(self) -> None:
+        o = self.options
         if o.video_fail_rate and random.random() < o.video_fail_rate:
             raise errors.UpstreamFault(f"mock provider '{self.name}' failed the video on purpose",
                                        provider=self.name, code="video_generation_failed")
-        return VideoFiles(rendered.mp4, rendered.thumbnail_webp, rendered.spritesheet_jpeg)

@@ -68,13 +68,16 @@ class OpenAIFormat(HttpProvider[HttpOptionsT]):
 
     async def audio(self, call: Call) -> Reply:
         """Speech goes up as the client sent it (with the target's model) and its audio comes back
-        as it is made; a transcription's or translation's form is rebuilt for the target."""
+        as it is made; a transcription's or translation's form is rebuilt for the target, its file
+        read from the spool as it is sent."""
         req = self.request(call)
-        if call.op != "speech":
-            body, content_type = audio.form(call.data, call.model)
+        if call.op == "speech":
+            resp = await self.upstream.send(req)
+        else:
+            form, content_type = audio.form(call.data, call.model)
             headers = {k: v for k, v in req.headers.items() if k.lower() != "content-type"}
-            req = UpstreamRequest(req.url, body, {**headers, "content-type": content_type})
-        resp = await self.upstream.send(req)
+            headers["content-type"] = content_type
+            resp = await self.upstream.send_streamed(UpstreamRequest(req.url, b"", headers), form)
         if resp.status >= 300:
             raise self.error(resp.status, await self.upstream.read_error(resp), resp.headers)
         if call.op == "speech" and call.data.get("stream_format") == "sse":   # speech.audio.delta events
@@ -136,6 +139,17 @@ class OpenAIVideos(HttpProvider[VideoOptionsT]):
         return video.submitted(await self.roundtrip(req), provider=self.name)
 
     async def video_run(self, spec: VideoSpec, state: dict[str, Any], progress: Progress) -> VideoFiles:
+        vid = await self._finished(state, progress)
+        mp4 = await hosted_video.fetch(self.upstream, self._content(vid, "video"), self.error,
+                                       **hosted_video.download_policy(self.options))
+        return VideoFiles(mp4=mp4, thumbnail_webp=await self._preview(vid, "thumbnail"),
+                          spritesheet_jpeg=await self._preview(vid, "spritesheet"))
+
+    async def video_wait(self, spec: VideoSpec, state: dict[str, Any], progress: Progress) -> None:
+        await self._finished(state, progress)
+
+    async def _finished(self, state: dict[str, Any], progress: Progress) -> str:
+        """The upstream job's id, once it has completed (polled until then)."""
         vid = state.get("id")
         if not isinstance(vid, str) or not vid:
             raise ProviderError(f"provider '{self.name}': the job's upstream id is missing", provider=self.name,
@@ -146,10 +160,7 @@ class OpenAIVideos(HttpProvider[VideoOptionsT]):
             return video.polled(await self.roundtrip(status), provider=self.name)
 
         await hosted_video.poll(check, progress, self.options, self.name)
-        mp4 = await hosted_video.fetch(self.upstream, self._content(vid, "video"), self.error,
-                                       **hosted_video.download_policy(self.options))
-        return VideoFiles(mp4=mp4, thumbnail_webp=await self._preview(vid, "thumbnail"),
-                          spritesheet_jpeg=await self._preview(vid, "spritesheet"))
+        return vid
 
     async def _preview(self, vid: str, variant: str) -> bytes | None:
         """A preview OpenAI made, or None (404, or any failure: the gateway makes its own)."""

@@ -12,7 +12,8 @@ genai-rs/openai-client-base `docs/VideosApi.md`):
 - `POST /videos/edits`: multipart `prompt`, `video[id]` (the SDK's nested
   form encoding of `video={"id": ...}`).
 - `POST /videos/extensions`: multipart `prompt`, `seconds` (the length of the
-  new segment), `video[id]`.
+  new segment), `video[id]`. The extension is the whole video, the source
+  and the new segment stitched (its `seconds` is their total).
 - Each answers a Video object: `{"id", "object": "video", "status":
   "queued"|"in_progress"|"completed"|"failed", "progress": 0..100, "error":
   {"code", "message"} | null, ...}`; `GET /videos/{id}` answers the same.
@@ -75,10 +76,10 @@ def submit_request(spec: VideoSpec, base_url: str, headers: dict[str, str], *,
                                {**headers, "content-type": "application/json"})
     if spec.op == "edit":
         return _multipart(f"{base}/videos/edits", [("prompt", prompt), ("video[id]", source)], headers, boundary)
-    if spec.op == "extend":
+    if spec.op == "extend":     # spec.seconds is the stitched total; OpenAI takes the new segment's length
         return _multipart(f"{base}/videos/extensions",
-                          [("prompt", prompt), ("seconds", str(spec.seconds)), ("video[id]", source)],
-                          headers, boundary)
+                          [("prompt", prompt), ("seconds", str(spec.seconds - spec.source_seconds)),
+                           ("video[id]", source)], headers, boundary)
     raise BadRequest(f"provider '{provider}' does not support video op '{spec.op}'", provider=provider,
                      code="unsupported_operation")
 

@@ -75,7 +75,8 @@ def test_remix_edit_and_extend_name_the_source_video():
     assert edit.url == "https://api.openai.com/v1/videos/edits"
     assert form(edit) == {"prompt": "make it red", "video[id]": "video_src"}
 
-    extend = video.submit_request(spec(op="extend", prompt="and then", seconds=4, source_state=source,
+    # The spec's seconds are the stitched total, as the job's are; OpenAI takes the new segment's length.
+    extend = video.submit_request(spec(op="extend", prompt="and then", seconds=12, source_state=source,
                                        source_seconds=8), BASE, HEADERS, provider="up")
     assert extend.url == "https://api.openai.com/v1/videos/extensions"
     assert form(extend) == {"prompt": "and then", "seconds": "4", "video[id]": "video_src"}
@@ -319,7 +320,7 @@ def test_remix_edit_and_extend_against_the_fake(loop, fake, provider):
     remix = loop.run(p.video_submit(spec(op="remix", prompt="at night", source_state=first)))
     assert fake.jobs[remix["id"]]["remixed_from_video_id"] == first["id"]
     edit = loop.run(p.video_submit(spec(op="edit", prompt="in red", source_state=first)))
-    extend = loop.run(p.video_submit(spec(op="extend", prompt="then", seconds=4, source_state=first,
+    extend = loop.run(p.video_submit(spec(op="extend", prompt="then", seconds=12, source_state=first,
                                           source_seconds=8)))
     assert fake.jobs[extend["id"]]["seconds"] == "12"
     assert fake.posts() == ["/v1/videos", f"/v1/videos/{first['id']}/remix", "/v1/videos/edits",
@@ -327,6 +328,23 @@ def test_remix_edit_and_extend_against_the_fake(loop, fake, provider):
     assert fake.forms[2] == {"prompt": "in red", "video[id]": first["id"]}
     for state in (remix, edit, extend):
         assert run(loop, p, spec(), state).mp4 == sample().mp4
+
+
+def test_waiting_on_a_segment_fetches_no_files(loop, fake, provider):
+    """A segment that the next extends is waited on, not downloaded: the extension is the whole video."""
+    p = provider()
+    state = loop.run(p.video_submit(spec()))
+    progress = Recorder()
+    loop.run(p.video_wait(spec(), state, progress))
+    assert fake.jobs[state["id"]]["status"] == "completed" and progress.seen[-1] == 100
+    assert not [x for x in fake.seen if x.path.endswith("/content")]
+
+
+def test_an_extension_of_a_length_openai_does_not_take_is_refused(loop, fake, provider):
+    p = provider()
+    first = loop.run(p.video_submit(spec()))
+    with pytest.raises(errors.BadRequest, match="Invalid value: '5'"):
+        loop.run(p.video_submit(spec(op="extend", seconds=13, source_state=first, source_seconds=8)))
 
 
 def test_cancel_deletes_and_never_raises(loop, fake, provider):

@@ -32,6 +32,8 @@ class VideoBehaviour(Behaviour):
     queued_polls: int = 1              # status checks that answer "queued"
     progress_polls: int = 3            # then this many "in_progress", progress rising
     job_error: dict | None = None      # the job fails with this `error` {code, message} once queued
+    extension_error: dict | None = None   # the same, for extensions only
+    lengths: tuple[str, ...] = ("4", "8", "12")   # the `seconds` a create or an extension takes (else 400)
     poll_failures: int = 0             # the first N status checks answer 500
     redirect_download: bool = False    # /content?variant=video answers 302 to /v1/files/<id>.mp4
     previews: bool = True              # thumbnail and spritesheet variants exist (else 404)
@@ -59,6 +61,7 @@ class FakeOpenAIVideo(FakeServer):
         self.jobs: dict[str, dict[str, Any]] = {}
         self.forms: list[dict[str, Any]] = []          # each submit's fields, parsed
         self.deleted: list[str] = []
+        self.extended: list[tuple[str, str]] = []       # (source id, extension id), in the order submitted
         self._ids = itertools.count(1)
         self._poll_failures = 0
         self.template = orjson.loads(recorded("video_queued.json"))
@@ -105,6 +108,8 @@ class FakeOpenAIVideo(FakeServer):
         if "prompt" not in f:
             return json_response(400, _error("Missing required parameter: 'prompt'.", param="prompt",
                                              code="missing_required_parameter"))
+        if "seconds" in f and f["seconds"] not in self.behaviour.lengths:
+            return _bad_seconds(f["seconds"], self.behaviour.lengths)
         return self._new(f["prompt"], f.get("model", "sora-2"), f.get("seconds", "4"), f.get("size", "720x1280"))
 
     async def _remix(self, request: web.Request) -> web.Response:
@@ -133,13 +138,17 @@ class FakeOpenAIVideo(FakeServer):
         source = self.jobs.get(f.get("video[id]", ""))
         if source is None:
             return _not_found(f.get("video[id]", ""))
+        if f.get("seconds") not in self.behaviour.lengths:
+            return _bad_seconds(f.get("seconds"), self.behaviour.lengths)
         total = str(int(source["seconds"]) + int(f["seconds"]))     # the stitched duration, as OpenAI reports it
-        return self._new(f["prompt"], source["model"], total, source["size"])
+        return self._new(f["prompt"], source["model"], total, source["size"], extends=source["id"])
 
     def _new(self, prompt: str, model: str, seconds: str, size: str, **extra: Any) -> web.Response:
         vid = f"video_{next(self._ids):04d}{'0' * 44}"
         job = {**self.template, "id": vid, "prompt": prompt, "model": model, "seconds": seconds, "size": size,
                "polls": 0, **extra}
+        if "extends" in extra:
+            self.extended.append((extra["extends"], vid))
         self.jobs[vid] = job
         return json_response(200, orjson.dumps(_public(job)))
 
@@ -156,10 +165,11 @@ class FakeOpenAIVideo(FakeServer):
             return _not_found(request.match_info["id"])
         job["polls"] += 1
         n = job["polls"]
+        error = b.extension_error if "extends" in job and b.extension_error is not None else b.job_error
         if n <= b.queued_polls:
             job.update(status="queued", progress=0)
-        elif b.job_error is not None:
-            job.update(status="failed", error=b.job_error)
+        elif error is not None:
+            job.update(status="failed", error=error)
         elif n <= b.queued_polls + b.progress_polls:
             job.update(status="in_progress", progress=int(100 * (n - b.queued_polls) / (b.progress_polls + 1)))
         else:
@@ -204,7 +214,13 @@ class FakeOpenAIVideo(FakeServer):
 
 
 def _public(job: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in job.items() if k != "polls"}
+    return {k: v for k, v in job.items() if k not in ("polls", "extends")}
+
+
+def _bad_seconds(seconds: Any, lengths: tuple[str, ...]) -> web.Response:
+    return json_response(400, _error(f"Invalid value: '{seconds}'. Supported values are: "
+                                     f"{', '.join(repr(s) for s in lengths)}.", param="seconds",
+                                     code="invalid_value"))
 
 
 def _error(message: str, type: str = "invalid_request_error", param: str | None = None,

@@ -74,14 +74,15 @@ def test_frames_are_scaled_to_cover_cropped_and_retimed():
 
 @pytest.mark.parametrize("size", SORA_SIZES)
 def test_a_backend_of_one_size_serves_every_sora_size(start_gateway, size):
+    """The mock extends its own videos: 4 s of a backend that makes 1 s is a second and three extensions."""
     gw = start_gateway(video_config([mock_video("mock", video_sizes=["320x180"], video_seconds=[1])],
                                     [video_model("mock-video", "mock")]))
     client = gw.client()
     video = client.videos.create_and_poll(model="mock-video", prompt="a lighthouse", size=size, seconds="4")
     assert video.status == "completed", video.error
     assert video.size == size and video.seconds == "4"
-    assert video.model_extra["fit"] == {"generated_size": "320x180", "generated_seconds": "1",
-                                        "method": "scaled and cropped, stretched"}
+    assert video.model_extra["fit"] == {"generated_size": "320x180", "generated_seconds": "4",
+                                        "method": "scaled and cropped, extended", "segments": [1, 1, 1, 1]}
     decoded = decode_mp4(client.videos.download_content(video.id).read())
     assert (decoded.width, decoded.height, decoded.frames) == (*video_fit.size_of(size), 4 * 4)   # 4 s at 4 fps
 
@@ -120,14 +121,18 @@ def test_the_mock_renders_the_articles_lengths_and_sizes_as_asked(start_gateway)
 
 def test_every_hosted_provider_serves_a_size_and_length_it_does_not_make(start_gateway, hosted):
     """The provider is asked for its own 1280x720 and 4 s; the client gets the 720x1280 and 8 s it asked for
-    (the fake's video, 160x90 at 8 fps, scaled and stretched)."""
+    (the fake's video, 160x90 at 8 fps, scaled and stretched). OpenAI extends its own videos, so it makes
+    8 s as 4 s and an extension of 4 (tests/video/test_video_segments.py); the others' 4 s are stretched."""
     p, fake = hosted
     gw = start_gateway(_config(p, fake))
     client = gw.client()
     video = client.videos.create_and_poll(model="hosted", prompt="a harbour", size="720x1280", seconds="8")
     assert video.status == "completed", video.error
-    assert video.model_extra["fit"]["generated_size"] == "1280x720"
-    assert video.model_extra["fit"]["generated_seconds"] == "4"
+    extends = p.type == "openai"
+    assert video.model_extra["fit"] == {"generated_size": "1280x720", "generated_seconds": "8" if extends else "4",
+                                        "method": "scaled and cropped, extended" if extends
+                                        else "scaled and cropped, stretched",
+                                        **({"segments": [4, 4]} if extends else {})}
     decoded = decode_mp4(client.videos.download_content(video.id).read())
     assert (decoded.width, decoded.height, decoded.frames) == (720, 1280, 8 * 8)
     assert sample().frames == 8
