@@ -27,6 +27,7 @@ log = logging.getLogger("gateway.video")
 
 _MISSING = {"404", "NoSuchKey", "NotFound"}
 _POOL = 32                # connections: runners and downloads each hold one per call, from the default thread pool
+_LIST_PAGE = 1000           # keys a listing answers at most (S3's own most)
 _DELETE_BATCH = 1000      # DeleteObjects takes at most this many keys
 
 
@@ -110,7 +111,8 @@ class S3Assets:
         try:
             token: dict[str, Any] = {}
             while True:
-                page = self._call(self._client.list_objects_v2, Bucket=self.bucket, Prefix=folder, **token)
+                page = self._call(self._client.list_objects_v2, Bucket=self.bucket, Prefix=folder,
+                                  MaxKeys=_LIST_PAGE, **token)
                 keys += [item["Key"] for item in page.get("Contents", ())]
                 if not page.get("IsTruncated"):
                     break

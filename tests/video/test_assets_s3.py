@@ -116,10 +116,12 @@ def test_keys_are_prefix_id_variant(s3):
     assert s3.keys(bucket) == []
 
 
-def test_delete_goes_past_one_listing_page(s3):
+def test_delete_goes_past_one_listing_page(s3, monkeypatch):
+    monkeypatch.setattr("gateway.video.assets_s3._LIST_PAGE", 10)     # S3's 1,000 keys a page, in small
+    monkeypatch.setattr("gateway.video.assets_s3._DELETE_BATCH", 7)   # and its 1,000 a DeleteObjects
     bucket = s3.new_bucket()
     store = s3_store(s3, bucket)
-    for i in range(1005):                   # ListObjectsV2 answers 1,000 keys a page
+    for i in range(25):
         s3.client.put_object(Bucket=bucket, Key=f"video_many/part-{i}", Body=b"")
     assert store.delete("video_many") and s3.keys(bucket) == []
 

@@ -109,7 +109,7 @@ def test_sizes_the_family_cannot_make_are_refused(start_gateway, pipelines):
 # -- workers on Redis ------------------------------------------------------------
 
 def _worker_config(tmp_path: Path, redis_url: str, pipelines, **extra) -> Path:
-    cfg = video_config([local("gpu", pipelines["ltx"]), local("gpu-slow", pipelines["ltx"], steps=600),
+    cfg = video_config([local("gpu", pipelines["ltx"]), local("gpu-slow", pipelines["ltx"], steps=200),
                         mock_video("mock", video_sizes=["64x32"])],
                        [model("local-video", "gpu"), model("slow-video", "gpu-slow"),
                         model("local-or-mock", "gpu", "mock")], **extra)

@@ -180,8 +180,8 @@ def test_a_plan_is_within_the_backend_and_the_bounds_or_none(width, height, seco
 
 def _local_config(tmp_path: Path, redis_url: str, pipelines: dict, families: list[str]) -> Path:
     from tests.video.test_diffusers import local, model
-    # 4 fps: 4 s is 17 frames, each scaled to up to 1792x1024 and encoded
-    cfg = video_config([local(f, pipelines[f], video_sizes=["64x32", "32x64"], fps=4) for f in families],
+    # FPS frames a second: 4 s is 9 frames, each scaled to up to 1792x1024 and encoded (the test's cost)
+    cfg = video_config([local(f, pipelines[f], video_sizes=["64x32", "32x64"], fps=FPS) for f in families],
                        [model(f"{f}-video", f) for f in families])
     cfg["state"] = {"redis_url": redis_url, "data_dir": str(tmp_path / "data")}
     path = tmp_path / "gateway.yaml"
@@ -190,6 +190,7 @@ def _local_config(tmp_path: Path, redis_url: str, pipelines: dict, families: lis
 
 
 FAMILIES = ["ltx", "wan", "cogvideox", "hunyuan"]
+FPS = 2
 
 
 def test_every_family_serves_every_sora_size_through_a_worker(start_gateway, redis_url, tmp_path, loop):
@@ -224,7 +225,7 @@ def test_every_family_serves_every_sora_size_through_a_worker(start_gateway, red
             decoded = decode_mp4(client.videos.download_content(video.id).read())
             step = KNOWN[family].frame_step
             assert (decoded.width, decoded.height) == video_fit.size_of(size), (family, size)
-            assert decoded.frames == num_frames(KNOWN[family], 4, 4) and abs(decoded.frames - 4 * 4) <= step
+            assert decoded.frames == num_frames(KNOWN[family], 4, FPS) and abs(decoded.frames - 4 * FPS) <= step
     finally:
         worker.terminate()
         worker.wait(10)

@@ -234,7 +234,7 @@ def test_edits_apply_to_the_next_job_and_reload_only_a_changed_pipeline(start_ga
 # -- on Redis: a `gateway worker` process --------------------------------------------
 
 def test_a_removed_provider_drains_and_the_worker_exits(start_gateway, redis_url, tmp_path, pipelines, loop):
-    cfg = video_config([local("gpu", pipelines["ltx"]), local("gpu-slow", pipelines["ltx"], steps=500)],
+    cfg = video_config([local("gpu", pipelines["ltx"]), local("gpu-slow", pipelines["ltx"], steps=150)],
                        [model("local-video", "gpu"), model("slow-video", "gpu-slow")])
     cfg["state"] = {"redis_url": redis_url, "data_dir": str(tmp_path / "data")}
     cfg["auth"]["admin_key"] = ADMIN
@@ -248,7 +248,7 @@ def test_a_removed_provider_drains_and_the_worker_exits(start_gateway, redis_url
                                  "--provider", "gpu-slow"], cwd=ROOT, stdout=log_file, stderr=subprocess.STDOUT)
     try:
         on_version(loop, store, "gpu-slow", 1, timeout=60)
-        version = edit(gw, lambda doc: provider_in(doc, "gpu-slow").update(steps=600))
+        version = edit(gw, lambda doc: provider_in(doc, "gpu-slow").update(steps=200))
         on_version(loop, store, "gpu-slow", version)     # heard at once, through pub/sub
 
         job = client.videos.create(model="slow-video", prompt="a long one", size="64x32", seconds="1")
