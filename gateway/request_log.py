@@ -29,6 +29,7 @@ import orjson
 
 from gateway.metrics import REQUEST_LOG_DROPPED
 from gateway.store import RequestRecord, Retention, Store
+from gateway.waiting import set_or_after
 
 if TYPE_CHECKING:       # annotations only: the exchange and the runtime call into this module
     from gateway.exchange import Exchange
@@ -93,10 +94,7 @@ class RequestLog:
     async def _run(self) -> None:
         # Stopped by `_stopping` between flushes, never cancelled: a batch taken is always written or kept.
         while not self._stopping.is_set():
-            try:
-                await asyncio.wait_for(self._stopping.wait(), self._settings().flush_s)
-            except TimeoutError:
-                pass
+            await set_or_after(self._stopping, self._settings().flush_s)
             try:
                 await self.flush()
                 if not self._stopping.is_set() and time.monotonic() - self._pruned_at >= PRUNE_EVERY_S:

@@ -27,6 +27,7 @@ from gateway.video import cache as video_cache
 from gateway.video.assets import Assets
 from gateway.video.jobs import Job
 from gateway.video.segments import Save, made_in_segments, upstream
+from gateway.waiting import set_or_after
 from gateway.webhooks.delivery import Sender, deliveries_for
 from providers.base import Progress, Provider, VideoFiles, VideoSpec
 from providers.errors import ProviderError
@@ -35,16 +36,6 @@ log = logging.getLogger("gateway.video")
 
 _IDLE_S = 0.25              # between looks at an empty queue
 _PROGRESS_EVERY_S = 0.5     # progress is written at most this often
-
-
-async def _set_or_after(event: asyncio.Event, most_s: float) -> None:
-    """Until `event` is set, `most_s` at most. Not wait_for: on Python 3.11 it loses a
-    cancellation that comes as the event is set, and a runner stopped then runs on."""
-    try:
-        async with asyncio.timeout(most_s):
-            await event.wait()
-    except TimeoutError:
-        pass
 
 
 class _Lost(Exception):
@@ -95,7 +86,7 @@ class Runner:
         """Once paused: return when no claim is in flight and no run is left."""
         while self._claiming or self._running:
             self._freed.clear()
-            await _set_or_after(self._freed, _IDLE_S)
+            await set_or_after(self._freed, _IDLE_S)
 
     def cancel(self, job_id: str) -> bool:
         """Stop this process's run of a deleted job, if it has one."""
@@ -124,7 +115,7 @@ class Runner:
                 if claim is None:
                     self._claiming = False
                     self.wake.clear()
-                    await _set_or_after(self.wake, _IDLE_S)
+                    await set_or_after(self.wake, _IDLE_S)
                     continue
                 task = asyncio.create_task(self._run(claim))
                 self._running.add(task)

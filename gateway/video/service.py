@@ -21,6 +21,7 @@ from gateway.video.assets import Assets, LocalAssets
 from gateway.video.assets_s3 import S3Assets
 from gateway.video.jobs import Job
 from gateway.video.runner import Runner
+from gateway.waiting import set_or_after
 from gateway.webhooks.delivery import Sender
 
 log = logging.getLogger("gateway.video")
@@ -204,11 +205,7 @@ class Videos:
                         await self.store.workers.beat(name, self.consumer, about, lease_s)
                     except StoreDown as e:
                         log.warning("worker heartbeat failed: %s", e)
-            try:    # not wait_for, which on Python 3.11 can lose the cancellation that stops this
-                async with asyncio.timeout(lease_s / 3):
-                    await self._beat_now.wait()
-            except TimeoutError:
-                pass
+            await set_or_after(self._beat_now, lease_s / 3)
 
     def beat_now(self) -> None:
         """Heartbeat at once (a worker's provider moved to another config version)."""

@@ -29,6 +29,7 @@ from gateway import netguard
 from gateway.config.schema import WebhooksConfig
 from gateway.metrics import WEBHOOKS
 from gateway.store import Delivery, Store, StoreDown
+from gateway.waiting import set_or_after
 from gateway.webhooks.signing import event, sign
 
 if TYPE_CHECKING:
@@ -90,10 +91,7 @@ class Sender:
                 if len(due) == min(_BATCH, room) and due:
                     continue             # there may be more due right now
                 self.wake.clear()
-                try:
-                    await asyncio.wait_for(self.wake.wait(), _IDLE_S)
-                except TimeoutError:
-                    pass
+                await set_or_after(self.wake, _IDLE_S)
         finally:
             for task in self._running:
                 task.cancel()
