@@ -15,6 +15,8 @@ from gateway.asgi import AnswerCut, ClientGone, Receive, Request, Scope, Send
 from gateway.audio import api as audio
 from gateway.config import Checked
 from gateway.errors import ApiError
+from gateway.files import api as files_api
+from gateway.files.service import Files
 from gateway.images import api as images
 from gateway.images import kept
 from gateway.live_config import LiveConfig
@@ -46,12 +48,14 @@ for _prefix in ("/v1", ""):
     _EXACT[f"{_prefix}/videos"] = {"POST": videos_api.videos_root, "GET": videos_api.videos_root}
     _EXACT[f"{_prefix}/video/generations"] = {"POST": generations.generations_root,
                                               "GET": generations.generations_root}
+    _EXACT[f"{_prefix}/files"] = {"POST": files_api.files_root, "GET": files_api.files_root}
 _EXACT["/healthz"] = {"GET": health.healthz}
 _EXACT["/readyz"] = {"GET": health.readyz}
 _EXACT["/metrics"] = {"GET": health.metrics}
 _VIDEO_PATHS: dict[str, Handler] = dict.fromkeys(("GET", "POST", "DELETE"), videos_api.videos_path)
 _GENERATION_PATHS: dict[str, Handler] = dict.fromkeys(("GET", "POST", "DELETE"), generations.generations_path)
 _RESPONSE_PATHS: dict[str, Handler] = dict.fromkeys(("GET", "POST", "DELETE"), responses.response_path)
+_FILE_PATHS: dict[str, Handler] = dict.fromkeys(("GET", "DELETE"), files_api.files_path)
 _PREFIX: list[tuple[str, dict[str, Handler]]] = [
     ("/v1/models/", {"GET": models.retrieve_model}),
     ("/models/", {"GET": models.retrieve_model}),
@@ -60,6 +64,8 @@ _PREFIX: list[tuple[str, dict[str, Handler]]] = [
     ("/v1/responses/", _RESPONSE_PATHS),
     ("/responses/", _RESPONSE_PATHS),
     ("/videos/", _VIDEO_PATHS),
+    ("/v1/files/", _FILE_PATHS),
+    ("/files/", _FILE_PATHS),
     ("/v1/video/generations/", _GENERATION_PATHS),
     ("/video/generations/", _GENERATION_PATHS),
 ]
@@ -141,6 +147,8 @@ class App:
                     await services.live.start()
                     services.videos = Videos(services.store, self._current)
                     await services.videos.start()
+                    services.files = Files(services.store, services.videos.assets, self._current)
+                    await services.files.start()
                     services.request_log.start(services.store, self._current)
                     self.metrics = metrics.start(self.runtime.config.state.data_dir)
                 except Exception as e:
@@ -156,6 +164,8 @@ class App:
                     await self.services.live.close()
                 if self.services.videos is not None:
                     await self.services.videos.close()
+                if self.services.files is not None:
+                    await self.services.files.close()
                 await self.runtime.close()
                 await self.services.request_log.close()     # what is left, before the store closes
                 await self.services.store.close()

@@ -1,7 +1,7 @@
 """What a gateway process keeps while config versions come and go: the
 state store, what each target has learned (latency, circuit), and the
 long-lived parts started with the process (live config edits, the video
-service). A config version (`Runtime`) holds a reference to these and never
+service, files). A config version (`Runtime`) holds a reference to these and never
 changes them."""
 from __future__ import annotations
 
@@ -14,9 +14,10 @@ from gateway.routes import TargetStats
 from gateway.store import Store
 from providers.options import BreakerConfig
 
-# Annotations only: LiveConfig and Videos are built on a Runtime, which holds these services;
+# Annotations only: LiveConfig, Videos and Files are built on a Runtime, which holds these services;
 # Tracing speaks OpenTelemetry, loaded only when tracing is on.
 if TYPE_CHECKING:
+    from gateway.files.service import Files
     from gateway.live_config import LiveConfig
     from gateway.telemetry.spans import Tracing
     from gateway.video.service import Videos
@@ -69,12 +70,13 @@ class TargetBook:
 
 
 class Services:
-    __slots__ = ("store", "book", "live", "videos", "tracing", "request_log")
+    __slots__ = ("store", "book", "live", "videos", "files", "tracing", "request_log")
 
     def __init__(self, store: Store) -> None:
         self.store = store
         self.book = TargetBook()
         self.live: LiveConfig | None = None     # started with the app (gateway/app.py)
         self.videos: Videos | None = None
+        self.files: Files | None = None         # started with the app, on the videos' asset store
         self.tracing: Tracing | None = None     # started with the app, when telemetry.otlp_endpoint is set
         self.request_log = RequestLog()         # written to the store from the app's start (gateway/app.py)

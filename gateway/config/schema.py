@@ -254,6 +254,15 @@ class ResponsesConfig(_Strict):
     max_chain: int = Field(1000, ge=1)              # previous_response_id links followed to rebuild a conversation
 
 
+class FilesConfig(_Strict):
+    """/v1/files: what an upload may be (OpenAI's Batch API limits by default; docs/batches.md)."""
+    max_mb: float = Field(200, gt=0)                # an uploaded file, at most (413 past it)
+    max_lines: int = Field(50_000, ge=1)            # requests in a `purpose: batch` file
+    # `purpose: batch` files sent without expires_after expire this long after they are made, as
+    # OpenAI's do; 0: kept until deleted.
+    batch_expiry_days: float = Field(30, ge=0)
+
+
 class RequestLogConfig(_Strict):
     """The request log (gateway/request_log.py): one record per request in the state store,
     read by GET /admin/requests and /admin/stats."""
@@ -291,5 +300,6 @@ class Config(_Strict):
     videos: VideosConfig = Field(default_factory=VideosConfig)
     webhooks: WebhooksConfig = Field(default_factory=WebhooksConfig)
     responses: ResponsesConfig = Field(default_factory=ResponsesConfig)
+    files: FilesConfig = Field(default_factory=FilesConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
     telemetry: TelemetryConfig = Field(default_factory=TelemetryConfig)

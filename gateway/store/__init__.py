@@ -7,6 +7,7 @@
   store.configs   versions of the running config (configs.py)
   store.workers   which workers are alive (workers.py)
   store.responses stored responses of the Responses API (responses.py)
+  store.files     the records of /v1/files' files (files.py; their bytes are in the asset store)
   store.requests  the request log: a record per request, and its stats (requests.py)
   store.sessions  the console's sign-in sessions (admin.py)
   store.audit     the audit trail of admin actions and failed sign-ins (admin.py)
@@ -27,6 +28,7 @@ from gateway.store.base import Store, StoreDown
 from gateway.store.cache import Cache
 from gateway.store.configs import Configs, ConfigVersion
 from gateway.store.embedded import EmbeddedStore
+from gateway.store.files import FileRecord, FileRecords
 from gateway.store.jobs import TERMINAL, Claim, Delivery, JobRecord, Jobs
 from gateway.store.ledger import LEDGER_FIELDS, Ledger, LedgerEntry
 from gateway.store.limits import Admission, Hold, InUse, Lease, Limits, Settlement, Verdict, Window, budget_span
@@ -44,6 +46,7 @@ __all__ = [
     "Configs", "ConfigVersion",
     "Workers",
     "Responses", "ResponseRecord",
+    "FileRecords", "FileRecord",
     "Sessions", "Session", "Audit", "AuditEntry",
     "Requests", "RequestRecord", "RequestFilter", "RequestPage", "Retention", "BadCursor", "Rollup", "Stats",
 ]

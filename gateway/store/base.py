@@ -7,6 +7,7 @@ from abc import ABC, abstractmethod
 from gateway.store.admin import Audit, Sessions
 from gateway.store.cache import Cache
 from gateway.store.configs import Configs
+from gateway.store.files import FileRecords
 from gateway.store.jobs import Jobs
 from gateway.store.ledger import Ledger
 from gateway.store.limits import Limits
@@ -28,6 +29,7 @@ class Store(ABC):
     configs: Configs
     workers: Workers
     responses: Responses
+    files: FileRecords
     requests: Requests
     sessions: Sessions
     audit: Audit

@@ -4,7 +4,10 @@ volume. Keys are `<prefix><video_id>/<variant>.<ext>`.
 
 A put is one PutObject: S3 makes an object visible only once its whole body
 has arrived, so a reader never sees half a file, and an upload cut short
-leaves nothing behind under the key (a rerun puts the object again).
+leaves nothing behind under the key (a rerun puts the object again). A file
+put piece by piece (`writer`) gathers in a local temp file first, then goes
+in one PutObject from it, read as it is sent; read back piece by piece
+(`pieces`), it is one ranged GetObject whose body is read a piece at a time.
 
 One boto3 client per store, shared by the threads that call it (boto3
 clients are thread-safe; sessions are not, so the session is used only
@@ -15,10 +18,12 @@ from __future__ import annotations
 
 import errno
 import logging
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+import os
+import tempfile
+from collections.abc import Callable, Generator
+from typing import IO, TYPE_CHECKING, Any
 
-from gateway.video.assets import VARIANTS, Asset, file_name, folder_of
+from gateway.video.assets import PIECE, VARIANTS, Asset, AssetWriter, file_name, folder_of
 
 if TYPE_CHECKING:
     from gateway.config.schema import S3AssetsConfig
@@ -80,6 +85,16 @@ class S3Assets:
         for variant, data in files.items():
             self.put(video_id, variant, data)
 
+    def writer(self, video_id: str, variant: str) -> AssetWriter:
+        return _BucketWriter(self, self._key(video_id, variant), VARIANTS[variant][1])
+
+    def put_file(self, key: str, file: IO[bytes], size: int, media_type: str) -> Asset:
+        """`size` bytes of `file`, from its start, as the object `key` (botocore reads the file as it sends)."""
+        file.seek(0)
+        self._call(self._client.put_object, Bucket=self.bucket, Key=key, Body=file, ContentLength=size,
+                   ContentType=media_type)
+        return Asset(key, size, media_type)
+
     def get(self, video_id: str, variant: str) -> Asset | None:
         key = self._key(video_id, variant)
         head = self._call(self._client.head_object, Bucket=self.bucket, Key=key, missing_ok=True)
@@ -97,6 +112,28 @@ class S3Assets:
         if answer is None:   # deleted since `get` (expiry): as a file gone from a folder
             raise FileNotFoundError(errno.ENOENT, f"object {asset.location} is gone")
         return self._body(answer)
+
+    def pieces(self, asset: Asset, start: int = 0, end: int | None = None) -> Generator[bytes, None, None]:
+        last = asset.size - 1 if end is None else min(end, asset.size - 1)
+        if last < start:
+            return
+        answer = self._call(self._client.get_object, Bucket=self.bucket, Key=asset.location,
+                            Range=f"bytes={start}-{last}", missing_ok=True)
+        if answer is None:
+            raise FileNotFoundError(errno.ENOENT, f"object {asset.location} is gone")
+        body = answer["Body"]
+        try:
+            chunks = body.iter_chunks(PIECE)
+            while True:
+                try:
+                    piece = next(chunks, b"")
+                except self._errors as e:    # the connection dropped mid-body
+                    raise StorageError(f"S3 get_object was cut short ({type(e).__name__})") from None
+                if not piece:
+                    return
+                yield piece
+        finally:
+            body.close()
 
     def read_whole(self, video_id: str, variant: str) -> bytes | None:
         answer = self._call(self._client.get_object, Bucket=self.bucket, Key=self._key(video_id, variant),
@@ -162,3 +199,33 @@ class S3Assets:
             raise StorageError(f"S3 get_object was cut short ({type(e).__name__})") from None
         finally:
             body.close()
+
+
+class _BucketWriter:
+    """A file gathered in a local temp file (unnamed where the system allows), put as one object when
+    committed: S3 takes no appends, and an upload in parts would need 5 MB held per part."""
+
+    def __init__(self, store: S3Assets, key: str, media_type: str) -> None:
+        self._store, self._key, self._media_type = store, key, media_type
+        self._file: IO[bytes] | None = tempfile.TemporaryFile(buffering=0)
+        self.size = 0
+
+    def write(self, data: bytes) -> None:
+        assert self._file is not None, "written after commit or discard"
+        fd, view = self._file.fileno(), memoryview(data)
+        while view:     # a write may take part of it
+            view = view[os.write(fd, view):]
+        self.size += len(data)
+
+    def commit(self) -> Asset:
+        assert self._file is not None, "committed twice, or after discard"
+        file, self._file = self._file, None
+        try:
+            return self._store.put_file(self._key, file, self.size, self._media_type)
+        finally:
+            file.close()
+
+    def discard(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None

@@ -94,6 +94,44 @@ def test_a_file_deleted_after_get_fails_its_read_as_an_os_error(store):
         store.read(found, 0, 99)
 
 
+def test_a_file_written_in_pieces_is_seen_only_once_committed(store, monkeypatch):
+    monkeypatch.setattr("gateway.video.assets.PIECE", 1000)
+    monkeypatch.setattr("gateway.video.assets_s3.PIECE", 1000)
+    writer = store.writer("file-abc", "content")
+    for at in range(0, len(BYTES), 3000):
+        writer.write(BYTES[at:at + 3000])
+        assert store.get("file-abc", "content") is None            # not visible while it is written
+    assert writer.size == len(BYTES)
+    stored = writer.commit()
+    writer.discard()                                               # after a commit: nothing to do
+    assert (stored.size, stored.media_type) == (len(BYTES), "application/octet-stream")
+    found = store.get("file-abc", "content")
+    assert found is not None and found.size == len(BYTES)
+    pieces = list(store.pieces(found))
+    assert b"".join(pieces) == BYTES and max(map(len, pieces)) <= 1000 and len(pieces) >= 11
+    assert b"".join(store.pieces(found, 2, 2500)) == BYTES[2:2501]
+    assert b"".join(store.pieces(found, 10_000, 99_999)) == BYTES[10_000:]
+    assert list(store.pieces(found, 5, 4)) == []
+
+
+def test_a_discarded_writer_leaves_nothing_behind(store, tmp_path):
+    writer = store.writer("file-dropped", "content")
+    writer.write(b"x" * 5000)
+    writer.discard()
+    writer.discard()
+    assert store.get("file-dropped", "content") is None and store.delete("file-dropped") is False
+    if isinstance(store, LocalAssets):
+        assert list((tmp_path / "videos").iterdir()) == []       # not even its folder
+
+
+def test_a_file_deleted_mid_read_fails_its_pieces_as_an_os_error(store):
+    store.put("file-gone", "content", BYTES)
+    found = store.get("file-gone", "content")
+    store.delete("file-gone")
+    with pytest.raises(OSError):
+        b"".join(store.pieces(found))
+
+
 @pytest.mark.parametrize("bad", ["../etc", "a/b", "", "x" * 200, "video_1;rm", "..", "a b"])
 def test_ids_that_are_not_ids_are_refused(store, bad):
     for call in (lambda: store.put(bad, "video", b"x"), lambda: store.get(bad, "video"),

@@ -15,6 +15,7 @@ from gateway.store.embedded.admin import EmbeddedAudit, EmbeddedSessions
 from gateway.store.embedded.cache import EmbeddedCache
 from gateway.store.embedded.configs import EmbeddedConfigs
 from gateway.store.embedded.database import Database
+from gateway.store.embedded.files import EmbeddedFileRecords
 from gateway.store.embedded.jobs import EmbeddedJobs
 from gateway.store.embedded.ledger import EmbeddedLedger
 from gateway.store.embedded.limits import EmbeddedLimits
@@ -34,6 +35,7 @@ class EmbeddedStore(Store):
         self.configs = EmbeddedConfigs(self._db)
         self.workers = EmbeddedWorkers(self._db)
         self.responses = self._responses = EmbeddedResponses(self._db)
+        self.files = EmbeddedFileRecords(self._db)
         self._requests_db = Database(Path(data_dir) / "requests.sqlite3", REQUESTS_SCHEMA, "gateway-requests")
         self.requests = EmbeddedRequests(self._requests_db)
         self._admin_db = Database(Path(data_dir) / "admin.sqlite3", ADMIN_SCHEMA, "gateway-admin")

@@ -1,8 +1,9 @@
 """The embedded store's durable file for everything but spend: video jobs,
-their queues and webhook outbox, config versions, workers, secrets and stored
-responses, in one SQLite file (`jobs.sqlite3` under `state.data_dir`), so a
-restart loses none. The schema only adds tables (`IF NOT EXISTS`), so a file
-an older gateway wrote gains the new ones when opened.
+their queues and webhook outbox, config versions, workers, secrets, stored
+responses and files' records, in one SQLite file (`jobs.sqlite3` under
+`state.data_dir`), so a restart loses none. The schema only adds tables
+(`IF NOT EXISTS`), so a file an older gateway wrote gains the new ones when
+opened.
 
 Every step is one transaction; `BEGIN IMMEDIATE` takes the write lock up front,
 so `gateway serve --workers N` processes sharing the file claim each job once.
@@ -49,6 +50,12 @@ CREATE TABLE IF NOT EXISTS responses (
     id TEXT PRIMARY KEY, owner TEXT NOT NULL, created_at INTEGER NOT NULL, expires_at REAL NOT NULL,
     data BLOB NOT NULL);
 CREATE INDEX IF NOT EXISTS responses_by_expiry ON responses (expires_at);
+CREATE TABLE IF NOT EXISTS files (
+    id TEXT PRIMARY KEY, owner TEXT NOT NULL, purpose TEXT NOT NULL, filename TEXT NOT NULL, size INTEGER NOT NULL,
+    created_at INTEGER NOT NULL, expires_at INTEGER, lines INTEGER NOT NULL, endpoint TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS files_by_owner ON files (owner, id);
+CREATE INDEX IF NOT EXISTS files_by_purpose ON files (owner, purpose, id);
+CREATE INDEX IF NOT EXISTS files_by_expiry ON files (expires_at) WHERE expires_at IS NOT NULL;
 """
 
 

@@ -1,12 +1,13 @@
 """The Redis store: any number of gateway replicas share limits, leases, budgets,
-the spend ledger, the response cache, stored responses, video jobs and config
-versions through one Redis. Nothing else in the gateway talks to Redis.
+the spend ledger, the response cache, stored responses, video jobs, files'
+records and config versions through one Redis. Nothing else in the gateway
+talks to Redis.
 
 The limits' scripts (every request's admission and settlement) go over one
 pipelined connection, batched per turn of the event loop (pipe.py,
 limits.py). Two pools of connections serve the rest: the request path's
 (cache, stored responses, ledger reports) with the outage threshold as its
-timeout, and a smaller one for jobs, config versions, workers and secrets
+timeout, and a smaller one for jobs, files, config versions, workers and secrets
 with a longer one: they (and the request log's queries) are off the chat path, a claim may scan a
 pending list, and a slow job call must not take connections the request path needs. The request
 log's batches go on a pipelined connection of their own.
@@ -27,8 +28,9 @@ from gateway.store.base import Store, StoreDown
 from gateway.store.redis.admin import RedisAudit, RedisSessions
 from gateway.store.redis.base import Pool, talking
 from gateway.store.redis.cache import RedisCache
-from gateway.store.redis.cluster import CONFIG, JOBS, LIMITS, REQUESTS, cluster_url
+from gateway.store.redis.cluster import CONFIG, FILES, JOBS, LIMITS, REQUESTS, cluster_url
 from gateway.store.redis.configs import RedisConfigs
+from gateway.store.redis.files import RedisFileRecords
 from gateway.store.redis.jobs import RedisJobs
 from gateway.store.redis.ledger import RedisLedger
 from gateway.store.redis.limits import RedisLimits
@@ -65,6 +67,7 @@ class RedisStore(Store):
         self.jobs = RedisJobs(self._slow.part(JOBS))
         self.configs = RedisConfigs(self._slow.part(CONFIG))
         self.workers = RedisWorkers(self._slow.part(JOBS))
+        self.files = RedisFileRecords(self._slow.part(FILES))     # off the request path, as jobs are
         # The request log writes a batch a second per replica and answers the admin API: off the request
         # path. Its batches go on a pipelined connection of their own, made whole off the event loop.
         requests = self._slow.part(REQUESTS)

@@ -13,6 +13,7 @@ only (a single Redis keeps its key names):
              a state change moves a job between its record, its queue and its lists
   config     config versions
   requests   the request log
+  files      files' records: a file's record, its owner's lists and the expiry index
 
 Keys read and written alone (the response cache, stored responses, sign-in
 sessions, the audit trail, secrets) keep no tag, so they spread over every
@@ -25,7 +26,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 _CLUSTER_SCHEMES = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
 
-LIMITS, JOBS, CONFIG, REQUESTS = "limits", "jobs", "config", "requests"
+LIMITS, JOBS, CONFIG, REQUESTS, FILES = "limits", "jobs", "config", "requests", "files"
 
 
 def cluster_url(url: str, switch: bool = False) -> tuple[str, bool]:
