@@ -11,12 +11,12 @@ from urllib.parse import quote
 import orjson
 
 from gateway.asgi import AnswerCut, Headers, Request
+from gateway.byte_ranges import asked_span
 from gateway.errors import ApiError
 from gateway.files import protocol
 from gateway.files.service import Files, NewFile
 from gateway.runtime import Runtime
 from gateway.store import FileRecord, StoreDown
-from gateway.video.assets import parse_range
 
 log = logging.getLogger("gateway.files")
 
@@ -160,16 +160,8 @@ async def content(req: Request, rt: Runtime, file_id: str) -> None:
         return
     headers: Headers = [(b"accept-ranges", b"bytes"), (b"cache-control", b"private, no-store"),
                         (b"content-disposition", disposition)]
-    try:
-        span = parse_range(req.headers.get(b"range", b"").decode("latin-1") or None, asset.size)
-    except ValueError:
-        raise ApiError(416, f"The requested range is outside the file's {asset.size} bytes.",
-                       code="range_not_satisfiable",
-                       headers=[(b"content-range", f"bytes */{asset.size}".encode())]) from None
-    first, last = span if span is not None else (0, asset.size - 1)
-    if span is not None:
-        headers.append((b"content-range", f"bytes {first}-{last}/{asset.size}".encode()))
-    await req.start(206 if span is not None else 200, headers, _OCTETS, last - first + 1)
+    first, last, status = asked_span(req, asset.size, headers)
+    await req.start(status, headers, _OCTETS, last - first + 1)
     sent = 0
     try:
         async with aclosing(files.pieces(asset, first, last)) as pieces:

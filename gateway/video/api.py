@@ -15,6 +15,7 @@ from gateway import cache
 from gateway import protocol as json_protocol
 from gateway.asgi import AnswerCut, Headers, Request
 from gateway.auth import Key
+from gateway.byte_ranges import asked_span
 from gateway.errors import ApiError, bad_request
 from gateway.exchange import ATTEMPTS, CACHE, PROVIDER, Dialect, Exchange
 from gateway.metrics import CACHE_HITS, CACHE_MISSES, VIDEO_JOBS
@@ -23,7 +24,7 @@ from gateway.runtime import Runtime
 from gateway.store import StoreDown
 from gateway.video import cache as video_cache
 from gateway.video import protocol, submit
-from gateway.video.assets import VARIANTS, parse_range
+from gateway.video.assets import VARIANTS
 from gateway.video.jobs import Job, new_id, owned_by
 from gateway.video.segments import upstream
 from gateway.video.service import Videos
@@ -341,16 +342,8 @@ async def _content(req: Request, rt: Runtime, video_id: str) -> None:
         return
     headers: Headers = [(b"accept-ranges", b"bytes"), (b"cache-control", b"private, max-age=3600"),
                         (b"content-disposition", f'inline; filename="{filename}"'.encode())]
-    try:
-        span = parse_range(req.headers.get(b"range", b"").decode("latin-1") or None, asset.size)
-    except ValueError:
-        raise ApiError(416, f"The requested range is outside the file's {asset.size} bytes.",
-                       code="range_not_satisfiable",
-                       headers=[(b"content-range", f"bytes */{asset.size}".encode())]) from None
-    first, last = span if span is not None else (0, asset.size - 1)
-    if span is not None:
-        headers.append((b"content-range", f"bytes {first}-{last}/{asset.size}".encode()))
-    await req.start(206 if span is not None else 200, headers, asset.media_type.encode(), last - first + 1)
+    first, last, status = asked_span(req, asset.size, headers)
+    await req.start(status, headers, asset.media_type.encode(), last - first + 1)
     position = first
     while position <= last:
         end = min(last, position + _CHUNK - 1)

@@ -15,8 +15,11 @@ script is needed, MULTI/EXEC makes each change whole.
 """
 from __future__ import annotations
 
+from typing import Any
+
 from gateway.store.files import FileRecord, FileRecords
 from gateway.store.redis.base import Pool, talking
+from gateway.store.redis.paging import GONE, lex_page
 
 _FIELDS = ("owner", "purpose", "filename", "size", "created_at", "expires_at", "lines", "endpoint")
 
@@ -52,43 +55,13 @@ class RedisFileRecords(FileRecords):
 
     async def page(self, owner: str, purpose: str | None, after: str | None, limit: int, order: str,
                    now: float) -> tuple[list[FileRecord], bool]:
-        if order not in ("asc", "desc"):
-            raise ValueError(f"order must be 'asc' or 'desc', not {order!r}")
-        # Plain reads: ids from the list, then their records. An id whose record is gone
-        # (deleted meanwhile) is skipped and dropped from the list: ids are never reused.
         mine, of_purpose = self._lists(owner, purpose or "")
-        listed = of_purpose if purpose is not None else mine
-        want, asc = max(0, limit) + 1, order == "asc"
-        cursor = "(" + after if after else "-" if asc else "+"
-        found: list[FileRecord] = []
-        while True:
-            with talking():
-                if asc:
-                    ids = await self._redis.zrangebylex(listed, cursor, "+", start=0, num=want)
-                else:
-                    ids = await self._redis.zrevrangebylex(listed, cursor, "-", start=0, num=want)
-                if not ids:
-                    break
-                trip = self._redis.pipeline(transaction=False)     # reads only: no transaction needed
-                for i in ids:
-                    trip.hmget(self._p + "file:" + i.decode(), _FIELDS)
-                rows = await trip.execute()
-            gone = []
-            for i, values in zip(ids, rows, strict=True):
-                record = _record(i.decode(), values)
-                if record is None:
-                    gone.append(i)
-                elif not record.expired(now):
-                    found.append(record)
-                    if len(found) == want:
-                        break
-            if gone:
-                with talking():
-                    await self._redis.zrem(listed, *gone)
-            if len(found) == want or len(ids) < want:
-                break
-            cursor = "(" + ids[-1].decode()
-        return found[:limit], len(found) > limit
+
+        def made(file_id: str, values: list[Any]) -> Any:
+            record = _record(file_id, values)
+            return GONE if record is None else None if record.expired(now) else record
+        return await lex_page(self._redis, of_purpose if purpose is not None else mine, after, limit, order,
+                              lambda file_id: self._p + "file:" + file_id, _FIELDS, made)
 
     async def delete(self, file_id: str) -> bool:
         key, expiry = self._p + "file:" + file_id, self._p + "files:expiry"

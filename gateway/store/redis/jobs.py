@@ -38,6 +38,7 @@ from gateway.store.redis.jobs_lua import (
     SAVE,
     UPDATE,
 )
+from gateway.store.redis.paging import GONE, lex_page
 
 
 class RedisJobs(Jobs):
@@ -69,43 +70,11 @@ class RedisJobs(Jobs):
 
     async def page(self, key: str, after: str | None, limit: int,
                    order: str) -> tuple[list[JobRecord], bool]:
-        if order not in ("asc", "desc"):
-            raise ValueError(f"order must be 'asc' or 'desc', not {order!r}")
-        # Plain reads, no script: ids from the key's list, then their jobs. An id whose
-        # job is gone (deleted or forgotten meanwhile) is skipped, and dropped from the
-        # list: ids are never reused, so it cannot be a job made since.
-        p, listed = self._p, self._p + "videos:" + key
-        want, asc = max(0, limit) + 1, order == "asc"
-        cursor = "(" + after if after else "-" if asc else "+"
-        jobs: list[JobRecord] = []
-        while True:
-            with talking():
-                if asc:
-                    ids = await self._redis.zrangebylex(listed, cursor, "+", start=0, num=want)
-                else:
-                    ids = await self._redis.zrevrangebylex(listed, cursor, "-", start=0, num=want)
-                if not ids:
-                    break
-                # Not a transaction (on Redis Cluster, redis-py's would block the loop): reads only.
-                trip = self._redis.pipeline(transaction=False)
-                for i in ids:
-                    trip.hmget(p + "job:" + i.decode(), "data", "status", "expires_at")
-                rows = await trip.execute()
-            gone = []
-            for i, (data, status, expires_at) in zip(ids, rows, strict=True):
-                if data is None:
-                    gone.append(i)
-                    continue
-                jobs.append(JobRecord(i.decode(), key, status.decode(), data, _int(expires_at)))
-                if len(jobs) == want:
-                    break
-            if gone:
-                with talking():
-                    await self._redis.zrem(listed, *gone)
-            if len(jobs) == want or len(ids) < want:
-                break
-            cursor = "(" + ids[-1].decode()
-        return jobs[:limit], len(jobs) > limit
+        def made(job_id: str, values: list[Any]) -> Any:
+            data, status, expires_at = values
+            return GONE if data is None else JobRecord(job_id, key, status.decode(), data, _int(expires_at))
+        return await lex_page(self._redis, self._p + "videos:" + key, after, limit, order,
+                              lambda job_id: self._p + "job:" + job_id, ("data", "status", "expires_at"), made)
 
     async def update(self, job: JobRecord, token: str | None = None,
                      deliveries: list[Delivery] | None = None) -> bool:
