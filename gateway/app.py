@@ -14,7 +14,7 @@ from gateway.api import chat, health, messages, models, responses
 from gateway.asgi import AnswerCut, ClientGone, Receive, Request, Scope, Send
 from gateway.audio import api as audio
 from gateway.config import Checked
-from gateway.errors import ApiError
+from gateway.errors import ApiError, not_allowed
 from gateway.files import api as files_api
 from gateway.files.service import Files
 from gateway.images import api as images
@@ -111,9 +111,7 @@ class App:
                 raise ApiError(404, f"Invalid URL ({req.method} {req.path})", code="unknown_url")
             handler = methods.get(req.method)
             if handler is None:
-                raise ApiError(405, f"Method {req.method} is not allowed for {req.path}; use "
-                                    f"{', '.join(methods)}.", code="method_not_allowed",
-                               headers=[(b"allow", ", ".join(methods).encode())])
+                raise not_allowed(req.method, req.path, methods)
             await handler(req, rt)
         except ApiError as e:
             if not req.started_response:

@@ -5,6 +5,8 @@ Every path answers failures through `ApiError`, so a client always sees
 """
 from __future__ import annotations
 
+from collections.abc import Collection, Iterable
+
 import orjson
 
 from providers.errors import ProviderError, RateLimited
@@ -37,6 +39,19 @@ def error_body(message: str, type: str, param: str | None = None, code: str | No
 
 def bad_request(message: str, param: str | None = None, code: str | None = None) -> ApiError:
     return ApiError(400, message, param=param, code=code)
+
+
+def allowing(method: str, path: str, methods: Collection[str]) -> None:
+    """Nothing where `method` is one of `methods`; else their 405."""
+    if method not in methods:
+        raise not_allowed(method, path, methods)
+
+
+def not_allowed(method: str, path: str, methods: Iterable[str]) -> ApiError:
+    """The 405 that names the methods a path takes (and says them in `allow`)."""
+    listed = ", ".join(methods)
+    return ApiError(405, f"Method {method} is not allowed for {path}; use {listed}.", code="method_not_allowed",
+                    headers=[(b"allow", listed.encode())])
 
 
 def invalid_api_key() -> ApiError:

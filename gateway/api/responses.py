@@ -28,7 +28,7 @@ import orjson
 from gateway import protocol
 from gateway.asgi import Request
 from gateway.auth import Key
-from gateway.errors import ApiError, bad_request
+from gateway.errors import ApiError, allowing, bad_request
 from gateway.exchange import AnswerDialect, Exchange, Inbound, Translation
 from gateway.responses import answer, translate
 from gateway.responses.events import StreamTranslator
@@ -215,9 +215,7 @@ async def response_path(req: Request, rt: Runtime) -> None:
     if not response_id or "/" in tail or tail not in ("", "input_items", "cancel"):
         raise ApiError(404, f"Invalid URL ({req.method} {req.path})", code="unknown_url")
     allowed = {"": ("GET", "DELETE"), "input_items": ("GET",), "cancel": ("POST",)}[tail]
-    if req.method not in allowed:
-        raise ApiError(405, f"Method {req.method} is not allowed for {req.path}; use {', '.join(allowed)}.",
-                       code="method_not_allowed", headers=[(b"allow", ", ".join(allowed).encode())])
+    allowing(req.method, req.path, allowed)
     doc = await _stored(rt, key, response_id)
     if doc is None:
         raise _not_found(response_id)

@@ -12,7 +12,7 @@ import orjson
 
 from gateway.asgi import AnswerCut, Headers, Request
 from gateway.byte_ranges import asked_span
-from gateway.errors import ApiError
+from gateway.errors import ApiError, allowing
 from gateway.files import protocol
 from gateway.files.service import Files, NewFile
 from gateway.runtime import Runtime
@@ -50,19 +50,13 @@ async def files_path(req: Request, rt: Runtime) -> None:
     rest = req.path.split("/files/", 1)[1]
     file_id, _, action = rest.partition("/")
     if not action:
-        _allow(req, ("GET", "DELETE"))
+        allowing(req.method, req.path, ("GET", "DELETE"))
         await (retrieve(req, rt, file_id) if req.method == "GET" else delete(req, rt, file_id))
     elif action == "content":
-        _allow(req, ("GET",))
+        allowing(req.method, req.path, ("GET",))
         await content(req, rt, file_id)
     else:
         raise ApiError(404, f"Invalid URL ({req.method} {req.path})", code="unknown_url")
-
-
-def _allow(req: Request, methods: tuple[str, ...]) -> None:
-    if req.method not in methods:
-        raise ApiError(405, f"Method {req.method} is not allowed for {req.path}; use {', '.join(methods)}.",
-                       code="method_not_allowed", headers=[(b"allow", ", ".join(methods).encode())])
 
 
 async def _own(rt: Runtime, req: Request, file_id: str) -> FileRecord:

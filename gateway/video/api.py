@@ -16,7 +16,7 @@ from gateway import protocol as json_protocol
 from gateway.asgi import AnswerCut, Headers, Request
 from gateway.auth import Key
 from gateway.byte_ranges import asked_span
-from gateway.errors import ApiError, bad_request
+from gateway.errors import ApiError, allowing, bad_request
 from gateway.exchange import ATTEMPTS, CACHE, PROVIDER, Dialect, Exchange
 from gateway.metrics import CACHE_HITS, CACHE_MISSES, VIDEO_JOBS
 from gateway.routes import ServedModel
@@ -219,27 +219,21 @@ async def videos_path(req: Request, rt: Runtime) -> None:
     rest = req.path.split("/videos/", 1)[1]
     video_id, _, action = rest.partition("/")
     if not action and video_id in ("edits", "extensions"):
-        _allow(req, ("POST",))
+        allowing(req.method, req.path, ("POST",))
         async with Exchange(req, rt, SUBMISSION) as x:
             await _from_source(x, "edit" if video_id == "edits" else "extend", None)
     elif not action:
-        _allow(req, ("GET", "DELETE"))
+        allowing(req.method, req.path, ("GET", "DELETE"))
         await (retrieve(req, rt, video_id) if req.method == "GET" else delete(req, rt, video_id))
     elif action == "content":
-        _allow(req, ("GET",))
+        allowing(req.method, req.path, ("GET",))
         await _content(req, rt, video_id)
     elif action == "remix":
-        _allow(req, ("POST",))
+        allowing(req.method, req.path, ("POST",))
         async with Exchange(req, rt, SUBMISSION) as x:
             await _from_source(x, "remix", video_id)
     else:
         raise ApiError(404, f"Invalid URL ({req.method} {req.path})", code="unknown_url")
-
-
-def _allow(req: Request, methods: tuple[str, ...]) -> None:
-    if req.method not in methods:
-        raise ApiError(405, f"Method {req.method} is not allowed for {req.path}; use {', '.join(methods)}.",
-                       code="method_not_allowed", headers=[(b"allow", ", ".join(methods).encode())])
 
 
 async def retrieve(req: Request, rt: Runtime, video_id: str, view: View = openai_video) -> None:

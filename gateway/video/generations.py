@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from gateway.asgi import Request
-from gateway.errors import ApiError
+from gateway.errors import ApiError, allowing
 from gateway.exchange import Exchange
 from gateway.runtime import Runtime
 from gateway.video import api
@@ -48,5 +48,4 @@ async def generations_path(req: Request, rt: Runtime) -> None:
     elif req.method == "DELETE":
         await api.delete(req, rt, job_id, generation)
     else:
-        raise ApiError(405, f"Method {req.method} is not allowed for {req.path}; use GET, DELETE.",
-                       code="method_not_allowed", headers=[(b"allow", b"GET, DELETE")])
+        allowing(req.method, req.path, ("GET", "DELETE"))
