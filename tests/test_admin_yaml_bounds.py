@@ -30,6 +30,7 @@ BOMBS = {
     "too many aliases": b"x: &x 1\ny: [" + b", ".join([b"*x"] * 500) + b"]\n",
     "too many nodes": b"[" + b", ".join([b"1"] * 150_000) + b"]",
     "nested too deeply": b"[" * 3000 + b"]" * 3000,
+    "block sequences nested too deeply": b"- " * 3000 + b"a",
     "a mapping merged into itself": b"a: &a {b: 1}\n" + b"".join(b"k%d: &k%d {<<: [*a], x: *a}\n" % (i, i)
                                                                   for i in range(50)),
 }

@@ -10,6 +10,9 @@ import yaml
 MOST_ALIASES = 100          # a hand-written config uses a handful of anchors
 MOST_NODES = 20_000         # nodes as written; a large config has a few thousand (pure-Python parse: ~0.5 s)
 MOST_EXPANDED = 1_000_000   # nodes once every alias is expanded
+# Collections inside collections. A config nests a handful deep; the scanner's work per token grows
+# with the depth of `[`/`{` it is in, so 3,000 of them took 2 s to refuse by recursion alone.
+MOST_DEPTH = 100
 
 
 class TooMuchYaml(yaml.YAMLError):
@@ -21,6 +24,12 @@ class _BoundedLoader(yaml.SafeLoader):
         super().__init__(stream)
         self._aliases = 0
         self._nodes = 0
+        self._depth = 0
+
+    def fetch_flow_collection_start(self, TokenClass: Any) -> None:
+        if self.flow_level >= MOST_DEPTH:
+            raise TooMuchYaml("nested too deeply")
+        super().fetch_flow_collection_start(TokenClass)
 
     def compose_node(self, parent: Any, index: Any) -> Any:
         self._nodes += 1
@@ -30,7 +39,13 @@ class _BoundedLoader(yaml.SafeLoader):
             self._aliases += 1
             if self._aliases > MOST_ALIASES:
                 raise TooMuchYaml(f"more than {MOST_ALIASES} aliases")
-        return super().compose_node(parent, index)
+        self._depth += 1
+        if self._depth > MOST_DEPTH:
+            raise TooMuchYaml("nested too deeply")
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
 
 
 def _expanded(node: yaml.Node, sizes: dict[int, int]) -> int:
