@@ -13,6 +13,8 @@ from gateway.admin.plane import Control
 from gateway.api import chat, health, messages, models, responses
 from gateway.asgi import AnswerCut, ClientGone, Receive, Request, Scope, Send
 from gateway.audio import api as audio
+from gateway.batches import api as batches_api
+from gateway.batches.service import Batches
 from gateway.config import Checked
 from gateway.errors import ApiError, not_allowed
 from gateway.files import api as files_api
@@ -49,6 +51,7 @@ for _prefix in ("/v1", ""):
     _EXACT[f"{_prefix}/video/generations"] = {"POST": generations.generations_root,
                                               "GET": generations.generations_root}
     _EXACT[f"{_prefix}/files"] = {"POST": files_api.files_root, "GET": files_api.files_root}
+    _EXACT[f"{_prefix}/batches"] = {"POST": batches_api.batches_root, "GET": batches_api.batches_root}
 _EXACT["/healthz"] = {"GET": health.healthz}
 _EXACT["/readyz"] = {"GET": health.readyz}
 _EXACT["/metrics"] = {"GET": health.metrics}
@@ -56,6 +59,7 @@ _VIDEO_PATHS: dict[str, Handler] = dict.fromkeys(("GET", "POST", "DELETE"), vide
 _GENERATION_PATHS: dict[str, Handler] = dict.fromkeys(("GET", "POST", "DELETE"), generations.generations_path)
 _RESPONSE_PATHS: dict[str, Handler] = dict.fromkeys(("GET", "POST", "DELETE"), responses.response_path)
 _FILE_PATHS: dict[str, Handler] = dict.fromkeys(("GET", "DELETE"), files_api.files_path)
+_BATCH_PATHS: dict[str, Handler] = dict.fromkeys(("GET", "POST"), batches_api.batches_path)
 _PREFIX: list[tuple[str, dict[str, Handler]]] = [
     ("/v1/models/", {"GET": models.retrieve_model}),
     ("/models/", {"GET": models.retrieve_model}),
@@ -66,6 +70,8 @@ _PREFIX: list[tuple[str, dict[str, Handler]]] = [
     ("/videos/", _VIDEO_PATHS),
     ("/v1/files/", _FILE_PATHS),
     ("/files/", _FILE_PATHS),
+    ("/v1/batches/", _BATCH_PATHS),
+    ("/batches/", _BATCH_PATHS),
     ("/v1/video/generations/", _GENERATION_PATHS),
     ("/video/generations/", _GENERATION_PATHS),
 ]
@@ -147,6 +153,9 @@ class App:
                     await services.videos.start()
                     services.files = Files(services.store, services.videos.assets, self._current)
                     await services.files.start()
+                    services.batches = Batches(services.store, services.files, services.videos.sender,
+                                               self._current, self._http, services.videos.consumer)
+                    await services.batches.start()
                     services.request_log.start(services.store, self._current)
                     self.metrics = metrics.start(self.runtime.config.state.data_dir)
                 except Exception as e:
@@ -162,6 +171,8 @@ class App:
                     await self.services.live.close()
                 if self.services.videos is not None:
                     await self.services.videos.close()
+                if self.services.batches is not None:     # first: its runs use files and videos
+                    await self.services.batches.close()
                 if self.services.files is not None:
                     await self.services.files.close()
                 await self.runtime.close()

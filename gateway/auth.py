@@ -7,9 +7,11 @@ given to a new key, a secret cannot.
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import hmac
 import re
+import secrets
 from dataclasses import dataclass
 from fnmatch import translate
 from re import Pattern
@@ -60,6 +62,8 @@ def globs(patterns: list[str]) -> Pattern[str]:
 class Keys:
     def __init__(self, configs: list[KeyConfig]) -> None:
         self._by_digest: dict[bytes, Key] = {}
+        self._inside: dict[str, bytes] = {}               # key id -> its secret for requests made inside
+        self._inside_by_digest: dict[bytes, Key] = {}
         for k in configs:
             digest = digest_of_config(k)
             if digest is not None and k.role is None:      # an admin key (with a role) is not a client key
@@ -86,6 +90,25 @@ class Keys:
             raise invalid_api_key()
         digest = hashlib.sha256(secret).digest()
         key = self._by_digest.get(digest)
+        if key is None:
+            key = self._inside_by_digest.get(digest)    # looked at only once a client's key is not found
         if key is None or not hmac.compare_digest(key.digest, digest):
             raise invalid_api_key()
         return key
+
+    def inside(self, key_id: str) -> bytes | None:
+        """A secret that authenticates as the key with id `key_id`, for requests the gateway makes
+        itself on the key's behalf (a batch's lines, which know their owner by id, never by secret);
+        None when no key has that id in this config version. Random, this process's own and this
+        config version's (a revoked key's goes with it), and never sent anywhere: a request made
+        with it is answered inside the process."""
+        secret = self._inside.get(key_id)
+        if secret is None:
+            key = next((k for k in self._by_digest.values() if k.id == key_id), None)
+            if key is None:
+                return None
+            secret = secrets.token_hex(32).encode()
+            digest = hashlib.sha256(secret).digest()
+            self._inside_by_digest[digest] = dataclasses.replace(key, digest=digest)
+            self._inside[key_id] = secret
+        return secret

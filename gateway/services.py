@@ -17,6 +17,7 @@ from providers.options import BreakerConfig
 # Annotations only: LiveConfig, Videos and Files are built on a Runtime, which holds these services;
 # Tracing speaks OpenTelemetry, loaded only when tracing is on.
 if TYPE_CHECKING:
+    from gateway.batches.service import Batches
     from gateway.files.service import Files
     from gateway.live_config import LiveConfig
     from gateway.telemetry.spans import Tracing
@@ -70,7 +71,7 @@ class TargetBook:
 
 
 class Services:
-    __slots__ = ("store", "book", "live", "videos", "files", "tracing", "request_log")
+    __slots__ = ("store", "book", "live", "videos", "files", "batches", "tracing", "request_log")
 
     def __init__(self, store: Store) -> None:
         self.store = store
@@ -78,5 +79,6 @@ class Services:
         self.live: LiveConfig | None = None     # started with the app (gateway/app.py)
         self.videos: Videos | None = None
         self.files: Files | None = None         # started with the app, on the videos' asset store
+        self.batches: Batches | None = None     # started with the app, on files and videos
         self.tracing: Tracing | None = None     # started with the app, when telemetry.otlp_endpoint is set
         self.request_log = RequestLog()         # written to the store from the app's start (gateway/app.py)

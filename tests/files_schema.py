@@ -1,4 +1,4 @@
-"""Checks dicts against OpenAI's own OpenAPI schemas for the Files API, as
+"""Checks dicts against OpenAI's own OpenAPI schemas for the Files and Batch APIs, as
 tests/responses/schema.py does for the Responses API (and with its `extract`).
 
 The schemas the tests need (`OpenAIFile`, `ListFilesResponse`, `DeleteFileResponse`
@@ -21,7 +21,7 @@ import yaml
 from tests.responses.schema import extract
 
 SCHEMAS = Path(__file__).resolve().parent / "data" / "files" / "openapi_files.json"
-ROOTS = ("OpenAIFile", "ListFilesResponse", "DeleteFileResponse")
+ROOTS = ("OpenAIFile", "ListFilesResponse", "DeleteFileResponse", "Batch", "ListBatchesResponse")
 
 
 def validate(instance: Any, name: str) -> None:

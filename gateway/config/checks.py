@@ -19,7 +19,8 @@ _SECTIONS: dict[str, type[BaseModel]] = {"server": schema.ServerConfig, "state":
              "auth": schema.AuthConfig, "breaker": schema.BreakerConfig,
              "videos": schema.VideosConfig, "webhooks": schema.WebhooksConfig,
              "logging": schema.LoggingConfig, "telemetry": schema.TelemetryConfig,
-             "responses": schema.ResponsesConfig, "files": schema.FilesConfig}
+             "responses": schema.ResponsesConfig, "files": schema.FilesConfig,
+             "batches": schema.BatchesConfig}
 _LISTS: dict[str, type[BaseModel]] = {"providers": schema.ProviderConfig, "models": schema.ModelConfig,
                                       "rules": schema.RuleConfig}
 _OPERATION = {"chat": "chat", "embedding": "embeddings", "video": "video", "image": "images", "speech": "speech",

@@ -228,8 +228,10 @@ class VideosConfig(_Strict):
         return self
 
 
-WebhookEvent = Literal["video.completed", "video.failed"]
-_ALL_EVENTS: tuple[WebhookEvent, ...] = ("video.completed", "video.failed")
+WebhookEvent = Literal["video.completed", "video.failed", "batch.completed", "batch.failed", "batch.cancelled",
+                       "batch.expired"]
+_ALL_EVENTS: tuple[WebhookEvent, ...] = ("video.completed", "video.failed", "batch.completed", "batch.failed",
+                                         "batch.cancelled", "batch.expired")
 
 
 class WebhookEndpoint(_Strict):
@@ -261,6 +263,16 @@ class FilesConfig(_Strict):
     # `purpose: batch` files sent without expires_after expire this long after they are made, as
     # OpenAI's do; 0: kept until deleted.
     batch_expiry_days: float = Field(30, ge=0)
+
+
+class BatchesConfig(_Strict):
+    """/v1/batches: how a batch's requests are run (docs/batches.md). Each bound is per gateway
+    process: every replica takes a share of a batch's lines."""
+    concurrency: int = Field(16, ge=1)          # one batch's requests in flight at once
+    key_concurrency: int = Field(32, ge=1)      # all of one key's batches' requests in flight at once
+    part_lines: int = Field(100, ge=1, le=1000)     # requests a process takes on at once (its lease)
+    parts_at_once: int = Field(8, ge=1)         # leased parts a process runs at once, across batches
+    poll_s: float = Field(1.0, gt=0)            # how often a `/v1/videos` request's video is looked at
 
 
 class RequestLogConfig(_Strict):
@@ -301,5 +313,6 @@ class Config(_Strict):
     webhooks: WebhooksConfig = Field(default_factory=WebhooksConfig)
     responses: ResponsesConfig = Field(default_factory=ResponsesConfig)
     files: FilesConfig = Field(default_factory=FilesConfig)
+    batches: BatchesConfig = Field(default_factory=BatchesConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
     telemetry: TelemetryConfig = Field(default_factory=TelemetryConfig)

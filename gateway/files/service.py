@@ -151,16 +151,17 @@ class Files:
         finally:
             await asyncio.to_thread(it.close)
 
-    async def lines(self, record: FileRecord, max_line_bytes: int | None = None) -> AsyncGenerator[bytes, None]:
-        """Every line of a file, without its newline, blank ones too (the n-th is line n), read a
-        piece at a time. A line longer than `max_line_bytes` (default: batch input's cap, which a
-        batch input file was checked against) raises ValueError; bytes gone raise OSError."""
+    async def lines(self, record: FileRecord, max_line_bytes: int | None = None,
+                    first: int = 0) -> AsyncGenerator[bytes, None]:
+        """Every line of a file from byte `first` (the start of a line), without its newline, blank
+        ones too, read a piece at a time. A line longer than `max_line_bytes` (default: batch input's
+        cap, which a batch input file was checked against) raises ValueError; bytes gone raise OSError."""
         most = self.max_line_bytes() if max_line_bytes is None else max_line_bytes
         asset = await self.asset(record)
         if asset is None:
             raise FileNotFoundError(f"file {record.id} has no bytes")
         held = bytearray()
-        async with aclosing(self.pieces(asset)) as pieces:
+        async with aclosing(self.pieces(asset, first)) as pieces:
             async for piece in pieces:
                 start = 0
                 while (end := piece.find(b"\n", start)) >= 0:

@@ -8,6 +8,7 @@
   store.workers   which workers are alive (workers.py)
   store.responses stored responses of the Responses API (responses.py)
   store.files     the records of /v1/files' files (files.py; their bytes are in the asset store)
+  store.batches   running batches' results, a line each, and their tallies (batches.py)
   store.requests  the request log: a record per request, and its stats (requests.py)
   store.sessions  the console's sign-in sessions (admin.py)
   store.audit     the audit trail of admin actions and failed sign-ins (admin.py)
@@ -25,6 +26,7 @@ from __future__ import annotations
 from gateway.config.schema import StateConfig
 from gateway.store.admin import Audit, AuditEntry, Session, Sessions
 from gateway.store.base import Store, StoreDown
+from gateway.store.batches import BatchLines, Tally
 from gateway.store.cache import Cache
 from gateway.store.configs import Configs, ConfigVersion
 from gateway.store.embedded import EmbeddedStore
@@ -47,6 +49,7 @@ __all__ = [
     "Workers",
     "Responses", "ResponseRecord",
     "FileRecords", "FileRecord",
+    "BatchLines", "Tally",
     "Sessions", "Session", "Audit", "AuditEntry",
     "Requests", "RequestRecord", "RequestFilter", "RequestPage", "Retention", "BadCursor", "Rollup", "Stats",
 ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 
 from gateway.store.admin import Audit, Sessions
+from gateway.store.batches import BatchLines
 from gateway.store.cache import Cache
 from gateway.store.configs import Configs
 from gateway.store.files import FileRecords
@@ -30,6 +31,7 @@ class Store(ABC):
     workers: Workers
     responses: Responses
     files: FileRecords
+    batches: BatchLines
     requests: Requests
     sessions: Sessions
     audit: Audit

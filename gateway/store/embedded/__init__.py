@@ -12,6 +12,7 @@ from pathlib import Path
 from gateway.store.base import Store
 from gateway.store.embedded.admin import SCHEMA as ADMIN_SCHEMA
 from gateway.store.embedded.admin import EmbeddedAudit, EmbeddedSessions
+from gateway.store.embedded.batches import EmbeddedBatchLines
 from gateway.store.embedded.cache import EmbeddedCache
 from gateway.store.embedded.configs import EmbeddedConfigs
 from gateway.store.embedded.database import Database
@@ -36,6 +37,7 @@ class EmbeddedStore(Store):
         self.workers = EmbeddedWorkers(self._db)
         self.responses = self._responses = EmbeddedResponses(self._db)
         self.files = EmbeddedFileRecords(self._db)
+        self.batches = EmbeddedBatchLines(self._db)
         self._requests_db = Database(Path(data_dir) / "requests.sqlite3", REQUESTS_SCHEMA, "gateway-requests")
         self.requests = EmbeddedRequests(self._requests_db)
         self._admin_db = Database(Path(data_dir) / "admin.sqlite3", ADMIN_SCHEMA, "gateway-admin")

@@ -1,9 +1,9 @@
 """The embedded store's durable file for everything but spend: video jobs,
 their queues and webhook outbox, config versions, workers, secrets, stored
-responses and files' records, in one SQLite file (`jobs.sqlite3` under
-`state.data_dir`), so a restart loses none. The schema only adds tables
-(`IF NOT EXISTS`), so a file an older gateway wrote gains the new ones when
-opened.
+responses, files' records and running batches' results, in one SQLite file
+(`jobs.sqlite3` under `state.data_dir`), so a restart loses none. The schema
+only adds tables (`IF NOT EXISTS`), so a file an older gateway wrote gains the
+new ones when opened.
 
 Every step is one transaction; `BEGIN IMMEDIATE` takes the write lock up front,
 so `gateway serve --workers N` processes sharing the file claim each job once.
@@ -56,6 +56,13 @@ CREATE TABLE IF NOT EXISTS files (
 CREATE INDEX IF NOT EXISTS files_by_owner ON files (owner, id);
 CREATE INDEX IF NOT EXISTS files_by_purpose ON files (owner, purpose, id);
 CREATE INDEX IF NOT EXISTS files_by_expiry ON files (expires_at) WHERE expires_at IS NOT NULL;
+CREATE TABLE IF NOT EXISTS batch_lines (
+    batch TEXT NOT NULL, idx INTEGER NOT NULL, ok INTEGER NOT NULL, line BLOB NOT NULL,
+    PRIMARY KEY (batch, idx)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS batch_tallies (
+    batch TEXT PRIMARY KEY, done INTEGER NOT NULL DEFAULT 0, failed INTEGER NOT NULL DEFAULT 0,
+    cost_nano INTEGER NOT NULL DEFAULT 0, input_tokens INTEGER NOT NULL DEFAULT 0,
+    output_tokens INTEGER NOT NULL DEFAULT 0, stop TEXT, stop_at INTEGER);
 """
 
 

@@ -1,20 +1,21 @@
 """The Redis store: any number of gateway replicas share limits, leases, budgets,
 the spend ledger, the response cache, stored responses, video jobs, files'
-records and config versions through one Redis. Nothing else in the gateway
-talks to Redis.
+records, batches' results and config versions through one Redis. Nothing else
+in the gateway talks to Redis.
 
 The limits' scripts (every request's admission and settlement) go over one
 pipelined connection, batched per turn of the event loop (pipe.py,
 limits.py). Two pools of connections serve the rest: the request path's
 (cache, stored responses, ledger reports) with the outage threshold as its
-timeout, and a smaller one for jobs, files, config versions, workers and secrets
-with a longer one: they (and the request log's queries) are off the chat path, a claim may scan a
+timeout, and a smaller one for jobs, files, batches' results, config versions,
+workers and secrets with a longer one: they (and the request log's queries) are off the chat path, a claim may scan a
 pending list, and a slow job call must not take connections the request path needs. The request
 log's batches go on a pipelined connection of their own.
 
 Keys are under a prefix (`gw:` by default); each part's module lists its own,
 and `secret:<name>` (STRING, 32 random bytes) is here. On Redis Cluster, the
-parts whose keys change together put them under a hash tag (cluster.py).
+parts whose keys change together put them under a hash tag (cluster.py), and
+each batch's results under a tag of their own (batches.py).
 """
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ from redis.crc import key_slot
 from gateway.store.base import Store, StoreDown
 from gateway.store.redis.admin import RedisAudit, RedisSessions
 from gateway.store.redis.base import Pool, talking
+from gateway.store.redis.batches import RedisBatchLines
 from gateway.store.redis.cache import RedisCache
 from gateway.store.redis.cluster import CONFIG, FILES, JOBS, LIMITS, REQUESTS, cluster_url
 from gateway.store.redis.configs import RedisConfigs
@@ -68,6 +70,9 @@ class RedisStore(Store):
         self.configs = RedisConfigs(self._slow.part(CONFIG))
         self.workers = RedisWorkers(self._slow.part(JOBS))
         self.files = RedisFileRecords(self._slow.part(FILES))     # off the request path, as jobs are
+        # Batches' results: off the request path too. No part's tag: each batch's keys carry their own
+        # (batches.py), so on Redis Cluster batches spread over the shards.
+        self.batches = RedisBatchLines(self._slow)
         # The request log writes a batch a second per replica and answers the admin API: off the request
         # path. Its batches go on a pipelined connection of their own, made whole off the event loop.
         requests = self._slow.part(REQUESTS)

@@ -14,6 +14,8 @@ only (a single Redis keeps its key names):
   config     config versions
   requests   the request log
   files      files' records: a file's record, its owner's lists and the expiry index
+  batch:<id> one batch's results and tally (a tag per batch: batches spread over the
+             shards, and a batch may hold hundreds of MB)
 
 Keys read and written alone (the response cache, stored responses, sign-in
 sessions, the audit trail, secrets) keep no tag, so they spread over every
