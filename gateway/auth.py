@@ -96,6 +96,11 @@ class Keys:
             raise invalid_api_key()
         return key
 
+    def by_id(self, key_id: str) -> Key | None:
+        """The key with id `key_id` in this config version (None once revoked): for work done on a
+        key's behalf long after its request (a batch)."""
+        return next((k for k in self._by_digest.values() if k.id == key_id), None)
+
     def inside(self, key_id: str) -> bytes | None:
         """A secret that authenticates as the key with id `key_id`, for requests the gateway makes
         itself on the key's behalf (a batch's lines, which know their owner by id, never by secret);
@@ -104,7 +109,7 @@ class Keys:
         with it is answered inside the process."""
         secret = self._inside.get(key_id)
         if secret is None:
-            key = next((k for k in self._by_digest.values() if k.id == key_id), None)
+            key = self.by_id(key_id)
             if key is None:
                 return None
             secret = secrets.token_hex(32).encode()

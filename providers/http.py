@@ -7,7 +7,7 @@ from __future__ import annotations
 import socket
 from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar
 
 import orjson
 import yarl
@@ -18,6 +18,9 @@ from providers.base import Call, Provider, Reply, Usage
 from providers.connections import Answer, Broken, ConnectFailed, Pool, StreamedBody
 from providers.errors import ConnectionFailed, ProviderError, UpstreamFault, UpstreamTimeout
 from providers.options import ProviderConfig
+
+if TYPE_CHECKING:
+    from providers.batching import NativeBatches
 
 _MAX_ERROR_BODY = 64 * 1024
 _BROKEN = (Broken, TimeoutError)
@@ -431,6 +434,11 @@ class HttpProvider(Provider[HttpOptionsT]):
         if resp.status >= 300:
             raise self.error(resp.status, await self.upstream.read_error(resp), resp.headers)
         return await self.upstream.read(resp)
+
+    def native_batches(self) -> NativeBatches | None:
+        """The provider's own batch API for chat requests (providers/batching.py), where it has one
+        and the config asks for it (`batch: native`); None: the gateway runs batches itself."""
+        return None
 
     def translator(self, call: Call) -> StreamTranslator | None:
         """None: the provider streams OpenAI's chunks already; relay them as they are."""

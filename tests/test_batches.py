@@ -263,3 +263,84 @@ def test_a_replica_killed_mid_batch_loses_no_request_and_answers_none_twice(tmp_
             if proc.poll() is None:
                 proc.terminate()
                 proc.wait(10)
+
+
+# -- native pass-through: parts handed to the provider's own batch API --------------------
+
+def native_config(tmp_path: Path, provider: dict[str, Any], upstream_model: str, **batches: Any) -> dict[str, Any]:
+    cfg = batch_config(tmp_path, part_lines=10, **batches)
+    cfg["providers"].append({**provider, "batch": "native", "batch_poll_s": 0.05})
+    cfg["models"].append({"name": "big", "kind": "chat",
+                          "route": {"targets": [{"provider": provider["name"], "model": upstream_model}]}})
+    cfg["prices"] = {f"{provider['name']}/*": {"input_per_mtok": 3.0, "output_per_mtok": 15.0}}
+    return cfg
+
+
+def big_lines(n: int) -> bytes:
+    return jsonl([line(i, body={"model": "big", "messages": [{"role": "user", "content": f"hello {i}"}]})
+                  for i in range(n)])
+
+
+def test_a_native_batch_goes_to_anthropics_message_batches(tmp_path, start_gateway, loop):
+    from tests.upstreams.anthropic_fake import FakeAnthropic
+    with closed_after(partial(FakeAnthropic, loop)) as make:
+        fake = make()
+        fake.batch.errors = {"r3": 400}
+        provider = {"name": "claude", "type": "anthropic", "base_url": fake.url, "api_key": fake.api_key}
+        gw = start_gateway(native_config(tmp_path, provider, "claude-sonnet-4-5"))
+        client = gw.client()
+        done = finished(client, submit(client, big_lines(25)).id)
+        assert done.status == "completed" and (done.request_counts.completed, done.request_counts.failed) == (24, 1)
+        submitted = [s for s in fake.seen if s.path == "/v1/messages/batches"]
+        assert len(submitted) == 3                                   # parts of 10, 10 and 5
+        assert sorted(len(s.json["requests"]) for s in submitted) == [5, 10, 10]
+        assert submitted[0].json["requests"][0]["params"]["model"] == "claude-sonnet-4-5"
+        assert not [s for s in fake.seen if s.path == "/v1/messages"]   # nothing went the normal way
+        out = lines_of(client, done.output_file_id)
+        assert [x["custom_id"] for x in out] == [f"r{i}" for i in range(25) if i != 3]
+        body = out[0]["response"]["body"]
+        assert body["object"] == "chat.completion" and body["usage"]["prompt_tokens"] > 0
+        errors = lines_of(client, done.error_file_id)
+        assert [(x["custom_id"], x["response"]["status_code"]) for x in errors] == [("r3", 400)]
+        # At the provider's batch price: half of 3 + 15 per million tokens, in the ledger by key and model.
+        from gateway.spend import today
+        rows = [r for r in loop.run(gw.runtime.store.ledger.rows(today(), today())) if r.provider == "claude"]
+        assert sum(r.requests for r in rows) == 24 and {r.model for r in rows} == {"big"}
+        usage = client.with_raw_response.batches.retrieve(done.id).http_response.json()
+        full = (rows[0].prompt_tokens * 3 + rows[0].completion_tokens * 15) / 1e6 * sum(
+            r.requests for r in rows) / rows[0].requests
+        assert abs(float(usage["cost_usd"]) - sum(r.cost_nano for r in rows) / 1e9) < 1e-9
+        assert float(usage["cost_usd"]) < full
+
+
+def test_a_native_batch_goes_to_openais_batch_api_and_cancels_there(tmp_path, start_gateway, fake_openai):
+    fake = fake_openai()
+    fake.batch.polls = 10_000        # runs until cancelled
+    fake.batch.end = "cancelled"
+    fake.batch.run = 2
+    provider = {"name": "oai", "type": "openai", "base_url": fake.url, "api_key": "sk-up"}
+    gw = start_gateway(native_config(tmp_path, provider, "gpt-4o-mini"))
+    client = gw.client()
+    made = submit(client, big_lines(10))
+    deadline = time.time() + 20
+    while not [s for s in fake.seen if s.path.endswith("/batches")]:
+        assert time.time() < deadline
+        time.sleep(0.05)
+    assert client.batches.cancel(made.id).status == "cancelling"
+    done = finished(client, made.id)
+    assert done.status == "cancelled" and done.request_counts.completed == 2
+    assert [s for s in fake.seen if s.path.endswith("/cancel")]
+    answered, unanswered = lines_of(client, done.output_file_id), lines_of(client, done.error_file_id)
+    assert [x["custom_id"] for x in answered] == ["r0", "r1"]
+    assert {x["error"]["code"] for x in unanswered} == {"batch_cancelled"} and len(unanswered) == 8
+
+
+def test_a_batch_of_several_models_is_run_by_the_gateway(tmp_path, start_gateway, fake_openai):
+    fake = fake_openai()
+    provider = {"name": "oai", "type": "openai", "base_url": fake.url, "api_key": "sk-up"}
+    gw = start_gateway(native_config(tmp_path, provider, "gpt-4o-mini"))
+    client = gw.client()
+    data = jsonl([line(0, body={"model": "big", "messages": [{"role": "user", "content": "a"}]}), line(1)])
+    done = finished(client, submit(client, data).id)
+    assert done.status == "completed" and done.request_counts.completed == 2
+    assert not [s for s in fake.seen if s.path.endswith("/batches")]

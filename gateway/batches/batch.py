@@ -70,6 +70,7 @@ class Batch:
     output_file_id: str | None = None
     error_file_id: str | None = None
     final: dict[str, Any] | None = None           # the tally once finished (the store's is dropped)
+    native: dict[str, str] | None = None          # {provider, model}: its parts go to that provider's batch API
 
     @property
     def finished(self) -> bool:
@@ -121,6 +122,7 @@ class Part:
     first: int
     count: int
     offset: int
+    native_state: dict[str, Any] | None = None    # the provider's batch, once submitted (native.py)
 
     def record(self, expires_at: int) -> JobRecord:
         return JobRecord(part_id(self.batch_id, self.n), "batch-parts:" + self.batch_id, "queued",

@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from gateway.exchange import COST_USD
 from gateway.spend import NANO
 
 Http = Callable[[dict[str, Any], Callable[[], Awaitable[dict[str, Any]]], Callable[[dict[str, Any]], Awaitable[None]]],
@@ -28,9 +29,9 @@ class Answer:
 
     @property
     def cost_nano(self) -> int:
-        """What the gateway charged for it (`x-gateway-cost-usd`)."""
+        """What the gateway charged for it (its cost header)."""
         try:
-            return round(float(self.headers.get(b"x-gateway-cost-usd", b"0")) * NANO)
+            return round(float(self.headers.get(COST_USD, b"0")) * NANO)
         except ValueError:
             return 0
 

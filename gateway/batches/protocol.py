@@ -95,7 +95,7 @@ def _line_id() -> bytes:
     return b"batch_req_" + os.urandom(12).hex().encode()
 
 
-def answered(custom_id: str, status: int, request_id: bytes, body: bytes,
+def answered(custom_id: str | None, status: int, request_id: bytes, body: bytes,
              error: dict[str, Any] | None = None) -> bytes:
     """One output (or error) file line for a request that was answered: `body` is the answer's
     JSON as it came, put in place without being parsed again."""

@@ -35,11 +35,12 @@ from typing import Any
 import orjson
 
 from gateway.auth import Key
-from gateway.batches import protocol
+from gateway.batches import native, protocol
 from gateway.batches.batch import COORDINATORS, PARTS, Batch, Part, is_batch_id, listed_under, new_id
 from gateway.batches.inside import Answer, Http, call
 from gateway.config.schema import BatchesConfig
 from gateway.errors import ApiError, bad_request
+from gateway.exchange import COST_USD
 from gateway.files.service import Files
 from gateway.runtime import Runtime
 from gateway.store import Claim, FileRecord, Store, StoreDown, Tally
@@ -200,7 +201,7 @@ class Batches:
         finally:
             if not work.done():
                 work.cancel()
-            with suppress(asyncio.CancelledError, _Lost):
+            with suppress(asyncio.CancelledError, _Lost, native.Again):
                 await work
 
     # -- a batch's coordinator --------------------------------------------------------------
@@ -242,7 +243,7 @@ class Batches:
             await self._fail(batch, claim, "invalid_file", f"the input file {batch.input_file_id} is gone")
             return False
         try:
-            offsets, model = await self._cut(record)
+            offsets, model, one_model = await self._cut(record)
         except (OSError, ValueError) as e:
             await self._fail(batch, claim, "invalid_file", f"the input file could not be read: {e}")
             return False
@@ -251,6 +252,7 @@ class Batches:
             return False
         size = self.config().part_lines
         batch.parts, batch.model = offsets, model
+        batch.native = self._native(batch, one_model)
         for n, offset in enumerate(offsets):
             part = Part(batch.id, n, n * size, min(size, batch.total - n * size), offset)
             # A coordinator taken over may have queued some already: each is made once.
@@ -261,9 +263,23 @@ class Batches:
         self._wake_parts.set()
         return True
 
-    async def _cut(self, record: FileRecord) -> tuple[list[int], str | None]:
-        """Where each part's first request starts in the file, and the first request's model."""
-        size, offsets, model = self.config().part_lines, [], None
+    def _native(self, batch: Batch, one_model: bool) -> dict[str, str] | None:
+        """Where its parts go when they go to a provider's batch API (native.py): chat requests that
+        all name one model whose first target's provider has `batch: native`."""
+        rt = self.runtime()
+        key = rt.keys.by_id(batch.owner)
+        if not one_model or batch.model is None or batch.endpoint not in native.ENDPOINTS or key is None:
+            return None
+        target = native.target_for(rt, key, batch.model)
+        if target is None:
+            return None
+        served, _ = rt.resolve(key, batch.model, "chat")
+        return {"provider": target.provider.name, "asked": batch.model, "model": served.name}
+
+    async def _cut(self, record: FileRecord) -> tuple[list[int], str | None, bool]:
+        """Where each part's first request starts in the file, the first request's model, and
+        whether every request names that model."""
+        size, offsets, model, one_model = self.config().part_lines, [], None, True
         at = requests = 0
         async with aclosing(self.files.lines(record)) as lines:
             async for line in lines:
@@ -272,10 +288,13 @@ class Batches:
                     continue
                 if requests % size == 0:
                     offsets.append(start)
-                if model is None:
-                    model = _model_of(line)
+                named = _model_of(line)
+                if requests == 0:
+                    model = named
+                elif one_model and named != model:
+                    one_model = False
                 requests += 1
-        return offsets, model
+        return offsets, model, one_model
 
     async def _fail(self, batch: Batch, claim: Claim, code: str, message: str) -> None:
         batch.status, batch.failed_at = "failed", int(time.time())
@@ -371,13 +390,16 @@ class Batches:
         part = Part.of(record)
         batch_record = await store.jobs.get(part.batch_id)
         batch = Batch.of(batch_record) if batch_record is not None else None
-        if batch is not None and not batch.finished and await self._stop(batch.id) is None:
-            await self._run_lines(batch, part)
+        if batch is not None and not batch.finished and await self.stop_asked(batch.id) is None:
+            if batch.native is not None:
+                await native.run_part(self, batch, part, claim, record)
+            else:
+                await self.run_lines(batch, part)
         record.status = "completed"
         await store.jobs.update(record, claim.token)
         await store.jobs.done(claim)
 
-    async def _run_lines(self, batch: Batch, part: Part) -> None:
+    async def run_lines(self, batch: Batch, part: Part) -> None:
         stored = await self.store.batches.stored(batch.id, part.first, part.count)
         if all(s is not None for s in stored):
             return
@@ -392,24 +414,19 @@ class Batches:
         self._slot_users[batch.owner] += 1
         running: set[asyncio.Task] = set()
         try:
-            index = part.first
-            async with aclosing(self.files.lines(file, first=part.offset)) as lines:
-                async for line in lines:
-                    if index >= part.first + part.count:
-                        break
-                    if not line.strip() or line == _BOM:
+            async with aclosing(self.part_lines(file, part)) as lines:
+                async for index, line in lines:
+                    if stored[index - part.first] is not None:
                         continue
-                    if stored[index - part.first] is None:
-                        await batch_slots.acquire()
-                        await key_slots.acquire()
-                        if await self._stop(batch.id) is not None:
-                            batch_slots.release()
-                            key_slots.release()
-                            break
-                        task = asyncio.create_task(self._run_line(batch, index, line))
-                        running.add(task)
-                        task.add_done_callback(functools.partial(_release, running, batch_slots, key_slots))
-                    index += 1
+                    await batch_slots.acquire()
+                    await key_slots.acquire()
+                    if await self.stop_asked(batch.id) is not None:
+                        batch_slots.release()
+                        key_slots.release()
+                        break
+                    task = asyncio.create_task(self._run_line(batch, index, line))
+                    running.add(task)
+                    task.add_done_callback(functools.partial(_release, running, batch_slots, key_slots))
             await asyncio.gather(*running)
         finally:
             for task in running:
@@ -421,7 +438,19 @@ class Batches:
                     del self._slot_users[name]
                     slots.pop(name, None)
 
-    async def _stop(self, batch_id: str) -> str | None:
+    async def part_lines(self, file: FileRecord, part: Part) -> AsyncGenerator[tuple[int, bytes], None]:
+        """The part's requests, (index in the batch, line), read from where the part starts."""
+        index = part.first
+        async with aclosing(self.files.lines(file, first=part.offset)) as lines:
+            async for line in lines:
+                if index >= part.first + part.count:
+                    return
+                if not line.strip() or line == _BOM:
+                    continue
+                yield index, line.removeprefix(_BOM) if index == 0 else line
+                index += 1
+
+    async def stop_asked(self, batch_id: str) -> str | None:
         """Whether the batch was asked to stop, looked at no more than once a second per batch."""
         seen = self._stops.get(batch_id)
         now = time.monotonic()
@@ -434,13 +463,11 @@ class Batches:
 
     async def _run_line(self, batch: Batch, index: int, line: bytes) -> None:
         """Run one request and keep its answer (the first kept wins)."""
-        if index == 0 and line.startswith(_BOM):
-            line = line[len(_BOM):]
         try:
             item = orjson.loads(line)
             custom_id, body = item["custom_id"], item["body"]
         except (orjson.JSONDecodeError, KeyError, TypeError):
-            await self._keep(batch, index, False, protocol.unanswered(None, "invalid_request", "the line is not "
+            await self.keep(batch, index, False, protocol.unanswered(None, "invalid_request", "the line is not "
                                                                          "a batch request"))
             return
         if body.get("stream"):
@@ -450,7 +477,7 @@ class Batches:
         while True:
             secret = self.runtime().keys.inside(batch.owner)
             if secret is None:
-                await self._keep(batch, index, False, protocol.unanswered(
+                await self.keep(batch, index, False, protocol.unanswered(
                     custom_id, "invalid_api_key", "the batch's key is no longer configured"))
                 return
             answer = await call(self.http, secret, "POST", batch.endpoint, sent, request_id)
@@ -458,7 +485,7 @@ class Batches:
                 break
             # The key is at its rate limit: wait for room, as its other requests do; stop if asked.
             await asyncio.sleep(min(_MOST_WAIT_S, max(0.2, answer.retry_after_s)))
-            if await self._stop(batch.id) is not None:
+            if await self.stop_asked(batch.id) is not None:
                 return
         if batch.endpoint == "/v1/videos" and answer.status == 200:
             made = await self._video_done(batch, secret, answer)
@@ -476,13 +503,13 @@ class Batches:
             if status in ("completed", "failed") or answer.status == 404:
                 break
             await asyncio.sleep(self.config().poll_s)
-            if await self._stop(batch.id) is not None:
+            if await self.stop_asked(batch.id) is not None:
                 return None
             answer = await call(self.http, secret, "GET", f"/v1/videos/{video_id}")
         answer.headers[b"x-request-id"] = accepted.request_id
-        answer.headers[b"x-gateway-cost-usd"] = accepted.headers.get(b"x-gateway-cost-usd", b"0")
+        answer.headers[COST_USD] = accepted.headers.get(COST_USD, b"0")
         if status == "failed":
-            answer.headers[b"x-gateway-cost-usd"] = b"0"     # a failed video is refunded
+            answer.headers[COST_USD] = b"0"     # a failed video is refunded
         return answer
 
     async def _keep_answer(self, batch: Batch, index: int, custom_id: str, answer: Answer) -> None:
@@ -500,14 +527,14 @@ class Batches:
             if doc.get("object") == "video" and doc.get("status") == "failed":
                 ok, error = False, doc.get("error") or {"code": "video_failed", "message": "the video failed"}
         line = protocol.answered(custom_id, answer.status, answer.request_id, answer.body, error)
-        await self._keep(batch, index, ok, line, answer.cost_nano if ok else 0, *tokens)
+        await self.keep(batch, index, ok, line, answer.cost_nano if ok else 0, *tokens)
 
-    async def _keep(self, batch: Batch, index: int, ok: bool, line: bytes, cost_nano: int = 0,
-                    input_tokens: int = 0, output_tokens: int = 0) -> None:
+    async def keep(self, batch: Batch, index: int, ok: bool, line: bytes, cost_nano: int = 0,
+                   input_tokens: int = 0, output_tokens: int = 0) -> bool:
+        """Store a line's answer unless one is stored already; whether this stored it."""
         for attempt in range(5):
             try:
-                await self.store.batches.put(batch.id, index, ok, line, cost_nano, input_tokens, output_tokens)
-                return
+                return await self.store.batches.put(batch.id, index, ok, line, cost_nano, input_tokens, output_tokens)
             except StoreDown as e:
                 log.warning("batch %s: line %d's answer not kept yet (%s)", batch.id, index, e)
                 await asyncio.sleep(0.2 * 2 ** attempt)

@@ -3,10 +3,11 @@ from __future__ import annotations
 
 from pydantic import Field
 
+from providers.batching import BatchOptions
 from providers.http import HttpOptions
 
 
-class Options(HttpOptions):
+class Options(HttpOptions, BatchOptions):     # batch*: providers/batching.py
     base_url: str = "https://api.anthropic.com/v1"
     version: str = "2023-06-01"                         # the `anthropic-version` header
     beta: list[str] = Field(default_factory=list)        # `anthropic-beta` features, joined by commas

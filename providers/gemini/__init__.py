@@ -8,9 +8,11 @@ import orjson
 
 from providers import hosted_images
 from providers.base import Call, Reply, Usage
+from providers.batching import NativeBatches
 from providers.errors import BadRequest, ProviderError
 from providers.gemini import api, chat, embeddings, images
 from providers.gemini.answer import completion
+from providers.gemini.batches import GeminiBatches
 from providers.gemini.errors import parse_error
 from providers.gemini.stream import GeminiStream
 from providers.http import HttpProvider, UpstreamRequest, json_object
@@ -24,6 +26,15 @@ class GeminiProvider(HttpProvider[api.Options]):
     def __init__(self, options: api.Options) -> None:
         super().__init__(options)
         self._headers = api.headers(options)
+        self._batches: GeminiBatches | None = None
+
+    def native_batches(self) -> NativeBatches | None:
+        """Gemini's batch mode (providers/gemini/batches.py) where `batch: native`."""
+        if self.options.batch != "native":
+            return None
+        if self._batches is None:
+            self._batches = GeminiBatches(self)
+        return self._batches
 
     def request(self, call: Call) -> UpstreamRequest:
         o = self.options

@@ -3,10 +3,11 @@ from __future__ import annotations
 
 from typing import Literal
 
+from providers.batching import BatchOptions
 from providers.http import HttpOptions
 
 
-class Options(HttpOptions):
+class Options(HttpOptions, BatchOptions):     # batch*: providers/batching.py
     base_url: str = "https://generativelanguage.googleapis.com/v1beta"
     # Imagen's personGeneration: whether its images may show people (unset: Google's default)
     person_generation: Literal["dont_allow", "allow_adult", "allow_all"] | None = None

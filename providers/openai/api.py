@@ -5,6 +5,7 @@ from typing import Literal
 
 from pydantic import Field
 
+from providers.batching import BatchOptions
 from providers.hosted_video import VideoHttpOptions
 
 PATHS = {"chat": "/chat/completions", "embeddings": "/embeddings", "responses": "/responses",
@@ -12,7 +13,7 @@ PATHS = {"chat": "/chat/completions", "embeddings": "/embeddings", "responses": 
          "transcriptions": "/audio/transcriptions", "translations": "/audio/translations"}
 
 
-class Options(VideoHttpOptions):     # video_* and poll_* options: hosted_video.VideoHttpOptions
+class Options(VideoHttpOptions, BatchOptions):     # video_*, poll_*: hosted_video; batch*: batching
     base_url: str = "https://api.openai.com/v1"
     organization: str = ""
     project: str = ""
