@@ -78,9 +78,13 @@ class NativeBatches(ABC):
 class HttpBatches(NativeBatches):
     """What the three clients share: the provider they call through, and reading what it answers."""
 
-    def __init__(self, provider: HttpProvider[Any]) -> None:
+    def __init__(self, provider: HttpProvider[Any], headers: dict[str, str]) -> None:
+        """`headers`: the provider's own, as its adapter sends them (a GET goes without content-type)."""
         self.provider = provider
         self.name = provider.name
+        self.base = provider.options.base_url.rstrip("/")
+        self.headers = headers
+        self.get_headers = without_content_type(headers)
 
     def malformed(self, what: str) -> ProviderError:
         return self.provider.upstream.malformed(what)

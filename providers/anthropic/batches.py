@@ -26,7 +26,6 @@ from providers.batching import (
     jsonl,
     one_line,
     segment,
-    without_content_type,
 )
 from providers.errors import UpstreamFault
 from providers.http import UpstreamRequest, origin
@@ -45,10 +44,7 @@ class AnthropicBatches(HttpBatches):
     provider: AnthropicProvider
 
     def __init__(self, provider: AnthropicProvider) -> None:
-        super().__init__(provider)
-        self.base = provider.options.base_url.rstrip("/")
-        self.headers = provider._headers
-        self.get_headers = without_content_type(provider._headers)
+        super().__init__(provider, provider._headers)
 
     async def submit(self, model: str, requests: list[tuple[str, bytes]]) -> dict[str, Any]:
         ids = checked(self.name, requests)

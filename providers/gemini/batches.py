@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from providers.batching import BatchResult, HttpBatches, checked, in_order, member, one_line, without_content_type
+from providers.batching import BatchResult, HttpBatches, checked, in_order, member, one_line
 from providers.errors import ProviderError
 from providers.gemini import api
 from providers.http import UpstreamRequest
@@ -45,10 +45,7 @@ class GeminiBatches(HttpBatches):
     provider: GeminiProvider
 
     def __init__(self, provider: GeminiProvider) -> None:
-        super().__init__(provider)
-        self.base = provider.options.base_url.rstrip("/")
-        self.headers = provider._headers
-        self.get_headers = without_content_type(provider._headers)
+        super().__init__(provider, provider._headers)
 
     async def submit(self, model: str, requests: list[tuple[str, bytes]]) -> dict[str, Any]:
         ids = checked(self.name, requests)

@@ -30,7 +30,6 @@ from providers.batching import (
     member,
     one_line,
     segment,
-    without_content_type,
 )
 from providers.http import UpstreamRequest
 from providers.openai.video import multipart
@@ -48,9 +47,7 @@ class OpenAIBatches(HttpBatches):
     provider: OpenAIProvider
 
     def __init__(self, provider: OpenAIProvider) -> None:
-        super().__init__(provider)
-        self.base = provider.options.base_url.rstrip("/")
-        self.headers = without_content_type(provider._headers)
+        super().__init__(provider, provider._headers)
 
     async def submit(self, model: str, requests: list[tuple[str, bytes]]) -> dict[str, Any]:
         ids = checked(self.name, requests)
@@ -58,17 +55,17 @@ class OpenAIBatches(HttpBatches):
                          + b'","body":' + one_line(body) + b"}\n" for custom_id, body in requests)
         form, content_type = multipart([("purpose", "batch"), ("file", ("batch.jsonl", "application/jsonl", lines))])
         uploaded = await self.fetch_json(UpstreamRequest(f"{self.base}/files", form,
-                                                         {**self.headers, "content-type": content_type}))
+                                                         {**self.get_headers, "content-type": content_type}))
         file_id = self.string(uploaded, "id", "a file upload")
         create = orjson.dumps({"input_file_id": file_id, "endpoint": ENDPOINT, "completion_window": "24h"})
         batch = await self.fetch_json(UpstreamRequest(f"{self.base}/batches", create,
-                                                      {**self.headers, "content-type": "application/json"}))
+                                                      self.headers))
         return {"id": self.string(batch, "id", "a batch"), "input_file_id": file_id, "ids": ids}
 
     async def _batch(self, state: dict[str, Any]) -> dict[str, Any]:
         batch_id = self.state_id(state)
         batch = await self.fetch_json(UpstreamRequest(f"{self.base}/batches/{segment(batch_id)}", b"",
-                                                      self.headers, method="GET"))
+                                                      self.get_headers, method="GET"))
         self.string(batch, "status", "a batch")
         return batch
 
@@ -92,7 +89,7 @@ class OpenAIBatches(HttpBatches):
             if not isinstance(file_id, str) or not file_id:
                 raise self.malformed(f"answered a batch whose '{key}' is not a string")
             content = await self.provider.roundtrip(UpstreamRequest(
-                f"{self.base}/files/{segment(file_id)}/content", b"", self.headers, method="GET"))
+                f"{self.base}/files/{segment(file_id)}/content", b"", self.get_headers, method="GET"))
             for line in jsonl(content, self.malformed):
                 result = self._line(line)
                 if result.custom_id in wanted:

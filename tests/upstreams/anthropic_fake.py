@@ -120,16 +120,17 @@ class FakeAnthropic(FakeServer):
         self.batches[batch.id] = batch
         return _json(self._batch_object(batch))
 
-    def _batch(self, request: web.Request) -> FakeBatch | None:
-        return self.batches.get(request.match_info["batch_id"])
-
-    async def _batch_get(self, request: web.Request) -> web.StreamResponse:
+    async def _batch(self, request: web.Request) -> FakeBatch | web.StreamResponse:
+        """The batch the path names, once the request passed `_batch_request`; else the answer to give."""
         _, failed = await self._batch_request(request)
         if failed is not None:
             return failed
-        batch = self._batch(request)
-        if batch is None:
-            return _not_found()
+        return self.batches.get(request.match_info["batch_id"]) or _not_found()
+
+    async def _batch_get(self, request: web.Request) -> web.StreamResponse:
+        batch = await self._batch(request)
+        if not isinstance(batch, FakeBatch):
+            return batch
         look(batch, self.batch, self._run)
         return _json(self._batch_object(batch))
 
@@ -140,24 +141,18 @@ class FakeAnthropic(FakeServer):
         return 200, orjson.loads(self.message_answer(params))
 
     async def _batch_cancel(self, request: web.Request) -> web.StreamResponse:
-        _, failed = await self._batch_request(request)
-        if failed is not None:
-            return failed
-        batch = self._batch(request)
-        if batch is None:
-            return _not_found()
+        batch = await self._batch(request)
+        if not isinstance(batch, FakeBatch):
+            return batch
         if batch.ended is not None:
             return _invalid(f"Batch {batch.id} has ended and cannot be canceled.")
         batch.cancel_asked = batch.cancel_asked or time.time()
         return _json(self._batch_object(batch))
 
     async def _batch_results(self, request: web.Request) -> web.StreamResponse:
-        _, failed = await self._batch_request(request)
-        if failed is not None:
-            return failed
-        batch = self._batch(request)
-        if batch is None:
-            return _not_found()
+        batch = await self._batch(request)
+        if not isinstance(batch, FakeBatch):
+            return batch
         if batch.ended is None:
             return _invalid(f"Batch {batch.id} is still in_progress; results are available once it has ended.")
         lines = []

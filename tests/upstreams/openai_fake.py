@@ -262,22 +262,24 @@ class FakeOpenAI(FakeServer):
         return _json(self._batch_object(batch))
 
     async def _batch_get(self, request: web.Request) -> web.StreamResponse:
-        _, failed = await self._batch_answer(request)
-        if failed is not None:
-            return failed
-        batch = self.batches.get(request.match_info["batch_id"])
-        if batch is None:
-            return _openai_error(404, f"No batch found with id '{request.match_info['batch_id']}'.")
+        batch = await self._found_batch(request)
+        if not isinstance(batch, FakeBatch):
+            return batch
         look(batch, self.batch, lambda _, req: (200, orjson.loads(self.chat_answer(req))))
         return _json(self._batch_object(batch))
 
-    async def _batch_cancel(self, request: web.Request) -> web.StreamResponse:
+    async def _found_batch(self, request: web.Request) -> FakeBatch | web.StreamResponse:
+        """The batch the path names, once the request passed `_batch_answer`; else the answer to give."""
         _, failed = await self._batch_answer(request)
         if failed is not None:
             return failed
         batch = self.batches.get(request.match_info["batch_id"])
-        if batch is None:
-            return _openai_error(404, f"No batch found with id '{request.match_info['batch_id']}'.")
+        return batch or _openai_error(404, f"No batch found with id '{request.match_info['batch_id']}'.")
+
+    async def _batch_cancel(self, request: web.Request) -> web.StreamResponse:
+        batch = await self._found_batch(request)
+        if not isinstance(batch, FakeBatch):
+            return batch
         if batch.ended is not None:
             return _openai_error(400, f"Cannot cancel a batch with status '{_STATUS[batch.ended]}'.")
         batch.cancel_asked = batch.cancel_asked or time.time()
