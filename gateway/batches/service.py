@@ -42,6 +42,7 @@ from gateway.config.schema import BatchesConfig
 from gateway.errors import ApiError, bad_request
 from gateway.exchange import COST_USD
 from gateway.files.service import Files
+from gateway.leases import renewing
 from gateway.runtime import Runtime
 from gateway.store import Claim, FileRecord, Store, StoreDown, Tally
 from gateway.waiting import set_or_after
@@ -184,20 +185,8 @@ class Batches:
     async def _held(self, claim: Claim, run: Callable[[Claim], Coroutine[Any, Any, None]]) -> None:
         """`run(claim)` with its lease renewed every third of it; stopped if the lease is lost."""
         work = asyncio.create_task(run(claim))
-        lease_s = self.lease_s()
         try:
-            while not work.done():
-                await asyncio.wait([work], timeout=lease_s / 3)
-                if work.done():
-                    break
-                try:
-                    kept = await self.store.jobs.renew(claim, lease_s)
-                except StoreDown as e:
-                    log.warning("batch work %s: heartbeat failed (%s); retrying", claim.job_id, e)
-                    continue
-                if not kept:
-                    work.cancel()
-                    break
+            await renewing(self.store.jobs, claim, self.lease_s(), work, f"batch work {claim.job_id}")
         finally:
             if not work.done():
                 work.cancel()

@@ -20,6 +20,7 @@ from typing import Any
 
 from gateway.config.schema import VideosConfig
 from gateway.images import workers as image_workers
+from gateway.leases import renewing
 from gateway.metrics import VIDEO_JOBS, VIDEO_SECONDS
 from gateway.runtime import Runtime
 from gateway.store import Claim, Store, StoreDown
@@ -171,18 +172,9 @@ class Runner:
             return
         if job.op == "image":    # a gateway waits for it: no files of its own, no webhooks (images/workers.py)
             work = asyncio.create_task(image_workers.make(rt, self.assets, provider, job))
-            lease_s = self._config().job_lease_s
-            while not work.done():       # the claim renewed while it runs, as a video's is
-                await asyncio.wait([work], timeout=lease_s / 3)
-                try:
-                    kept = work.done() or await store.jobs.renew(claim, lease_s)
-                except StoreDown as e:
-                    log.warning("image request %s: heartbeat failed (%s); retrying", job.id, e)
-                    continue
-                if not kept:
-                    work.cancel()        # its gateway gave up on it (the job is gone)
-                    await asyncio.gather(work, return_exceptions=True)
-                    return
+            # The claim renewed while it runs, as a video's is; lost: its gateway gave up on it (the job is gone).
+            if not await renewing(store.jobs, claim, self._config().job_lease_s, work, f"image request {job.id}"):
+                return
             job.status, job.error = work.result()
             await store.jobs.update(job.record(), claim.token)
             await store.jobs.done(claim)
