@@ -18,10 +18,12 @@ import openai
 import orjson
 import pytest
 import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from gateway.batches import protocol
 from tests.files_schema import validate
-from tests.harness import closed_after, free_port, serve_process
+from tests.harness import Gateway, closed_after, free_port, serve_process
 from tests.test_files import EMBEDDINGS, config, error_of, jsonl, line
 from tests.video.conftest import SECRET, Receiver, decode_mp4, mock_video, video_model
 
@@ -62,13 +64,21 @@ def submit(client: openai.OpenAI, data: bytes, endpoint: str = "/v1/chat/complet
     return client.batches.create(input_file_id=made.id, endpoint=endpoint, completion_window="24h", **kw)
 
 
-@pytest.fixture(params=["embedded", "redis"])
-def store_url(request) -> str | None:
-    return None if request.param == "embedded" else request.getfixturevalue("redis_url")
+@pytest.fixture(params=["embedded", "redis", "cluster"])
+def store(request, tmp_path) -> dict[str, Any]:
+    """The `state:` of a config, for each store."""
+    if request.param == "embedded":
+        return {"data_dir": str(tmp_path / "data")}
+    if request.param == "redis":
+        return {"data_dir": str(tmp_path / "data"), "redis_url": request.getfixturevalue("redis_url")}
+    return {"data_dir": str(tmp_path / "data"), "redis_url": request.getfixturevalue("redis_cluster").url,
+            "redis_cluster": True}
 
 
-def test_the_sdk_flow_chat_and_embeddings(tmp_path, start_gateway, store_url):
-    gw = start_gateway(batch_config(tmp_path, store_url))
+def test_the_sdk_flow_chat_and_embeddings(tmp_path, start_gateway, store):
+    cfg = batch_config(tmp_path)
+    cfg["state"] = store
+    gw = start_gateway(cfg)
     client = gw.client()
     chats = submit(client, jsonl([line(i) for i in range(200)]), metadata={"job": "eval"})
     embeds = submit(client, jsonl([line(i, EMBEDDINGS) for i in range(50)]), EMBEDDINGS)
@@ -344,3 +354,29 @@ def test_a_batch_of_several_models_is_run_by_the_gateway(tmp_path, start_gateway
     done = finished(client, submit(client, data).id)
     assert done.status == "completed" and done.request_counts.completed == 2
     assert not [s for s in fake.seen if s.path.endswith("/batches")]
+
+
+@pytest.fixture(scope="module")
+def shared(loop, tmp_path_factory):
+    """One gateway for the fuzzing below (each start costs ~0.3 s)."""
+    gw = Gateway(loop, batch_config(tmp_path_factory.mktemp("shared")))
+    yield gw
+    gw.close()
+
+
+_TEXT = st.text(max_size=12)
+_VALUES = st.none() | st.booleans() | st.integers(-5, 10**7) | _TEXT | st.lists(_TEXT, max_size=2) | st.dictionaries(
+    _TEXT, _TEXT | st.integers(-10**9, 10**9), max_size=20)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(fields=st.dictionaries(st.sampled_from(["input_file_id", "endpoint", "completion_window", "metadata",
+                                               "output_expires_after", "x"]), _VALUES, max_size=6),
+       raw=st.none() | st.binary(max_size=40))
+def test_create_requests_of_anything_are_answered_without_a_5xx(shared, fields, raw):
+    with shared.http() as http:
+        answer = http.post("/v1/batches", content=raw if raw is not None else orjson.dumps(fields))
+        assert answer.status_code in (400, 404), answer.text
+        error_of(answer, answer.status_code)
+        listed = http.get("/v1/batches", params={k: str(v) for k, v in fields.items() if isinstance(v, str)})
+        assert listed.status_code in (200, 400), listed.text
