@@ -231,15 +231,15 @@ class Batches:
         if record is None:
             await self._fail(batch, claim, "invalid_file", f"the input file {batch.input_file_id} is gone")
             return False
+        size = self.config().part_lines      # read once: an edit meanwhile does not cut parts two ways
         try:
-            offsets, model, one_model = await self._cut(record)
+            offsets, model, one_model = await self._cut(record, size)
         except (OSError, ValueError) as e:
             await self._fail(batch, claim, "invalid_file", f"the input file could not be read: {e}")
             return False
-        if len(offsets) * self.config().part_lines < batch.total:
+        if len(offsets) * size < batch.total:
             await self._fail(batch, claim, "invalid_file", "the input file changed since it was checked")
             return False
-        size = self.config().part_lines
         batch.parts, batch.model = offsets, model
         batch.native = self._native(batch, one_model)
         for n, offset in enumerate(offsets):
@@ -265,10 +265,11 @@ class Batches:
         served, _ = rt.resolve(key, batch.model, "chat")
         return {"provider": target.provider.name, "asked": batch.model, "model": served.name}
 
-    async def _cut(self, record: FileRecord) -> tuple[list[int], str | None, bool]:
-        """Where each part's first request starts in the file, the first request's model, and
+    async def _cut(self, record: FileRecord, size: int) -> tuple[list[int], str | None, bool]:
+        """Where each part of `size` requests starts in the file, the first request's model, and
         whether every request names that model."""
-        size, offsets, model, one_model = self.config().part_lines, [], None, True
+        offsets: list[int] = []
+        model, one_model = None, True
         at = requests = 0
         async with aclosing(self.files.lines(record)) as lines:
             async for line in lines:
