@@ -216,6 +216,11 @@ CACHE_MISSES = _m.counter("gateway_cache_misses_total",
 VIDEO_JOBS = _m.counter("gateway_video_jobs_total",
                         "Video jobs by what happened to them: accepted, completed, failed, cancelled.",
                         ("model", "provider", "status"))
+BATCHES = _m.counter("gateway_batches_total", "Batches that ended, by how: completed, failed, cancelled, expired.",
+                     ("status",))
+BATCH_REQUESTS = _m.counter("gateway_batch_requests_total",
+                            "Batches' requests answered (each counted once, by the process that kept its answer), "
+                            "by result (ok, failed) and by who ran them (gateway, native).", ("result", "run"))
 WEBHOOKS = _m.counter("gateway_webhook_deliveries_total",
                       "Webhook delivery attempts by result: delivered, retried (to be tried again), failed (given up).",
                       ("result",))

@@ -11,6 +11,7 @@ import time
 from functools import partial
 
 import openai
+import orjson
 import pytest
 import yaml
 
@@ -28,6 +29,7 @@ METRICS = {
     "gateway_requests_total", "gateway_tokens_total", "gateway_cost_usd_total", "gateway_rate_limited_total",
     "gateway_failovers_total", "gateway_retries_total", "gateway_cache_hits_total", "gateway_cache_misses_total",
     "gateway_video_jobs_total", "gateway_webhook_deliveries_total", "gateway_state_store_errors_total",
+    "gateway_batches_total", "gateway_batch_requests_total",
     "gateway_unpriced_requests_total", "gateway_request_log_dropped_total",
     "gateway_request_duration_seconds", "gateway_overhead_seconds", "gateway_time_to_first_token_seconds",
     "gateway_video_generation_seconds",
@@ -221,6 +223,11 @@ def _traffic(gw) -> None:
     video = c.videos.create_and_poll(model="mock-video", prompt="a lighthouse", size="320x180", seconds="1",
                                      poll_interval_ms=50)
     assert video.status == "completed"
+    requests = b"".join(orjson.dumps({"custom_id": f"r{i}", "method": "POST", "url": "/v1/chat/completions",
+                                      "body": {"model": "plain", "messages": MSG}}) + b"\n" for i in range(2))
+    made = c.files.create(file=("in.jsonl", requests), purpose="batch")
+    batch = c.batches.create(input_file_id=made.id, endpoint="/v1/chat/completions", completion_window="24h")
+    _wait_for(lambda: c.batches.retrieve(batch.id).status == "completed")
 
 
 def _wait_for(predicate, timeout: float = 15.0) -> None:

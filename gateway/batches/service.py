@@ -43,6 +43,7 @@ from gateway.errors import ApiError, bad_request
 from gateway.exchange import COST_USD
 from gateway.files.service import Files
 from gateway.leases import renewing
+from gateway.metrics import BATCH_REQUESTS, BATCHES
 from gateway.runtime import Runtime
 from gateway.store import Claim, FileRecord, Store, StoreDown, Tally
 from gateway.waiting import set_or_after
@@ -290,6 +291,7 @@ class Batches:
         batch.status, batch.failed_at = "failed", int(time.time())
         batch.errors = [{"code": code, "message": message, "param": "input_file_id", "line": None}]
         await self._save(batch, claim, self._events(batch))
+        BATCHES.inc(("failed",))
         await self.store.jobs.done(claim)
 
     async def _parts_done(self, batch: Batch) -> bool:
@@ -322,6 +324,7 @@ class Batches:
                        "input_tokens": tally.input_tokens, "output_tokens": tally.output_tokens,
                        "stop": tally.stop, "stop_at": tally.stop_at}
         await self._save(batch, claim, self._events(batch))
+        BATCHES.inc((end,))
         self.sender.wake.set()
         with suppress(StoreDown):    # the tally is not needed now; one left over expires with nothing
             await self.store.batches.drop(batch.id)
@@ -524,7 +527,11 @@ class Batches:
         """Store a line's answer unless one is stored already; whether this stored it."""
         for attempt in range(5):
             try:
-                return await self.store.batches.put(batch.id, index, ok, line, cost_nano, input_tokens, output_tokens)
+                stored = await self.store.batches.put(batch.id, index, ok, line, cost_nano, input_tokens,
+                                                      output_tokens)
+                if stored:
+                    BATCH_REQUESTS.inc(("ok" if ok else "failed", "gateway" if batch.native is None else "native"))
+                return stored
             except StoreDown as e:
                 log.warning("batch %s: line %d's answer not kept yet (%s)", batch.id, index, e)
                 await asyncio.sleep(0.2 * 2 ** attempt)
