@@ -154,6 +154,23 @@ def test_cancel_mid_way_keeps_what_was_answered(tmp_path, start_gateway):
     assert client.batches.cancel(made.id).status == "cancelled"              # once ended, it stays so
 
 
+def test_an_input_file_deleted_mid_batch_ends_it_with_what_ran(tmp_path, start_gateway):
+    gw = start_gateway(batch_config(tmp_path, latency_ms=100, part_lines=2, parts_at_once=1))
+    client = gw.client()
+    made = client.files.create(file=("in.jsonl", jsonl([line(i) for i in range(30)])), purpose="batch")
+    batch = client.batches.create(input_file_id=made.id, endpoint="/v1/chat/completions", completion_window="24h")
+    deadline = time.time() + 20
+    while client.batches.retrieve(batch.id).request_counts.completed < 2:
+        assert time.time() < deadline
+        time.sleep(0.05)
+    client.files.delete(made.id)
+    done = finished(client, batch.id)
+    assert done.status == "completed" and done.request_counts.total == 30
+    answered, failed = lines_of(client, done.output_file_id), lines_of(client, done.error_file_id)
+    assert len(answered) >= 2 and len(answered) + len(failed) == 30
+    assert {x["error"]["code"] for x in failed} == {"input_file_gone"}
+
+
 def test_a_batch_past_its_window_expires(tmp_path, start_gateway, monkeypatch):
     monkeypatch.setitem(protocol.WINDOWS, "24h", 1)      # the window, shortened for the test
     gw = start_gateway(batch_config(tmp_path, latency_ms=200, concurrency=1))

@@ -32,7 +32,7 @@ from gateway.limits import budget_key
 from gateway.routes import Target
 from gateway.runtime import Runtime
 from gateway.spend import NANO, cost_nano, today
-from gateway.store import Claim, Hold, JobRecord, LedgerEntry, Settlement
+from gateway.store import Claim, FileRecord, Hold, JobRecord, LedgerEntry, Settlement
 from providers.base import Call, Usage
 from providers.errors import ProviderError, RateLimited, UpstreamFault, UpstreamTimeout
 from providers.http import HttpProvider
@@ -76,12 +76,14 @@ async def run_part(batches: Batches, batch: Batch, part: Part, claim: Claim, rec
     assert isinstance(provider, HttpProvider)      # target_for chose it for its native_batches
     client = provider.native_batches()
     assert client is not None
-    file = await batches.files.find(batch.owner, batch.input_file_id)
-    if file is None:
-        return
     stored = await batches.store.batches.stored(batch.id, part.first, part.count)
+    file = await batches.files.find(batch.owner, batch.input_file_id)
     state = part.native_state
+    if file is None and state is None:
+        await batches.input_gone(batch, part, stored)
+        return
     if state is None:
+        assert file is not None
         requests: list[tuple[str, bytes]] = []
         custom_ids: dict[int, str | None] = {}
         async with aclosing(batches.part_lines(file, part)) as lines:
@@ -163,23 +165,24 @@ async def _ended(batch: Batch, client: Any, state: dict[str, Any]) -> bool:
         return False
 
 
-async def _keep_results(batches: Batches, batch: Batch, part: Part, file: Any, target: Target, key: Key,
-                        results: list[Any], state: dict[str, Any]) -> None:
+async def _keep_results(batches: Batches, batch: Batch, part: Part, file: FileRecord | None, target: Target,
+                        key: Key, results: list[Any], state: dict[str, Any]) -> None:
     provider = target.provider
     assert isinstance(provider, HttpProvider)
     share = getattr(provider.options, "batch_price", 1.0)
     asked: dict[int, tuple[str | None, Call]] = {}
-    async with aclosing(batches.part_lines(file, part)) as lines:
-        async for index, line in lines:
-            asked[index] = _call(line, target.model)
+    if file is not None:        # else deleted since it was submitted: the answers are kept without custom_ids
+        async with aclosing(batches.part_lines(file, part)) as lines:
+            async for index, line in lines:
+                asked[index] = _call(line, target.model)
     request_id = str(state.get("id", "")).encode()
     total, kept = Usage(), 0
     spent = 0
     for result in results:
         index = _index(result.custom_id)
-        if index not in asked or result.status == 0:
+        if not part.first <= index < part.first + part.count or result.status == 0:
             continue        # not run (the provider's batch was cancelled or expired): left unanswered
-        custom_id, call = asked[index]
+        custom_id, call = asked.get(index) or _call(b"{}", target.model)
         ok, cost, usage = False, 0, None
         try:
             if 200 <= result.status < 300:

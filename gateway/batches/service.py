@@ -398,7 +398,7 @@ class Batches:
             return
         file = await self.files.find(batch.owner, batch.input_file_id)
         if file is None:
-            log.warning("batch %s: its input file is gone; part %d's requests are not run", batch.id, part.n)
+            await self.input_gone(batch, part, stored)
             return
         cfg = self.config()
         batch_slots = self._batch_slots.setdefault(batch.id, asyncio.Semaphore(cfg.concurrency))
@@ -430,6 +430,16 @@ class Batches:
                 if self._slot_users[name] <= 0:
                     del self._slot_users[name]
                     slots.pop(name, None)
+
+    async def input_gone(self, batch: Batch, part: Part, stored: list[Any]) -> None:
+        """The input file was deleted (or expired) while the batch ran: the part's requests not run
+        yet fail, so the batch still ends, with what ran kept."""
+        log.warning("batch %s: its input file is gone; part %d's requests are not run", batch.id, part.n)
+        for at, result in enumerate(stored):
+            if result is None:
+                await self.keep(batch, part.first + at, False, protocol.unanswered(
+                    None, "input_file_gone", f"the batch's input file {batch.input_file_id} was deleted before "
+                                             "this request was run"))
 
     async def part_lines(self, file: FileRecord, part: Part) -> AsyncGenerator[tuple[int, bytes], None]:
         """The part's requests, (index in the batch, line), read from where the part starts."""
