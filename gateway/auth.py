@@ -101,12 +101,16 @@ class Keys:
         key's behalf long after its request (a batch)."""
         return next((k for k in self._by_digest.values() if k.id == key_id), None)
 
-    def inside(self, key_id: str) -> bytes | None:
+    def inside(self, key_id: str, share: float = 1.0) -> bytes | None:
         """A secret that authenticates as the key with id `key_id`, for requests the gateway makes
         itself on the key's behalf (a batch's lines, which know their owner by id, never by secret);
         None when no key has that id in this config version. Random, this process's own and this
         config version's (a revoked key's goes with it), and never sent anywhere: a request made
-        with it is answered inside the process."""
+        with it is answered inside the process.
+
+        Its requests count in the key's own windows and slots, against `share` of the key's rate and
+        concurrency limits: they are refused once the key is past that share, so the key's own
+        requests keep the rest (limits.py decides each against the limit it is given)."""
         secret = self._inside.get(key_id)
         if secret is None:
             key = self.by_id(key_id)
@@ -114,6 +118,15 @@ class Keys:
                 return None
             secret = secrets.token_hex(32).encode()
             digest = hashlib.sha256(secret).digest()
-            self._inside_by_digest[digest] = dataclasses.replace(key, digest=digest)
+            self._inside_by_digest[digest] = dataclasses.replace(key, digest=digest,
+                                                                 limits=_shared(key.limits, share))
             self._inside[key_id] = secret
         return secret
+
+
+def _shared(limits: Limits, share: float) -> Limits:
+    """`share` of each rate and concurrency limit (at least 1 where it is not 0); videos_per_hour stays."""
+    if share >= 1:
+        return limits
+    return limits.model_copy(update={name: int(value * share) or min(value, 1) for name in ("rpm", "tpm", "concurrent")
+                                     if (value := getattr(limits, name)) is not None})

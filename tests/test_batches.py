@@ -7,6 +7,7 @@ requests refused in OpenAI's error shape; and a replica SIGKILLed mid-batch
 whose work another replica finishes with every request answered exactly once."""
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import time
@@ -14,6 +15,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+import httpx
 import openai
 import orjson
 import pytest
@@ -131,6 +133,31 @@ def test_a_keys_rate_limit_is_waited_out_not_recorded(tmp_path, start_gateway):
     client = gw.client()
     done = finished(client, submit(client, jsonl([line(i) for i in range(12)])).id)
     assert (done.status, done.request_counts.completed, done.request_counts.failed) == ("completed", 12, 0)
+
+
+def test_a_batch_leaves_the_key_its_share_of_the_limits(tmp_path, start_gateway, loop):
+    """With `concurrent: 4` and key_share 0.5, the batch holds at most 2 of the key's slots: the
+    key's own requests, two at once, are still admitted while it runs; with key_share 1 they are not."""
+    for share, admitted in ((0.5, True), (1.0, False)):
+        cfg = batch_config(tmp_path / str(share), latency_ms=300, concurrency=8, key_share=share)
+        cfg["auth"]["keys"][0]["limits"] = {"concurrent": 4}
+        gw = start_gateway(cfg)
+        client = gw.client()
+        made = submit(client, jsonl([line(i) for i in range(40)]))
+        deadline = time.time() + 20
+        while client.batches.retrieve(made.id).status != "in_progress":
+            assert time.time() < deadline
+            time.sleep(0.05)
+        time.sleep(0.5)     # the batch at its most in flight
+
+        async def two_at_once(url: str) -> list[int]:
+            async with httpx.AsyncClient(base_url=url, headers={"authorization": "Bearer sk-test"}) as http:
+                body = {"model": "chat", "messages": [{"role": "user", "content": "now"}]}
+                answers = await asyncio.gather(*(http.post("/v1/chat/completions", json=body) for _ in range(2)))
+            return [a.status_code for a in answers]
+        statuses = loop.run(two_at_once(gw.url))
+        assert (statuses == [200, 200]) is admitted, (share, statuses)
+        client.batches.cancel(made.id)
 
 
 def test_cancel_mid_way_keeps_what_was_answered(tmp_path, start_gateway):

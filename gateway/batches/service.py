@@ -478,7 +478,8 @@ class Batches:
         sent = orjson.dumps(body)
         request_id = f"{batch.id}-{index}"
         while True:
-            secret = self.runtime().keys.inside(batch.owner)
+            rt = self.runtime()
+            secret = rt.keys.inside(batch.owner, rt.config.batches.key_share)
             if secret is None:
                 await self.keep(batch, index, False, protocol.unanswered(
                     custom_id, "invalid_api_key", "the batch's key is no longer configured"))

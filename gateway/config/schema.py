@@ -270,6 +270,9 @@ class BatchesConfig(_Strict):
     process: every replica takes a share of a batch's lines."""
     concurrency: int = Field(16, ge=1)          # one batch's requests in flight at once
     key_concurrency: int = Field(32, ge=1)      # all of one key's batches' requests in flight at once
+    # The share of a key's rpm, tpm and concurrent limits its batches' requests may take: they are
+    # refused (and wait) at that share, so the key's own requests keep the rest.
+    key_share: float = Field(0.5, gt=0, le=1)
     part_lines: int = Field(100, ge=1, le=1000)     # requests a process takes on at once (its lease)
     parts_at_once: int = Field(8, ge=1)         # leased parts a process runs at once, across batches
     poll_s: float = Field(1.0, gt=0)            # how often a `/v1/videos` request's video is looked at
