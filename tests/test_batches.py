@@ -139,16 +139,17 @@ def test_a_batch_leaves_the_key_its_share_of_the_limits(tmp_path, start_gateway,
     """With `concurrent: 4` and key_share 0.5, the batch holds at most 2 of the key's slots: the
     key's own requests, two at once, are still admitted while it runs; with key_share 1 they are not."""
     for share, admitted in ((0.5, True), (1.0, False)):
-        cfg = batch_config(tmp_path / str(share), latency_ms=300, concurrency=8, key_share=share)
+        # Each request holds its slot 2 s: the batch's are all in flight when the key's own two come.
+        cfg = batch_config(tmp_path / str(share), latency_ms=2000, concurrency=8, key_share=share)
         cfg["auth"]["keys"][0]["limits"] = {"concurrent": 4}
         gw = start_gateway(cfg)
         client = gw.client()
-        made = submit(client, jsonl([line(i) for i in range(40)]))
+        made = submit(client, jsonl([line(i) for i in range(12)]))
         deadline = time.time() + 20
         while client.batches.retrieve(made.id).status != "in_progress":
             assert time.time() < deadline
             time.sleep(0.05)
-        time.sleep(0.5)     # the batch at its most in flight
+        time.sleep(0.3)     # the batch at its most in flight
 
         async def two_at_once(url: str) -> list[int]:
             async with httpx.AsyncClient(base_url=url, headers={"authorization": "Bearer sk-test"}) as http:

@@ -16,9 +16,9 @@ from urllib.parse import urlsplit
 import redis
 
 from gateway.spend import today
-from gateway.store import ConfigVersion, Hold, JobRecord, LedgerEntry, Retention, Settlement
+from gateway.store import ConfigVersion, FileRecord, Hold, JobRecord, LedgerEntry, Retention, Settlement
 from gateway.store.configs import KEPT
-from gateway.store.redis import RedisStore, batches, configs, jobs_lua, limits_lua, requests
+from gateway.store.redis import RedisStore, batches, configs, files, jobs_lua, limits_lua, requests
 from gateway.store.redis.base import Script
 from tests.store.records import created, delivery, finished, job
 from tests.store.test_limits import admission, lease, rpm, tpm
@@ -28,7 +28,8 @@ SCRIPTS = {Script(text).sha: name for name, text in vars(jobs_lua).items()
            if name.isupper() and not name.startswith("_") and isinstance(text, str)}
 SCRIPTS |= {Script(configs.PUT).sha: "configs.PUT", Script(configs.SEED).sha: "configs.SEED",
             Script(limits_lua.BATCH).sha: "limits.BATCH", Script(requests._ADD).sha: "requests._ADD",
-            Script(batches.PUT).sha: "batches.PUT", Script(batches.STOP).sha: "batches.STOP"}
+            Script(batches.PUT).sha: "batches.PUT", Script(batches.STOP).sha: "batches.STOP",
+            Script(files.CREATE).sha: "files.CREATE"}
 _END = "monitor-end-marker"
 _PROBE = "return redis.call('EXISTS', KEYS[1])"
 _PROBE_KEY = b"monitor-probe-key"
@@ -158,7 +159,7 @@ async def _every_job_operation(store: RedisStore) -> None:
 
 async def _every_other_operation(store: RedisStore) -> None:
     """The limits' (windows, a lease, a budget hold, settled with a ledger row), the
-    config versions' (past KEPT, so old ones go), the request log's and batch results' scripts."""
+    config versions' (past KEPT, so old ones go), the request log's, batch results' and files' scripts."""
     hold = Hold(f"budget:alice:{today()}:{today()}", 10**12, 1000)
     verdict = await store.limits.admit(admission(rpm(10), tpm(1000, 50), lease=lease("l1"), hold=hold))
     assert verdict.allowed
@@ -173,6 +174,8 @@ async def _every_other_operation(store: RedisStore) -> None:
     assert len(await store.configs.versions(KEPT + 5)) == KEPT
     await store.requests.add([record(n, now_ms()) for n in range(3)], Retention(7, 1000))
     assert await store.batches.put("batch_1", 0, True, b"{}", 5, 1, 2)
+    await store.files.create(FileRecord("file-1", "key_1", "batch", "in.jsonl", 10, 1, expires_at=100, lines=1,
+                                        endpoint="/v1/embeddings"))
     assert await store.batches.stop("batch_1", "cancel", 1) == ("cancel", 1)
 
 

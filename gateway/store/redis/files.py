@@ -1,7 +1,7 @@
 """Files' records on Redis, shared by every replica.
 
 Keys (under the store's prefix; on Redis Cluster all under the `files` hash
-tag, cluster.py, so each change is one transaction on one node):
+tag, cluster.py, so each change is one step on one node):
   file:<id>                   HASH  owner, purpose, filename, size, created_at,
                                     expires_at ("" for none), lines, endpoint
   files:<owner>               ZSET  the owner's file ids (score 0; ranged by lex:
@@ -9,19 +9,32 @@ tag, cluster.py, so each change is one transaction on one node):
   files:<owner>:<purpose>     ZSET  the same, for one purpose (what `purpose=` lists)
   files:expiry                ZSET  file id, scored by expires_at
 
-A record never changes once written, so what a delete reads first (its owner
-and purpose, which name its lists) still holds when the transaction runs: no
-script is needed, MULTI/EXEC makes each change whole.
+A record is made by one script (CREATE), so that on Redis Cluster its answer can
+wait until a replica has it too (`run_kept`): an upload answered 200 is not lost
+to a failover. It never changes once written, so what a delete reads first (its
+owner and purpose, which name its lists) still holds when the transaction runs:
+MULTI/EXEC makes a delete whole.
 """
 from __future__ import annotations
 
 from typing import Any
 
 from gateway.store.files import FileRecord, FileRecords
-from gateway.store.redis.base import Pool, talking
+from gateway.store.redis.base import Pool, Script, talking
 from gateway.store.redis.paging import GONE, lex_page
 
 _FIELDS = ("owner", "purpose", "filename", "size", "created_at", "expires_at", "lines", "endpoint")
+
+# KEYS: file:<id>, files:<owner>, files:<owner>:<purpose>, files:expiry
+# ARGV: id, then _FIELDS' values in order (expires_at "" for none)
+CREATE = r"""
+redis.call('HSET', KEYS[1], 'owner', ARGV[2], 'purpose', ARGV[3], 'filename', ARGV[4], 'size', ARGV[5],
+           'created_at', ARGV[6], 'expires_at', ARGV[7], 'lines', ARGV[8], 'endpoint', ARGV[9])
+redis.call('ZADD', KEYS[2], 0, ARGV[1])
+redis.call('ZADD', KEYS[3], 0, ARGV[1])
+if ARGV[7] ~= '' then redis.call('ZADD', KEYS[4], ARGV[7], ARGV[1]) end
+return 1
+"""
 
 
 class RedisFileRecords(FileRecords):
@@ -29,24 +42,17 @@ class RedisFileRecords(FileRecords):
         self._pool = pool
         self._redis = pool.redis
         self._p = pool.prefix
+        self._create = Script(CREATE)
 
     def _lists(self, owner: str, purpose: str) -> tuple[str, str]:
         return self._p + "files:" + owner, self._p + "files:" + owner + ":" + purpose
 
     async def create(self, record: FileRecord) -> None:
-        key = self._p + "file:" + record.id
         mine, of_purpose = self._lists(record.owner, record.purpose)
-
-        def fill(trip) -> None:
-            trip.hset(key, mapping={"owner": record.owner, "purpose": record.purpose, "filename": record.filename,
-                                    "size": record.size, "created_at": record.created_at,
-                                    "expires_at": "" if record.expires_at is None else record.expires_at,
-                                    "lines": record.lines, "endpoint": record.endpoint})
-            trip.zadd(mine, {record.id: 0})
-            trip.zadd(of_purpose, {record.id: 0})
-            if record.expires_at is not None:
-                trip.zadd(self._p + "files:expiry", {record.id: record.expires_at})
-        await self._pool.transaction(key, fill)
+        keys = [self._p + "file:" + record.id, mine, of_purpose, self._p + "files:expiry"]
+        await self._pool.run_kept(self._create, keys, [
+            record.id, record.owner, record.purpose, record.filename, record.size, record.created_at,
+            "" if record.expires_at is None else record.expires_at, record.lines, record.endpoint])
 
     async def get(self, file_id: str) -> FileRecord | None:
         with talking():
