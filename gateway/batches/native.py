@@ -27,6 +27,7 @@ import orjson
 from gateway.auth import Key
 from gateway.batches import protocol
 from gateway.batches.batch import Batch, Part
+from gateway.batches.lines import whole
 from gateway.errors import ApiError, from_provider
 from gateway.limits import budget_key
 from gateway.routes import Target
@@ -231,10 +232,7 @@ def _call(line: bytes, model: str) -> tuple[str | None, Call]:
         custom_id, data = item.get("custom_id"), item.get("body")
     except (orjson.JSONDecodeError, AttributeError):
         custom_id, data = None, None
-    if not isinstance(data, dict):
-        data = {}
-    if data.get("stream"):
-        data = {**data, "stream": False}
+    data = whole(data) if isinstance(data, dict) else {}
     body = orjson.dumps(data)
     return custom_id if isinstance(custom_id, str) else None, Call("chat", body, data, model)
 

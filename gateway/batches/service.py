@@ -9,7 +9,7 @@ with its webhook event, in one store step.
 
 Each part is a job on the `@batch-parts` queue, taken by any process (every
 replica works on a batch). A part's requests go through the gateway's own
-dispatch as the batch's key (inside.py): routing, failover, limits, cost and
+dispatch as the batch's key (lines.py, inside.py): routing, failover, limits, cost and
 the request log, as a client's request would. Each answer is stored once
 (`store.batches.put`: the first result of a line wins) before the next look
 at what is left.
@@ -37,10 +37,10 @@ import orjson
 from gateway.auth import Key
 from gateway.batches import native, protocol
 from gateway.batches.batch import COORDINATORS, PARTS, Batch, Part, is_batch_id, listed_under, new_id
-from gateway.batches.inside import Answer, Http, call
+from gateway.batches.inside import Http
+from gateway.batches.lines import run as run_line
 from gateway.config.schema import BatchesConfig
 from gateway.errors import ApiError, bad_request
-from gateway.exchange import COST_USD
 from gateway.files.service import Files
 from gateway.leases import renewing
 from gateway.metrics import BATCH_REQUESTS, BATCHES
@@ -56,7 +56,6 @@ _WATCH_S = 0.5             # a coordinator's look at its batch's tally
 _STOP_SEEN_S = 1.0         # a part's look at whether its batch was asked to stop
 _MOST_COORDINATED = 256    # batches one process sees through at once
 _READ_AHEAD = 1000         # stored results read at a time when writing the files
-_MOST_WAIT_S = 60.0        # the longest wait on a key's rate limit before looking again
 _BOM = b"\xef\xbb\xbf"
 
 
@@ -417,7 +416,7 @@ class Batches:
                         batch_slots.release()
                         key_slots.release()
                         break
-                    task = asyncio.create_task(self._run_line(batch, index, line))
+                    task = asyncio.create_task(run_line(self, batch, index, line))
                     running.add(task)
                     task.add_done_callback(functools.partial(_release, running, batch_slots, key_slots))
             await asyncio.gather(*running)
@@ -464,75 +463,6 @@ class Batches:
                 self._stops.pop(next(iter(self._stops)))
         return seen[1]
 
-    async def _run_line(self, batch: Batch, index: int, line: bytes) -> None:
-        """Run one request and keep its answer (the first kept wins)."""
-        try:
-            item = orjson.loads(line)
-            custom_id, body = item["custom_id"], item["body"]
-        except (orjson.JSONDecodeError, KeyError, TypeError):
-            await self.keep(batch, index, False, protocol.unanswered(None, "invalid_request", "the line is not "
-                                                                         "a batch request"))
-            return
-        if body.get("stream"):
-            body = {**body, "stream": False}     # a batch's answers are whole
-        sent = orjson.dumps(body)
-        request_id = f"{batch.id}-{index}"
-        while True:
-            rt = self.runtime()
-            secret = rt.keys.inside(batch.owner, rt.config.batches.key_share)
-            if secret is None:
-                await self.keep(batch, index, False, protocol.unanswered(
-                    custom_id, "invalid_api_key", "the batch's key is no longer configured"))
-                return
-            answer = await call(self.http, secret, "POST", batch.endpoint, sent, request_id)
-            if not _wait_for_room(answer):
-                break
-            # The key is at its rate limit: wait for room, as its other requests do; stop if asked.
-            await asyncio.sleep(min(_MOST_WAIT_S, max(0.2, answer.retry_after_s)))
-            if await self.stop_asked(batch.id) is not None:
-                return
-        if batch.endpoint == "/v1/videos" and answer.status == 200:
-            made = await self._video_done(batch, secret, answer)
-            if made is None:
-                return      # asked to stop while it was made: the line stays unanswered
-            answer = made
-        await self._keep_answer(batch, index, custom_id, answer)
-
-    async def _video_done(self, batch: Batch, secret: bytes, accepted: Answer) -> Answer | None:
-        """A video request's answer once its video is finished: the Video object then."""
-        video_id = orjson.loads(accepted.body).get("id", "")
-        answer = accepted
-        while True:
-            status = orjson.loads(answer.body).get("status") if answer.status == 200 else None
-            if status in ("completed", "failed") or answer.status == 404:
-                break
-            await asyncio.sleep(self.config().poll_s)
-            if await self.stop_asked(batch.id) is not None:
-                return None
-            answer = await call(self.http, secret, "GET", f"/v1/videos/{video_id}")
-        answer.headers[b"x-request-id"] = accepted.request_id
-        answer.headers[COST_USD] = accepted.headers.get(COST_USD, b"0")
-        if status == "failed":
-            answer.headers[COST_USD] = b"0"     # a failed video is refunded
-        return answer
-
-    async def _keep_answer(self, batch: Batch, index: int, custom_id: str, answer: Answer) -> None:
-        ok = 200 <= answer.status < 300
-        error = None
-        tokens = (0, 0)
-        try:
-            doc = orjson.loads(answer.body) if answer.body else None
-        except orjson.JSONDecodeError:
-            doc = None
-        if doc is None:     # never from the gateway's JSON endpoints; kept as a string all the same
-            answer.body = orjson.dumps(answer.body.decode("utf-8", "replace"))
-        elif isinstance(doc, dict):
-            tokens = _tokens(doc.get("usage"))
-            if doc.get("object") == "video" and doc.get("status") == "failed":
-                ok, error = False, doc.get("error") or {"code": "video_failed", "message": "the video failed"}
-        line = protocol.answered(custom_id, answer.status, answer.request_id, answer.body, error)
-        await self.keep(batch, index, ok, line, answer.cost_nano if ok else 0, *tokens)
-
     async def keep(self, batch: Batch, index: int, ok: bool, line: bytes, cost_nano: int = 0,
                    input_tokens: int = 0, output_tokens: int = 0) -> bool:
         """Store a line's answer unless one is stored already; whether this stored it."""
@@ -561,23 +491,6 @@ def _release(running: set[asyncio.Task], batch_slots: asyncio.Semaphore, key_slo
     running.discard(task)
     batch_slots.release()
     key_slots.release()
-
-
-def _wait_for_room(answer: Answer) -> bool:
-    """A refusal the key's own limits made for rate (waited out), not for its budget."""
-    if answer.status != 429:
-        return False
-    with suppress(orjson.JSONDecodeError, AttributeError):
-        return orjson.loads(answer.body)["error"].get("code") == "rate_limit_exceeded"
-    return False
-
-
-def _tokens(usage: Any) -> tuple[int, int]:
-    if not isinstance(usage, dict):
-        return 0, 0
-    inp = usage.get("input_tokens", usage.get("prompt_tokens", 0))
-    out = usage.get("output_tokens", usage.get("completion_tokens", 0))
-    return (inp if type(inp) is int else 0), (out if type(out) is int else 0)
 
 
 def _model_of(line: bytes) -> str | None:
