@@ -55,6 +55,13 @@ def first_data(block: bytes) -> bytes | None:
 def lone_data_at(block: bytes, at: int) -> bytes | None:
     """The data of the event of `block` that holds offset `at`, when that event is
     a lone `data: ` line (None: read the block with `spans_with`)."""
+    span = lone_event_at(block, at)
+    return None if span is None else block[span[0] + 6:span[1]]
+
+
+def lone_event_at(block: bytes, at: int) -> tuple[int, int] | None:
+    """(start, end) of the event of `block` that holds offset `at`, when that event is
+    a lone `data: ` line: `block[start:end]` is the line, a blank line follows it."""
     start = block.rfind(b"\n\n", 0, at) + 2
     if start == 1:      # none before: the block's first event
         start = 0
@@ -62,7 +69,7 @@ def lone_data_at(block: bytes, at: int) -> bytes | None:
     if end < 0 or not block.startswith(b"data: ", start) or block.find(b"\n", start, end) >= 0 \
             or block.find(b"\r", start, end) >= 0:
         return None
-    return block[start + 6:end]
+    return start, end
 
 
 def encode(doc: dict[str, Any]) -> bytes:

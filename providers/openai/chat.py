@@ -125,21 +125,29 @@ def watch_usage(reply: Reply, *, hide: bool = False) -> sse.Watch:
         at = block.rfind(b'"usage":')
         if at < 0:
             return block
-        if not hide:
-            value = at + 9 if block[at + 8:at + 9] == b" " else at + 8
-            if block[value:value + 1] == b"{":
-                data = sse.lone_data_at(block, at)
-                if data is not None:    # the usual usage event, read without splitting the block up
-                    reply.usage = usage_of(data) or reply.usage
-                    return block
-            elif _USAGE[0] not in block and _USAGE[1] not in block:
-                return block    # `"usage":null` chunks (a client that asked for usage gets them all)
+        value = at + 9 if block[at + 8:at + 9] == b" " else at + 8
+        if block[value:value + 1] == b"{":
+            span = sse.lone_event_at(block, at)
+            # The usual usage event, read without splitting the block up: the last one, and (when
+            # it may be cut out) the only one with a usage object.
+            if span is not None and (not hide or (block.find(_USAGE[0], 0, span[0]) < 0
+                                                  and block.find(_USAGE[1], 0, span[0]) < 0)):
+                start, end = span
+                data = block[start + 6:end]
+                found = usage_of(data)
+                reply.usage = found or reply.usage
+                if hide and found is not None and _no_choices(data):
+                    block = block[:start] + block[end + 2:]
+                    return block if block.strip() else b""
+                return block
+        elif _USAGE[0] not in block and _USAGE[1] not in block:
+            return block    # `"usage":null` chunks (a client that asked for usage gets them all)
         cut: list[tuple[int, int]] = []
         for start, end, data in sse.spans_with(block, _USAGE):
             found = usage_of(data)
             if found is not None:
                 reply.usage = found
-                if hide and b'"choices":[]' in data.replace(b" ", b""):
+                if hide and _no_choices(data):
                     cut.append((start, end))
         if not cut:
             return block
@@ -151,3 +159,9 @@ def watch_usage(reply: Reply, *, hide: bool = False) -> sse.Watch:
         block = b"".join(kept)
         return block if block.strip() else b""
     return watch
+
+
+def _no_choices(data: bytes) -> bool:
+    """Whether a chunk is the usage chunk alone (`"choices":[]`), which a client that did not ask
+    for usage must not see."""
+    return b'"choices":[]' in data or b'"choices":[]' in data.replace(b" ", b"")

@@ -83,6 +83,34 @@ def test_a_usage_chunk_that_also_carries_a_choice_stays():
     assert out == CHUNK + both + DONE and reply.usage.completion_tokens == 3
 
 
+_chunk = st.builds(
+    lambda choices, with_usage, spaced, sep: (
+        b"data: " + orjson.dumps({"id": "c", "choices": [{"index": 0, "delta": {"content": "x"}}] if choices else [],
+                                  "usage": {"prompt_tokens": 7, "completion_tokens": 3} if with_usage else None},
+                                 option=orjson.OPT_INDENT_2 if spaced else 0).replace(b"\n", b" ") + sep),
+    st.booleans(), st.booleans(), st.booleans(), st.sampled_from([b"\n\n", b"\r\n\r\n"]))
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(_chunk, max_size=6), st.booleans())
+def test_the_usage_chunks_cut_out_are_those_a_full_read_finds(chunks, done):
+    """Whatever the block, the watch that hides usage cuts exactly the usage-only chunks (those
+    with a usage object and no choices) and leaves every other byte as it was."""
+    from providers.openai.chat import usage_of
+    block = b"".join(chunks) + (DONE if done else b"")
+    kept, usage = [], None
+    for chunk in chunks:
+        data = next(d for _, d in sse.events(chunk))
+        found = usage_of(data) if any(m in data for m in MARK) else None
+        usage = found or usage
+        if found is None or b'"choices":[]' not in data.replace(b" ", b""):
+            kept.append(chunk)
+    expected = b"".join(kept) + (DONE if done else b"")
+    out, reply = relayed([block], hide=True)
+    assert out == (expected if expected.strip() else b"")
+    assert reply.usage == usage
+
+
 def _events_by_split(block: bytes) -> list[tuple[str | None, bytes]]:
     """The events of a block the plain way: split it all, then each event's lines."""
     out = []

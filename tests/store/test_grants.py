@@ -89,6 +89,45 @@ async def test_a_grant_ends_with_its_bucket_and_gives_back_what_it_did_not_use(r
     assert await counted(redis_url) == {"rpm": 1, "tpm": 100, "slots": 0, "held": 0, "spent": 1000}
 
 
+async def test_requests_that_come_while_a_grant_is_on_its_way_are_admitted_from_it(redis_url):
+    """A busy key's requests in flight together do not each go to Redis while the grant is asked:
+    they wait for it and take from it, so Redis counts one request and one grant."""
+    store = RedisStore(redis_url, timeout_s=2.0)
+    await store.start()
+    await early_in_a_second()
+    try:
+        for together in (16, 2 * GRANT_N):      # more than a grant holds: the rest ask again, or go alone
+            verdicts = await asyncio.gather(*(store.limits.admit(admission(i)) for i in range(together)))
+            assert all(v.allowed for v in verdicts)
+            assert sum(v.given is not None for v in verdicts) >= min(together - 2, GRANT_N)
+            store.limits.end_grants()
+            await asyncio.sleep(0.05)
+        assert (await counted(redis_url))["rpm"] == 16 + 2 * GRANT_N
+    finally:
+        await store.close()
+
+
+async def test_near_a_limit_requests_together_go_to_redis_at_once(redis_url):
+    """Once Redis gave no grant (near a limit), requests that come while another asks do not
+    wait for it: they go in the same batch."""
+    store = RedisStore(redis_url, timeout_s=2.0)
+    await store.start()
+    limit = FLOOR_N + GRANT_N
+    try:
+        assert (await store.limits.admit(admission(0, rpm=limit))).given is None     # no grant: noted
+        async with Redis.from_url(redis_url) as r:
+            await r.client_pause(300)       # Redis answers nothing for a moment: what was sent, waits
+            together = [asyncio.ensure_future(store.limits.admit(admission(i, rpm=limit))) for i in range(1, 9)]
+            await asyncio.sleep(0.1)
+            # All eight sent (the first at once, at light load; the others in one batch), none held back.
+            assert len(store.limits._pipe.waiting) == 2
+        verdicts = await asyncio.gather(*together)
+        assert all(v.allowed and v.given is None for v in verdicts)
+        assert (await counted(redis_url))["rpm"] == 9
+    finally:
+        await store.close()
+
+
 async def test_near_a_limit_every_request_is_decided_by_redis(redis_url):
     store = RedisStore(redis_url, timeout_s=2.0)
     await store.start()

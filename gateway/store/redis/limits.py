@@ -67,6 +67,7 @@ _MOST_FLUSH_WAIT_S = 5.0    # between tries to write ledger rows while Redis is 
 _MOST_PERIODS = 10_000   # remembered started budget periods; forgetting one costs a write ahead, no more
 _MOST_SHAPES = 10_000    # window and lease keys whose RESP is kept
 _Group = tuple[str, str, str, str]     # (day, key, model, provider)
+_NO_GRANT_S = 0.1       # after Redis gave a shape no grant, its requests go to Redis at once for this long
 _GRACE_DAYS = 7     # a budget period is kept this long after it ends, for requests still settling
 
 
@@ -88,7 +89,8 @@ class RedisLimits(Limits):
         self._closed = False
         self._grants_on = grants
         self._grants: dict[Shape, Grant] = {}      # room this replica holds, by shape (grants.py)
-        self._asking: set[Shape] = set()            # shapes whose grant is on its way
+        self._asking: dict[Shape, asyncio.Future[None]] = {}    # shapes whose grant is on its way: done when it is
+        self._no_grant_until: dict[Shape, float] = {}   # shapes Redis gave no grant lately (near a limit): no waiting
 
     async def load(self) -> None:
         """Load the scripts now rather than on the first request."""
@@ -147,23 +149,34 @@ class RedisLimits(Limits):
         _hand_out(ops, None, replies)
 
     async def admit(self, a: Admission) -> Verdict:
-        ask = None
-        if self._grants_on:
-            shape = shape_of(a)
+        if not self._grants_on:
+            return await self._admit(a, None)
+        shape = shape_of(a)
+        loop = asyncio.get_running_loop()
+        waited = False
+        while True:
             grant = self._grants.get(shape)
             if grant is not None:
-                if asyncio.get_running_loop().time() >= grant.until:
+                if loop.time() >= grant.until:
                     self._end_grant(grant)
                 elif grant.take(a):
                     return verdict_from(grant, a)
-            if shape not in self._asking:
-                ask = shape
-                self._asking.add(shape)
+            coming = self._asking.get(shape)
+            if coming is None:
+                break
+            if waited or self._no_grant_until.get(shape, 0.0) > loop.time():
+                return await self._admit(a, None)
+            # A grant of this shape is on its way: wait for it rather than going to Redis for this
+            # request alone (with a busy key's requests in flight, each would make a round trip of
+            # its own for as long as the grant takes to come). Once, and not near a limit.
+            waited = True
+            await asyncio.shield(coming)
+        coming = self._asking[shape] = loop.create_future()
         try:
-            return await self._admit(a, ask)
+            return await self._admit(a, shape)
         finally:
-            if ask is not None:
-                self._asking.discard(ask)
+            del self._asking[shape]
+            coming.set_result(None)
 
     async def _admit(self, a: Admission, ask: Shape | None) -> Verdict:
         # A key's windows, lease and budget come back request after request with the same
@@ -195,12 +208,17 @@ class RedisLimits(Limits):
                 self._periods.clear()
             self._periods.add(a.hold.key)
         at = int(reply[3]) + int(reply[4]) / 1_000_000     # as the script computed it, so the buckets agree
+        granted = allowed and reply[5] == b"1"
+        if ask is not None and not granted:     # near a limit: its requests need not wait for grants a while
+            if len(self._no_grant_until) >= _MOST_SHAPES:
+                self._no_grant_until.clear()
+            self._no_grant_until[ask] = asked_at + _NO_GRANT_S
         if not allowed:
             by = _REFUSED_BY.get(refused) or a.windows[refused - 1].family
             return Verdict(False, by, float(reply[2]), at=at)
         per_window = reply[6:]
         remaining, reset_s = [int(r) for r in per_window[0::2]], [float(r) for r in per_window[1::2]]
-        if reply[5] == b"1" and ask is not None:
+        if granted and ask is not None:
             grant = self._grant(ask, a, at, asked_at, remaining, reset_s)
             remaining = [r + u for r, u in zip(remaining, grant.units, strict=True)]     # room this replica has
         return Verdict(True, remaining=remaining, reset_s=reset_s, at=at)
