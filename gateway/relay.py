@@ -3,18 +3,17 @@ upstream read when the client leaves (watched for from WATCH_AFTER_S into the
 stream: one that ends sooner never pays for the watching), and ending the stream (with the
 dialect's error event) when the request's deadline passes: a stream cannot
 hold its slot, its lease or its upstream connection for longer than that.
-One timer a process, ticking every TICK_S while streams are in flight, serves every
-stream: a stream only joins and leaves a set (a timer of its own cost more than the
-short streams it guards)."""
+Both are checked by the process's one ticker (gateway/ticker.py): a stream only
+joins and leaves a set (a timer of its own cost more than the short streams it guards)."""
 from __future__ import annotations
 
 import asyncio
 import logging
 import time
-import weakref
 from collections.abc import AsyncIterator, Callable
 
 from gateway.asgi import Headers, Request
+from gateway.ticker import Ticker
 from providers.errors import ProviderError
 
 log = logging.getLogger("gateway")
@@ -35,7 +34,7 @@ async def relay(req: Request, first: bytes, chunks: AsyncIterator[bytes], header
     # gone on for WATCH_AFTER_S: most streams of a few words end before, and never pay for it.
     guard = _Guard(req, me, state, req.started + timeout_s)
     loop = me.get_loop()
-    ticker = _TICKERS.get(loop) or _Ticker.start(loop)
+    ticker = Ticker.of(loop)
     ticker.add(guard, loop)
     try:
         await req.start_stream(headers, content_type)
@@ -70,8 +69,7 @@ async def relay(req: Request, first: bytes, chunks: AsyncIterator[bytes], header
     return events, first_at
 
 
-WATCH_AFTER_S = 0.25
-TICK_S = 0.05       # how late past WATCH_AFTER_S a watch starts, and past its deadline a stream ends, at most
+WATCH_AFTER_S = 0.25     # a watch starts up to TICK_S after this, and a stream ends up to TICK_S past its deadline
 
 
 class _Guard:
@@ -99,40 +97,6 @@ class _Guard:
     def stop(self) -> None:
         if self.watcher is not None:
             self.watcher.cancel()
-
-
-class _Ticker:
-    """The streams in flight on one event loop, and the one timer that checks them:
-    armed when a stream joins an idle ticker, re-armed while any is left."""
-    __slots__ = ("guards", "timer")     # not the loop: the loop is its key in _TICKERS (weakly)
-
-    def __init__(self) -> None:
-        self.guards: set[_Guard] = set()
-        self.timer: asyncio.TimerHandle | None = None
-
-    @classmethod
-    def start(cls, loop: asyncio.AbstractEventLoop) -> _Ticker:
-        ticker = _TICKERS[loop] = cls()
-        return ticker
-
-    def add(self, guard: _Guard, loop: asyncio.AbstractEventLoop) -> None:
-        self.guards.add(guard)
-        if self.timer is None:
-            self.timer = loop.call_later(TICK_S, self._tick, loop)
-
-    def remove(self, guard: _Guard) -> None:
-        self.guards.discard(guard)
-        guard.stop()
-
-    def _tick(self, loop: asyncio.AbstractEventLoop) -> None:
-        now = time.perf_counter()
-        for guard in [g for g in self.guards if not g.check(now)]:
-            self.guards.discard(guard)
-        self.timer = loop.call_later(TICK_S, self._tick, loop) if self.guards else None
-
-
-# One ticker per event loop (a process serves on one; tests may run several).
-_TICKERS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Ticker] = weakref.WeakKeyDictionary()
 
 
 async def _cancel_on_disconnect(req: Request, task: asyncio.Task, state: dict[str, bool]) -> None:

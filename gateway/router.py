@@ -19,6 +19,7 @@ from gateway.limits import Gate, TargetFull, Ticket
 from gateway.metrics import FAILOVERS, RETRIES
 from gateway.routes import ServedModel, Target
 from gateway.telemetry import REQUEST
+from gateway.ticker import deadline
 from providers.base import AUDIO_OPS, Call, Provider, Reply
 from providers.errors import ProviderError, RateLimited, UpstreamFault, UpstreamTimeout
 from providers.redaction import scrub, scrub_bytes
@@ -181,7 +182,7 @@ _METHOD = {"embeddings": "embeddings", "images": "images", "image_edits": "image
 async def _attempt(target: Target, call: Call, budget: float) -> Outcome:
     provider = target.provider
     try:
-        async with asyncio.timeout(budget):
+        with deadline(budget):      # checked by the process's ticker: no timer armed per attempt
             if call.op == "video":
                 assert call.video is not None
                 spec = dataclasses.replace(call.video, model=target.model)
