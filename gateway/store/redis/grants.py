@@ -12,7 +12,9 @@ bucket has a fiftieth of its span or more to run (limits_lua.py, ADMIT).
 The replica then admits requests of that shape from the grant itself, each
 taking its own amounts, until the grant runs out or its bucket ends
 (`Grant.until`, from the replica's clock when the admission was queued: no
-later than Redis's). What a request admitted from a grant gives back when it
+later than Redis's). Requests of that shape that come while the grant is on
+its way wait for it and take from it (limits.py: `admit`), unless Redis gave
+that shape no grant in the last 0.1 s. What a request admitted from a grant gives back when it
 ends (a slot, a hold, tokens it did not use) goes back to the grant; its
 spend is noted there. When the grant ends, what is left goes back to Redis
 in one settlement: the windows' unused units from the bucket they were
