@@ -412,6 +412,7 @@ class HttpProvider(Provider[HttpOptionsT]):
 
     def __init__(self, options: HttpOptionsT) -> None:
         super().__init__(options)
+        self._batches: NativeBatches | None = None
         self.upstream = Upstream(self.name, max_connections=options.max_connections,
                                  idle_timeout_s=options.idle_timeout_s, follow_redirects=options.follow_redirects,
                                  max_event_bytes=options.max_event_bytes, max_answer_bytes=options.max_answer_bytes)
@@ -438,6 +439,14 @@ class HttpProvider(Provider[HttpOptionsT]):
     def native_batches(self) -> NativeBatches | None:
         """The provider's own batch API for chat requests (providers/batching.py), where it has one
         and the config asks for it (`batch: native`); None: the gateway runs batches itself."""
+        if getattr(self.options, "batch", "gateway") != "native":
+            return None
+        if self._batches is None:
+            self._batches = self.batch_client()
+        return self._batches
+
+    def batch_client(self) -> NativeBatches | None:
+        """A client of the provider's own batch API, for adapters that have one (made once, on first use)."""
         return None
 
     def translator(self, call: Call) -> StreamTranslator | None:

@@ -11,7 +11,6 @@ from providers.anthropic.batches import AnthropicBatches
 from providers.anthropic.errors import parse_error
 from providers.anthropic.stream import Translator
 from providers.base import Call, Native, Reply
-from providers.batching import NativeBatches
 from providers.errors import ProviderError
 from providers.http import HttpProvider, UpstreamRequest, json_object
 from providers.openai.chat import with_model
@@ -26,15 +25,9 @@ class AnthropicProvider(HttpProvider[api.Options]):
         super().__init__(options)
         self._headers = api.headers(options)
         self._url = api.url(options)
-        self._batches: AnthropicBatches | None = None
 
-    def native_batches(self) -> NativeBatches | None:
-        """Anthropic's Message Batches API (providers/anthropic/batches.py) where `batch: native`."""
-        if self.options.batch != "native":
-            return None
-        if self._batches is None:
-            self._batches = AnthropicBatches(self)
-        return self._batches
+    def batch_client(self) -> AnthropicBatches:
+        return AnthropicBatches(self)     # where a config says batch: native
 
     def native(self, call: Call) -> Native | None:
         n = call.native

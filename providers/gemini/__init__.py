@@ -8,7 +8,6 @@ import orjson
 
 from providers import hosted_images
 from providers.base import Call, Reply, Usage
-from providers.batching import NativeBatches
 from providers.errors import BadRequest, ProviderError
 from providers.gemini import api, chat, embeddings, images
 from providers.gemini.answer import completion
@@ -26,15 +25,9 @@ class GeminiProvider(HttpProvider[api.Options]):
     def __init__(self, options: api.Options) -> None:
         super().__init__(options)
         self._headers = api.headers(options)
-        self._batches: GeminiBatches | None = None
 
-    def native_batches(self) -> NativeBatches | None:
-        """Gemini's batch mode (providers/gemini/batches.py) where `batch: native`."""
-        if self.options.batch != "native":
-            return None
-        if self._batches is None:
-            self._batches = GeminiBatches(self)
-        return self._batches
+    def batch_client(self) -> GeminiBatches:
+        return GeminiBatches(self)     # where a config says batch: native
 
     def request(self, call: Call) -> UpstreamRequest:
         o = self.options

@@ -7,7 +7,6 @@ from typing import Any, ClassVar
 
 from providers import hosted_video, sse
 from providers.base import VIDEO_OPS, Call, Native, Progress, Reply, VideoFiles, VideoSpec
-from providers.batching import NativeBatches
 from providers.chat_format import wants_usage_chunk
 from providers.errors import ProviderError
 from providers.hosted_video import VideoOptionsT
@@ -202,15 +201,9 @@ class OpenAIProvider(OpenAIFormat[api.Options], OpenAIVideos[api.Options]):
         self.video_headers = api.video_headers(self._headers)
         if options.responses == "native":
             self.native_ops = frozenset({"responses"})
-        self._batches: OpenAIBatches | None = None
 
-    def native_batches(self) -> NativeBatches | None:
-        """OpenAI's Batch API (providers/openai/batches.py) where `batch: native`."""
-        if self.options.batch != "native":
-            return None
-        if self._batches is None:
-            self._batches = OpenAIBatches(self)
-        return self._batches
+    def batch_client(self) -> OpenAIBatches:
+        return OpenAIBatches(self)     # where a config says batch: native
 
     def request(self, call: Call) -> UpstreamRequest:
         url = self._urls["responses" if self.native(call) is not None else call.op]
