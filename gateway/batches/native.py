@@ -35,6 +35,7 @@ from gateway.runtime import Runtime
 from gateway.spend import NANO, cost_nano, today
 from gateway.store import Claim, FileRecord, Hold, JobRecord, LedgerEntry, Settlement
 from providers.base import Call, Usage
+from providers.batching import NativeBatches
 from providers.errors import ProviderError, RateLimited, UpstreamFault, UpstreamTimeout
 from providers.http import HttpProvider
 
@@ -101,20 +102,15 @@ async def run_part(batches: Batches, batch: Batch, part: Part, claim: Claim, rec
                         custom_id, refused.status, b"", refused.body()))
         if not requests:
             return
-        if await _budget_spent(batches, key):
-            for index, custom_id in custom_ids.items():     # as the key's requests are refused once it is spent
-                await batches.keep(batch, index, False, protocol.answered(
-                    custom_id, 429, b"", ApiError(429, f"You exceeded your current quota: key '{key.name}' has used "
-                                                  "its budget.", type="insufficient_quota",
-                                             code="insufficient_quota").body()))
+        if await _budget_spent(batches, key):       # as the key's requests are refused once it is spent
+            await _fail_all(batches, batch, custom_ids, ApiError(
+                429, f"You exceeded your current quota: key '{key.name}' has used its budget.",
+                type="insufficient_quota", code="insufficient_quota"))
             return
         try:
             state = await _submit(client, target.model, requests)
         except ProviderError as e:      # refused for good (a bad request, a bad key): each request fails with it
-            refused = from_provider(e)
-            for index, custom_id in custom_ids.items():
-                await batches.keep(batch, index, False, protocol.answered(custom_id, refused.status, b"",
-                                                                          refused.body()))
+            await _fail_all(batches, batch, custom_ids, from_provider(e))
             return
         part.native_state = state
         record.data = orjson.dumps({**orjson.loads(record.data), "native_state": state})
@@ -125,7 +121,13 @@ async def run_part(batches: Batches, batch: Batch, part: Part, claim: Claim, rec
     await _keep_results(batches, batch, part, file, target, key, await client.results(state), state)
 
 
-async def _submit(client: Any, model: str, requests: list[tuple[str, bytes]]) -> dict[str, Any]:
+async def _fail_all(batches: Batches, batch: Batch, custom_ids: dict[int, str | None], refused: ApiError) -> None:
+    """Each of the part's requests answered with the same refusal."""
+    for index, custom_id in custom_ids.items():
+        await batches.keep(batch, index, False, protocol.answered(custom_id, refused.status, b"", refused.body()))
+
+
+async def _submit(client: NativeBatches, model: str, requests: list[tuple[str, bytes]]) -> dict[str, Any]:
     """The provider's batch, made; a refusal that may pass (the upstream down, busy, slow) is asked
     again a few times, then left to the part's next run (raised as _Again: its lease lapses)."""
     for attempt in range(_SUBMIT_TRIES):
@@ -143,7 +145,7 @@ class Again(Exception):
     """Not done now; the part's lease lapses and it is taken up again."""
 
 
-async def _wait(batches: Batches, batch: Batch, client: Any, state: dict[str, Any], poll_s: float) -> None:
+async def _wait(batches: Batches, batch: Batch, client: NativeBatches, state: dict[str, Any], poll_s: float) -> None:
     """Until the provider's batch ends; cancelled there once the gateway's batch is asked to stop."""
     cancelled = False
     while not await _ended(batch, client, state):
@@ -157,7 +159,7 @@ async def _wait(batches: Batches, batch: Batch, client: Any, state: dict[str, An
                 break
 
 
-async def _ended(batch: Batch, client: Any, state: dict[str, Any]) -> bool:
+async def _ended(batch: Batch, client: NativeBatches, state: dict[str, Any]) -> bool:
     """Whether the provider's batch ended; a failed look is not an answer (it is looked at again)."""
     try:
         return bool(await client.ended(state))
