@@ -57,6 +57,7 @@ async def run(batches: Batches, batch: Batch, index: int, line: bytes) -> None:
         answer = made
     await _keep_answer(batches, batch, index, custom_id, answer)
 
+
 async def _video_done(batches: Batches, batch: Batch, secret: bytes, accepted: Answer) -> Answer | None:
     """A video request's answer once its video is finished: the Video object then."""
     video_id = orjson.loads(accepted.body).get("id", "")
@@ -74,6 +75,7 @@ async def _video_done(batches: Batches, batch: Batch, secret: bytes, accepted: A
     if status == "failed":
         answer.headers[COST_USD] = b"0"     # a failed video is refunded
     return answer
+
 
 async def _keep_answer(batches: Batches, batch: Batch, index: int, custom_id: str, answer: Answer) -> None:
     ok = 200 <= answer.status < 300
@@ -97,7 +99,7 @@ def _wait_for_room(answer: Answer) -> bool:
     """A refusal the key's own limits made for rate (waited out), not for its budget."""
     if answer.status != 429:
         return False
-    with suppress(orjson.JSONDecodeError, AttributeError):
+    with suppress(orjson.JSONDecodeError, AttributeError, KeyError, TypeError):
         return orjson.loads(answer.body)["error"].get("code") == "rate_limit_exceeded"
     return False
 
