@@ -76,7 +76,7 @@ class DeadlineProtocol(HttpToolsProtocol):
     def _disarm(self) -> None:
         if self._read_by is not None:
             self._read_by = None
-            self._ticker.checked.discard(self)
+            self._ticker.remove(self)
 
     def check(self, now: float) -> bool:
         """The ticker's: False once the request was read, or was not in time (and is cut off here)."""
