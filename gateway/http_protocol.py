@@ -9,7 +9,7 @@ request must arrive whole within `server.read_timeout_s` of its first byte
 still incomplete gets a 408 and the connection closes, and one whose body is
 incomplete has its connection closed (its handler sees the client leave).
 
-The deadline is checked by the process's one ticker (gateway/ticker.py): a
+The deadline is checked by the process's one ticker (providers/ticker.py): a
 request joins a set when it begins and leaves it when it has been read, where
 a timer of its own would cost a call_later and a cancel (2.5–4 µs on a slow core
 against 0.1). A request past its deadline is cut off up to TICK_S (0.05 s) late.
@@ -29,7 +29,7 @@ from typing import Any
 import orjson
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from gateway.ticker import Ticker
+from providers.ticker import Ticker
 
 _BODY = orjson.dumps({"error": {
     "message": "The request was not received in time; send it whole and promptly.",

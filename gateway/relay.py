@@ -3,7 +3,7 @@ upstream read when the client leaves (watched for from WATCH_AFTER_S into the
 stream: one that ends sooner never pays for the watching), and ending the stream (with the
 dialect's error event) when the request's deadline passes: a stream cannot
 hold its slot, its lease or its upstream connection for longer than that.
-Both are checked by the process's one ticker (gateway/ticker.py): a stream only
+Both are checked by the process's one ticker (providers/ticker.py): a stream only
 joins and leaves a set (a timer of its own cost more than the short streams it guards)."""
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ import time
 from collections.abc import AsyncIterator, Callable
 
 from gateway.asgi import Headers, Request
-from gateway.ticker import Ticker
 from providers.errors import ProviderError
+from providers.ticker import Ticker
 
 log = logging.getLogger("gateway")
 

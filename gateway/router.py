@@ -19,10 +19,10 @@ from gateway.limits import Gate, TargetFull, Ticket
 from gateway.metrics import FAILOVERS, RETRIES
 from gateway.routes import ServedModel, Target
 from gateway.telemetry import REQUEST
-from gateway.ticker import deadline
 from providers.base import AUDIO_OPS, Call, Provider, Reply
 from providers.errors import ProviderError, RateLimited, UpstreamFault, UpstreamTimeout
 from providers.redaction import scrub, scrub_bytes
+from providers.ticker import deadline
 
 log = logging.getLogger("gateway.router")
 

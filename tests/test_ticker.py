@@ -1,4 +1,4 @@
-"""`deadline` (gateway/ticker.py): asyncio.timeout's behaviour, checked by the
+"""`deadline` (providers/ticker.py): asyncio.timeout's behaviour, checked by the
 process's one ticker instead of a timer per block."""
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import time
 import pytest
 import uvloop
 
-from gateway.ticker import TICK_S, deadline
+from providers.ticker import TICK_S, deadline
 
 LOOPS = pytest.mark.parametrize("loop_factory", [asyncio.new_event_loop, uvloop.new_event_loop],
                                 ids=["asyncio", "uvloop"])

@@ -12,6 +12,7 @@ import pytest
 
 from providers import trace
 from providers.connections import Broken, ConnectFailed, Pool, StreamedBody
+from providers.ticker import Ticker
 
 Script = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
@@ -253,6 +254,44 @@ def test_a_silent_upstream_times_out_from_its_last_byte():
                 async for piece in a.content.iter_any():
                     got += piece
             assert got == b"xxxx" and 0.6 < loop.time() - started < 2
+            await pool.close()
+    run(go())
+
+
+def test_an_upstream_silent_before_its_head_times_out_and_no_exchange_stays_watched():
+    """The idle timeout is checked by the process's ticker: an exchange joins its set when sent
+    and leaves it however it ends (answered, timed out, cancelled, failed)."""
+    async def go() -> None:
+        async def some_answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            while True:
+                request = await server.read_request(reader)
+                if b"x-do: silent" in request:
+                    await asyncio.sleep(5)
+                    return
+                if b"x-do: cut" in request:
+                    writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nabc")
+                    await writer.drain()
+                    writer.close()
+                    return
+                writer.write(answer(b'{"ok":true}'))
+                await writer.drain()
+
+        async with Server(some_answer) as server:
+            pool = Pool()
+            watched = Ticker.of(asyncio.get_running_loop()).checked
+            for _ in range(20):
+                assert (await get_body(pool, server.url))[0] == 200
+            loop = asyncio.get_running_loop()
+            started = loop.time()
+            with pytest.raises(TimeoutError):
+                await get_body(pool, server.url, headers={"x-do": "silent"}, idle_timeout_s=0.2)
+            assert 0.2 <= loop.time() - started < 1
+            with pytest.raises(Broken):
+                await get_body(pool, server.url, headers={"x-do": "cut"})
+            with pytest.raises(TimeoutError):
+                await asyncio.wait_for(get_body(pool, server.url, headers={"x-do": "silent"}), 0.1)
+            await asyncio.sleep(0)
+            assert not watched
             await pool.close()
     run(go())
 

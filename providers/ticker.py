@@ -1,13 +1,15 @@
 """One timer a process for the deadlines of everything in flight.
 
 A stream's deadline and client watch (gateway/relay.py), an upstream
-attempt's time limit (`deadline`, gateway/router.py) and the time a client
-has to send its request (gateway/http_protocol.py) join a set that one
-timer checks every TICK_S while anything is in it, instead of arming a timer
-each. On uvloop, a `call_later` and its cancel cost 2.5–4.1 µs against 0.13
-for joining and leaving a set, and an `asyncio.timeout` block 8.5–9.5 µs
-against 1.6 for `deadline` (docs/performance.md, runs K and L). A deadline
-passes up to TICK_S late, which no limit measured in seconds notices.
+attempt's time limit (`deadline`, gateway/router.py), the time a client
+has to send its request (gateway/http_protocol.py) and the silence an
+upstream connection may keep while an answer is due (providers/connections.py)
+join a set that one timer checks every TICK_S while anything is in it,
+instead of arming a timer each. On uvloop, a `call_later` and its cancel
+cost 2.5–4.1 µs against 0.13 for joining and leaving a set, and an
+`asyncio.timeout` block 8.5–9.5 µs against 1.6 for `deadline`
+(docs/performance.md, runs K and L). A deadline passes up to TICK_S late,
+which no limit measured in seconds notices.
 """
 from __future__ import annotations
 
