@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # What limits, cost tracking and the cache add: the same requests through the
 # gateway to nginx with a key that has no limits, with a key that has every
-# limit and a budget (embedded store, then Redis), and to a cached model.
+# limit and a budget (embedded store, then Redis), and to a cached model. At one
+# connection, also through a bare pass-through proxy (bench/upstream_clients.py:
+# uvicorn, httptools, uvloop and the gateway's upstream pool, no gateway code):
+# the floor any gateway in Python on this stack starts from.
 #
 #   bash bench/limits.sh            # DURATION=6s per run, ROUNDS=3 per row and store
 set -euo pipefail
@@ -106,7 +109,7 @@ run() {
     local label=$1 store=$2 c=$3 model=$4 key=$5 stream=$6 t before after url ticks0 ticks1 rcpu0 rcpu1
     t=$(( c < 2 ? c : 2 ))
     url=${GATEWAYS[$store]}/v1/chat/completions
-    [[ $store == nginx && $stream == 1 ]] && url=${GATEWAYS[$store]}/stream/v1/chat/completions
+    [[ ($store == nginx || $store == bare) && $stream == 1 ]] && url=${GATEWAYS[$store]}/stream/v1/chat/completions
     only "$store"
     BENCH_MODEL=$model BENCH_KEY=$key BENCH_STREAM=$stream "${ON_REST[@]}" wrk -t"$t" -c"$c" -d1s -s "$HERE/post.lua" "$url" >/dev/null
     before=$([[ $store == redis ]] && commands || echo 0,0)
@@ -143,6 +146,8 @@ rounds() {
             if (( c == 1 )); then     # the upstream alone, for what the gateway adds at one connection
                 ROUND=$round run "direct" nginx 1 - sk-bench 0
                 ROUND=$round run "direct, stream" nginx 1 - sk-bench 1
+                ROUND=$round run "bare proxy" bare 1 - sk-bench 0
+                ROUND=$round run "bare proxy, stream" bare 1 - sk-bench 1
             fi
             for row in "${ROWS[@]}"; do
                 IFS='|' read -r label model key stream <<<"$row"
@@ -158,6 +163,11 @@ start_gateway embedded
 GATEWAYS[embedded]=$GATEWAY; PIDS_OF[embedded]=$GATEWAY_PID
 start_gateway redis "redis://127.0.0.1:$REDIS_PORT/0"
 GATEWAYS[redis]=$GATEWAY; PIDS_OF[redis]=$GATEWAY_PID
+BARE_PORT=$(free_port)
+"${ON_GATEWAY[@]}" "$PY" "$HERE/upstream_clients.py" serve --client pool --port "$BARE_PORT" \
+    --upstream "http://127.0.0.1:$NGINX_PORT" >"$WORK/bare.log" 2>&1 &
+PIDS+=($!); PIDS_OF[bare]=$!; GATEWAYS[bare]=http://127.0.0.1:$BARE_PORT
+wait_http "${GATEWAYS[bare]}/"
 : >"$WORK/runs.tsv"
 rounds
 # Streaming time to first byte, one connection (bench/ttfb.py), each store and key in turn.
@@ -167,6 +177,9 @@ for round in $(seq "$ROUNDS"); do
     only nginx
     "${ON_REST[@]}" "$PY" "$HERE/ttfb.py" --url "http://127.0.0.1:$NGINX_PORT/stream/v1/chat/completions" -n 1000 \
         --json-out "$WORK/ttfb-direct-$round.json" >/dev/null
+    go_on; only bare; sleep 0.5
+    "${ON_REST[@]}" "$PY" "$HERE/ttfb.py" --url "${GATEWAYS[bare]}/stream/v1/chat/completions" -n 1000 --warmup 100 \
+        --json-out "$WORK/ttfb-bare-$round.json" >/dev/null
     stores="embedded redis"; (( round % 2 == 0 )) && stores="redis embedded"   # neither always first
     for store in $stores; do
         for key in sk-bench sk-bench-limits; do
@@ -195,7 +208,7 @@ print("| gateway → nginx | store | conns | req/s | p50 ms | p99 ms | errors | 
       "| gateway CPU µs / request | Redis CPU µs / request |")
 print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
 for (label, store, c) in runs:
-    if store == "nginx":
+    if store in ("nginx", "bare"):
         continue
     per = f"{median(label, store, c, 4):.2f} ({median(label, store, c, 5):.0f})" if store == "redis" else ""
     errors = sum(int(r[3]) for r in runs[(label, store, c)])
@@ -210,6 +223,9 @@ if ("direct", "nginx", "1") in runs:     # CONNS has 1
         base = median(direct, "nginx", "1", 1)
         print(f"| {label} | " + " | ".join(f"{median(label, store, '1', 1) - base:.2f}"
                                           for store in ("embedded", "redis")) + " |")
+    print(f"| a bare pass-through proxy, no gateway code (whole; stream) | "
+          f"{median('bare proxy', 'bare', '1', 1) - median('direct', 'nginx', '1', 1):.2f}; "
+          f"{median('bare proxy, stream', 'bare', '1', 1) - median('direct, stream', 'nginx', '1', 1):.2f} | |")
 def ttfb(name):
     return statistics.median(json.load(open(f))["ttfb_p50"] for f in glob.glob(f"{sys.argv[4]}/ttfb-{name}-*.json"))
 direct = ttfb("direct")
@@ -217,6 +233,7 @@ print(f"\n| stream time to first byte, one connection: p50 added (ms; nginx alon
 print("|---|---:|---:|")
 for label, key in [("no limits", "sk-bench"), ("limits + budget", "sk-bench-limits")]:
     print(f"| {label} | " + " | ".join(f"{ttfb(f'{store}-{key}') - direct:.3f}" for store in ("embedded", "redis")) + " |")
+print(f"| a bare pass-through proxy, no gateway code | {ttfb('bare') - direct:.3f} | |")
 rss = dict(line.split() for line in sys.argv[3].splitlines())
 print(f"\nRSS after the runs: embedded {rss['embedded']} MiB, Redis {rss['redis']} MiB")
 conns = sorted({c for _, _, c in runs}, key=int)
