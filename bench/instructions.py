@@ -10,6 +10,7 @@ log's and the ledger's included) divided by N.
 
     .venv/bin/python bench/instructions.py                  # whole answers and streams, key without limits
     .venv/bin/python bench/instructions.py -n 1000 --cases bench-chat:sk-bench-limits:0
+    .venv/bin/python bench/instructions.py --conns 16       # 16 connections at once, as wrk -c16
 
 Needs `valgrind` (with `callgrind_control`) and `nginx`. Under callgrind a
 request takes ~50 times as long, so the default 400 requests a case take a
@@ -26,6 +27,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -79,6 +81,18 @@ def send(port: int, raw: bytes, n: int) -> None:
     sock.close()
 
 
+def send_on(port: int, raw: bytes, n: int, conns: int) -> None:
+    """`n` requests over `conns` connections at once (the server sees them interleaved)."""
+    if conns <= 1:
+        send(port, raw, n)
+        return
+    threads = [threading.Thread(target=send, args=(port, raw, n // conns + (i < n % conns))) for i in range(conns)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+
 def control(pid: int, *args: str) -> None:
     subprocess.run(["callgrind_control", *args, str(pid)], check=True, capture_output=True)
 
@@ -104,6 +118,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("-n", type=int, default=400, help="requests counted per case")
     ap.add_argument("--warmup", type=int, default=100)
+    ap.add_argument("--conns", type=int, default=1,
+                    help="connections sending at once (each its share of -n, one request at a time)")
     ap.add_argument("--cases", nargs="+", default=CASES, help="model:key:stream (stream 0 or 1)")
     ap.add_argument("--python", default=str(ROOT / ".venv/bin/python"))
     ap.add_argument("--root", default=str(ROOT), help="the tree whose gateway is counted (its own directory)")
@@ -139,7 +155,7 @@ def main() -> int:
             counted(work, gateway.pid, seen)       # what came before: not counted
             control(gateway.pid, "-z")
             control(gateway.pid, "-i", "on")
-            send(port, raw, args.n)
+            send_on(port, raw, args.n, args.conns)
             control(gateway.pid, "-i", "off")
             print(f"| {case} | {counted(work, gateway.pid, seen) / args.n:,.0f} |", flush=True)
         return 0
