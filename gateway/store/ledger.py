@@ -26,6 +26,29 @@ class LedgerEntry:
     cost_nano: int = 0
     cache_hits: int = 0
 
+    @property
+    def group(self) -> tuple[str, str, str, str]:
+        """The row it adds to: (day, key, model, provider)."""
+        return self.day, self.key, self.model, self.provider
+
+    def counts(self) -> tuple[int, int, int, int, int, int]:
+        """Its counts, in LEDGER_FIELDS order."""
+        return (self.requests, self.prompt_tokens, self.completion_tokens, self.cached_tokens, self.cost_nano,
+                self.cache_hits)
+
+    def copy(self) -> LedgerEntry:
+        return LedgerEntry(self.day, self.key, self.model, self.provider, *self.counts())
+
+    def add(self, e: LedgerEntry) -> None:
+        """Add `e`'s counts to this row's (once a request, spelled out: a loop over the
+        fields with getattr and setattr cost several times as much)."""
+        self.requests += e.requests
+        self.prompt_tokens += e.prompt_tokens
+        self.completion_tokens += e.completion_tokens
+        self.cached_tokens += e.cached_tokens
+        self.cost_nano += e.cost_nano
+        self.cache_hits += e.cache_hits
+
 
 class Ledger(ABC):
     @abstractmethod

@@ -25,3 +25,16 @@ async def test_ledger_rows_add_up_per_day_key_model_and_provider(open_store):
     assert (first.requests, first.prompt_tokens, first.completion_tokens, first.cached_tokens, first.cost_nano) \
         == (2, 4, 7, 1, 150)
     assert rows[("2026-11-11", "alice", "m", "p")].cache_hits == 1
+
+
+def test_an_entrys_counts_are_its_ledger_fields_in_order_and_add_field_by_field():
+    import dataclasses
+
+    from gateway.store import LEDGER_FIELDS
+    assert tuple(f.name for f in dataclasses.fields(LedgerEntry))[4:] == LEDGER_FIELDS
+    e = LedgerEntry("2026-11-10", "k", "m", "p", 1, 2, 3, 4, 5, 6)
+    assert e.counts() == tuple(getattr(e, f) for f in LEDGER_FIELDS) == (1, 2, 3, 4, 5, 6)
+    row = e.copy()
+    row.add(LedgerEntry("2026-11-10", "k", "m", "p", 10, 20, 30, 40, 50, 60))
+    assert row.counts() == (11, 22, 33, 44, 55, 66) and e.counts() == (1, 2, 3, 4, 5, 6)
+    assert row.group == ("2026-11-10", "k", "m", "p")

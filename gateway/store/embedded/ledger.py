@@ -63,14 +63,13 @@ class EmbeddedLedger(Ledger):
 
     def add(self, e: LedgerEntry) -> None:
         """Add a settled request's row (from EmbeddedLimits.settle)."""
-        row = self._rows.get((e.day, e.key, e.model, e.provider))
+        group = e.group
+        row = self._rows.get(group)
         if row is None:
-            self._rows[(e.day, e.key, e.model, e.provider)] = LedgerEntry(
-                e.day, e.key, e.model, e.provider, *(getattr(e, f) for f in LEDGER_FIELDS))
+            self._rows[group] = e.copy()
         else:
-            for f in LEDGER_FIELDS:
-                setattr(row, f, getattr(row, f) + getattr(e, f))
-        self._file.add(e)
+            row.add(e)
+        self._file.add(group, e)
 
     def cost(self, key: str, day_from: str, day_to: str) -> int:
         """Nano-USD a key spent on the days in [day_from, day_to]."""
@@ -87,10 +86,10 @@ class SpendFile:
     def __init__(self, path: Path, flush_s: float = 0.2) -> None:
         self.path = path
         self._flush_s = flush_s
-        self._dirty: dict[Group, list[int]] = {}   # event loop only
+        self._dirty: dict[Group, LedgerEntry] = {}   # event loop only
         # Batches handed to the writer: deque's ends are thread-safe, and the
         # writer wakes on its own clock, so a request never wakes a thread.
-        self._pending: deque[dict[Group, list[int]]] = deque()
+        self._pending: deque[dict[Group, LedgerEntry]] = deque()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         # Held from taking a batch until it is committed: a report waits for a write under way.
@@ -112,13 +111,12 @@ class SpendFile:
         self._thread.start()
         return rows
 
-    def add(self, e: LedgerEntry) -> None:
-        delta = self._dirty.get((e.day, e.key, e.model, e.provider))
+    def add(self, group: Group, e: LedgerEntry) -> None:
+        delta = self._dirty.get(group)
         if delta is None:
-            self._dirty[(e.day, e.key, e.model, e.provider)] = [getattr(e, f) for f in LEDGER_FIELDS]
-            return
-        for i, f in enumerate(LEDGER_FIELDS):
-            delta[i] += getattr(e, f)
+            self._dirty[group] = e.copy()
+        else:
+            delta.add(e)
 
     def flush(self) -> None:
         """Hand what accumulated to the writer (call from the event loop)."""
@@ -143,7 +141,7 @@ class SpendFile:
         with self._writing:
             rows: list[tuple[Any, ...]] = []
             while self._pending:
-                rows.extend((*group, *delta) for group, delta in self._pending.popleft().items())
+                rows.extend((*group, *delta.counts()) for group, delta in self._pending.popleft().items())
             if rows:
                 db.executemany(_UPSERT, rows)
                 db.commit()

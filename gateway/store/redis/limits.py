@@ -308,13 +308,12 @@ class RedisLimits(Limits):
         rows = self._rows.get(e.key)
         if rows is None:
             rows = self._rows[e.key] = {}
-        row = rows.get((e.day, e.key, e.model, e.provider))
+        group = e.group
+        row = rows.get(group)
         if row is None:
-            rows[(e.day, e.key, e.model, e.provider)] = LedgerEntry(
-                e.day, e.key, e.model, e.provider, *(getattr(e, f) for f in LEDGER_FIELDS))
+            rows[group] = e.copy()
         else:
-            for f in LEDGER_FIELDS:
-                setattr(row, f, getattr(row, f) + getattr(e, f))
+            row.add(e)
         if (self._flusher is None or self._flusher.done()) and not self._closed:
             self._flusher = asyncio.get_running_loop().create_task(self._flush_later())
 
@@ -391,9 +390,9 @@ class RedisLimits(Limits):
             e = s.entry
             keys += (remembered(p + "spend:" + e.day), remembered(p + "spend:days"), remembered(p + "cost:" + e.key))
             args += (remembered(e.day), bulk(e.cost_nano))
-            for f in LEDGER_FIELDS:
-                if getattr(e, f):
-                    args += (remembered(row_field(e.key, e.model, e.provider, f)), bulk(getattr(e, f)))
+            for f, n in zip(LEDGER_FIELDS, e.counts(), strict=True):
+                if n:
+                    args += (remembered(row_field(e.key, e.model, e.provider, f)), bulk(n))
         return keys, args
 
     async def usage(self, windows: list[Window], leases: list[str]) -> InUse:
