@@ -440,8 +440,8 @@ class _Connection(asyncio.Protocol):
             if body:
                 self.transport.write(body)
         if idle_timeout_s is not None:
-            # The process's one ticker checks the silence (providers/ticker.py): a timer of the
-            # exchange's own, armed and cancelled, cost 2-5% of a small request's instructions.
+            # The process's one ticker checks the silence (providers/ticker.py), where a timer of
+            # the exchange's own was armed and cancelled on every request.
             self._last = self.loop.time()
             self._idle_s = idle_timeout_s
             self._ticker.add(self, self.loop)
