@@ -35,10 +35,11 @@ class EmbeddedLimits(Limits):
             live.append((win, buckets, current))
         if a.lease is not None:
             held = self._leases.setdefault(a.lease.key, {})
-            for lease_id in [i for i, until in held.items() if until <= now]:
-                del held[lease_id]
-            if len(held) >= a.lease.limit:
-                return Verdict(False, "concurrent", 1.0)
+            if len(held) >= a.lease.limit:      # expired ones are cleared only when they are in the way
+                for lease_id in [i for i, until in held.items() if until <= now]:
+                    del held[lease_id]
+                if len(held) >= a.lease.limit:
+                    return Verdict(False, "concurrent", 1.0)
         if a.hold is not None:
             spent = self._spent(a.hold.key) + self._holds.get(a.hold.key, 0)
             if spent + a.hold.amount > a.hold.limit:
