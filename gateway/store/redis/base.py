@@ -10,6 +10,7 @@ so service resumes by itself when Redis is back.
 """
 from __future__ import annotations
 
+import asyncio
 import copy
 import hashlib
 from collections.abc import Callable, Iterator
@@ -174,10 +175,26 @@ async def run_encoded(pipe: Pipe, script: Script, evalsha: bytes) -> Any:
 @contextmanager
 def talking() -> Iterator[None]:
     """Whatever goes wrong while talking to Redis is Redis being down: redis-py's own
-    errors, and what slips past them (uvloop raises RuntimeError on a closed transport)."""
+    errors, and what slips past them (uvloop raises RuntimeError on a closed transport).
+
+    And a cancellation that came meanwhile stays one. redis-py writes each command
+    through asyncio.wait_for, which on Python 3.11 returns the write's result and drops a
+    cancellation that lands as the write completes. Then a loop stopped by cancelling it
+    (a queue's taker, a worker's heartbeat) would run on, and a shutdown waiting for it
+    would wait for ever."""
+    task = asyncio.current_task()
+    asked = task.cancelling() if task is not None else 0
     try:
         yield
     except StoreDown:
+        _still_cancelled(task, asked)
         raise
     except Exception as e:
+        _still_cancelled(task, asked)
         raise StoreDown(f"Redis: {e!r}") from e
+    _still_cancelled(task, asked)
+
+
+def _still_cancelled(task: asyncio.Task[Any] | None, asked: int) -> None:
+    if task is not None and task.cancelling() > asked:
+        raise asyncio.CancelledError
