@@ -119,6 +119,7 @@ run() {
     after=$([[ $store == redis ]] && commands || echo 0,0)
     ticks1=$(cpu_ticks "$store"); rcpu1=$(redis_cpu)
     go_on
+    kept_if_failed "$label" "$store" "$c"
     "$PY" -c "
 import os, sys; sys.path.insert(0, sys.argv[1]); from report import parse_wrk
 r = parse_wrk(open(sys.argv[2]).read())
@@ -130,6 +131,19 @@ print(sys.argv[3], r['rps'], r['p50'], r['p99'], r['non2xx'] + r['socket_errors'
       redis_us, sep='\t')
 " "$HERE" "$WORK/wrk.txt" "$label	$store	$c	${ROUND:-1}" "$before" "$after" "$((ticks1 - ticks0))" "$rcpu0" "$rcpu1" \
         >>"$WORK/runs.tsv"
+}
+
+# kept_if_failed LABEL STORE CONNS: a run that had errors (non-2xx answers, or wrk's socket errors and
+# timeouts) keeps wrk's report and the end of that gateway's log in $RESULTS/errors/, to tell a stall
+# of the whole machine (wrk's timeouts alone, nothing logged) from the gateway's own failures.
+kept_if_failed() {
+    grep -qE "Non-2xx|Socket errors" "$WORK/wrk.txt" || return 0
+    local name dir="$RESULTS/errors"
+    name=$(echo "$1-$2-c$3-round${ROUND:-1}" | tr -c 'A-Za-z0-9.\n-' '_')
+    mkdir -p "$dir"
+    cp "$WORK/wrk.txt" "$dir/$name.wrk.txt"
+    [[ -f $WORK/gateway-$2.log ]] && tail -n 50 "$WORK/gateway-$2.log" >"$dir/$name.gateway.log"
+    echo "bench: errors in '$1' ($2, c=$3, round ${ROUND:-1}): kept in ${dir#"$ROOT"/}/$name.*" >&2
 }
 
 # ROWS: label, model, key, stream. Each round runs every row on both stores, one after the other,
@@ -169,6 +183,7 @@ BARE_PORT=$(free_port)
 PIDS+=($!); PIDS_OF[bare]=$!; GATEWAYS[bare]=http://127.0.0.1:$BARE_PORT
 wait_http "${GATEWAYS[bare]}/"
 : >"$WORK/runs.tsv"
+rm -rf "$RESULTS/errors"      # what an earlier run kept
 rounds
 # Streaming time to first byte, one connection (bench/ttfb.py), each store and key in turn.
 # 1,000 requests each (~0.3 s), after 100 not counted and a moment's rest: a gateway just resumed
