@@ -23,9 +23,9 @@ RESULTS=${RESULTS:-$HERE/results}
 PIN=${PIN:-1}
 CORES=$(nproc)
 if [[ $PIN == 1 && $CORES -ge 2 ]] && command -v taskset >/dev/null; then
-    ON_GATEWAY=(taskset -c $((CORES - 1))); ON_REST=(taskset -c 0-$((CORES - 2)))
+    ON_GATEWAY=(taskset -c $((CORES - 1))); ON_REST=(taskset -c 0-$((CORES - 2))); GATEWAY_CPU="cpu$((CORES - 1))"
 else
-    ON_GATEWAY=(); ON_REST=()
+    ON_GATEWAY=(); ON_REST=(); GATEWAY_CPU="cpu"
 fi
 for tool in nginx wrk redis-server curl; do
     command -v "$tool" >/dev/null || { echo "bench: '$tool' not found (apt-get install nginx wrk redis-server curl)" >&2; exit 1; }
@@ -87,6 +87,13 @@ cpu_ticks() {
     awk '{print $14 + $15}' "/proc/${PIDS_OF[$1]}/stat"
 }
 
+# core_times: "total steal" clock ticks so far of the gateways' core (of all cores, unpinned). On a
+# virtual machine steal is the time the host ran something else while this core had work: the share of
+# it in a run says how much of that run's speed was the host's, not the code's.
+core_times() {
+    awk -v cpu="$GATEWAY_CPU" '$1 == cpu { t = 0; for (i = 2; i <= 9; i++) t += $i; print t, $9 }' /proc/stat
+}
+
 # only STORE: the other gateways paused (SIGSTOP) while STORE is measured, so that their own background
 # work (the request log's writes and prunes, the ledger's flushes) does not take the core they share;
 # go_on: all of them running again.
@@ -113,11 +120,11 @@ run() {
     only "$store"
     BENCH_MODEL=$model BENCH_KEY=$key BENCH_STREAM=$stream "${ON_REST[@]}" wrk -t"$t" -c"$c" -d1s -s "$HERE/post.lua" "$url" >/dev/null
     before=$([[ $store == redis ]] && commands || echo 0,0)
-    ticks0=$(cpu_ticks "$store"); rcpu0=$(redis_cpu)
+    ticks0=$(cpu_ticks "$store"); rcpu0=$(redis_cpu); core0=$(core_times)
     BENCH_MODEL=$model BENCH_KEY=$key BENCH_STREAM=$stream "${ON_REST[@]}" wrk -t"$t" -c"$c" -d"$DURATION" --latency \
         -s "$HERE/post.lua" "$url" >"$WORK/wrk.txt"
     after=$([[ $store == redis ]] && commands || echo 0,0)
-    ticks1=$(cpu_ticks "$store"); rcpu1=$(redis_cpu)
+    ticks1=$(cpu_ticks "$store"); rcpu1=$(redis_cpu); core1=$(core_times)
     go_on
     kept_if_failed "$label" "$store" "$c"
     "$PY" -c "
@@ -127,10 +134,12 @@ r = parse_wrk(open(sys.argv[2]).read())
 n = r['requests'] or 1
 cpu_us = int(sys.argv[6]) / os.sysconf('SC_CLK_TCK') * 1e6 / n
 redis_us = (float(sys.argv[8]) - float(sys.argv[7])) * 1e6 / n
+(t0, st0), (t1, st1) = (map(int, x.split()) for x in (sys.argv[9], sys.argv[10]))
+steal = 100 * (st1 - st0) / max(1, t1 - t0)
 print(sys.argv[3], r['rps'], r['p50'], r['p99'], r['non2xx'] + r['socket_errors'], (s1 - s0) / n, (a1 - a0) / n, cpu_us,
-      redis_us, sep='\t')
+      redis_us, steal, sep='\t')
 " "$HERE" "$WORK/wrk.txt" "$label	$store	$c	${ROUND:-1}" "$before" "$after" "$((ticks1 - ticks0))" "$rcpu0" "$rcpu1" \
-        >>"$WORK/runs.tsv"
+        "$core0" "$core1" >>"$WORK/runs.tsv"
 }
 
 # kept_if_failed LABEL STORE CONNS: a run that had errors (non-2xx answers, or wrk's socket errors and
@@ -220,8 +229,8 @@ def median(label, store, c, i):
     return statistics.median(r[i] for r in runs[(label, store, c)])
 print(f"Median of {sys.argv[2]} runs per row; each round runs every row on both stores in turn.\n")
 print("| gateway → nginx | store | conns | req/s | p50 ms | p99 ms | errors | Redis commands sent / request (all run) "
-      "| gateway CPU µs / request | Redis CPU µs / request |")
-print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+      "| gateway CPU µs / request | Redis CPU µs / request | steal % |")
+print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 for (label, store, c) in runs:
     if store in ("nginx", "bare"):
         continue
@@ -229,7 +238,7 @@ for (label, store, c) in runs:
     errors = sum(int(r[3]) for r in runs[(label, store, c)])
     print(f"| {label} | {store} | {c} | {median(label, store, c, 0):,.0f} | {median(label, store, c, 1):.2f} | "
           f"{median(label, store, c, 2):.2f} | {errors} | {per} | {median(label, store, c, 6):.0f} | "
-          + (f"{median(label, store, c, 7):.1f} |" if store == "redis" else " |"))
+          + (f"{median(label, store, c, 7):.1f} |" if store == "redis" else " |") + f" {median(label, store, c, 8):.0f} |")
 if ("direct", "nginx", "1") in runs:     # CONNS has 1
     print("\n| at one connection: p50 added to nginx's (ms) | embedded | Redis |")
     print("|---|---:|---:|")
@@ -251,23 +260,34 @@ for label, key in [("no limits", "sk-bench"), ("limits + budget", "sk-bench-limi
 print(f"| a bare pass-through proxy, no gateway code | {ttfb('bare') - direct:.3f} | |")
 rss = dict(line.split() for line in sys.argv[3].splitlines())
 print(f"\nRSS after the runs: embedded {rss['embedded']} MiB, Redis {rss['redis']} MiB")
+steals = sorted(r[8] for rows in runs.values() for r in rows)
+print(f"\nSteal on the gateways' core (the host running something else; % of the core's time in a run): "
+      f"median {statistics.median(steals):.0f}, runs from {steals[0]:.0f} to {steals[-1]:.0f}")
 conns = sorted({c for _, _, c in runs}, key=int)
-def per_round(a, b, c, i, invert=False):
-    """The median over rounds of a's figure i over b's, each pair from one round (runs seconds apart)."""
+QUIET = 5.0     # % steal: a round whose two runs both lost less than this to the host is a quiet one
+def per_round(a, b, c, i, invert=False, quiet=False):
+    """The median over rounds of a's figure i over b's, each pair from one round (runs seconds apart);
+    `quiet`: only the rounds where neither run lost QUIET % of the core or more to steal (and how many)."""
     values = []
     for (label, store, c_, round_), numbers in by_round.items():
         if (label, store, c_) == (*a, c) and (*b, c, round_) in by_round and by_round[(*b, c, round_)][i]:
-            x, y = numbers[i], by_round[(*b, c, round_)][i]
+            other = by_round[(*b, c, round_)]
+            if quiet and max(numbers[8], other[8]) >= QUIET:
+                continue
+            x, y = numbers[i], other[i]
             values.append(y / x if invert else x / y)
-    return f"{statistics.median(values):.2f}" if values else "n/a"
-def ratio(a, b, c):
-    return per_round(a, b, c, 0)
+    if not values:
+        return "n/a (0)" if quiet else "n/a"
+    return f"{statistics.median(values):.2f}" + (f" ({len(values)})" if quiet else "")
+def ratio(a, b, c, quiet=False):
+    return per_round(a, b, c, 0, quiet=quiet)
 def by_cpu(a, b, c):    # requests a core can serve: the inverse of CPU time per request
     return per_round(a, b, c, 6, invert=True)
 top = conns[-1]
 print("\n| ratio (median over rounds of the ratio within a round) | "
-      + " | ".join(f"req/s, c={c}" for c in conns) + f" | by CPU / request, c={top} |")
-print("|---|" + "---:|" * (len(conns) + 1))
+      + " | ".join(f"req/s, c={c}" for c in conns) + f" | by CPU / request, c={top} "
+      f"| req/s, c={top}, rounds with steal under {QUIET:g}% (how many) |")
+print("|---|" + "---:|" * (len(conns) + 2))
 for name, a, b in [
         ("Redis ÷ embedded, limits + budget", ("limits + budget", "redis"), ("limits + budget", "embedded")),
         ("Redis ÷ embedded, limits + budget, stream", ("limits + budget, stream", "redis"),
@@ -277,7 +297,8 @@ for name, a, b in [
         ("stream ÷ whole, embedded, limits + budget", ("limits + budget, stream", "embedded"),
          ("limits + budget", "embedded")),
         ("stream ÷ whole, Redis, limits + budget", ("limits + budget, stream", "redis"), ("limits + budget", "redis"))]:
-    print(f"| {name} | " + " | ".join(ratio(a, b, c) for c in conns) + f" | {by_cpu(a, b, top)} |")
+    print(f"| {name} | " + " | ".join(ratio(a, b, c) for c in conns) + f" | {by_cpu(a, b, top)} "
+          f"| {ratio(a, b, top, quiet=True)} |")
 PYEOF
 cat "$WORK/table.md"
 mkdir -p "$RESULTS"; cp "$WORK/table.md" "$RESULTS/limits.md"
