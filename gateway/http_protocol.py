@@ -14,6 +14,13 @@ request joins a set when it begins and leaves it when it has been read, where
 a timer of its own would cost a call_later and a cancel (2.5–4 µs on a slow core
 against 0.1). A request past its deadline is cut off up to TICK_S (0.05 s) late.
 
+The wait for the next request on a kept-alive connection (uvicorn's
+`timeout_keep_alive`) is timed the same way, where uvicorn arms a timer after
+every answer and cancels it when the next request comes: an idle connection
+is filed under the second its wait ends (`IdleWheel`), and the ticker closes
+the ones filed under seconds gone by, up to a second late. Idle connections
+in their thousands cost a tick nothing but the seconds that are due.
+
 And what one turn of the event loop writes to a connection goes out in one
 write (`TurnWrites`): an answer's head and body, or a stream's head, first
 chunk and end when they are ready together, cost one system call, not two
@@ -24,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import weakref
 from typing import Any
 
 import orjson
@@ -47,6 +55,8 @@ class DeadlineProtocol(HttpToolsProtocol):
         self.transport = TurnWrites(transport, self.loop)  # type: ignore[assignment]
         self._ticker = Ticker.of(self.loop)
         self._read_by: float | None = None
+        self._wheel = IdleWheel.of(self.loop)
+        self._idle_in: set[DeadlineProtocol] | None = None     # the wheel's second it waits in, between requests
         self._arm()
 
     def on_message_begin(self) -> None:
@@ -63,10 +73,34 @@ class DeadlineProtocol(HttpToolsProtocol):
         # request does after its answer (metrics, settling, the request log) runs
         # while they travel, instead of before.
         self.transport.flush()      # type: ignore[attr-defined]
-        super().on_response_complete()
+        # uvicorn's own, but for the wait for the next request: the wheel's, not a timer's.
+        self.server_state.total_requests += 1
+        if self.transport.is_closing():
+            return
+        self._unset_keepalive_if_required()
+        self.flow.resume_reading()
+        if self.pipeline:
+            cycle, app = self.pipeline.pop()
+            self._start_asgi_task(cycle, app)
+        else:
+            self._idle_in = self._wheel.wait(self, self.timeout_keep_alive, self.loop)
+
+    def _unset_keepalive_if_required(self) -> None:
+        # uvicorn calls this when bytes arrive, when the connection is lost and after an answer.
+        idle_in = self._idle_in
+        if idle_in is not None:
+            idle_in.discard(self)
+            self._idle_in = None
+        super()._unset_keepalive_if_required()      # its timer, were anything to arm one
+
+    def idle_too_long(self) -> None:
+        """The wheel's: no next request came within the keep-alive time."""
+        self._idle_in = None
+        self.timeout_keep_alive_handler()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
+        self._unset_keepalive_if_required()     # uvicorn does only when the loss was clean
         super().connection_lost(exc)
 
     def _arm(self) -> None:
@@ -97,6 +131,52 @@ class DeadlineProtocol(HttpToolsProtocol):
         if self.cycle is None or self.cycle.response_complete:   # no handler has this request yet
             self.transport.write(_TIMED_OUT)
         self.transport.close()      # a handler reading the body sees the client leave
+
+
+class IdleWheel:
+    """The kept-alive connections of one event loop waiting for their next request,
+    filed by the whole second their wait ends; the ticker looks only at the seconds
+    gone by. A connection leaves its second when bytes arrive or it is lost."""
+    __slots__ = ("seconds", "_ticking", "__weakref__")    # not the loop: the loop is its key in _WHEELS (weakly)
+
+    def __init__(self) -> None:
+        self.seconds: dict[int, set[DeadlineProtocol]] = {}    # filed in time order: every wait is as long
+        self._ticking = False
+
+    @staticmethod
+    def of(loop: asyncio.AbstractEventLoop) -> IdleWheel:
+        wheel = _WHEELS.get(loop)
+        if wheel is None:
+            wheel = _WHEELS[loop] = IdleWheel()
+        return wheel
+
+    def wait(self, conn: DeadlineProtocol, seconds: float, loop: asyncio.AbstractEventLoop) -> set[DeadlineProtocol]:
+        """File `conn` to be closed once `seconds` have gone by (up to a second later); its second."""
+        at = int(time.perf_counter() + seconds) + 1
+        filed = self.seconds.get(at)
+        if filed is None:
+            filed = self.seconds[at] = set()
+            if not self._ticking:
+                self._ticking = True
+                Ticker.of(loop).add(self, loop)
+        filed.add(conn)
+        return filed
+
+    def check(self, now: float) -> bool:
+        """The ticker's: close the connections of the seconds gone by; False once none wait."""
+        for at in list(self.seconds):
+            if at > now:
+                break
+            for conn in list(self.seconds.pop(at)):
+                conn.idle_too_long()
+        self._ticking = bool(self.seconds)
+        return self._ticking
+
+    def stop(self) -> None:
+        pass
+
+
+_WHEELS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, IdleWheel] = weakref.WeakKeyDictionary()
 
 
 class TurnWrites:
