@@ -137,11 +137,11 @@ class IdleWheel:
     """The kept-alive connections of one event loop waiting for their next request,
     filed by the whole second their wait ends; the ticker looks only at the seconds
     gone by. A connection leaves its second when bytes arrive or it is lost."""
-    __slots__ = ("seconds", "_ticking", "__weakref__")    # not the loop: the loop is its key in _WHEELS (weakly)
+    __slots__ = ("seconds", "__weakref__")    # not the loop: the loop is its key in _WHEELS (weakly)
 
     def __init__(self) -> None:
-        self.seconds: dict[int, set[DeadlineProtocol]] = {}    # filed in time order: every wait is as long
-        self._ticking = False
+        # Filed in time order (every wait is as long); the ticker checks the wheel while any second is filed.
+        self.seconds: dict[int, set[DeadlineProtocol]] = {}
 
     @staticmethod
     def of(loop: asyncio.AbstractEventLoop) -> IdleWheel:
@@ -155,10 +155,9 @@ class IdleWheel:
         at = int(time.perf_counter() + seconds) + 1
         filed = self.seconds.get(at)
         if filed is None:
-            filed = self.seconds[at] = set()
-            if not self._ticking:
-                self._ticking = True
+            if not self.seconds:
                 Ticker.of(loop).add(self, loop)
+            filed = self.seconds[at] = set()
         filed.add(conn)
         return filed
 
@@ -169,8 +168,7 @@ class IdleWheel:
                 break
             for conn in list(self.seconds.pop(at)):
                 conn.idle_too_long()
-        self._ticking = bool(self.seconds)
-        return self._ticking
+        return bool(self.seconds)
 
     def stop(self) -> None:
         pass
