@@ -136,8 +136,9 @@ class Request:
     async def send_chunk(self, data: bytes) -> None:
         await self._send({"type": "http.response.body", "body": data, "more_body": True})
 
-    async def end_stream(self) -> None:
-        await self._send({"type": "http.response.body", "body": b""})
+    async def end_stream(self, last: bytes = b"") -> None:
+        """The stream's end, with its `last` chunk when it has one in hand (one message, not two)."""
+        await self._send({"type": "http.response.body", "body": last})
 
 
 class ClientGone(Exception):

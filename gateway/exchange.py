@@ -241,11 +241,13 @@ class Exchange:
         return [*self.headers, (COST_USD, cost), *more, (OVERHEAD_MS, overhead)]
 
     async def stream(self, first: bytes, chunks: AsyncIterator[bytes], content_type: bytes, timeout_s: float,
-                     stream_error: Callable[[str, str, str | None], bytes] | None = None) -> int:
-        """Relay a stream, ended at the request's deadline; the number of events relayed."""
+                     stream_error: Callable[[str, str, str | None], bytes] | None = None,
+                     reply: Reply | None = None) -> int:
+        """Relay a stream, ended at the request's deadline; the number of events relayed
+        while `reply` had no usage (what prices a stream that ends without one)."""
         self.status = 200
         events, first_at = await relay(self.req, first, chunks, [*self.headers, (OVERHEAD_MS, self._overhead())],
-                                       content_type, stream_error or self.dialect.stream_error, timeout_s)
+                                       content_type, stream_error or self.dialect.stream_error, timeout_s, reply)
         if first_at is not None:
             TTFT.observe((self.model,), first_at - self.req.started)
         return events
@@ -377,10 +379,10 @@ async def serve(dialect: AnswerDialect, req: Request, rt: Runtime, uploads: Exit
             if answer is not None:
                 translated = answer.stream(x, reply, outcome.first_chunk or b"")
                 events = await x.stream(await anext(translated), translated, answer.stream_content_type,
-                                        served.timeout_s, answer.stream_error)
+                                        served.timeout_s, answer.stream_error, reply)
             else:
                 events = await x.stream(outcome.first_chunk or b"", reply.chunks, reply.content_type,
-                                        served.timeout_s)
+                                        served.timeout_s, reply=reply)
         finally:
             x.let_go_of_target()
             if translated is not None:

@@ -4,7 +4,11 @@ stream: one that ends sooner never pays for the watching), and ending the stream
 dialect's error event) when the request's deadline passes: a stream cannot
 hold its slot, its lease or its upstream connection for longer than that.
 Both are checked by the process's one ticker (providers/ticker.py): a stream only
-joins and leaves a set (a timer of its own cost more than the short streams it guards)."""
+joins and leaves a set (a timer of its own cost more than the short streams it guards).
+
+A stream whose upstream had answered whole by the time its first block was
+checked (a short answer from a fast server) is sent in one go, head, events
+and end, with nothing to guard: its chunk iterator says so (`drained`)."""
 from __future__ import annotations
 
 import asyncio
@@ -13,6 +17,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 
 from gateway.asgi import Headers, Request
+from providers.base import Reply
 from providers.errors import ProviderError
 from providers.ticker import Ticker
 
@@ -21,12 +26,19 @@ log = logging.getLogger("gateway")
 
 async def relay(req: Request, first: bytes, chunks: AsyncIterator[bytes], headers: Headers, content_type: bytes,
                 stream_error: Callable[[str, str, str | None], bytes],
-                timeout_s: float) -> tuple[int, float | None]:
+                timeout_s: float, reply: Reply | None = None) -> tuple[int, float | None]:
     """(events relayed, when the first byte went out). A failure from here on
     can't fail over (the client has bytes already): it ends the stream with the
-    dialect's error event. `timeout_s`: the whole request's, counted from its start."""
+    dialect's error event. `timeout_s`: the whole request's, counted from its start.
+    Events are counted only while `reply` has no usage: they price a stream that ends
+    without one, and counting searches every byte."""
+    events = first.count(b"data:") if reply is None or reply.usage is None else 0
+    drained = getattr(chunks, "drained", None)
+    if drained is not None and drained():
+        await req.start_stream(headers, content_type)
+        await req.end_stream(first)
+        return events, time.perf_counter()
     state = {"done": False}
-    events = first.count(b"data:")
     first_at = None
     me = asyncio.current_task()
     assert me is not None     # called from a request's task
@@ -42,7 +54,8 @@ async def relay(req: Request, first: bytes, chunks: AsyncIterator[bytes], header
         first_at = time.perf_counter()
         try:
             async for chunk in chunks:
-                events += chunk.count(b"data:")
+                if reply is None or reply.usage is None:
+                    events += chunk.count(b"data:")
                 await req.send_chunk(chunk)
         except ProviderError as e:
             log.warning("stream %s broke after the first byte: %s", req.id.decode(), e.message)

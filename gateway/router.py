@@ -206,7 +206,7 @@ async def _attempt(target: Target, call: Call, budget: float) -> Outcome:
                     raise
                 if provider.secret_bytes:
                     first = scrub_bytes(first, provider.secret_bytes)
-                    reply.chunks = _scrubbed(reply.chunks, provider)
+                    reply.chunks = _Scrubbed(reply.chunks, provider)
             elif provider.secret_bytes:
                 reply.body = scrub_bytes(reply.body, provider.secret_bytes)
     except TimeoutError:
@@ -215,19 +215,30 @@ async def _attempt(target: Target, call: Call, budget: float) -> Outcome:
     return Outcome(reply, target, 0, 0.0, first)
 
 
-async def _scrubbed(chunks: AsyncIterator[bytes], provider: Provider) -> AsyncIterator[bytes]:
+class _Scrubbed:
     """A stream after its first chunk, with the provider's secrets hidden in
     what it relays (an upstream's own error events) and in the failure that
-    ends it (the dialect's error event, the relay's log line)."""
-    secrets = provider.secret_bytes
-    try:
-        async for chunk in chunks:
-            yield scrub_bytes(chunk, secrets)
-    except ProviderError as e:
-        e.scrubbed(provider.secrets)
-        raise
-    finally:
-        closer = getattr(chunks, "aclose", None)
+    ends it (the dialect's error event, the relay's log line). An iterator that
+    passes on its stream's `drained` (gateway/relay.py), not a generator."""
+    __slots__ = ("chunks", "provider", "drained")
+
+    def __init__(self, chunks: AsyncIterator[bytes], provider: Provider) -> None:
+        self.chunks, self.provider = chunks, provider
+        self.drained = getattr(chunks, "drained", None)
+
+    def __aiter__(self) -> _Scrubbed:
+        return self
+
+    async def __anext__(self) -> bytes:
+        try:
+            chunk = await anext(self.chunks)
+        except ProviderError as e:
+            e.scrubbed(self.provider.secrets)
+            raise
+        return scrub_bytes(chunk, self.provider.secret_bytes)
+
+    async def aclose(self) -> None:
+        closer = getattr(self.chunks, "aclose", None)
         if closer is not None:
             await closer()
 

@@ -229,55 +229,14 @@ class Upstream:
         finally:
             resp.release()
 
-    async def sse_blocks(self, resp: Answer, watch: sse.Watch | None = None) -> AsyncIterator[bytes]:
+    def sse_blocks(self, resp: Answer, watch: sse.Watch | None = None) -> SseBlocks:
         """The stream's bytes, cut only between events, so an error that ends
         the stream never lands in the middle of one. Before the first block
         goes out the stream must be one: an event-stream content type and a
         first event whose data is a JSON object (or it fails over); an event
         longer than `max_event_bytes` ends it. Each block passes through `watch`
         (a plain call: no generator of its own between the upstream and the client)."""
-        parts: list[bytes] = []     # the unfinished event, as it arrived: joined once, when it ends
-        size = 0
-        first = True
-        try:
-            media = resp.content_type
-            if media != "text/event-stream":
-                raise self.malformed(f"streamed {media or 'no content type'}, not an event stream")
-            async for data in resp.content.iter_any():
-                # Only the new bytes are searched (and the 3 before them, for a
-                # separator cut in two), so a long event costs linear time.
-                tail = parts[-1][-3:] if parts else b""
-                end = _events_end(tail + data) - len(tail) if tail else _events_end(data)
-                if end <= 0:
-                    parts.append(data)
-                    size += len(data)
-                    if size > self.max_event_bytes:
-                        raise self.malformed(f"sent an event over {self.max_event_bytes} bytes")
-                    continue
-                block = b"".join((*parts, data[:end])) if parts else data[:end]
-                rest = data[end:]
-                parts, size = ([rest], len(rest)) if rest else ([], 0)
-                if first:
-                    if not self.check_first(block):
-                        continue      # comments only (keep-alives): nothing for the client yet
-                    first = False
-                if watch is not None:
-                    block = watch(block)
-                    if not block:
-                        continue
-                yield block
-        except _BROKEN as e:
-            raise self._failure(e, "broke the stream off") from None
-        finally:
-            resp.release()
-        pending = b"".join(parts)
-        if pending.strip() and not (first and not self.check_first(pending + b"\n\n")):
-            first = False
-            block = pending + b"\n\n" if watch is None else watch(pending + b"\n\n")
-            if block:
-                yield block
-        if first:
-            raise self.malformed("ended the stream before its first event")
+        return SseBlocks(self, resp, watch)
 
     def check_first(self, block: bytes) -> bool:
         """Whether `block` holds the stream's first event (False: none yet). That
@@ -327,6 +286,99 @@ def redirected(req: UpstreamRequest, status: int, target: yarl.URL) -> UpstreamR
         return UpstreamRequest(str(target), req.body, req.headers, req.method)
     headers = {k: v for k, v in req.headers.items() if k.lower() not in ("content-type", "content-length")}
     return UpstreamRequest(str(target), b"", headers, "GET" if req.method != "HEAD" else "HEAD")
+
+
+class SseBlocks:
+    """`Upstream.sse_blocks`: an iterator, not an async generator, for two reasons.
+    It can say that its next step would end the stream without waiting (`drained`):
+    a stream whose upstream answered whole before its first block went out is
+    then sent with one message, head, events and end (gateway/relay.py). And a
+    generator is registered with the event loop when it starts and finalized by it."""
+    __slots__ = ("_upstream", "_resp", "_pieces", "_watch", "_parts", "_size", "_first", "_over")
+
+    def __init__(self, upstream: Upstream, resp: Answer, watch: sse.Watch | None) -> None:
+        self._upstream, self._resp, self._watch = upstream, resp, watch
+        self._pieces = resp.content.iter_any()
+        self._parts: list[bytes] = []   # the unfinished event, as it arrived: joined once, when it ends
+        self._size = 0
+        self._first = True
+        self._over = False
+
+    def __aiter__(self) -> SseBlocks:
+        return self
+
+    def drained(self) -> bool:
+        """Whether the stream has nothing more to give: its next step ends it, without waiting."""
+        return self._over or (not self._first and not self._parts and self._resp.at_eof())
+
+    async def __anext__(self) -> bytes:
+        if self._over:
+            raise StopAsyncIteration
+        try:
+            if self._first and self._resp.content_type != "text/event-stream":
+                media = self._resp.content_type
+                raise self._upstream.malformed(f"streamed {media or 'no content type'}, not an event stream")
+            while True:
+                try:
+                    data = await self._pieces.__anext__()
+                except StopAsyncIteration:
+                    break
+                block = self._cut(data)
+                if block:
+                    return block
+        except _BROKEN as e:
+            self._end()
+            raise self._upstream._failure(e, "broke the stream off") from None
+        except BaseException:
+            self._end()
+            raise
+        self._end()
+        block = self._rest()
+        if block:
+            return block
+        raise StopAsyncIteration
+
+    def _cut(self, data: bytes) -> bytes:
+        """The whole events that `data` completes, checked and watched (b"": none to relay yet)."""
+        # Only the new bytes are searched (and the 3 before them, for a
+        # separator cut in two), so a long event costs linear time.
+        parts = self._parts
+        tail = parts[-1][-3:] if parts else b""
+        end = _events_end(tail + data) - len(tail) if tail else _events_end(data)
+        if end <= 0:
+            parts.append(data)
+            self._size += len(data)
+            if self._size > self._upstream.max_event_bytes:
+                raise self._upstream.malformed(f"sent an event over {self._upstream.max_event_bytes} bytes")
+            return b""
+        block = b"".join((*parts, data[:end])) if parts else data[:end]
+        rest = data[end:]
+        self._parts, self._size = ([rest], len(rest)) if rest else ([], 0)
+        if self._first:
+            if not self._upstream.check_first(block):
+                return b""      # comments only (keep-alives): nothing for the client yet
+            self._first = False
+        return block if self._watch is None else self._watch(block)
+
+    def _rest(self) -> bytes:
+        """What the upstream left unterminated when it ended, as a last event (b"": nothing)."""
+        pending = b"".join(self._parts)
+        self._parts = []
+        block = b""
+        if pending.strip() and not (self._first and not self._upstream.check_first(pending + b"\n\n")):
+            self._first = False
+            block = pending + b"\n\n" if self._watch is None else self._watch(pending + b"\n\n")
+        if self._first:
+            raise self._upstream.malformed("ended the stream before its first event")
+        return block
+
+    def _end(self) -> None:
+        self._over = True
+        self._resp.release()
+
+    async def aclose(self) -> None:
+        """Done reading: the upstream answer is let go of (its connection closed if unfinished)."""
+        self._end()
 
 
 def _events_end(data: bytes) -> int:

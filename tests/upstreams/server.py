@@ -39,6 +39,7 @@ class Behaviour:
     stream_cut_after: int | None = None    # events sent before the connection drops
     drop_before_body: bool = False         # 200 + headers, then the connection drops
     chunk_delay_s: float = 0.0             # between stream events
+    stream_in_one_write: bool = False      # a stream's events all written at once (a short answer from a fast server)
 
 
 class FakeServer:
@@ -110,6 +111,8 @@ class FakeServer:
         if b.drop_before_body:
             request.transport.close()
             return resp
+        if b.stream_in_one_write:
+            events = [b"".join(events)]
         try:
             for i, event in enumerate(events):
                 if b.stream_cut_after is not None and i >= b.stream_cut_after:
