@@ -49,6 +49,10 @@ class Broken(Exception):
     """The exchange failed: the connection broke, or the answer was not HTTP."""
 
 
+# How a failed exchange is raised to a reader: broken, or silent past its idle timeout.
+BROKEN = (Broken, TimeoutError)
+
+
 class ConnectFailed(Broken):
     """No connection could be made (refused, unreachable, name not found)."""
 

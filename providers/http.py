@@ -15,15 +15,15 @@ from pydantic import ConfigDict, Field, field_validator
 
 from providers import sse, trace
 from providers.base import Call, Provider, Reply, Usage
-from providers.connections import Answer, Broken, ConnectFailed, Pool, StreamedBody
+from providers.connections import BROKEN, Answer, ConnectFailed, Pool, StreamedBody
 from providers.errors import ConnectionFailed, ProviderError, UpstreamFault, UpstreamTimeout
 from providers.options import ProviderConfig
+from providers.sse_blocks import SseBlocks
 
 if TYPE_CHECKING:
     from providers.batching import NativeBatches
 
 _MAX_ERROR_BODY = 64 * 1024
-_BROKEN = (Broken, TimeoutError)
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
 MAX_HOPS = 5
 MAX_EVENT_BYTES = 1024 * 1024    # one SSE event larger than this ends the stream (option max_event_bytes)
@@ -157,7 +157,7 @@ class Upstream:
                 headers["tracestate"] = state
         try:
             return await pool.request(req.method, req.url, headers, req.body, self._idle_timeout_s)
-        except (*_BROKEN, ValueError) as e:
+        except (*BROKEN, ValueError) as e:
             raise self._unsent(e) from None
 
     async def _open_streamed(self, req: UpstreamRequest, body: StreamedBody) -> Answer:
@@ -169,7 +169,7 @@ class Upstream:
             headers = _traced(headers, parent)
         try:
             return await pool.request_streamed(req.method, req.url, headers, body, self._idle_timeout_s)
-        except (*_BROKEN, ValueError) as e:
+        except (*BROKEN, ValueError) as e:
             raise self._unsent(e) from None
 
     def _unsent(self, e: Exception) -> ProviderError:
@@ -177,7 +177,7 @@ class Upstream:
         if isinstance(e, ConnectFailed):
             reason = e.os_error.strerror if e.os_error is not None and e.os_error.strerror else str(e)
             return ConnectionFailed(f"provider '{self.provider}' is unreachable: {reason}", provider=self.provider)
-        if isinstance(e, _BROKEN):
+        if isinstance(e, BROKEN):
             return self._failure(e, "connection failed")
         # A URL or header that can't go out as it is (a line break, credentials in the URL beside
         # an Authorization header): a setting to fix, said as such, never a 500.
@@ -191,7 +191,7 @@ class Upstream:
             if resp.content_length is not None and resp.content_length <= self.max_answer_bytes:
                 return await resp.read()      # the usual case: one read, no copy
             data = await read_capped(resp, self.max_answer_bytes)
-        except _BROKEN as e:
+        except BROKEN as e:
             raise self._failure(e, "broke the answer off") from None
         finally:
             resp.release()
@@ -213,7 +213,7 @@ class Upstream:
                 data += chunk
                 if len(data) >= _MAX_ERROR_BODY:
                     break
-        except _BROKEN:
+        except BROKEN:
             pass
         finally:
             resp.release()
@@ -224,7 +224,7 @@ class Upstream:
         try:
             async for data in resp.content.iter_any():
                 yield data
-        except _BROKEN as e:
+        except BROKEN as e:
             raise self._failure(e, "broke the stream off") from None
         finally:
             resp.release()
@@ -286,108 +286,6 @@ def redirected(req: UpstreamRequest, status: int, target: yarl.URL) -> UpstreamR
         return UpstreamRequest(str(target), req.body, req.headers, req.method)
     headers = {k: v for k, v in req.headers.items() if k.lower() not in ("content-type", "content-length")}
     return UpstreamRequest(str(target), b"", headers, "GET" if req.method != "HEAD" else "HEAD")
-
-
-class SseBlocks:
-    """`Upstream.sse_blocks`: an iterator, not an async generator, for two reasons.
-    It can say that its next step would end the stream without waiting (`drained`):
-    a stream whose upstream answered whole before its first block went out is
-    then sent with one message, head, events and end (gateway/relay.py). And a
-    generator is registered with the event loop when it starts and finalized by it."""
-    __slots__ = ("_upstream", "_resp", "_pieces", "_watch", "_parts", "_size", "_first", "_over")
-
-    def __init__(self, upstream: Upstream, resp: Answer, watch: sse.Watch | None) -> None:
-        self._upstream, self._resp, self._watch = upstream, resp, watch
-        self._pieces = resp.content.iter_any()
-        self._parts: list[bytes] = []   # the unfinished event, as it arrived: joined once, when it ends
-        self._size = 0
-        self._first = True
-        self._over = False
-
-    def __aiter__(self) -> SseBlocks:
-        return self
-
-    def drained(self) -> bool:
-        """Whether the stream has nothing more to give: its next step ends it, without waiting."""
-        return self._over or (not self._first and not self._parts and self._resp.at_eof())
-
-    async def __anext__(self) -> bytes:
-        if self._over:
-            raise StopAsyncIteration
-        try:
-            if self._first and self._resp.content_type != "text/event-stream":
-                media = self._resp.content_type
-                raise self._upstream.malformed(f"streamed {media or 'no content type'}, not an event stream")
-            while True:
-                try:
-                    data = await self._pieces.__anext__()
-                except StopAsyncIteration:
-                    break
-                block = self._cut(data)
-                if block:
-                    return block
-        except _BROKEN as e:
-            self._end()
-            raise self._upstream._failure(e, "broke the stream off") from None
-        except BaseException:
-            self._end()
-            raise
-        self._end()
-        block = self._rest()
-        if block:
-            return block
-        raise StopAsyncIteration
-
-    def _cut(self, data: bytes) -> bytes:
-        """The whole events that `data` completes, checked and watched (b"": none to relay yet)."""
-        # Only the new bytes are searched (and the 3 before them, for a
-        # separator cut in two), so a long event costs linear time.
-        parts = self._parts
-        tail = parts[-1][-3:] if parts else b""
-        end = _events_end(tail + data) - len(tail) if tail else _events_end(data)
-        if end <= 0:
-            parts.append(data)
-            self._size += len(data)
-            if self._size > self._upstream.max_event_bytes:
-                raise self._upstream.malformed(f"sent an event over {self._upstream.max_event_bytes} bytes")
-            return b""
-        block = b"".join((*parts, data[:end])) if parts else data[:end]
-        rest = data[end:]
-        self._parts, self._size = ([rest], len(rest)) if rest else ([], 0)
-        if self._first:
-            if not self._upstream.check_first(block):
-                return b""      # comments only (keep-alives): nothing for the client yet
-            self._first = False
-        return block if self._watch is None else self._watch(block)
-
-    def _rest(self) -> bytes:
-        """What the upstream left unterminated when it ended, as a last event (b"": nothing)."""
-        pending = b"".join(self._parts)
-        self._parts = []
-        block = b""
-        if pending.strip() and not (self._first and not self._upstream.check_first(pending + b"\n\n")):
-            self._first = False
-            block = pending + b"\n\n" if self._watch is None else self._watch(pending + b"\n\n")
-        if self._first:
-            raise self._upstream.malformed("ended the stream before its first event")
-        return block
-
-    def _end(self) -> None:
-        self._over = True
-        self._resp.release()
-
-    async def aclose(self) -> None:
-        """Done reading: the upstream answer is let go of (its connection closed if unfinished)."""
-        self._end()
-
-
-def _events_end(data: bytes) -> int:
-    """Offset just past the last complete SSE event in `data` (0: none)."""
-    if data.endswith(b"\n\n"):      # the usual case, whole events: no search (a CRLF one ends in \r\n)
-        return len(data)
-    lf = data.rfind(b"\n\n")
-    crlf = data.rfind(b"\r\n\r\n")
-    return max(lf + 2 if lf >= 0 else 0, crlf + 4 if crlf >= 0 else 0)
 
 
 async def read_capped(resp: Any, limit: int) -> bytes | None:
