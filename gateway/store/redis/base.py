@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import hashlib
+import inspect
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -99,7 +100,7 @@ class Pool:
                 return await trip.execute()
             except Exception:
                 # moved, or its node is gone: the next command of any kind asks the cluster again
-                self.redis._initialize = True
+                _ask_for_slots(self.redis)
                 raise
 
     async def run(self, script: Script, keys: list[str], args: list[Any]) -> Any:
@@ -147,14 +148,33 @@ def _at(url: str, host: str, port: int) -> str:
     return urlunsplit(u._replace(netloc=(auth + "@" if auth else "") + f"{host}:{port}"))
 
 
+# After an error, the cluster's slots are asked for again at most this often. redis-py 8.2
+# added the bound, one second by default: a replica promoted just after a refresh found the
+# dead primary still listed would go unused for up to that second, each command to its slots
+# failing meanwhile. A refresh is one CLUSTER SLOTS, and one runs at a time per client.
+SLOTS_ASKED_EVERY_S = 0.05
+_REFRESH_BOUND = "topology_refresh_min_interval" in inspect.signature(RedisCluster.__init__).parameters
+
+
 def _cluster_client(url: str, timeout_s: float, connections: int, name: str) -> Any:
     """redis-py's cluster client: commands go to the node serving their keys' slot, MOVED
     and ASK are followed (nothing ran where they came from), and a refused or broken
     connection is not retried (it raises, so `talking` makes it StoreDown) but makes the
-    next command ask the cluster for its slots again."""
+    next command ask the cluster for its slots again (within SLOTS_ASKED_EVERY_S)."""
+    bound = {"topology_refresh_min_interval": SLOTS_ASKED_EVERY_S} if _REFRESH_BOUND else {}
     return RedisCluster.from_url(url, max_connections=connections, socket_timeout=timeout_s,
                                  socket_connect_timeout=timeout_s, retry=Retry(NoBackoff(), 0),
-                                 require_full_coverage=False, client_name=name, protocol=2)
+                                 require_full_coverage=False, client_name=name, protocol=2, **bound)
+
+
+def _ask_for_slots(client: Any) -> None:
+    """Have `client` (redis-py's cluster client) ask the cluster for its slots before its
+    next command: after a transaction this module ran on a node's own connection failed."""
+    request = getattr(client, "_request_refresh", None)     # redis-py 8.2 and later
+    if request is not None:
+        request()
+    else:
+        client._initialize = True
 
 
 async def run_encoded(pipe: Pipe, script: Script, evalsha: bytes) -> Any:
