@@ -284,7 +284,7 @@ class RequestLogConfig(_Strict):
     enabled: bool = True
     keep_days: int = Field(7, ge=1, le=365)             # records (and their per-minute stats) older are deleted
     max_rows: int = Field(200_000, ge=1)                # size cap: past it, the oldest go (on Redis ~600 bytes each)
-    flush_s: float = Field(0.5, gt=0, le=60)            # how often each process writes what gathered, in one batch
+    flush_s: float = Field(0.25, gt=0, le=60)           # how often each process writes what gathered, in one batch
 
 
 class LoggingConfig(_Strict):
