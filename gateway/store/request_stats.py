@@ -19,7 +19,7 @@ from typing import Any, Protocol
 from gateway.spend import NANO
 
 MINUTE, QUARTER, DAY = 60, 900, 86_400
-WIDTHS = (MINUTE, QUARTER, DAY)
+WIDTHS = (MINUTE, QUARTER, DAY)      # the narrowest first; each a whole number of the first (rollup)
 MINUTES_KEPT_S = DAY      # minute buckets serve the last hour; kept a day. The others: keep_days.
 MOST_BUCKETS = 1500       # per stats query
 
@@ -73,20 +73,43 @@ def kept_ms(width: int, keep_days: int) -> int:
 
 
 def rollup(records: Iterable[Counted]) -> dict[Group, dict[str, int]]:
-    """What a batch of records adds to each bucket of each width."""
-    out: dict[Group, dict[str, int]] = {}
+    """What a batch of records adds to each bucket of each width (a counter only where it is not 0).
+    Each record is counted into its minute; then each minute's counts are added into its quarter
+    and its day (both whole numbers of minutes): a record costs one bucket's additions, not three,
+    and a batch spans a minute or two."""
+    minutes: dict[tuple[int, str, str], dict[str, int]] = {}
+    span = MINUTE * 1000
     for r in records:
-        mine = {"requests": 1, "errors": int(r.status >= 400), "server_errors": int(r.status >= 500),
-                "cache_hits": int(r.cache_hit), "tokens_in": r.tokens_in, "tokens_out": r.tokens_out,
-                "cost_nano": r.cost_nano, f"lat:{bin_of(r.latency_ms)}": 1}
+        at = r.at_ms
+        key = (at - at % span, r.model, r.provider)
+        counts = minutes.get(key)
+        if counts is None:
+            counts = minutes[key] = {}
+        get = counts.get
+        counts["requests"] = get("requests", 0) + 1
+        if r.status >= 400:
+            counts["errors"] = get("errors", 0) + 1
+            if r.status >= 500:
+                counts["server_errors"] = get("server_errors", 0) + 1
+        if r.cache_hit:
+            counts["cache_hits"] = get("cache_hits", 0) + 1
+        if r.tokens_in:
+            counts["tokens_in"] = get("tokens_in", 0) + r.tokens_in
+        if r.tokens_out:
+            counts["tokens_out"] = get("tokens_out", 0) + r.tokens_out
+        if r.cost_nano:
+            counts["cost_nano"] = get("cost_nano", 0) + r.cost_nano
+        name = f"lat:{bin_of(r.latency_ms)}"
+        counts[name] = get(name, 0) + 1
         if r.overhead_ms is not None:
-            mine[f"ovh:{bin_of(r.overhead_ms)}"] = 1
-        for width in WIDTHS:
-            span = width * 1000
-            counts = out.setdefault((width, r.at_ms - r.at_ms % span, r.model, r.provider), {})
-            for name, n in mine.items():
-                if n:
-                    counts[name] = counts.get(name, 0) + n
+            name = f"ovh:{bin_of(r.overhead_ms)}"
+            counts[name] = get(name, 0) + 1
+    out: dict[Group, dict[str, int]] = {}
+    for (start, model, provider), counts in minutes.items():
+        out[(MINUTE, start, model, provider)] = counts
+        for width in WIDTHS[1:]:
+            wide = width * 1000
+            add_into(out.setdefault((width, start - start % wide, model, provider), {}), counts)
     return out
 
 

@@ -6,9 +6,11 @@ from __future__ import annotations
 import time
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from gateway.store import BadCursor, RequestFilter, RequestRecord, Retention
-from gateway.store.request_stats import DAY, MINUTE, QUARTER, bin_of
+from gateway.store.request_stats import DAY, MINUTE, QUARTER, WIDTHS, bin_of, rollup
 
 KEEP = Retention(30, 1_000_000)
 HOUR_MS = 3_600_000
@@ -163,6 +165,41 @@ async def test_stats_buckets_add_up(open_store):
         assert sum(1 for b in wider.buckets if b["requests"]) in (1, 2)      # the span may cross a bucket's edge
     assert len(day.buckets) in (96, 97) and len(month.buckets) in (30, 31)
     assert only_q.totals["requests"] == 4 and [g["provider"] for g in only_q.groups] == ["q"]
+
+
+def _rollup_by_definition(records: list[RequestRecord]) -> dict:
+    """Each record added into its bucket of each width, every counter that is not 0."""
+    out: dict = {}
+    for r in records:
+        mine = {"requests": 1, "errors": int(r.status >= 400), "server_errors": int(r.status >= 500),
+                "cache_hits": int(r.cache_hit), "tokens_in": r.tokens_in, "tokens_out": r.tokens_out,
+                "cost_nano": r.cost_nano, f"lat:{bin_of(r.latency_ms)}": 1}
+        if r.overhead_ms is not None:
+            mine[f"ovh:{bin_of(r.overhead_ms)}"] = 1
+        for width in WIDTHS:
+            counts = out.setdefault((width, r.at_ms - r.at_ms % (width * 1000), r.model, r.provider), {})
+            for name, n in mine.items():
+                if n:
+                    counts[name] = counts.get(name, 0) + n
+    return out
+
+
+_BATCH = st.lists(st.builds(
+    lambda n, at, model, provider, status, latency, overhead, tokens, cost, hit: RequestRecord(
+        at, f"req_{n}", "key_00000000000000aa", "alice", model, provider, status, 1, latency, overhead,
+        tokens[0], tokens[1], cost, None, "chat", False, hit),
+    st.integers(0, 10**6), st.integers(1_700_000_000_000, 1_700_000_000_000 + 3 * DAY_MS),
+    st.sampled_from(["m", "n"]), st.sampled_from(["p", "q"]), st.sampled_from([200, 429, 503]),
+    st.floats(0, 4e6), st.none() | st.floats(0, 100), st.tuples(st.integers(0, 10**5), st.integers(0, 10**5)),
+    st.integers(0, 10**9), st.booleans()), max_size=60)
+
+
+@settings(max_examples=200, deadline=None)
+@given(_BATCH)
+def test_a_batch_rolls_up_into_each_widths_buckets_as_record_by_record(records):
+    """Counted per minute, then each minute folded into its quarter and its day: the same buckets,
+    and the same counters in them, as every record added into every width."""
+    assert rollup(records) == _rollup_by_definition(records)
 
 
 def test_histogram_bins_are_ten_percent_wide():

@@ -251,8 +251,12 @@ class RedisRequests(Requests):
 def _call(sha: str, p: str, records: list[RequestRecord], retention: Retention) -> bytes:
     """The EVALSHA of _ADD that writes `records`, in RESP."""
     by_day: dict[str, list[RequestRecord]] = {}
+    day, day_from, day_to = "", 0, 0        # the last record's UTC day: a batch spans a second or so
     for r in records:
-        by_day.setdefault(day_of(r.at_ms), []).append(r)
+        if not day_from <= r.at_ms < day_to:
+            day, day_from = day_of(r.at_ms), r.at_ms - r.at_ms % DAY_MS
+            day_to = day_from + DAY_MS
+        by_day.setdefault(day, []).append(r)
     keys: list[str] = [p + "days"]
     args: list[Any] = [retention.max_rows, len(by_day)]
     for day, rs in by_day.items():
